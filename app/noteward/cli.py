@@ -1,0 +1,136 @@
+"""The `noteward` command.
+
+Subcommands live beside the code they drive: each area has a ``commands.py`` with a
+``register(sub, groups)`` function (``groups`` holds the shared ``eval`` and ``bench``
+sub-parsers). This module only builds the parser, opens the vault for commands that need
+one, and turns errors into messages and exit codes:
+
+0 ok, 2 usage, 3 wrong passphrase or not a vault, 4 input errors under --strict,
+5 model missing or failing its hash, 6 unknown patient, 7 vault busy, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import NotewardError, UsageError, VaultLockedError
+from noteward.settings import default_vault_path, load_settings
+
+COMMAND_MODULES = [
+    "noteward.store.commands",
+    "noteward.ingest.commands",
+    "noteward.demo",
+]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def vault_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "vault", None):
+        return Path(args.vault).expanduser()
+    env = os.environ.get("NOTEWARD_VAULT")
+    return Path(env).expanduser() if env else default_vault_path()
+
+
+def read_passphrase(args: argparse.Namespace, prompt: str = "Vault passphrase: ") -> str:
+    """Passphrase from --passphrase-file, NOTEWARD_PASSPHRASE, or an interactive prompt."""
+    pf = getattr(args, "passphrase_file", None)
+    if pf:
+        try:
+            return Path(pf).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"Cannot read the passphrase file: {exc.strerror}.") from None
+    env = os.environ.get("NOTEWARD_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "No passphrase: give --passphrase-file or set NOTEWARD_PASSPHRASE "
+            "(there is no terminal to ask on)."
+        )
+    return getpass.getpass(prompt)
+
+
+def open_vault(args: argparse.Namespace) -> Any:
+    """Unlock the vault the arguments name; failed unlocks are recorded."""
+    from noteward.store.vault import Vault
+
+    path = vault_path(args)
+    passphrase = read_passphrase(args)
+    settings = load_settings()
+    try:
+        return Vault.open(path, passphrase, busy_timeout_ms=settings.busy_timeout_ms)
+    except VaultLockedError:
+        Vault.record_failed_unlock(path)
+        raise
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def add_vault_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vault", help="vault file (default: NOTEWARD_VAULT or the user data folder)")
+    p.add_argument("--passphrase-file", help="read the passphrase from this file")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="noteward", description="Noteward: encrypted clinical notes, grounded summaries."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, Any] = {}
+    gui = sub.add_parser("gui", help="open the desktop app")
+    add_vault_args(gui)
+    gui.set_defaults(handler=run_gui)
+    for name, help_text in (("eval", "measure quality"), ("bench", "measure speed")):
+        gp = sub.add_parser(name, help=help_text)
+        groups[name] = gp.add_subparsers(dest="what", metavar="WHAT")
+        gp.set_defaults(handler=lambda a, gp=gp: (gp.print_help(), 2)[1])
+    for modname in COMMAND_MODULES:
+        importlib.import_module(modname).register(sub, groups)
+    return parser, groups
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    try:
+        from noteward.ui.app import main as gui_main  # the one allowed Qt import
+    except ImportError as exc:
+        raise NotewardError(f"The desktop client is not available: {exc}.") from None
+    return int(gui_main(vault=str(vault_path(args)) if getattr(args, "vault", None) else None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, _ = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        args.vault = None
+        handler = run_gui
+    try:
+        return int(handler(args) or 0)
+    except NotewardError as exc:
+        print(f"noteward: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("noteward: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Errors a user can act on, each with the command-line exit code it maps to.
+
+Every error Noteward raises for bad input carries a message that says what was wrong and
+what to do. None of them may include note text, names or source identifiers.
+"""
+
+from __future__ import annotations
+
+
+class NotewardError(Exception):
+    """Base class: a clear message for the user and an exit code for the command line."""
+
+    exit_code = 1
+
+
+class UsageError(NotewardError):
+    exit_code = 2
+
+
+class VaultLockedError(NotewardError):
+    """Wrong passphrase, or the file is not a Noteward vault (exit 3)."""
+
+    exit_code = 3
+
+
+class VaultCorruptError(VaultLockedError):
+    """The file is damaged or truncated; it is left untouched (exit 3)."""
+
+
+class InputError(NotewardError):
+    """Malformed input under --strict (exit 4)."""
+
+    exit_code = 4
+
+
+class ModelError(NotewardError):
+    """A model is missing or fails its hash check (exit 5)."""
+
+    exit_code = 5
+
+
+class UnknownPatientError(NotewardError):
+    exit_code = 6
+
+
+class VaultBusyError(NotewardError):
+    """Another process holds the vault's write lock for too long (exit 7)."""
+
+    exit_code = 7
+
+
+class CancelledError(NotewardError):
+    exit_code = 130

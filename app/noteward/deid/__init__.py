@@ -1,0 +1,1 @@
+"""noteward.deid."""

@@ -1,0 +1,251 @@
+"""Vault subcommands: init, passwd, backup, restore, audit, check, patients, notes, erase."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from noteward.core.errors import NotewardError, UsageError
+from noteward.store.vault import LOST_PASSPHRASE_WARNING, Vault
+
+
+def _cli() -> Any:
+    from noteward import cli
+
+    return cli
+
+
+def patient_json(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "source_id": p.source_id,
+        "name": p.name,
+        "birth_date": p.birth_date,
+        "sex": p.sex,
+        "deceased": p.deceased,
+        "deceased_date": p.deceased_date,
+        "note_count": p.note_count,
+    }
+
+
+def note_json(n: Any) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "patient_id": n.patient_id,
+        "date": n.date,
+        "type": n.type,
+        "author": n.author,
+        "source": n.source,
+        "source_id": n.source_id,
+        "near_duplicate_of": n.near_duplicate_of,
+        "text": n.text,
+    }
+
+
+def _new_passphrase(args: argparse.Namespace, what: str) -> str:
+    cli = _cli()
+    if getattr(args, "new_passphrase_file", None) or not sys.stdin.isatty():
+        ns = argparse.Namespace(passphrase_file=getattr(args, "new_passphrase_file", None))
+        if ns.passphrase_file is None and what == "new":
+            import os
+
+            env = os.environ.get("NOTEWARD_NEW_PASSPHRASE")
+            if env:
+                return env
+        return str(cli.read_passphrase(ns if ns.passphrase_file else args))
+    first = getpass.getpass(f"{what.capitalize()} passphrase: ")
+    if first != getpass.getpass("Repeat it: "):
+        raise UsageError("The two passphrases differ; nothing was changed.")
+    return first
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    cli = _cli()
+    path = cli.vault_path(args)
+    print(LOST_PASSPHRASE_WARNING, file=sys.stderr)
+    passphrase = (
+        cli.read_passphrase(args) if (args.passphrase_file or not sys.stdin.isatty()) else _new_passphrase(args, "vault")
+    )
+    Vault.create(path, passphrase).close()
+    print(f"Created vault {path}")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        print(LOST_PASSPHRASE_WARNING, file=sys.stderr)
+        vault.change_passphrase(_new_passphrase(args, "new"))
+    finally:
+        vault.close()
+    print("Passphrase changed.")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        out = vault.backup(args.out)
+    finally:
+        vault.close()
+    print(f"Encrypted backup written to {out} (same passphrase as the vault).")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    cli = _cli()
+    target = cli.vault_path(args)
+    kept = Vault.restore(args.backup, target, cli.read_passphrase(args))
+    print(f"Restored {target} from {args.backup}.")
+    if kept:
+        print(f"The vault it replaced is kept, encrypted, at {kept}.")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        from noteward.store import audit
+
+        problems = audit.verify(vault.conn)
+        n = vault.conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+    finally:
+        vault.close()
+    if args.json:
+        _cli().print_json({"ok": not problems, "records": n, "problems": problems})
+    elif problems:
+        print(f"Audit trail FAILED verification ({n} records):")
+        for p in problems:
+            print(f"  - {p}")
+    else:
+        print(f"Audit trail intact: {n} records verified.")
+    return 0 if not problems else 1
+
+
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        from noteward.store import audit
+
+        rows = audit.events(vault.conn, args.limit)
+    finally:
+        vault.close()
+    if args.json:
+        _cli().print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['seq']:>6} {r['ts']} {r['action']:<14} {','.join(r['object_ids'])} {r['counts']}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        report = vault.check()
+    finally:
+        vault.close()
+    if args.json:
+        _cli().print_json(report)
+    else:
+        print(f"Schema version: {report['schema_version']} (this Noteward: {report['expected_schema_version']})")
+        print(f"Integrity: {report['integrity']}")
+        print(f"Audit trail: {report['audit']}")
+        print("Counts: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items()))
+        for p in report["problems"]:
+            print(f"  problem: {p}")
+    return 0 if report["ok"] else 1
+
+
+def cmd_patients(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        patients = vault.patients()
+    finally:
+        vault.close()
+    if args.json:
+        _cli().print_json([patient_json(p) for p in patients])
+        return 0
+    if not patients:
+        print("No patients in this vault. Import notes with `noteward import PATH`.")
+    for p in patients:
+        dec = f" deceased {p.deceased_date[:10] if p.deceased_date else ''}" if p.deceased else ""
+        print(f"{p.id}  {p.name:<32} {p.birth_date or '?':<10} {p.sex or '?':<7} {p.note_count:>4} notes{dec}")
+    return 0
+
+
+def cmd_notes(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        patient = vault.patient(args.patient)
+        notes = vault.notes(patient.id)
+    finally:
+        vault.close()
+    if args.json:
+        _cli().print_json([note_json(n) for n in notes])
+        return 0
+    for n in notes:
+        dup = " (near-duplicate)" if n.near_duplicate_of else ""
+        print(f"{n.id}  {(n.date or '')[:10]:<10} {n.type or '':<28} {n.author or ''}{dup}")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    vault = _cli().open_vault(args)
+    try:
+        patient = vault.patient(args.patient)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("Erasure cannot be undone: add --yes to confirm.")
+            answer = input(f"Erase patient {patient.id} and all {patient.note_count} notes? Type 'erase': ")
+            if answer.strip() != "erase":
+                print("Nothing erased.")
+                return 0
+        counts = vault.erase_patient(patient.id)
+    finally:
+        vault.close()
+    print(f"Erased patient {patient.id}: {counts['notes']} notes, {counts['chunks']} chunks.")
+    return 0
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    from noteward.cli import add_vault_args
+
+    def add(name: str, handler: Any, help_text: str, json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        add_vault_args(p)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(handler=handler)
+        return p
+
+    add("init", cmd_init, "create a new encrypted vault")
+    p = add("passwd", cmd_passwd, "change the vault passphrase")
+    p.add_argument("--new-passphrase-file", help="read the new passphrase from this file")
+    p = add("backup", cmd_backup, "write an encrypted copy of the vault")
+    p.add_argument("out", help="backup file to write")
+    p = add("restore", cmd_restore, "check a backup and put it in place of the vault")
+    p.add_argument("backup", help="backup file to restore")
+    p = sub.add_parser("audit", help="the tamper-evident audit trail")
+    asub = p.add_subparsers(dest="audit_cmd", metavar="ACTION")
+    p.set_defaults(handler=lambda a, p=p: (p.print_help(), 2)[1])
+    v = asub.add_parser("verify", help="verify the hash chain")
+    add_vault_args(v)
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(handler=cmd_audit_verify)
+    v = asub.add_parser("list", help="list recent events")
+    add_vault_args(v)
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--limit", type=int, default=50)
+    v.set_defaults(handler=cmd_audit_list)
+    add("check", cmd_check, "check integrity and schema version", json_flag=True)
+    add("patients", cmd_patients, "list patients", json_flag=True)
+    p = add("notes", cmd_notes, "list a patient's notes", json_flag=True)
+    p.add_argument("--patient", required=True, help="patient id or source id")
+    p = add("erase", cmd_erase, "erase a patient and every trace of their notes")
+    p.add_argument("--patient", required=True, help="patient id or source id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+__all__ = ["register", "patient_json", "note_json", "NotewardError"]
