@@ -55,6 +55,12 @@ def _quote(passphrase: str) -> str:
     return "'" + passphrase.replace("'", "''") + "'"
 
 
+def _quiet(conn: Any) -> None:
+    """SQLCipher logs decryption failures to stderr; a wrong passphrase is reported by us."""
+    with contextlib.suppress(Exception):
+        conn.execute("PRAGMA cipher_log_level = NONE")
+
+
 def _is_busy(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
@@ -81,6 +87,7 @@ class Vault:
         conn = sqlcipher.connect(
             str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
+        _quiet(conn)
         conn.execute(f"PRAGMA key = {_quote(passphrase)}")
         conn.execute(f"PRAGMA kdf_iter = {KDF_ITER}")
         conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
@@ -145,6 +152,7 @@ class Vault:
         # Open read-only first: a wrong key must not leave a -wal or -shm file behind.
         conn = sqlcipher.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         try:
+            _quiet(conn)
             conn.execute(f"PRAGMA key = {_quote(passphrase)}")
             conn.execute(f"PRAGMA kdf_iter = {KDF_ITER}")
             conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
@@ -191,7 +199,7 @@ class Vault:
         """A failed unlock cannot be written into a vault we cannot open: it is counted in
         a side file (a number, nothing else) and entered in the audit trail at the next
         successful unlock."""
-        log.warning("failed unlock attempt")
+        log.info("failed unlock attempt")
         marker = _failed_marker(Path(path))
         if not Path(path).is_file():
             return
