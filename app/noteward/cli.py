@@ -27,6 +27,7 @@ from noteward.settings import default_vault_path, load_settings
 
 COMMAND_MODULES = [
     "noteward.store.commands",
+    "noteward.ingest.commands",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("noteward: cancelled", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

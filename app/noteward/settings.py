@@ -18,6 +18,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "noteward"
+# resources/ (rules, prompts, styles) sits at the repository root beside app/.
+RESOURCES_DIR = Path(os.environ.get("NOTEWARD_RESOURCES", Path(__file__).resolve().parents[2] / "resources"))
 SCHEMA_VERSION = 1
 
 

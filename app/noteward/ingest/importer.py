@@ -1,0 +1,315 @@
+"""Import files into a vault: parse everything first, then write it in one transaction.
+
+An import commits whole or changes nothing. Empty notes are skipped; a note is skipped
+as a duplicate only when patient, date and text all match a stored note; the same text
+under another date is kept and marked as a near-duplicate of the first copy so summaries
+do not count it twice. Re-importing the same files adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import CancelledError, InputError, UsageError
+from noteward.core.ids import new_id
+from noteward.ingest.chunking import chunk_note
+from noteward.ingest.cleaning import is_empty, normalize
+from noteward.ingest.fhir import parse_fhir_file
+from noteward.ingest.records import ImportProblem, ImportReport, ParsedBatch
+from noteward.ingest.textfiles import parse_csv_file, parse_text_file
+from noteward.store import audit
+from noteward.store.vault import Vault, now_iso
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+TEXT_SUFFIXES = {".txt", ".text", ".md", ".note", ""}
+FHIR_SUFFIXES = {".ndjson", ".json"}
+
+
+def max_note_bytes() -> int:
+    return int(float(os.environ.get("NOTEWARD_MAX_NOTE_MB", "10")) * 1_000_000)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Files in a folder that document the folder rather than being notes.
+_DOC_FILES = ("readme", "license", "licence", "notice", "copying", "changelog")
+
+
+def _files(paths: Iterable[str | Path], batch: ParsedBatch) -> list[tuple[Path, Path]]:
+    out: list[tuple[Path, Path]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if not f.is_file() or any(part.startswith(".") for part in f.relative_to(path).parts):
+                    continue
+                if f.name.lower().startswith(_DOC_FILES):
+                    batch.ignored["documentation file"] = batch.ignored.get("documentation file", 0) + 1
+                    continue
+                out.append((f, path))
+        elif path.is_file():
+            out.append((path, path.parent))
+        else:
+            batch.problems.append(ImportProblem(path.name, "no such file or folder"))
+    return out
+
+
+def parse_paths(paths: Iterable[str | Path], csv_map: dict[str, str] | None = None,
+                cancel: threading.Event | None = None) -> ParsedBatch:
+    """Parse files and folders (text, CSV, FHIR NDJSON/Bundle) without touching a vault."""
+    batch = ParsedBatch()
+    limit = max_note_bytes()
+    for f, root in _files(paths, batch):
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("Import cancelled; nothing was changed.")
+        suffix = f.suffix.lower()
+        try:
+            if suffix in FHIR_SUFFIXES:
+                batch.extend(parse_fhir_file(f))
+            elif suffix == ".csv":
+                batch.extend(parse_csv_file(f, csv_map or {}, limit))
+            elif suffix in TEXT_SUFFIXES:
+                batch.extend(parse_text_file(f, root, limit))
+            else:
+                batch.problems.append(ImportProblem(f.name, f"unsupported file type '{suffix}' (use .txt, .csv, .ndjson or .json)"))
+        except OSError as exc:
+            batch.problems.append(ImportProblem(f.name, f"cannot read file: {exc.strerror}"))
+    return batch
+
+
+class _KillHook:
+    """Test hook: SIGKILL this process once N rows are inside the import transaction
+    (NOTEWARD_TEST_KILL_AFTER_ROWS) or right after commit (NOTEWARD_TEST_KILL_AFTER_COMMIT)."""
+
+    def __init__(self) -> None:
+        self.after_rows = int(os.environ.get("NOTEWARD_TEST_KILL_AFTER_ROWS", "0") or 0)
+        self.after_commit = os.environ.get("NOTEWARD_TEST_KILL_AFTER_COMMIT") == "1"
+        self.rows = 0
+
+    def row(self) -> None:
+        if self.after_rows:
+            self.rows += 1
+            if self.rows >= self.after_rows:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def committed(self) -> None:
+        if self.after_commit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def import_paths(
+    vault: Vault,
+    paths: Iterable[str | Path],
+    *,
+    strict: bool = False,
+    csv_map: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> ImportReport:
+    """Import files and folders into ``vault`` in one transaction.
+
+    Malformed records are skipped and reported (file, line or resource, reason); with
+    ``strict`` any problem aborts the import and nothing changes (InputError, exit 4).
+    """
+    t0 = time.perf_counter()
+    paths = list(paths)
+    if not paths:
+        raise UsageError("Nothing to import: name at least one file or folder.")
+    batch = parse_paths(paths, csv_map, cancel)
+    report = ImportReport(import_id=new_id("im"))
+    report.files = batch.files
+    report.repaired_encoding = batch.repaired_encoding
+    report.ignored_resources = dict(batch.ignored)
+    report.problems = list(batch.problems)
+    if strict and report.problems:
+        err = InputError(
+            f"{len(report.problems)} problem(s) in the input; --strict: nothing was imported. "
+            f"First: {report.problems[0].file}"
+            f"{':' + str(report.problems[0].line) if report.problems[0].line else ''}"
+            f" {report.problems[0].resource or ''} {report.problems[0].reason}"
+        )
+        err.report = report  # type: ignore[attr-defined]
+        report.seconds = time.perf_counter() - t0
+        raise err
+    _write(vault, batch, report, strict, progress, cancel)
+    report.seconds = time.perf_counter() - t0
+    log.info(
+        "import %s: %d notes imported, %d skipped, %d near-duplicates, %d problems, %.2fs",
+        report.import_id, report.counts["notes"]["imported"], report.counts["notes"]["skipped"],
+        report.counts["notes"]["near_duplicates"], len(report.problems), report.seconds,
+    )
+    return report
+
+
+def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
+           progress: Progress | None, cancel: threading.Event | None) -> None:
+    hook = _KillHook()
+    total = len(batch.patients) + len(batch.encounters) + len(batch.notes) + len(batch.facts)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("Import cancelled; nothing was changed.")
+        if progress is not None and (done % 25 == 0 or done == total):
+            progress(done, total)
+
+    with vault.transaction() as conn:
+        patients = dict(conn.execute("SELECT source_id, id FROM patients WHERE source_id IS NOT NULL").fetchall())
+        created = now_iso()
+
+        def ensure_patient(source_id: str, name: str) -> str:
+            if source_id not in patients:
+                pid = new_id("pt")
+                conn.execute(
+                    "INSERT INTO patients(id, source_id, name, created_at) VALUES (?,?,?,?)",
+                    (pid, source_id, name or source_id, created),
+                )
+                hook.row()
+                patients[source_id] = pid
+                report.bump("patients", "imported")
+            return patients[source_id]
+
+        for p in batch.patients:
+            step()
+            if p.source_id in patients:
+                report.bump("patients", "skipped")
+                continue
+            pid = new_id("pt")
+            conn.execute(
+                "INSERT INTO patients(id, source_id, name, birth_date, sex, deceased, deceased_date,"
+                " details, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (pid, p.source_id, p.name, p.birth_date, p.sex, int(p.deceased), p.deceased_date,
+                 json.dumps(p.details), created),
+            )
+            hook.row()
+            patients[p.source_id] = pid
+            report.bump("patients", "imported")
+
+        def patient_for(source_id: str, what: str, origin: str) -> str | None:
+            if source_id in patients:
+                return patients[source_id]
+            report.problems.append(ImportProblem(origin.split(":")[0], f"{what} refers to a patient that is neither in this import nor in the vault"))
+            return None
+
+        encounters = dict(conn.execute("SELECT source_id, id FROM encounters WHERE source_id IS NOT NULL").fetchall())
+        for e in batch.encounters:
+            step()
+            if e.source_id in encounters:
+                report.bump("encounters", "skipped")
+                continue
+            pid = patient_for(e.patient_source_id, "an Encounter", "Encounter")
+            if pid is None:
+                report.bump("encounters", "skipped")
+                continue
+            eid = new_id("en")
+            conn.execute(
+                "INSERT INTO encounters(id, patient_id, source_id, date, end_date, type) VALUES (?,?,?,?,?,?)",
+                (eid, pid, e.source_id, e.date, e.end_date, e.type),
+            )
+            hook.row()
+            encounters[e.source_id] = eid
+            report.bump("encounters", "imported")
+
+        known: dict[tuple[str, str], list[tuple[str | None, str]]] = {}
+        for pid_, h, d, nid in conn.execute("SELECT patient_id, content_hash, date, id FROM notes ORDER BY date, id"):
+            known.setdefault((pid_, h), []).append((d, nid))
+        for n in batch.notes:
+            step()
+            text = normalize(n.text)
+            if is_empty(text):
+                report.empty_skipped += 1
+                report.bump("notes", "skipped")
+                continue
+            if n.source == "fhir":
+                pid = patient_for(n.patient_source_id, "a DocumentReference", n.origin)
+            else:
+                pid = ensure_patient(n.patient_source_id, n.patient_name or n.patient_source_id)
+            if pid is None:
+                report.bump("notes", "skipped")
+                continue
+            h = content_hash(text)
+            copies = known.setdefault((pid, h), [])
+            if any(d == n.date for d, _ in copies):
+                report.bump("notes", "skipped")
+                continue
+            near = copies[0][1] if copies else None
+            nid = new_id("nt")
+            conn.execute(
+                "INSERT INTO notes(id, patient_id, encounter_id, source, source_id, author, date, type,"
+                " text, content_hash, near_duplicate_of, import_id, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (nid, pid, encounters.get(n.encounter_source_id or ""), n.source, n.source_id, n.author,
+                 n.date, n.type, text, h, near, report.import_id, created),
+            )
+            hook.row()
+            copies.append((n.date, nid))
+            report.bump("notes", "imported")
+            if near:
+                report.bump("notes", "near_duplicates")
+            for c in chunk_note(text):
+                cur = conn.execute(
+                    'INSERT INTO chunks(note_id, start, "end", section) VALUES (?,?,?,?)',
+                    (nid, c.start, c.end, c.section),
+                )
+                conn.execute(
+                    "INSERT INTO chunks_fts(rowid, text, patient_id) VALUES (?,?,?)",
+                    (cur.lastrowid, text[c.start:c.end], pid),
+                )
+
+        facts_known = {
+            (k, s) for k, s in conn.execute("SELECT kind, source_id FROM facts WHERE source_id IS NOT NULL")
+        }
+        for f in batch.facts:
+            step()
+            if f.source_id and (f.kind, f.source_id) in facts_known:
+                report.bump("facts", "skipped")
+                continue
+            pid = patient_for(f.patient_source_id, f"a {f.kind} record", f.kind)
+            if pid is None:
+                report.bump("facts", "skipped")
+                continue
+            conn.execute(
+                "INSERT INTO facts(patient_id, kind, source_id, code, display, status, date, end_date,"
+                " encounter_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                (pid, f.kind, f.source_id, f.code, f.display, f.status, f.date, f.end_date,
+                 encounters.get(f.encounter_source_id or "")),
+            )
+            hook.row()
+            if f.source_id:
+                facts_known.add((f.kind, f.source_id))
+            report.bump("facts", "imported")
+
+        if strict and report.problems:
+            raise InputError(
+                f"{len(report.problems)} problem(s) in the input; --strict: nothing was imported. "
+                f"First: {report.problems[0].file} {report.problems[0].reason}"
+            )
+        conn.execute(
+            "INSERT INTO imports(id, started_at, finished_at, report) VALUES (?,?,?,?)",
+            (report.import_id, created, now_iso(), json.dumps({"counts": report.counts, "errors": len(report.problems)})),
+        )
+        audit.append(
+            conn, "import", [report.import_id],
+            {k: v["imported"] for k, v in report.counts.items()} | {"errors": len(report.problems)},
+        )
+    report.committed = True
+    hook.committed()
+
+
+def summary_counts(report: ImportReport) -> dict[str, Any]:
+    return {k: dict(v) for k, v in report.counts.items()}
