@@ -150,21 +150,52 @@ class Vault:
             if fh.read(16) == b"SQLite format 3\x00":
                 raise VaultLockedError(f"{WRONG_PASSPHRASE}: {path} is an unencrypted SQLite file.")
         # Open read-only first: a wrong key must not leave a -wal or -shm file behind.
+        # (A read-only connection with the right key on a WAL vault does create them, so
+        # any it created are removed again if the vault turns out to be unusable.)
+        side_files = [Path(str(path) + suffix) for suffix in ("-wal", "-shm")]
+        existed = {side: side.exists() for side in side_files}
         conn = sqlcipher.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         try:
             _quiet(conn)
             conn.execute(f"PRAGMA key = {_quote(passphrase)}")
             conn.execute(f"PRAGMA kdf_iter = {KDF_ITER}")
             conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
+            # Check every page's HMAC before anything is written: page 1 failing means the
+            # key is wrong (or the file is not a vault); any other page failing means the
+            # file is damaged, and opening it read-write would modify a corrupt file.
+            bad = [r[0] for r in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
+            if any(str(b).endswith(" page 1") for b in bad):
+                raise VaultLockedError(WRONG_PASSPHRASE)
+            if bad:
+                raise VaultCorruptError(
+                    f"{path} is damaged: {len(bad)} page(s) fail their integrity check; it was "
+                    "left untouched. Restore it from a backup with `noteward restore`."
+                )
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            row = conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+            except OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                row = None  # an SQLCipher database with this key, but not a Noteward vault
         except DatabaseError as exc:
+            conn.close()
+            _remove_new_side_files(existed)
             if _is_busy(exc):
                 raise VaultBusyError("vault is busy: another Noteward process is writing; try again.") from None
-            raise VaultLockedError(WRONG_PASSPHRASE) from None
-        finally:
+            # Page 1 decrypted and authenticated, so the key is right: the file is damaged
+            # (truncated, or its pages no longer fit together).
+            raise VaultCorruptError(
+                f"{path} is damaged ({exc}); it was left untouched. "
+                "Restore it from a backup with `noteward restore`."
+            ) from None
+        except BaseException:
             conn.close()
+            _remove_new_side_files(existed)
+            raise
+        conn.close()
         if not row or row[0] != APP_ID:
+            _remove_new_side_files(existed)
             raise VaultLockedError(WRONG_PASSPHRASE)
         conn = cls._connect(path, passphrase, busy_timeout_ms)
         try:
@@ -471,6 +502,19 @@ class Vault:
             "problems": problems,
             "counts": self.counts(),
         }
+
+
+def _remove_new_side_files(existed: dict[Path, bool]) -> None:
+    """Remove the -wal/-shm files a failed read-only open created (never ones that were
+    already there: another process may be using them). A read-only connection writes no
+    WAL frames, so a new -wal is empty."""
+    for side, was_there in existed.items():
+        if was_there:
+            continue
+        with contextlib.suppress(OSError):
+            if side.name.endswith("-wal") and side.stat().st_size:
+                continue
+            side.unlink()
 
 
 def _failed_marker(path: Path) -> Path:
