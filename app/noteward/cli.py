@@ -28,6 +28,7 @@ from noteward.settings import default_vault_path, load_settings
 COMMAND_MODULES = [
     "noteward.store.commands",
     "noteward.ingest.commands",
+    "noteward.demo",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
