@@ -81,7 +81,9 @@ class ModelEntry:
     def n_ctx(self) -> int:
         """Context window to run with (≤ the model's trained context length)."""
         ctx = int(self.raw.get("n_ctx") or (self.base.n_ctx if self.base else 4096))
-        limit = self.raw.get("context_length") or (self.base.raw.get("context_length") if self.base else None)
+        limit = self.raw.get("context_length") or (
+            self.base.raw.get("context_length") if self.base else None
+        )
         return min(ctx, int(limit)) if limit else ctx
 
     @property
@@ -141,7 +143,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ModelError(f"Cannot read the model manifest {path}: {exc.strerror}.") from None
     except ValueError as exc:
-        raise ModelError(f"The model manifest {path} is not valid JSON ({exc}). Fix or remove it.") from None
+        raise ModelError(
+            f"The model manifest {path} is not valid JSON ({exc}). Fix or remove it."
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
         raise ModelError(f"The model manifest {path} must be an object with a 'models' list.")
     return data
@@ -170,7 +174,9 @@ def load_manifest(shipped: Path | None = None, overlay: Path | None = None) -> M
         if mid in entries:
             return entries[mid]
         if mid not in raw_entries:
-            raise ModelError(f"The model manifest names base model {mid!r}, which it does not list.")
+            raise ModelError(
+                f"The model manifest names base model {mid!r}, which it does not list."
+            )
         if mid in seen:
             raise ModelError(f"The model manifest has a cycle of base models through {mid!r}.")
         item, origin = raw_entries[mid]
@@ -260,7 +266,9 @@ def verify_file(mf: ModelFile, model_id: str) -> None:
             f"Model {model_id!r}: file not found at {path}. Put the file there or fix the manifest."
         )
     if not mf.sha256:
-        raise ModelError(f"Model {model_id!r} has no sha256 in the manifest; refusing an unchecked file.")
+        raise ModelError(
+            f"Model {model_id!r} has no sha256 in the manifest; refusing an unchecked file."
+        )
     st = path.stat()
     key = str(path.resolve())
     stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": mf.sha256}

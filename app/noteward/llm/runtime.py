@@ -96,7 +96,11 @@ class GenerationResult:
     @property
     def tokens_per_s(self) -> float:
         gen_ms = self.total_ms - self.ttft_ms
-        return (self.generated_tokens - 1) / (gen_ms / 1000) if self.generated_tokens > 1 and gen_ms > 0 else 0.0
+        return (
+            (self.generated_tokens - 1) / (gen_ms / 1000)
+            if self.generated_tokens > 1 and gen_ms > 0
+            else 0.0
+        )
 
 
 @dataclass
@@ -188,8 +192,8 @@ class ModelRuntime:
                 req.future.set_exception(exc)
 
     def _load(self) -> None:
-        from llama_cpp import Llama
         import llama_cpp
+        from llama_cpp import Llama
 
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = dict(
@@ -207,7 +211,9 @@ class ModelRuntime:
             with _no_weight_repack():
                 llm = Llama(**kwargs)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"Model {self.model.id!r} could not be loaded by llama.cpp: {exc}.") from None
+            raise ModelError(
+                f"Model {self.model.id!r} could not be loaded by llama.cpp: {exc}."
+            ) from None
 
         def _abort(_data: Any) -> bool:
             ev = self._active_cancel
@@ -217,7 +223,13 @@ class ModelRuntime:
         llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, ctypes.c_void_p(0))
         self._llm = llm
         self.load_ms = (time.perf_counter() - t0) * 1000
-        log.info("model %s loaded in %.0f ms (threads=%d, n_ctx=%d)", self.model.id, self.load_ms, self.threads, self.n_ctx)
+        log.info(
+            "model %s loaded in %.0f ms (threads=%d, n_ctx=%d)",
+            self.model.id,
+            self.load_ms,
+            self.threads,
+            self.n_ctx,
+        )
 
     # ---- prompts and tokens ---------------------------------------------------------
 
@@ -231,7 +243,11 @@ class ModelRuntime:
     def format_prompt(self, user_text: str, system: str | None = None) -> str:
         """Wrap a user turn for this model: chat template for instruct models, else plain."""
         if self.model.prompt_style == "base":
-            return user_text if user_text.endswith(BASE_MODEL_SUFFIX) else user_text + BASE_MODEL_SUFFIX
+            return (
+                user_text
+                if user_text.endswith(BASE_MODEL_SUFFIX)
+                else user_text + BASE_MODEL_SUFFIX
+            )
         if self._formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -280,7 +296,9 @@ class ModelRuntime:
         """
         t_submit = time.perf_counter()
         return self._call(
-            lambda: self._generate(prompt, max_tokens, on_token, cancel, reuse_cache, repeat_penalty, stop, t_submit)
+            lambda: self._generate(
+                prompt, max_tokens, on_token, cancel, reuse_cache, repeat_penalty, stop, t_submit
+            )
         )
 
     def generate(self, prompt: str | list[int], **kwargs: Any) -> GenerationResult:
@@ -330,7 +348,9 @@ class ModelRuntime:
         vocab = llm._model.vocab
         self._active_cancel = cancel
         try:
-            gen = llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=repeat_penalty)
+            gen = llm.generate(
+                tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=repeat_penalty
+            )
             for tok in gen:
                 now = time.perf_counter()
                 if n_gen == 0:
@@ -381,7 +401,9 @@ class ModelRuntime:
             token_times_ms=token_times,
         )
 
-    def raw_completion(self, tokens: list[int], max_tokens: int, repeat_penalty: float = 1.1) -> dict[str, Any]:
+    def raw_completion(
+        self, tokens: list[int], max_tokens: int, repeat_penalty: float = 1.1
+    ) -> dict[str, Any]:
         """Plain ``Llama.create_completion`` on the same tokens and sampling settings, cold cache.
 
         The benchmark's baseline for the overhead ratio.
@@ -392,13 +414,22 @@ class ModelRuntime:
             llm.reset()
             t0 = time.perf_counter()
             out = llm.create_completion(
-                tokens, max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                tokens,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_k=1,
+                top_p=1.0,
+                min_p=0.0,
                 repeat_penalty=repeat_penalty,
             )
             total = (time.perf_counter() - t0) * 1000
             usage = out.get("usage", {})
-            return {"total_ms": total, "prompt_tokens": usage.get("prompt_tokens", len(tokens)),
-                    "generated_tokens": usage.get("completion_tokens", 0), "text": out["choices"][0]["text"]}
+            return {
+                "total_ms": total,
+                "prompt_tokens": usage.get("prompt_tokens", len(tokens)),
+                "generated_tokens": usage.get("completion_tokens", 0),
+                "text": out["choices"][0]["text"],
+            }
 
         return self._call(run).result()
 
