@@ -133,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # Exception messages can quote data (a value, a file's content); without -v only
+        # the exception's type is shown, so crash output never carries note text.
+        if args.verbose:
+            raise
+        print(
+            f"noteward: internal error ({type(exc).__name__}); nothing was changed that was "
+            "not already committed. Run again with -v for details.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":
