@@ -212,14 +212,14 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
             if e.source_id in encounters:
                 report.bump("encounters", "skipped")
                 continue
-            pid = patient_for(e.patient_source_id, "an Encounter", "Encounter")
-            if pid is None:
+            epid = patient_for(e.patient_source_id, "an Encounter", "Encounter")
+            if epid is None:
                 report.bump("encounters", "skipped")
                 continue
             eid = new_id("en")
             conn.execute(
                 "INSERT INTO encounters(id, patient_id, source_id, date, end_date, type) VALUES (?,?,?,?,?,?)",
-                (eid, pid, e.source_id, e.date, e.end_date, e.type),
+                (eid, epid, e.source_id, e.date, e.end_date, e.type),
             )
             hook.row()
             encounters[e.source_id] = eid
@@ -235,13 +235,15 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
                 report.empty_skipped += 1
                 report.bump("notes", "skipped")
                 continue
-            if n.source == "fhir":
-                pid = patient_for(n.patient_source_id, "a DocumentReference", n.origin)
-            else:
-                pid = ensure_patient(n.patient_source_id, n.patient_name or n.patient_source_id)
-            if pid is None:
+            npid = (
+                patient_for(n.patient_source_id, "a DocumentReference", n.origin)
+                if n.source == "fhir"
+                else ensure_patient(n.patient_source_id, n.patient_name or n.patient_source_id)
+            )
+            if npid is None:
                 report.bump("notes", "skipped")
                 continue
+            pid = npid
             h = content_hash(text)
             copies = known.setdefault((pid, h), [])
             if any(d == n.date for d, _ in copies):
@@ -279,14 +281,14 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
             if f.source_id and (f.kind, f.source_id) in facts_known:
                 report.bump("facts", "skipped")
                 continue
-            pid = patient_for(f.patient_source_id, f"a {f.kind} record", f.kind)
-            if pid is None:
+            fpid = patient_for(f.patient_source_id, f"a {f.kind} record", f.kind)
+            if fpid is None:
                 report.bump("facts", "skipped")
                 continue
             conn.execute(
                 "INSERT INTO facts(patient_id, kind, source_id, code, display, status, date, end_date,"
                 " encounter_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                (pid, f.kind, f.source_id, f.code, f.display, f.status, f.date, f.end_date,
+                (fpid, f.kind, f.source_id, f.code, f.display, f.status, f.date, f.end_date,
                  encounters.get(f.encounter_source_id or "")),
             )
             hook.row()
