@@ -23,8 +23,15 @@ def _digest(seq: int, ts: str, action: str, object_ids: str, counts: str, prev_h
 
 def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]) -> int:
     """Append one event; the caller holds the write transaction."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    # Chain onto the head kept in meta, not onto whatever row is last now: if trailing
+    # records were deleted, the next event must not silently close the gap.
+    head = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+    if head is not None:
+        last_seq, _, last_hash = str(head[0]).partition(":")
+        seq, prev = int(last_seq) + 1, last_hash
+    else:
+        row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
     ids = json.dumps(sorted(object_ids))
     cnt = json.dumps(counts, sort_keys=True)
