@@ -80,6 +80,8 @@ def format_target(bullets: list[tuple[str, str, list[int]]]) -> str:
 _HEADING_RE = re.compile(r"^\s*(?:#+\s*)?\**\s*([A-Za-z][A-Za-z ]*?)\s*\**\s*:\s*\**\s*$")
 _BULLET_RE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.*\S)\s*$")
 _CITE_RE = re.compile(r"\[\s*S\s*(\d+)\s*\]", re.IGNORECASE)
+# A line that starts with a bare sentence id ("S3. text" or "[S3] text"): a copied source line.
+_LEAD_ID_RE = re.compile(r"^\s*(?:\[\s*S(\d+)\s*\]|S(\d+)[.:)])\s*", re.IGNORECASE)
 _TRAILING_CITES_RE = re.compile(r"(?:\s*\[\s*S\s*\d+\s*\](?:\s*,)?)+\s*[.;]?\s*$", re.IGNORECASE)
 _SECTION_ALIASES = {s.lower(): s for s in SECTIONS} | {
     "problem": "Problems",
@@ -131,6 +133,14 @@ def parse_output(text: str) -> list[tuple[str, str, list[int]]]:
         heading = section_for_heading(line)
         if heading is not None:
             section = heading
+            continue
+        lead = _LEAD_ID_RE.match(line)
+        if lead:
+            clean = line[lead.end() :].strip()
+            if clean:
+                out.append(
+                    (section, " ".join(clean.split()), [int(lead.group(1) or lead.group(2))])
+                )
             continue
         m = _BULLET_RE.match(line)
         body = m.group(1) if m else line.strip()
