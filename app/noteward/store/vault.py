@@ -461,12 +461,24 @@ class Vault:
         """Check a backup, then put it in place of ``target``. The vault it replaces is
         kept beside it (``*.before-restore-<time>``, still encrypted): nothing is lost."""
         backup, target = Path(backup), Path(target)
-        report = Vault.verify_file(backup, passphrase)
-        if not report["ok"]:
-            raise VaultCorruptError(f"The backup failed its checks ({report['problems']}); nothing was restored.")
+        if not backup.is_file():
+            raise VaultLockedError(f"No backup at {backup}; nothing was restored.")
         kept: Path | None = None
+        # Check a copy, not the backup itself: opening a vault read-write changes its
+        # header (journal mode), and the checked bytes are then exactly the ones restored.
         tmp = target.with_name(target.name + ".restoring")
         shutil.copyfile(backup, tmp)
+        try:
+            report = Vault.verify_file(tmp, passphrase)
+            if not report["ok"]:
+                raise VaultCorruptError(
+                    f"The backup failed its checks ({report['problems']}); nothing was restored."
+                )
+        except BaseException:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    Path(str(tmp) + suffix).unlink()
+            raise
         if target.exists():
             kept = target.with_name(f"{target.name}.before-restore-{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(target, kept)
