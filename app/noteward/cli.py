@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "noteward.store.commands",
     "noteward.ingest.commands",
     "noteward.demo",
+    "noteward.llm.commands",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

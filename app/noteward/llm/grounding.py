@@ -185,6 +185,12 @@ def split_units(note_id: str, text: str) -> list[SourceUnit]:
         im = _INLINE_HEADER_RE.match(line)
         if im and im.group("name").strip().lower() in header_map:
             line_section = header_map[im.group("name").strip().lower()]
+            # the unit starts after "Medications: " so the header is not part of the fact
+            cut = line.index(":") + 1
+            while cut < len(line) and line[cut] in " \t":
+                cut += 1
+            base += cut
+            line = line[cut:]
         # sentences within the line
         pieces: list[tuple[int, int]] = []
         pos = 0

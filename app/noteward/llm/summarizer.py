@@ -57,6 +57,7 @@ from noteward.llm.grounding import (
 
 log = logging.getLogger(__name__)
 
+EXTRACTIVE_MODEL_ID = "extractive (no model)"
 OnSentence = Callable[[SummarySentence], None]
 OnToken = Callable[[str], None]
 
@@ -267,7 +268,7 @@ def select(
                     key=lambda d: 0 if "(disorder)" in d else 1 if "(finding)" not in d else 2
                 )
             # structured facts are the record's own problem list: allow a longer list
-            caps[section] = max(caps[section], 20 if section != "Allergies" else 8)
+            caps[section] = max(caps[section], 30 if section != "Allergies" else 8)
             for disp in displays:
                 span = index.find_exact(disp)
                 if span is None:
@@ -342,6 +343,11 @@ class SummaryService:
     def __post_init__(self) -> None:
         from noteward.llm.manifest import resolve_model
 
+        if not self.use_model:
+            # provenance says honestly that no model wrote any of it
+            self._resolved = None
+            self.model_info = {"id": EXTRACTIVE_MODEL_ID, "sha256": ""}
+            return
         self._resolved = resolve_model(self.model_id)  # fails early (ModelError) when missing
         self.model_info = {"id": self._resolved.id, "sha256": self._resolved.sha256}
 

@@ -1,0 +1,119 @@
+"""`noteward bench summarize`: speed of grounded summaries, with raw llama.cpp as baseline.
+
+For each shared patient (default: the fewest-notes one, 63ee2253, and the 708-note one,
+79a66c97) in a temporary encrypted vault: retrieval (selection) ms, prompt tokens, time to
+the first summary sentence, time to the model's first token, tokens/s, total, and — in the
+same run, same prompt, same sampling, cold KV cache for both — plain
+``Llama.create_completion`` for the overhead ratio (our model-pass wall time / raw).
+Also cancel-to-idle: a long prompt is cancelled mid-read and the time until the model
+thread is idle, plus the CPU the process used from 0.5 s to 1.5 s after cancel, is reported.
+Peak RSS is the process's ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+from typing import Any
+
+from noteward.llm.evaluation import SyntheaVault, patient_by_prefix, shared_data_dir
+from noteward.llm.summarizer import SummaryService
+
+BENCH_PATIENTS = ("63ee2253", "79a66c97")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_cancel(svc: SummaryService, prompt_tokens: int = 3000) -> dict[str, float]:
+    """Cancel a long prompt 0.3 s into reading it; time to idle and CPU afterwards."""
+    from noteward.core.errors import CancelledError
+
+    rt = svc.runtime
+    text = " ".join(
+        f"Blood pressure was {100 + i % 60} over {60 + i % 30} at visit {i}." for i in range(400)
+    )
+    tokens = rt.tokenize(rt.format_prompt(text))[: min(prompt_tokens, rt.n_ctx - 64)]
+    rt.reset()
+    cancel = threading.Event()
+    fut = rt.submit(tokens, max_tokens=32, cancel=cancel, reuse_cache=False)
+    time.sleep(0.3)
+    t_cancel = time.perf_counter()
+    cancel.set()
+    try:
+        fut.result(timeout=30)
+        finished_early = 1.0
+    except CancelledError:
+        finished_early = 0.0
+    idle_ms = (time.perf_counter() - t_cancel) * 1000
+    time.sleep(max(0.0, 0.5 - (time.perf_counter() - t_cancel)))
+    c0 = time.process_time()
+    time.sleep(1.0)
+    cpu_ms = (time.process_time() - c0) * 1000
+    return {
+        "cancel_to_idle_ms": round(idle_ms, 1),
+        "cpu_ms_0.5_to_1.5s_after": round(cpu_ms, 1),
+        "finished_before_cancel": finished_early,
+    }
+
+
+def run_bench(
+    patients: tuple[str, ...] = BENCH_PATIENTS,
+    model_id: str | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark and return its figures."""
+    fhir = shared_data_dir() / "synthea_fhir"
+    out: dict[str, Any] = {"patients": {}}
+    svc = SummaryService(model_id=model_id, threads=threads)
+    try:
+        t = time.perf_counter()
+        svc.runtime  # load outside the timed runs  # noqa: B018
+        out["model"] = dict(svc.model_info)
+        out["threads"] = svc.runtime.threads
+        out["load_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        with SyntheaVault(fhir) as vault:
+            for prefix in patients:
+                p = patient_by_prefix(vault, prefix)
+                svc.runtime.reset()  # cold KV cache, like the raw baseline
+                r = svc.summarize_patient(vault, p.id, save=False)
+                tm = r.timings
+                # raw llama-cpp-python on the very same prompt and generation length
+                sel_prompt_tokens = int(tm.get("prompt_tokens", 0))
+                from noteward.llm.summarizer import SourceNote, select
+
+                notes = [SourceNote(n.id, n.text, n.date) for n in vault.notes(p.id)]
+                prompt, _ids, _n = svc.build_prompt(
+                    select(notes, vault.facts(p.id), unit_cache=svc._unit_cache)
+                )
+                toks = svc.runtime.tokenize(prompt)
+                raw = svc.runtime.raw_completion(toks, max(1, int(tm.get("generated_tokens", 1))))
+                out["patients"][prefix] = {
+                    "notes": len(notes),
+                    "retrieval_ms": round(tm["retrieval_ms"], 1),
+                    "prompt_tokens": sel_prompt_tokens,
+                    "first_sentence_ms": round(tm["first_sentence_ms"], 1),
+                    "ttft_ms": round(tm.get("ttft_ms", 0.0), 1),
+                    "generated_tokens": int(tm.get("generated_tokens", 0)),
+                    "tokens_per_s": round(tm.get("tokens_per_s", 0.0), 1),
+                    "model_ms": round(tm.get("model_ms", 0.0), 1),
+                    "total_ms": round(tm["total_ms"], 1),
+                    "raw_llama_ms": round(raw["total_ms"], 1),
+                    "raw_generated_tokens": raw["generated_tokens"],
+                    "overhead_ratio_model_pass": round(tm.get("model_ms", 0.0) / raw["total_ms"], 3)
+                    if raw["total_ms"]
+                    else None,
+                    "overhead_ratio_total": round(tm["total_ms"] / raw["total_ms"], 3)
+                    if raw["total_ms"]
+                    else None,
+                    "sentences": len(r.sentences),
+                    "supported": sum(s.supported for s in r.sentences),
+                }
+        out["cancel"] = measure_cancel(svc)
+    finally:
+        svc.close()
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return out

@@ -1,0 +1,170 @@
+"""Summary subcommands: `summarize`, `eval summarize`, `bench summarize`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import NotewardError, UsageError
+
+LABEL = "Machine-generated summary: check each sentence against its sources before relying on it."
+
+
+def _cli() -> Any:
+    from noteward import cli
+
+    return cli
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    """Add `summarize`, `eval summarize` and `bench summarize` to the parser."""
+    cli = _cli()
+    p = sub.add_parser(
+        "summarize", help="grounded summary of a patient's notes or of one text file"
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--patient", help="patient id (or source id) in the vault")
+    src.add_argument("--text-file", help="summarize one UTF-8 text file (no vault needed)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--model", help="model id from the manifest (default: settings, then manifest)")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (default: all cores)")
+    p.add_argument(
+        "--hide-unsupported",
+        action="store_true",
+        help="leave out unsupported sentences (text output)",
+    )
+    p.add_argument(
+        "--no-model", action="store_true", help="extractive skeleton only (no model run)"
+    )
+    cli.add_vault_args(p)
+    p.set_defaults(handler=cmd_summarize)
+
+    e = groups["eval"].add_parser(
+        "summarize", help="ROUGE-L, supported share, hallucinated numbers, key facts"
+    )
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--limit", type=int, help="only the first N items of MTS-Dialog and ACI-Bench")
+    e.add_argument(
+        "--model", action="append", help="model id (repeatable; default: every manifest model)"
+    )
+    e.set_defaults(handler=cmd_eval)
+
+    b = groups["bench"].add_parser("summarize", help="speed of summaries vs raw llama.cpp")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--model", help="model id (default: settings, then manifest)")
+    b.add_argument("--threads", type=int)
+    b.add_argument("--patient", action="append", help="Synthea patient id prefix (repeatable)")
+    b.set_defaults(handler=cmd_bench)
+
+
+def read_text_file(path: str) -> str:
+    """The file decoded as UTF-8, BOM removed, newlines untranslated (offsets index this)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot read {path}: {exc.strerror}. Give an existing text file."
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 (byte {exc.start} is invalid). Convert it to UTF-8 and try again."
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def print_summary(result: Any, hide_unsupported: bool = False, out: Any = None) -> None:
+    """Human-readable summary with its sources and support, labelled machine-generated."""
+    from noteward.core.models import SECTIONS
+
+    out = out or sys.stdout
+    print(LABEL, file=out)
+    print(f"Model: {result.model['id']} ({result.model['sha256'][:12]})", file=out)
+    for section in SECTIONS:
+        items = [
+            s
+            for s in result.sentences
+            if s.section == section and (s.supported or not hide_unsupported)
+        ]
+        if not items:
+            continue
+        print(f"\n{section}:", file=out)
+        for s in items:
+            flag = "" if s.supported else "  [UNSUPPORTED]"
+            srcs = ", ".join(f"{x.note_id}:{x.start}-{x.end}" for x in s.sources) or "no source"
+            print(f"- {s.text}{flag}\n    sources: {srcs}; support {s.support:.2f}", file=out)
+    t = result.timings
+    print(
+        f"\n{len(result.sentences)} sentences, {sum(s.supported for s in result.sentences)} supported; "
+        f"{t.get('total_ms', 0):.0f} ms",
+        file=out,
+    )
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from noteward.llm.summarizer import SummaryService
+
+    svc = SummaryService(model_id=args.model, threads=args.threads, use_model=not args.no_model)
+    try:
+        if args.text_file:
+            result = svc.summarize_text(read_text_file(args.text_file))
+        else:
+            vault = _cli().open_vault(args)
+            try:
+                result = svc.summarize_patient(vault, args.patient)
+            finally:
+                vault.close()
+    finally:
+        svc.close()
+    if args.json:
+        _cli().print_json(result.to_json())
+    else:
+        print_summary(result, args.hide_unsupported)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from noteward.llm.evaluation import run_eval, shared_data_dir
+
+    if not (shared_data_dir() / "mts_dialog").exists():
+        raise NotewardError(
+            f"Shared data not found at {shared_data_dir()}; set NOTEWARD_SHARED_DATA."
+        )
+    res = run_eval(
+        limit=args.limit,
+        models=args.model,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    if args.json:
+        _cli().print_json(res)
+        return 0
+    for ds, systems in res["datasets"].items():
+        print(f"\n{ds}")
+        print(
+            f"  {'system':44} {'ROUGE-L':>8} {'support':>8} {'bad num':>8} {'keyfact':>8} {'ms':>8}"
+        )
+        for name, m in systems.items():
+
+            def f(x: Any) -> str:
+                return "-" if x is None else f"{x:.3f}"
+
+            print(
+                f"  {name:44} {f(m['rougeL_f']):>8} {f(m['supported_share']):>8} "
+                f"{f(m['hallucinated_number_rate']):>8} {f(m['key_fact_recall']):>8} {m['mean_ms'] or 0:>8.0f}"
+            )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from noteward.llm.bench import BENCH_PATIENTS, run_bench
+
+    res = run_bench(tuple(args.patient or BENCH_PATIENTS), args.model, args.threads)
+    if args.json:
+        _cli().print_json(res)
+    else:
+        print(json.dumps(res, indent=2))
+    return 0
