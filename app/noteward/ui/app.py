@@ -1,0 +1,81 @@
+"""The desktop client's entry point: ``noteward.ui.app.main(vault=None) -> int``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from noteward.settings import default_vault_path, load_settings
+from noteward.ui.main_window import MainWindow
+from noteward.ui.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def resources_dir() -> Path:
+    """resources/ui in the source tree (the package is installed editable from it)."""
+    env = os.environ.get("NOTEWARD_RESOURCES")
+    if env:
+        return Path(env) / "ui"
+    return Path(__file__).resolve().parents[3] / "resources" / "ui"
+
+
+def apply_theme(app: QApplication) -> None:
+    """The calm light theme: Fusion style, a readable base font, our stylesheet."""
+    app.setStyle("Fusion")
+    font = QFont(app.font())
+    if font.pointSizeF() < 10:
+        font.setPointSizeF(10)
+    app.setFont(font)
+    qss = resources_dir() / "noteward.qss"
+    try:
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    except OSError:
+        log.warning("stylesheet not found; using the plain style")
+    icon = resources_dir() / "noteward.svg"
+    if icon.exists():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
+
+
+def ensure_app() -> QApplication:
+    """The QApplication (created once), themed."""
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setApplicationName("Noteward")
+        QGuiApplication.setDesktopFileName("noteward")
+        app = QApplication(sys.argv[:1])
+        apply_theme(app)
+    assert isinstance(app, QApplication)
+    return app
+
+
+def build_window(vault: str | None = None) -> tuple[MainWindow, Services]:
+    """Build services (in one place) and the main window that receives them."""
+    settings = load_settings()
+    path = Path(vault).expanduser() if vault else Path(settings.vault or default_vault_path())
+    services = Services(settings)
+    window = MainWindow(services, settings, path)
+    return window, services
+
+
+def main(vault: str | None = None) -> int:
+    """Open the app on ``vault`` (or the configured one); returns the exit code."""
+    app = ensure_app()
+    window, services = build_window(vault)
+    window.show()
+    window.request_unlock()
+    try:
+        return int(app.exec())
+    finally:
+        services.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))

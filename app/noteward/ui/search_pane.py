@@ -1,0 +1,130 @@
+"""Search the patient's notes (semantic and keyword, fused); results show the passage."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from noteward.ui.services import Services
+from noteward.ui.workers import Job
+
+WORD = re.compile(r"\w{3,}", re.UNICODE)
+
+
+def highlight_terms(passage: str, query: str) -> str:
+    """HTML for a passage with the query's words marked (escaped, so note text is inert)."""
+    words = sorted({w.lower() for w in WORD.findall(query)}, key=len, reverse=True)
+    if not words:
+        return html.escape(passage)
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    out, last = [], 0
+    for m in pattern.finditer(passage):
+        out.append(html.escape(passage[last : m.start()]))
+        out.append(f"<b style='background:#ffe58a'>{html.escape(m.group(0))}</b>")
+        last = m.end()
+    out.append(html.escape(passage[last:]))
+    return "".join(out)
+
+
+class SearchPane(QWidget):
+    """Query box and results; activating a result shows its passage highlighted in the note."""
+
+    hit_did_activate = Signal(object)
+
+    def __init__(self, services: Services, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.patient_id: str | None = None
+        self.job: Job | None = None
+        self.hits: list[dict[str, Any]] = []
+        self.query = QLineEdit()
+        self.query.setPlaceholderText("Search this patient's notes (words or a question)")
+        self.query.setAccessibleName("Search notes")
+        self.query.setClearButtonEnabled(True)
+        self.go = QPushButton("Search")
+        self.go.setAccessibleName("Run search")
+        row = QHBoxLayout()
+        row.addWidget(self.query, 1)
+        row.addWidget(self.go)
+        self.status = QLabel("Semantic and keyword search over the selected patient's notes.")
+        self.status.setObjectName("Hint")
+        self.status.setWordWrap(True)
+        self.results = QListWidget()
+        self.results.setAccessibleName("Search results")
+        self.results.setWordWrap(True)
+        self.results.setAlternatingRowColors(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.results, 1)
+        self.query.returnPressed.connect(self.search)
+        self.go.clicked.connect(self.search)
+        self.results.currentRowChanged.connect(self._activate)
+        self.results.itemActivated.connect(lambda it: self._activate(self.results.row(it)))
+
+    def set_patient(self, patient_id: str | None) -> None:
+        self.patient_id = patient_id
+        self.clear()
+
+    def clear(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+        self.hits = []
+        self.results.clear()
+        self.query.clear()
+        self.status.setText("Semantic and keyword search over the selected patient's notes.")
+
+    def search(self) -> None:
+        text = self.query.text().strip()
+        if not text:
+            self.status.setText("Type some words to search for.")
+            return
+        if self.patient_id is None:
+            self.status.setText("Select a patient first.")
+            return
+        if self.job is not None:
+            self.job.cancel()
+        self.status.setText("Searching…")
+        self.job = job = self.services.search(text, self.patient_id, 10)
+        job.job_did_succeed.connect(lambda hits, q=text, j=job: self._show(j, q, hits))
+        job.job_did_fail.connect(lambda m: self.status.setText(f"Search failed: {m}"))
+
+    def _show(self, job: Job, query: str, hits: list[dict[str, Any]]) -> None:
+        if job is not self.job:
+            return
+        self.job = None
+        self.hits = hits
+        self.results.clear()
+        for h in hits:
+            item = QListWidgetItem()
+            label = QLabel(
+                f"<span style='color:#46555b'>score {h['score']:.3f}</span><br>"
+                + highlight_terms(" ".join(h["text"].split()), query)
+            )
+            label.setWordWrap(True)
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setContentsMargins(4, 4, 4, 4)
+            item.setSizeHint(label.sizeHint())
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, h["text"][:200])
+            self.results.addItem(item)
+            self.results.setItemWidget(item, label)
+        self.status.setText(f"{len(hits)} passages found." if hits else "Nothing found.")
+
+    def _activate(self, row: int) -> None:
+        if 0 <= row < len(self.hits):
+            self.hit_did_activate.emit(self.hits[row])

@@ -1,0 +1,291 @@
+"""Where the desktop client's services are built: one place, handed to widgets.
+
+:class:`Services` owns three threads, one per stateful resource:
+
+- ``vault``: the unlocked :class:`~noteward.store.vault.Vault` (reads, imports, search,
+  saving approved summaries);
+- ``model``: the summarizer with its ``Llama`` instance, and its own read connection to
+  the vault, opened on unlock and handed over once (it never touches the vault thread's);
+- ``nlp``: the de-identification pipeline (spaCy + Presidio).
+
+Widgets call the methods below; each returns a :class:`~noteward.ui.workers.Job` whose
+signals report back. The functions run on the owner threads take plain data only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import NotewardError, VaultLockedError
+from noteward.core.models import Note, Patient
+from noteward.settings import Settings
+from noteward.ui.workers import Job, JobContext, OwnerThread
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """Everything the main window shows for one patient (loaded in one job)."""
+
+    patient: Patient
+    notes: list[Note]
+    latest_summary: dict[str, Any] | None = None
+    facts: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- functions run on the vault thread ------------------------------------------------------
+
+
+def _close_vault(state: dict[str, Any]) -> None:
+    vault = state.pop("vault", None)
+    state.pop("searcher", None)
+    if vault is not None:
+        vault.close()
+
+
+def _open(ctx: JobContext, path: str, passphrase: str, create: bool, busy_ms: int) -> dict[str, Any]:
+    from noteward.store.vault import Vault
+
+    _close_vault(ctx.state)
+    if create:
+        vault = Vault.create(path, passphrase, busy_timeout_ms=busy_ms)
+    else:
+        try:
+            vault = Vault.open(path, passphrase, busy_timeout_ms=busy_ms)
+        except VaultLockedError:
+            Vault.record_failed_unlock(path)
+            raise
+    ctx.state["vault"] = vault
+    # A second connection for the model thread, which owns it from here on.
+    reader = Vault.open(path, passphrase, busy_timeout_ms=busy_ms, audit_unlock=False)
+    if ctx.cancel.is_set():  # locked while unlocking: nobody will adopt the reader
+        reader.close()
+        ctx.check()
+    return {"path": str(vault.path), "reader": reader}
+
+
+def _vault(ctx: JobContext) -> Any:
+    vault = ctx.state.get("vault")
+    if vault is None:
+        raise NotewardError("The vault is locked. Unlock it first.")
+    return vault
+
+
+def _lock(ctx: JobContext) -> None:
+    _close_vault(ctx.state)
+
+
+def _patients(ctx: JobContext) -> list[Patient]:
+    return list(_vault(ctx).patients())
+
+
+def _record(ctx: JobContext, patient_id: str) -> PatientRecord:
+    vault = _vault(ctx)
+    patient = vault.patient(patient_id)
+    notes = vault.notes(patient.id)
+    ctx.check()
+    return PatientRecord(patient, notes, _latest_summary(vault, patient.id, notes))
+
+
+def _latest_summary(vault: Any, patient_id: str, notes: list[Note]) -> dict[str, Any] | None:
+    try:
+        from noteward.llm import summarizer
+    except ImportError:
+        return None
+    loader = getattr(summarizer, "load_latest_summary", None)
+    if loader is None:
+        return None
+    result = loader(vault, patient_id)
+    return None if result is None else _summary_json(result)
+
+
+def _summary_json(result: Any) -> dict[str, Any]:
+    data = result.to_json() if hasattr(result, "to_json") else dict(result)
+    for attr in ("id", "summary_id", "out_of_date", "covers", "approved_text"):
+        if attr not in data and getattr(result, attr, None) is not None:
+            data[attr] = getattr(result, attr)
+    if "id" not in data and "summary_id" in data:
+        data["id"] = data["summary_id"]
+    return data
+
+
+def _import(ctx: JobContext, paths: list[str], strict: bool) -> dict[str, Any]:
+    from noteward.ingest.importer import import_paths
+
+    report = import_paths(
+        _vault(ctx), [Path(p) for p in paths], strict=strict, progress=ctx.progress, cancel=ctx.cancel
+    )
+    ctx.check()
+    return dict(report.to_json())
+
+
+def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list[dict[str, Any]]:
+    from noteward.retrieval.search import HybridSearcher
+
+    vault = _vault(ctx)
+    searcher = ctx.state.get("searcher")
+    if searcher is None:
+        searcher = ctx.state["searcher"] = HybridSearcher(vault)
+    hits = searcher.search(query, patient_id=patient_id, k=k)
+    out = []
+    for h in hits:
+        get = h.get if isinstance(h, dict) else lambda a, h=h: getattr(h, a, None)
+        out.append(
+            {
+                "note_id": get("note_id"),
+                "start": int(get("start")),
+                "end": int(get("end")),
+                "text": get("text") or "",
+                "score": float(get("score") or 0.0),
+            }
+        )
+    return out
+
+
+def _save_approved(ctx: JobContext, summary_id: str, text: str) -> str:
+    from noteward.llm.summarizer import save_approved
+
+    save_approved(_vault(ctx), summary_id, text)
+    return summary_id
+
+
+# -- functions run on the model thread ------------------------------------------------------
+
+
+def _close_model(state: dict[str, Any]) -> None:
+    state.pop("service", None)
+    reader = state.pop("reader", None)
+    if reader is not None:
+        reader.close()
+
+
+def _adopt_reader(ctx: JobContext, reader: Any) -> None:
+    old = ctx.state.pop("reader", None)
+    if old is not None:
+        old.close()
+    ctx.state["reader"] = reader
+
+
+def _drop_reader(ctx: JobContext) -> None:
+    reader = ctx.state.pop("reader", None)
+    if reader is not None:
+        reader.close()
+
+
+def _reset_model(ctx: JobContext) -> None:
+    ctx.state.pop("service", None)
+
+
+def _summarize(ctx: JobContext, patient_id: str, model_id: str | None, threads: int | None) -> dict[str, Any]:
+    from noteward.llm.summarizer import SummaryService
+
+    reader = ctx.state.get("reader")
+    if reader is None:
+        raise NotewardError("The vault is locked. Unlock it first.")
+    key = (model_id, threads)
+    if ctx.state.get("service_key") != key or "service" not in ctx.state:
+        ctx.state["service"] = SummaryService(model_id=model_id, threads=threads)
+        ctx.state["service_key"] = key
+    svc = ctx.state["service"]
+    result = svc.summarize_patient(
+        reader, patient_id, on_sentence=ctx.stream, on_token=ctx.stream, cancel=ctx.cancel
+    )
+    ctx.check()
+    return _summary_json(result)
+
+
+# -- functions run on the nlp thread --------------------------------------------------------
+
+
+def _deidentify(ctx: JobContext, text: str, patient: Patient | None) -> dict[str, Any]:
+    from noteward.deid.engine import Deidentifier
+
+    engine = ctx.state.get("deid")
+    if engine is None:
+        engine = ctx.state["deid"] = Deidentifier()
+    ctx.check()
+    try:
+        result = engine.anonymize(text, mode="tag", patient=patient)
+    except TypeError:  # an engine without patient-aware rules
+        result = engine.anonymize(text, mode="tag")
+    entities = []
+    for e in getattr(result, "entities", []) or []:
+        get = e.get if isinstance(e, dict) else lambda a, e=e: getattr(e, a, None)
+        entities.append({"type": get("type") or get("entity_type"), "start": get("start"), "end": get("end")})
+    return {"text": result.text, "entities": entities}
+
+
+class Services:
+    """The client's background services and the threads that own their resources."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.vault_thread = OwnerThread("noteward-vault")
+        self.model_thread = OwnerThread("noteward-model")
+        self.nlp_thread = OwnerThread("noteward-nlp")
+        self.vault_thread.on_stop(_close_vault)
+        self.model_thread.on_stop(_close_model)
+        self.vault_path: str | None = None
+
+    # vault
+    def open_vault(self, path: str, passphrase: str, *, create: bool = False) -> Job:
+        """Unlock (or create) the vault; on success the model thread gets its reader."""
+        job = self.vault_thread.submit(
+            "open", _open, str(path), passphrase, create, self.settings.busy_timeout_ms
+        )
+        job.job_did_succeed.connect(self._hand_over_reader)
+        return job
+
+    def _hand_over_reader(self, result: dict[str, Any]) -> None:
+        reader = result.pop("reader", None)
+        self.vault_path = result.get("path")
+        if reader is not None:
+            self.model_thread.submit("adopt-reader", _adopt_reader, reader)
+
+    def lock(self) -> list[Job]:
+        """Cancel all work and close both vault connections on their own threads."""
+        for thread in (self.vault_thread, self.model_thread, self.nlp_thread):
+            thread.cancel_all()
+        return [
+            self.vault_thread.submit("lock", _lock),
+            self.model_thread.submit("lock", _drop_reader),
+        ]
+
+    def patients(self) -> Job:
+        return self.vault_thread.submit("patients", _patients)
+
+    def patient_record(self, patient_id: str) -> Job:
+        return self.vault_thread.submit("record", _record, patient_id)
+
+    def import_paths(self, paths: list[str], strict: bool = False) -> Job:
+        return self.vault_thread.submit("import", _import, [str(p) for p in paths], strict)
+
+    def search(self, query: str, patient_id: str | None, k: int = 10) -> Job:
+        return self.vault_thread.submit("search", _search, query, patient_id, k)
+
+    def save_approved(self, summary_id: str, text: str) -> Job:
+        return self.vault_thread.submit("approve", _save_approved, summary_id, text)
+
+    # model
+    def summarize(self, patient_id: str) -> Job:
+        s = self.settings
+        return self.model_thread.submit(
+            "summarize", _summarize, patient_id, s.model or None, s.threads or None
+        )
+
+    def settings_did_change(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model_thread.submit("reset-model", _reset_model)
+
+    # nlp
+    def deidentify(self, text: str, patient: Patient | None) -> Job:
+        return self.nlp_thread.submit("deid", _deidentify, text, patient)
+
+    def shutdown(self) -> None:
+        """Stop every thread, closing its resource on that thread."""
+        for thread in (self.model_thread, self.nlp_thread, self.vault_thread):
+            thread.stop()

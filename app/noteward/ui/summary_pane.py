@@ -1,0 +1,416 @@
+"""The summary pane: streamed, sectioned, checkable summary sentences."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from noteward.core.models import SECTIONS, SourceSpan, SummarySentence
+from noteward.ui.services import Services
+from noteward.ui.workers import Job
+
+
+def sentence_from_json(d: dict[str, Any]) -> SummarySentence:
+    return SummarySentence(
+        text=d.get("text", ""),
+        section=d.get("section") or "Other",
+        sources=[SourceSpan(s["note_id"], int(s["start"]), int(s["end"])) for s in d.get("sources", [])],
+        support=float(d.get("support") or 0.0),
+        supported=bool(d.get("supported")),
+    )
+
+
+def covers_text(covers: Any) -> str:
+    """'Covers 15 notes, 2015-03-02 to 2023-01-10.' from a summary's covers record."""
+    if not covers:
+        return ""
+    if isinstance(covers, dict):
+        ids = covers.get("note_ids") or covers.get("notes") or []
+        n = len(ids) if isinstance(ids, list) else int(ids or 0)
+        rng = covers.get("date_range") or [covers.get("from") or covers.get("start"), covers.get("to") or covers.get("end")]
+        lo, hi = (rng + [None, None])[:2] if isinstance(rng, list) else (None, None)
+        out = f"Covers {n} note{'s' if n != 1 else ''}"
+        if lo or hi:
+            out += f", {str(lo or '?')[:10]} to {str(hi or '?')[:10]}"
+        return out + "."
+    return ""
+
+
+class SentenceView(QLabel):
+    """One summary sentence: click (or Enter) to see its source; hover for its support."""
+
+    sentence_did_activate = Signal(object)
+
+    def __init__(self, sentence: SummarySentence, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sentence = sentence
+        self.setObjectName("Sentence")
+        self.setWordWrap(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setProperty("supported", sentence.supported)
+        self.setProperty("selected", False)
+        n = len(sentence.sources)
+        prefix = "" if sentence.supported else "⚠ Unsupported — "
+        self.setText(prefix + sentence.text)
+        state = "supported" if sentence.supported else "NOT supported by its sources; check it"
+        self.setToolTip(
+            f"Support score {sentence.support:.2f} ({state}).\n"
+            + (f"{n} source span{'s' if n != 1 else ''}: click to show" if n else "No source span found.")
+        )
+        self.setAccessibleName(f"Summary sentence, {'supported' if sentence.supported else 'unsupported'}")
+        self.setAccessibleDescription(f"Support score {sentence.support:.2f}, {n} sources")
+
+    def set_selected(self, selected: bool) -> None:
+        self.setProperty("selected", selected)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.setFocus()
+            self.sentence_did_activate.emit(self.sentence)
+        super().mousePressEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.sentence_did_activate.emit(self.sentence)
+            return
+        super().keyPressEvent(event)
+
+
+class ApproveDialog(QDialog):
+    """Edit the summary text and approve it; the original is kept unchanged beside it."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Edit and approve summary")
+        self.resize(640, 480)
+        hint = QLabel(
+            "Correct the machine-generated summary, then approve it. The approved text is stored "
+            "beside the original; the original is not changed."
+        )
+        hint.setWordWrap(True)
+        self.editor = QPlainTextEdit(text)
+        self.editor.setAccessibleName("Summary text to approve")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.approve = buttons.addButton("&Approve", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.approve.setAccessibleName("Approve summary")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(hint)
+        layout.addWidget(self.editor, 1)
+        layout.addWidget(buttons)
+
+
+class SummaryPane(QWidget):
+    """Summarize a patient: sentences stream in under their sections; click one for its source."""
+
+    sentence_did_activate = Signal(object)
+    summary_did_finish = Signal(object)
+
+    def __init__(self, services: Services, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.patient_id: str | None = None
+        self.summary: dict[str, Any] | None = None
+        self.sentences: list[SummarySentence] = []
+        self.views: list[SentenceView] = []
+        self.job: Job | None = None
+        self.tokens = 0
+        self._started = 0.0
+        self.first_sentence_ms: float | None = None
+        self._approve_job: Job | None = None
+
+        title = QLabel("Summary")
+        title.setObjectName("PaneTitle")
+        self.summarize_button = QPushButton("&Summarize")
+        self.summarize_button.setProperty("primary", True)
+        self.summarize_button.setToolTip("Summarize this patient's notes (Ctrl+Shift+S)")
+        self.summarize_button.setAccessibleName("Summarize patient")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel summary")
+        self.cancel_button.setToolTip("Stop the summary now (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.approve_button = QPushButton("&Edit and approve…")
+        self.approve_button.setAccessibleName("Edit and approve summary")
+        self.approve_button.setEnabled(False)
+        self.hide_unsupported = QCheckBox("&Hide unsupported")
+        self.hide_unsupported.setAccessibleName("Hide unsupported sentences")
+        top = QHBoxLayout()
+        top.addWidget(title, 1)
+        top.addWidget(self.summarize_button)
+        top.addWidget(self.cancel_button)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.hide_unsupported)
+        row2.addStretch(1)
+        row2.addWidget(self.approve_button)
+
+        self.machine_label = QLabel()
+        self.machine_label.setObjectName("MachineLabel")
+        self.machine_label.setWordWrap(True)
+        self.machine_label.setAccessibleName("Machine-generated summary notice")
+        self.machine_label.hide()
+        self.out_of_date = QLabel("Out of date: newer notes exist than this summary covers. Summarize again.")
+        self.out_of_date.setObjectName("OutOfDate")
+        self.out_of_date.setWordWrap(True)
+        self.out_of_date.setAccessibleName("Out-of-date marker")
+        self.out_of_date.hide()
+        self.status = QLabel("Select a patient, then Summarize.")
+        self.status.setObjectName("Status")
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Summary status")
+        self.approved_label = QLabel()
+        self.approved_label.setObjectName("Hint")
+        self.approved_label.setWordWrap(True)
+        self.approved_label.hide()
+
+        self.body = QWidget()
+        self.body_layout = QVBoxLayout(self.body)
+        self.body_layout.setContentsMargins(2, 2, 2, 2)
+        self.body_layout.addStretch(1)
+        self.section_labels: dict[str, QLabel] = {}
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.body)
+        scroll.setAccessibleName("Summary sentences")
+        self.scroll = scroll
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addLayout(row2)
+        layout.addWidget(self.machine_label)
+        layout.addWidget(self.out_of_date)
+        layout.addWidget(self.approved_label)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
+
+        self.summarize_button.clicked.connect(self.summarize)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.hide_unsupported.toggled.connect(self._apply_visibility)
+        self.approve_button.clicked.connect(self.edit_and_approve)
+        self.set_patient(None)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def set_show_unsupported(self, show: bool) -> None:
+        self.hide_unsupported.setChecked(not show)
+
+    def set_patient(self, patient_id: str | None, latest: dict[str, Any] | None = None) -> None:
+        """Switch patient: cancel any running summary and show the latest saved one."""
+        self.cancel()
+        self.patient_id = patient_id
+        self._clear_sentences()
+        self.summary = None
+        self.machine_label.hide()
+        self.out_of_date.hide()
+        self.approved_label.hide()
+        self.approve_button.setEnabled(False)
+        self.summarize_button.setEnabled(patient_id is not None)
+        self.status.setText("Select a patient, then Summarize." if patient_id is None else "No summary yet.")
+        if latest:
+            self._show_result(latest, saved=True)
+
+    def clear(self) -> None:
+        """Forget everything shown (used on lock)."""
+        self.set_patient(None)
+
+    def _clear_sentences(self) -> None:
+        for v in self.views:
+            v.deleteLater()
+        for lab in self.section_labels.values():
+            lab.deleteLater()
+        self.views = []
+        self.sentences = []
+        self.section_labels = {}
+
+    # -- summarizing ---------------------------------------------------------------------
+
+    def summarize(self) -> None:
+        if self.patient_id is None or self.job is not None:
+            return
+        self._clear_sentences()
+        self.summary = None
+        self.out_of_date.hide()
+        self.approved_label.hide()
+        self.approve_button.setEnabled(False)
+        self.tokens = 0
+        self.first_sentence_ms = None
+        self._started = time.perf_counter()
+        self.machine_label.setText(
+            "Machine-generated summary, being written — check each sentence against its sources."
+        )
+        self.machine_label.show()
+        self.status.setText("Loading the model and reading the notes…")
+        self.summarize_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.job = job = self.services.summarize(self.patient_id)
+        job.job_did_stream.connect(self._did_stream)
+        job.job_did_succeed.connect(self._did_succeed)
+        job.job_did_fail.connect(self._did_fail)
+        job.job_did_cancel.connect(self._did_cancel)
+        job.job_did_end.connect(self._did_end)
+
+    def cancel(self) -> None:
+        """Stop the running summary now: the model thread sees the event on its next token."""
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def _did_stream(self, item: Any) -> None:
+        if self.sender() is not self.job:
+            return
+        if isinstance(item, str):
+            self.tokens += 1
+            if not self.sentences:
+                self.status.setText(f"Writing… ({self.tokens} tokens)")
+            return
+        if isinstance(item, dict):
+            item = sentence_from_json(item)
+        if self.first_sentence_ms is None:
+            self.first_sentence_ms = (time.perf_counter() - self._started) * 1000
+        self._add_sentence(item)
+        self.status.setText(f"Writing… {len(self.sentences)} sentences so far.")
+
+    def _did_succeed(self, result: dict[str, Any]) -> None:
+        self._show_result(result, saved=False)
+        self.summary_did_finish.emit(result)
+
+    def _did_fail(self, message: str) -> None:
+        self.status.setText(f"The summary failed: {message}")
+
+    def _did_cancel(self) -> None:
+        self.status.setText(f"Cancelled. {len(self.sentences)} sentences were written before the stop.")
+        self.machine_label.setText("Machine-generated summary, incomplete (cancelled).")
+
+    def _did_end(self) -> None:
+        self.job = None
+        self.cancel_button.setEnabled(False)
+        self.summarize_button.setEnabled(self.patient_id is not None)
+
+    # -- showing -------------------------------------------------------------------------
+
+    def _show_result(self, result: dict[str, Any], *, saved: bool) -> None:
+        self.summary = result
+        sentences = [sentence_from_json(s) if isinstance(s, dict) else s for s in result.get("sentences", [])]
+        self._clear_sentences()
+        for s in sentences:
+            self._add_sentence(s)
+        label = "Machine-generated summary — check each sentence against its sources before relying on it."
+        cov = covers_text(result.get("covers"))
+        if cov:
+            label += " " + cov
+        model = result.get("model") or {}
+        if isinstance(model, dict) and model.get("id"):
+            label += f" Model: {model['id']}."
+        self.machine_label.setText(label)
+        self.machine_label.show()
+        self.out_of_date.setVisible(bool(result.get("out_of_date")))
+        approved = result.get("approved_text")
+        if approved:
+            self.approved_label.setText("A clinician approved an edited version of this summary.")
+            self.approved_label.show()
+        unsupported = sum(1 for s in self.sentences if not s.supported)
+        when = "Saved summary" if saved else "Done"
+        self.status.setText(
+            f"{when}: {len(self.sentences)} sentences, {unsupported} unsupported."
+            + ("" if self.sentences else " The model produced no usable sentence.")
+        )
+        self.approve_button.setEnabled(bool(self._summary_id()))
+
+    def _add_sentence(self, s: SummarySentence) -> None:
+        section = s.section if s.section in SECTIONS else "Other"
+        if section not in self.section_labels:
+            heading = QLabel(section)
+            heading.setObjectName("SectionHeading")
+            heading.setAccessibleName(f"Section {section}")
+            # keep sections in the canonical order, whatever order sentences arrive in
+            order = [sec for sec in SECTIONS if sec in self.section_labels or sec == section]
+            idx = order.index(section)
+            after = order[idx + 1] if idx + 1 < len(order) else None
+            pos = self.body_layout.indexOf(self.section_labels[after]) if after else self.body_layout.count() - 1
+            self.body_layout.insertWidget(pos, heading)
+            self.section_labels[section] = heading
+        view = SentenceView(s)
+        view.sentence_did_activate.connect(self._activate)
+        # insert after the last widget of this section
+        heading = self.section_labels[section]
+        pos = self.body_layout.indexOf(heading) + 1
+        while pos < self.body_layout.count() - 1:
+            w = self.body_layout.itemAt(pos).widget()
+            if not isinstance(w, SentenceView):
+                break
+            pos += 1
+        self.body_layout.insertWidget(pos, view)
+        self.views.append(view)
+        self.sentences.append(s)
+        view.setVisible(s.supported or not self.hide_unsupported.isChecked())
+
+    def _apply_visibility(self) -> None:
+        hide = self.hide_unsupported.isChecked()
+        for v in self.views:
+            v.setVisible(v.sentence.supported or not hide)
+
+    def _activate(self, sentence: SummarySentence) -> None:
+        for v in self.views:
+            v.set_selected(v.sentence is sentence)
+        self.sentence_did_activate.emit(sentence)
+
+    # -- approving -----------------------------------------------------------------------
+
+    def _summary_id(self) -> str | None:
+        if not self.summary:
+            return None
+        return self.summary.get("id") or self.summary.get("summary_id")
+
+    def summary_text(self) -> str:
+        """The summary as plain text, by section (what the clinician edits)."""
+        if self.summary and self.summary.get("approved_text"):
+            return str(self.summary["approved_text"])
+        lines: list[str] = []
+        for section in SECTIONS:
+            items = [s for s in self.sentences if (s.section if s.section in SECTIONS else "Other") == section]
+            if items:
+                lines.append(section)
+                lines.extend(f"- {s.text}" for s in items)
+                lines.append("")
+        return "\n".join(lines).strip() + "\n"
+
+    def edit_and_approve(self) -> None:
+        summary_id = self._summary_id()
+        if not summary_id:
+            return
+        dialog = ApproveDialog(self.summary_text(), self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.approve(summary_id, dialog.editor.toPlainText())
+
+    def approve(self, summary_id: str, text: str) -> Job:
+        self._approve_job = job = self.services.save_approved(summary_id, text)
+        job.job_did_succeed.connect(lambda _r, t=text: self._did_approve(t))
+        job.job_did_fail.connect(lambda m: self.status.setText(f"Approving failed: {m}"))
+        return job
+
+    def _did_approve(self, text: str) -> None:
+        if self.summary is not None:
+            self.summary["approved_text"] = text
+        self.approved_label.setText("Approved: your edited version is stored beside the original.")
+        self.approved_label.show()
