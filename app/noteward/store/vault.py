@@ -405,7 +405,16 @@ class Vault:
         conn = self.conn
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The checkpoint waits (busy timeout) for other processes' read transactions; if
+        # one is still reading, old page versions stay in the WAL. Say so, never claim a
+        # wipe that did not happen.
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise VaultBusyError(
+                "vault is busy: the records were removed, but another Noteward process is "
+                "still reading the vault, so older (encrypted) copies remain in its write-ahead "
+                "log until every Noteward window using this vault is closed."
+            )
 
     # -- passphrase, backup, restore -------------------------------------------------------
 
