@@ -41,6 +41,7 @@ HMAC_SALT_MASK = 0x3A
 WAL_HEADER_SIZE = 32
 WAL_FRAME_HEADER_SIZE = 24
 SQLITE_HEADER = b"SQLite format 3\x00"
+ZERO_PAGE = bytes(PAGE_SIZE)
 
 
 class PageAuthError(ValueError):
@@ -76,6 +77,10 @@ def decrypt_page(raw: bytes, pgno: int, keys: Keys, *, verify: bool = True) -> b
     plaintext header restored on page 1 and the reserve area zeroed)."""
     if len(raw) != PAGE_SIZE:
         raise ValueError(f"page {pgno}: {len(raw)} bytes, expected {PAGE_SIZE}")
+    if raw == ZERO_PAGE and pgno != 1:
+        # Never written: SQLite can grow the file ahead of a checkpoint (size hint), which
+        # leaves zero-filled pages. They hold no data, so there is nothing to decrypt.
+        return ZERO_PAGE
     offset = SALT_SIZE if pgno == 1 else 0
     body_end = PAGE_SIZE - RESERVE
     ciphertext = raw[offset:body_end]
