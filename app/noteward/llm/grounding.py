@@ -275,10 +275,18 @@ class SourceIndex:
 
     def find_exact(self, sentence: str, prefer: Iterable[str] = ()) -> SourceSpan | None:
         """The span where ``sentence`` (sans final period) occurs verbatim, latest note first."""
-        needle = _norm_ws(sentence).rstrip(" .;")
-        if len(needle) < 3:
+        full = _norm_ws(sentence)
+        short = full.rstrip(" .;")
+        if len(short) < 3:
             return None
         order = list(dict.fromkeys([*prefer, *reversed(list(self.texts))]))
+        if full != short:
+            hit = self._find_in(full, order)
+            if hit is not None:
+                return hit
+        return self._find_in(short, order)
+
+    def _find_in(self, needle: str, order: list[str]) -> SourceSpan | None:
         for nid in order:
             if nid not in self.texts:
                 continue
@@ -294,6 +302,17 @@ class SourceIndex:
                     return SourceSpan(nid, start, end)
                 pos = folded.find(needle, pos + 1)
         return None
+
+    def _context(self, span: SourceSpan) -> str:
+        """The clause around a span (to its sentence, line or list-item boundaries)."""
+        text = self.texts[span.note_id]
+        start = span.start
+        while start > 0 and text[start - 1] not in ".;\n!?":
+            start -= 1
+        end = span.end
+        while end < len(text) and text[end] not in ".;\n!?":
+            end += 1
+        return text[start:end]
 
     def candidates(self, words: Iterable[str], hint_units: Iterable[int] = ()) -> dict[int, float]:
         """Units sharing words with the sentence, scored by summed idf of shared words."""
@@ -317,7 +336,7 @@ class SourceIndex:
         prefer = [self.units[i].note_id for i in hint_units if 0 <= i < len(self.units)]
         exact = self.find_exact(sentence, prefer)
         words = content_words(sentence)
-        if exact is not None:
+        if exact is not None and is_negated(sentence) == is_negated(self._context(exact)):
             return Alignment([exact], 1.0, True, [], exact=True)
         if not words:
             return Alignment([], 0.0, False, ["no content words"])
