@@ -1,0 +1,116 @@
+"""Model cards for fine-tuned adapters: base, data and licences, run, evaluation, hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+LICENCES = {
+    "mts-dialog": (
+        "MTS-Dialog (training set)",
+        "CC BY 4.0",
+        "Asma Ben Abacha, Wen-wai Yim, Yadan Fan, Thomas Lin. An Empirical Study of Clinical Note "
+        "Generation from Doctor-Patient Encounters. EACL 2023. https://github.com/abachaa/MTS-Dialog",
+    ),
+    "aci-bench": (
+        "ACI-Bench (train split)",
+        "CC BY 4.0",
+        "Wen-wai Yim, Yujuan Fu, Asma Ben Abacha, Neal Snider, Thomas Lin, Meliha Yetisgen. ACI-BENCH: a "
+        "Novel Ambient Clinical Intelligence Dataset for Benchmarking Automatic Visit Note Generation. "
+        "Nature Scientific Data, 2023. https://github.com/wyim/aci-bench",
+    ),
+    "meqsum": (
+        "MeQSum",
+        "CC BY 4.0",
+        "Asma Ben Abacha, Dina Demner-Fushman. On the Summarization of Consumer Health Questions. "
+        "ACL 2019. https://github.com/abachaa/MeQSum",
+    ),
+    "synthea": (
+        "Synthea synthetic FHIR patients (sample-bulk-fhir-datasets, 10-patients), eval patients excluded",
+        "CC0 (data); generator Apache-2.0",
+        "Synthea, The MITRE Corporation; smart-on-fhir/sample-bulk-fhir-datasets",
+    ),
+    "vault": ("Clinician-approved summaries from the local vault, de-identified", "local data", "this site"),
+}
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def write_card(
+    run: Any, path: Path, *, base_entry: dict[str, Any], evaluation: dict[str, Any] | None, notes: str = ""
+) -> Path:
+    """Write the markdown model card for ``run`` (a FinetuneRun) at ``path``."""
+    cfg = run.config
+    tr = run.train
+    lines = [
+        f"# {run.name}",
+        "",
+        "A LoRA adapter (GGUF) that llama.cpp applies to the packaged base model at load time, "
+        "trained by `noteward finetune` to write grounded-v1 summaries: bullets under Problems, "
+        "Medications, Allergies, Recent findings, Plan, Other, each citing the numbered source "
+        "sentences it rests on. Noteward's aligner checks every bullet against the notes; the "
+        "output is machine-generated and must be checked against its sources.",
+        "",
+        "## Model",
+        "",
+        f"- Base: `{run.base}` ({base_entry.get('upstream', base_entry.get('name', ''))}; licence "
+        f"{base_entry.get('licence', 'see the base model')})",
+        f"- Base sha256: `{base_entry.get('sha256', 'n/a')}`",
+        f"- Adapter: `{Path(run.adapter).name}`, {run.adapter_size} bytes, sha256 `{run.adapter_sha256}`",
+        f"- LoRA: r={cfg['rank']}, alpha={cfg['alpha']}, dropout={cfg['dropout']}, modules "
+        f"{', '.join(cfg['target_modules'])}; prompt style {cfg['prompt_style']}",
+        f"- Date: {run.finished_at}",
+        "",
+        "## Training run",
+        "",
+        f"- Hardware: CPU ({cfg['threads']} threads); no GPU",
+        f"- Optimizer steps: {tr['steps']} of {tr['target_steps']} planned "
+        f"(stopped by {tr['stopped_by']}); micro-batch {cfg['micro_batch']} x accumulation "
+        f"{cfg['grad_accum']}; {tr['examples_seen']} examples seen",
+        f"- Wall time: {tr['seconds']:.0f} s; learning rate {cfg['learning_rate']} (cosine, "
+        f"warm-up {cfg['warmup_steps']}); max sequence {cfg['max_seq_len']} tokens; seed {cfg['seed']}",
+        f"- Loss: first step {_fmt(tr['first_loss'])}, last step {_fmt(tr['last_loss'])}",
+        "",
+        "## Training data",
+        "",
+        "Train splits only; no test split was read. The Synthea patients 63ee2253, 3af3708d and "
+        "79a66c97 are kept out (the summary evaluation uses them).",
+        "",
+        "| source | licence | attribution |",
+        "|---|---|---|",
+    ]
+    for s in run.sources:
+        title, lic, attr = LICENCES[s]
+        lines.append(f"| {title} | {lic} | {attr} |")
+    bal = run.balance
+    lines += ["", f"Balance ({bal['examples']} examples):", ""]
+    for key in ("source", "kind", "sex", "age_band", "section"):
+        items = ", ".join(f"{k} {v}" for k, v in bal.get(key, {}).items())
+        lines.append(f"- by {key.replace('_', ' ')}: {items}")
+    lines += ["", "## Evaluation", ""]
+    if evaluation:
+        lines.append(evaluation.get("description", ""))
+        lines.append("")
+        lines.append(_table(evaluation["rows"], evaluation["columns"]))
+        if evaluation.get("verdict"):
+            lines += ["", evaluation["verdict"]]
+    else:
+        lines.append("Not evaluated yet: run `noteward eval summarize` with this model.")
+    if notes:
+        lines += ["", "## Notes", "", notes]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

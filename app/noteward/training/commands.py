@@ -1,0 +1,128 @@
+"""`noteward finetune`: build a training set, LoRA-train a base model, export and register it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from noteward.core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="LoRA fine-tune a base model into a grounded summarizer (CPU)",
+        description=(
+            "Build a grounded-v1 training set from the shared corpora (train splits only) or a "
+            "vault's approved summaries (de-identified), LoRA-train the base model on the CPU with "
+            "checkpoints, export a GGUF adapter, write its model card and register it in the user "
+            "manifest overlay."
+        ),
+    )
+    p.add_argument("--base", required=True, help="base model id from the manifest (or a .gguf path)")
+    p.add_argument(
+        "--data", required=True, help="sources, comma-separated: mts-dialog, aci-bench, meqsum, synthea, vault"
+    )
+    p.add_argument("--name", required=True, help="id of the new model (file and manifest name)")
+    p.add_argument("--max-steps", type=int, default=0, help="optimizer steps (default: one pass over the data)")
+    p.add_argument("--time-budget", type=float, default=0.0, help="stop after this many seconds (checkpointed)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many examples (quick runs)")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    p.add_argument(
+        "--modules", default="q_proj,v_proj", help="LoRA target modules, comma-separated, or 'all-linear'"
+    )
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    p.add_argument("--batch", type=int, default=2, help="micro-batch size")
+    p.add_argument("--grad-accum", type=int, default=4, help="micro-batches per optimizer step")
+    p.add_argument("--max-seq-len", type=int, default=768, help="longest example in tokens")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the settings' threads)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--data-dir", help="shared data folder (default NOTEWARD_SHARED_DATA or ../shared/data)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument("--vault", help="vault for the 'vault' source")
+    p.add_argument("--passphrase-file", help="passphrase file for --vault")
+    p.set_defaults(handler=run_finetune)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from noteward.settings import load_settings
+    from noteward.training import data as data_mod
+    from noteward.training import pipeline, trainer
+
+    sources = data_mod.parse_sources(args.data)
+    for flag, value in (("--max-steps", args.max_steps), ("--time-budget", args.time_budget)):
+        if value < 0:
+            raise UsageError(f"{flag} must be zero or positive.")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1.")
+    modules = ALL_LINEAR if args.modules == "all-linear" else tuple(m.strip() for m in args.modules.split(",") if m.strip())
+    bad = [m for m in modules if m not in ALL_LINEAR]
+    if bad or not modules:
+        raise UsageError(f"Unknown LoRA module(s) {', '.join(bad) or '(none)'}; choose from {', '.join(ALL_LINEAR)}.")
+    threads = args.threads or load_settings().resolved_threads()
+    cfg = trainer.TrainConfig(
+        rank=args.rank,
+        alpha=2 * args.rank,
+        target_modules=modules,
+        learning_rate=args.lr,
+        micro_batch=args.batch,
+        grad_accum=args.grad_accum,
+        max_seq_len=args.max_seq_len,
+        max_steps=args.max_steps,
+        time_budget_s=args.time_budget,
+        seed=args.seed,
+        threads=threads,
+    )
+    vault = None
+    if "vault" in sources:
+        from noteward import cli
+
+        if not args.vault:
+            raise UsageError("The 'vault' source needs --vault (and --passphrase-file or NOTEWARD_PASSPHRASE).")
+        vault = cli.open_vault(args)
+    try:
+        run = pipeline.finetune(
+            args.base,
+            sources,
+            args.name,
+            cfg,
+            resume=args.resume,
+            limit=args.limit,
+            vault=vault,
+            data_dir=Path(args.data_dir) if args.data_dir else None,
+            show_bar=not args.no_progress and sys.stderr.isatty(),
+            progress=None if sys.stderr.isatty() else _log_progress,
+        )
+    finally:
+        if vault is not None:
+            vault.close()
+    record = asdict(run)
+    if args.json:
+        json.dump(record, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        t = run.train
+        print(
+            f"{run.name}: {t['steps']} steps in {t['seconds']:.0f} s (stopped by {t['stopped_by']}), "
+            f"loss {t['first_loss']} -> {t['last_loss']}, {run.balance['examples']} examples"
+        )
+        print(f"adapter {run.adapter} ({run.adapter_size} bytes, sha256 {run.adapter_sha256})")
+        print(f"model card {run.card}; registered in {run.manifest}")
+    return 0
+
+
+def _log_progress(step: int, total: int, loss: float) -> None:
+    if step == 1 or step % 10 == 0 or step == total:
+        log.info("fine-tuning step %d/%d loss %.3f", step, total, loss)

@@ -1,0 +1,623 @@
+"""Training sets for the grounded summarizer, built from the shared corpora and a vault.
+
+Every example is a list of source sentences (what the model sees, numbered ``[S1]..``) and
+a list of bullets ``(section, text, cited ids)`` (what it must write), rendered with the
+exact prompt and target text of ``noteward.llm.prompts`` ("grounded-v1").
+
+Sources (train splits only; the corpora's test splits are never read, and the Synthea
+patients the summary evaluation keeps out are skipped):
+
+- ``mts-dialog``: a doctor-patient dialogue -> the note section written from it;
+- ``aci-bench``: excerpts of a full visit dialogue -> a run of sentences of its note;
+- ``meqsum``: a consumer health question -> its one-line summary;
+- ``synthea``: a patient's recent notes -> the active conditions, current medications,
+  allergies and plan items that the structured FHIR resources confirm, each citing the
+  note sentence that states it;
+- ``vault``: clinician-approved summaries of a vault, de-identified first.
+
+A bullet is kept only when every number in it appears in its sources (the evaluation
+counts any other number as hallucinated) and it shares words with the sentences it cites.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import UsageError
+from noteward.llm import prompts
+from noteward.training.text import best_sources, content_words, split_dialogue, split_sentences
+
+SOURCES = ("mts-dialog", "aci-bench", "meqsum", "synthea", "vault")
+
+# Patients the summary evaluation keeps out of all training (FHIR id prefixes).
+EVAL_PATIENT_PREFIXES = ("63ee2253", "3af3708d", "79a66c97")
+
+# Files each source may read, relative to the shared data folder: train splits only.
+TRAIN_FILES = {
+    "mts-dialog": "mts_dialog/MTS-Dialog-TrainingSet.csv",
+    "aci-bench": "aci_bench/train.csv",
+    "meqsum": "meqsum/meqsum.jsonl",
+    "synthea": "synthea_fhir",
+}
+
+MTS_SECTIONS = {
+    "CC": "Problems",
+    "GENHX": "Problems",
+    "PASTMEDICALHX": "Problems",
+    "DIAGNOSIS": "Problems",
+    "ASSESSMENT": "Problems",
+    "MEDICATIONS": "Medications",
+    "ALLERGY": "Allergies",
+    "EXAM": "Recent findings",
+    "ROS": "Recent findings",
+    "IMAGING": "Recent findings",
+    "LABS": "Recent findings",
+    "EDCOURSE": "Recent findings",
+    "PLAN": "Plan",
+    "DISPOSITION": "Plan",
+}
+
+ACI_SECTIONS = (
+    ("CHIEF COMPLAINT", "Problems"),
+    ("HISTORY OF PRESENT ILLNESS", "Problems"),
+    ("MEDICAL HISTORY", "Problems"),
+    ("PAST HISTORY", "Problems"),
+    ("MEDICATIONS", "Medications"),
+    ("ALLERG", "Allergies"),
+    ("REVIEW OF SYSTEMS", "Recent findings"),
+    ("VITALS", "Recent findings"),
+    ("PHYSICAL EXAM", "Recent findings"),
+    ("RESULTS", "Recent findings"),
+    ("ASSESSMENT", "Plan"),
+    ("PLAN", "Plan"),
+    ("INSTRUCTIONS", "Plan"),
+)
+
+_NUM = re.compile(r"\d+(?:\.\d+)?")
+# Rough characters per token for the SmolLM2/Gemma tokenizers on clinical English.
+CHARS_PER_TOKEN = 3.6
+
+
+@dataclass
+class Example:
+    """One training example: numbered source sentences and the grounded bullets to write."""
+
+    source: str
+    kind: str  # note type or section the example comes from (for balance reporting)
+    ref: str  # opaque reference inside the source (row index), never a name or FHIR id
+    sentences: list[str]
+    bullets: list[tuple[str, str, list[int]]]
+    sex: str | None = None
+    age_band: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Bullets in the order the target writes them (headings in SECTIONS order).
+        order = {name: i for i, name in enumerate(prompts.SECTIONS)}
+        self.bullets = sorted(self.bullets, key=lambda b: order.get(b[0], len(order)))
+
+    @property
+    def patient(self) -> str:
+        """The opaque patient/record group of ``ref`` ('synthea:p3:17' -> 'p3')."""
+        parts = self.ref.split(":")
+        return parts[1] if len(parts) > 2 else self.ref
+
+    def prompt(self) -> str:
+        """The user turn, exactly as inference builds it."""
+        return prompts.build_user_prompt(self.sentences)
+
+    def target(self) -> str:
+        """The assistant turn (grounded-v1 bullets)."""
+        return prompts.format_target(self.bullets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "ref": self.ref,
+            "sex": self.sex,
+            "age_band": self.age_band,
+            "prompt": self.prompt(),
+            "target": self.target(),
+        }
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers written with digits in ``text`` (as strings, '10', '2.5')."""
+    return set(_NUM.findall(text))
+
+
+def age_band(age: int | None) -> str | None:
+    """Coarse age band for balance reports (never an exact age or date)."""
+    if age is None:
+        return None
+    if age < 18:
+        return "0-17"
+    if age < 40:
+        return "18-39"
+    if age < 65:
+        return "40-64"
+    return "65+"
+
+
+def _ground(
+    targets: list[tuple[str, str]], sentences: list[str], k: int = 2
+) -> list[tuple[str, str, list[int]]]:
+    """Cite each (section, text) in ``sentences``; drop ones with no support or new numbers."""
+    bags = [content_words(s) for s in sentences]
+    source_numbers = numbers(" ".join(sentences))
+    out: list[tuple[str, str, list[int]]] = []
+    for section, text in targets:
+        text = " ".join(text.split())
+        if not text or not numbers(text) <= source_numbers:
+            continue
+        ids = best_sources(text, bags, k=k)
+        if not ids:
+            continue
+        out.append((section, text, [i + 1 for i in ids]))
+    return out
+
+
+def _fits(sentences: list[str], bullets: list[tuple[str, str, list[int]]], max_tokens: int) -> bool:
+    chars = sum(len(s) + 6 for s in sentences) + sum(len(b[1]) + 12 for b in bullets) + 420
+    return chars / CHARS_PER_TOKEN <= max_tokens
+
+
+def _excerpt(
+    sentences: list[str], targets: list[tuple[str, str]], max_tokens: int, context: int = 1
+) -> Example | None:
+    """Keep only the source sentences the targets draw on (plus neighbours), renumbered."""
+    bags = [content_words(s) for s in sentences]
+    keep: set[int] = set()
+    for _, text in targets:
+        for i in best_sources(text, bags, k=2):
+            keep.update(range(max(0, i - context), min(len(sentences), i + context + 1)))
+    chosen = [sentences[i] for i in sorted(keep)]
+    bullets = _ground(targets, chosen)
+    if not bullets or not _fits(chosen, bullets, max_tokens):
+        return None
+    return Example("", "", "", chosen, bullets)  # caller fills source, kind and ref
+
+
+# ---- MTS-Dialog -----------------------------------------------------------------------
+
+
+def mts_dialog(data_dir: Path, max_tokens: int) -> Iterator[Example]:
+    """Dialogue -> the note section written from it (MTS-Dialog training set)."""
+    path = _train_file(data_dir, "mts-dialog")
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            header = (row.get("section_header") or "").strip().upper()
+            section = MTS_SECTIONS.get(header, "Other")
+            sentences = split_dialogue(row.get("dialogue") or "")
+            targets = [(section, s) for s in split_sentences(row.get("section_text") or "")]
+            bullets = _ground(targets, sentences)
+            if not sentences or not bullets:
+                continue
+            if not _fits(sentences, bullets, max_tokens):
+                ex = _excerpt(sentences, targets, max_tokens)
+                if ex is None:
+                    continue
+                sentences, bullets = ex.sentences, ex.bullets
+            yield Example("mts-dialog", header.lower(), f"mts:{row.get('ID', '')}", sentences, bullets)
+
+
+# ---- ACI-Bench ------------------------------------------------------------------------
+
+
+def _aci_section(header: str) -> str | None:
+    h = header.upper()
+    for key, section in ACI_SECTIONS:
+        if key in h:
+            return section
+    return None
+
+
+def _aci_note_targets(note: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    section: str | None = None
+    for raw in note.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        letters = re.sub(r"[^A-Za-z]", "", line)
+        if letters and letters.isupper() and len(line) < 60:
+            section = _aci_section(line) or "Other"
+            continue
+        for s in split_sentences(line):
+            out.append((section or "Other", s))
+    return out
+
+
+def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {r["encounter_id"]: r for r in csv.DictReader(fh) if r.get("encounter_id")}
+
+
+def aci_bench(data_dir: Path, max_tokens: int, window: int = 6) -> Iterator[Example]:
+    """Excerpts of a visit dialogue -> runs of ``window`` sentences of its note (train split)."""
+    path = _train_file(data_dir, "aci-bench")
+    meta = _read_metadata(path.parent / "train_metadata.csv")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        enc = row.get("encounter_id", "")
+        m = meta.get(enc, {})
+        sex = (m.get("patient_gender") or "").strip().lower() or None
+        try:
+            band = age_band(int(m.get("patient_age") or ""))
+        except ValueError:
+            band = None
+        sentences = split_dialogue(row.get("dialogue") or "")
+        targets = _aci_note_targets(row.get("note") or "")
+        for start in range(0, len(targets), window):
+            ex = _excerpt(sentences, targets[start : start + window], max_tokens)
+            if ex is None:
+                continue
+            ex.source, ex.kind, ex.ref = "aci-bench", row.get("dataset", "aci"), f"aci:{enc}:{start}"
+            ex.sex, ex.age_band = sex, band
+            yield ex
+
+
+# ---- MeQSum ---------------------------------------------------------------------------
+
+
+def meqsum(data_dir: Path, max_tokens: int) -> Iterator[Example]:
+    """Consumer health question -> its one-line summary (under "Other")."""
+    path = _train_file(data_dir, "meqsum")
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            sentences = split_sentences(str(row.get("CHQ", "")))
+            bullets = _ground([("Other", str(row.get("Summary", "")))], sentences)
+            if sentences and bullets and _fits(sentences, bullets, max_tokens):
+                yield Example("meqsum", "question", f"meqsum:{n}", sentences, bullets)
+
+
+# ---- Synthea --------------------------------------------------------------------------
+
+
+def _ndjson(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _subject(res: dict[str, Any]) -> str:
+    ref = (res.get("subject") or res.get("patient") or {}).get("reference", "")
+    return str(ref).split("/")[-1]
+
+
+def _display(concept: dict[str, Any] | None) -> str:
+    if not concept:
+        return ""
+    return str(concept.get("text") or next((c.get("display") for c in concept.get("coding", [])), "") or "")
+
+
+def clean_display(display: str) -> str:
+    """'Chronic kidney disease stage 3 (disorder)' -> 'Chronic kidney disease stage 3'."""
+    text = re.sub(r"\s*\((?:disorder|finding|situation|procedure|substance|morphologic abnormality)\)\s*$", "", display.strip(), flags=re.I)
+    return text[:1].upper() + text[1:] if text else text
+
+
+def is_eval_patient(fhir_id: str) -> bool:
+    """True for the Synthea patients the summary evaluation keeps out of training."""
+    return any(fhir_id.startswith(p) for p in EVAL_PATIENT_PREFIXES)
+
+
+@dataclass
+class _Fact:
+    kind: str
+    display: str
+    start: str  # ISO date the fact begins
+    end: str | None  # ISO date it ends (None: still true)
+
+
+def _synthea_patients(folder: Path) -> dict[str, dict[str, Any]]:
+    patients: dict[str, dict[str, Any]] = {}
+    for res in _ndjson(folder / "Patient.000.ndjson"):
+        pid = str(res.get("id", ""))
+        if not pid or is_eval_patient(pid):
+            continue
+        patients[pid] = {"sex": res.get("gender"), "birth": res.get("birthDate"), "notes": [], "facts": []}
+    for res in _ndjson(folder / "Condition.000.ndjson"):
+        p = patients.get(_subject(res))
+        if p is not None:
+            p["facts"].append(
+                _Fact("condition", _display(res.get("code")), str(res.get("onsetDateTime", ""))[:10],
+                      str(res["abatementDateTime"])[:10] if res.get("abatementDateTime") else None)
+            )
+    for res in _ndjson(folder / "MedicationRequest.000.ndjson"):
+        p = patients.get(_subject(res))
+        if p is not None:
+            p["facts"].append(_Fact("medication", _display(res.get("medicationCodeableConcept")), str(res.get("authoredOn", ""))[:10], None))
+    for res in _ndjson(folder / "AllergyIntolerance.000.ndjson"):
+        p = patients.get(_subject(res))
+        status = _display(res.get("clinicalStatus")) or next(
+            (c.get("code") for c in (res.get("clinicalStatus") or {}).get("coding", [])), "active"
+        )
+        if p is not None and status != "inactive":
+            p["facts"].append(_Fact("allergy", _display(res.get("code")), str(res.get("recordedDate", ""))[:10], None))
+    for res in _ndjson(folder / "DocumentReference.000.ndjson"):
+        p = patients.get(_subject(res))
+        if p is None:
+            continue
+        for content in res.get("content", []):
+            att = content.get("attachment", {})
+            if str(att.get("contentType", "")).startswith("text/plain") and att.get("data"):
+                text = base64.b64decode(att["data"]).decode("utf-8", errors="replace")
+                p["notes"].append((str(res.get("date", ""))[:10], text))
+                break
+    for p in patients.values():
+        p["notes"].sort(key=lambda n: n[0])
+    return patients
+
+
+def _plan_targets(notes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Plan bullets from the last note's '## Plan' lists (procedures, prescriptions)."""
+    if not notes:
+        return []
+    out: list[tuple[str, str]] = []
+    mode = ""
+    for raw in notes[-1][1].split("\n"):
+        line = raw.strip()
+        low = line.lower()
+        if low.startswith("the following procedures were conducted"):
+            mode = "Procedure"
+        elif low.startswith("the patient was prescribed"):
+            mode = "Prescribed"
+        elif low.startswith("the patient was placed on a careplan"):
+            mode = "Care plan"
+        elif line.startswith("- ") and mode:
+            out.append(("Plan", f"{mode}: {clean_display(line[2:])}"))
+        elif line:
+            mode = ""
+    return out
+
+
+def _original_case(name: str, sentences: list[str]) -> str:
+    """``name`` as the note spells it (first letter capitalized), else its cleaned display."""
+    low = name.lower()
+    for s in sentences:
+        i = s.lower().find(low)
+        if i >= 0:
+            found = s[i : i + len(name)]
+            return found[:1].upper() + found[1:]
+    return name[:1].upper() + name[1:]
+
+
+def _synthea_example(p: dict[str, Any], end: int, span: int, max_tokens: int) -> Example | None:
+    notes = p["notes"][max(0, end - span + 1) : end + 1]
+    date = notes[-1][0]
+    per_note: list[list[str]] = []
+    seen: set[str] = set()
+    for _, text in reversed(notes):  # newest first, so duplicates keep their newest copy
+        kept = []
+        for s in split_sentences(text):
+            if s.lower() not in seen:
+                seen.add(s.lower())
+                kept.append(s)
+        per_note.insert(0, kept)
+    all_low = [s.lower() for ss in per_note for s in ss]
+    last_low = [s.lower() for s in per_note[-1]]
+    targets: list[tuple[str, str]] = []
+    done: set[str] = set()
+    for f in p["facts"]:
+        if not f.display or f.start > date or (f.end is not None and f.end <= date):
+            continue
+        name = clean_display(f.display).lower()
+        key = f"{f.kind}:{name}"
+        # Medications: only those the newest note lists (its current medication list).
+        pool = last_low if f.kind == "medication" else all_low
+        if key in done or not any(name in s for s in pool):
+            continue
+        done.add(key)
+        section = {"condition": "Problems", "medication": "Medications", "allergy": "Allergies"}[f.kind]
+        targets.append((section, _original_case(name, [s for ss in per_note for s in ss])))
+    targets += _plan_targets(notes)
+    # Trim whole oldest sentences until the example fits (the newest note is kept whole).
+    while True:
+        sentences = [s for ss in per_note for s in ss]
+        bullets = _cite_verbatim(targets, sentences)
+        if not bullets:
+            return None
+        if _fits(sentences, bullets, max_tokens):
+            return Example("synthea", "note-window", "", sentences, bullets)
+        if len(per_note) == 1:
+            return None
+        if per_note[0]:
+            per_note[0].pop(0)
+        else:
+            per_note.pop(0)
+
+
+def _cite_verbatim(targets: list[tuple[str, str]], sentences: list[str]) -> list[tuple[str, str, list[int]]]:
+    """Cite the newest sentence that states the fact word for word; drop facts none states."""
+    low = [s.lower() for s in sentences]
+    grounded = _ground(targets, sentences, k=1)
+    out: list[tuple[str, str, list[int]]] = []
+    for section, text, _ids in grounded:
+        name = text.split(": ", 1)[-1].lower() if section == "Plan" else text.lower()
+        exact = [i for i, s in enumerate(low) if name in s]
+        if exact:
+            out.append((section, text, [exact[-1] + 1]))
+    return out
+
+
+def synthea(data_dir: Path, max_tokens: int, seed: int = 0, per_patient: int = 60) -> Iterator[Example]:
+    """Windows of 1-3 consecutive notes -> the facts the FHIR resources confirm (not eval patients)."""
+    folder = _train_file(data_dir, "synthea")
+    rng = random.Random(seed)
+    patients = _synthea_patients(folder)
+    for n, pid in enumerate(sorted(patients)):
+        p = patients[pid]
+        ends = list(range(len(p["notes"])))
+        rng.shuffle(ends)
+        made = 0
+        for end in ends:
+            if made >= per_patient:
+                break
+            ex = _synthea_example(p, end, rng.choice((1, 2, 3)), max_tokens)
+            if ex is None:
+                continue
+            made += 1
+            ex.ref = f"synthea:p{n}:{end}"
+            ex.sex = p["sex"]
+            birth, when = str(p["birth"] or ""), p["notes"][end][0]
+            if birth[:4].isdigit() and when[:4].isdigit():
+                ex.age_band = age_band(int(when[:4]) - int(birth[:4]))
+            yield ex
+
+
+# ---- vault ----------------------------------------------------------------------------
+
+
+def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
+    """Clinician-approved summaries from a vault, de-identified before they leave it.
+
+    Fails with a clear message when the de-identification module is not installed, so no
+    identifiable text ever reaches a training set.
+    """
+    try:
+        from noteward.deid import engine as deid_engine  # type: ignore[attr-defined]
+    except ImportError:
+        raise UsageError(
+            "The 'vault' training source needs de-identification (noteward.deid), which is not "
+            "available in this installation; train from the shared corpora instead."
+        ) from None
+    deidentify = getattr(deid_engine, "deidentify_text", None)
+    if deidentify is None:
+        raise UsageError(
+            "The 'vault' training source needs noteward.deid.engine.deidentify_text, which this "
+            "installation lacks; train from the shared corpora instead."
+        )
+    rows = vault.conn.execute(
+        "SELECT id, patient_id, covers, approved_text FROM summaries WHERE approved_text IS NOT NULL"
+    ).fetchall()
+    for row in rows:
+        covers = json.loads(row[2] or "{}")
+        note_ids = covers.get("note_ids", []) if isinstance(covers, dict) else []
+        sentences: list[str] = []
+        for nid in note_ids:
+            note = vault.note(nid)
+            sentences += split_sentences(deidentify(note.text))
+        targets: list[tuple[str, str]] = []
+        for section, text, _ in prompts.parse_output(deidentify(row[3]) + "\n"):
+            targets.append((section, text))
+        ex = _excerpt(sentences, targets, max_tokens) if sentences else None
+        if ex is not None:
+            ex.source, ex.kind, ex.ref = "vault", "approved-summary", f"vault:{row[0]}"
+            yield ex
+
+
+# ---- building and balancing -----------------------------------------------------------
+
+
+def _train_file(data_dir: Path, source: str) -> Path:
+    path = data_dir / TRAIN_FILES[source]
+    if "test" in path.name.lower():
+        raise UsageError(f"Refusing to read a test split ({path.name}).")
+    if not path.exists():
+        raise UsageError(
+            f"Training source {source!r} needs {path}, which does not exist. Point "
+            "NOTEWARD_SHARED_DATA (or --data-dir) at the shared data folder."
+        )
+    return path
+
+
+def parse_sources(spec: str) -> list[str]:
+    """'mts-dialog,synthea' -> ['mts-dialog', 'synthea'] (unknown names are a usage error)."""
+    names = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    bad = [s for s in names if s not in SOURCES]
+    if bad or not names:
+        raise UsageError(
+            f"Unknown training source(s): {', '.join(bad) or '(none given)'}. "
+            f"Choose from {', '.join(SOURCES)}, separated by commas."
+        )
+    return list(dict.fromkeys(names))
+
+
+def balanced_sample(examples: list[Example], limit: int, seed: int, key: str = "kind") -> list[Example]:
+    """Up to ``limit`` examples drawn round-robin across groups (note type or section).
+
+    Round-robin caps the big groups (MTS-Dialog's family/social history is 30x its labs)
+    without repeating the small ones, so every group keeps all it has up to a fair share.
+    """
+    rng = random.Random(seed)
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[str(getattr(ex, key) or "unknown")].append(ex)
+    for g in groups.values():
+        rng.shuffle(g)
+    out: list[Example] = []
+    order = sorted(groups)
+    while len(out) < limit and any(groups.values()):
+        for name in order:
+            if groups[name] and len(out) < limit:
+                out.append(groups[name].pop())
+    return out
+
+
+DEFAULT_LIMITS = {"mts-dialog": 700, "aci-bench": 260, "meqsum": 150, "synthea": 240, "vault": 500}
+
+
+def build_examples(
+    sources: Iterable[str],
+    data_dir: Path,
+    *,
+    seed: int = 0,
+    max_tokens: int = 640,
+    limits: dict[str, int] | None = None,
+    vault: Any = None,
+) -> list[Example]:
+    """The shuffled, balanced training set for ``sources``."""
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
+    out: list[Example] = []
+    for source in sources:
+        if source == "mts-dialog":
+            pool = list(mts_dialog(data_dir, max_tokens))
+            out += balanced_sample(pool, limits[source], seed, "kind")
+        elif source == "aci-bench":
+            pool = list(aci_bench(data_dir, max_tokens))
+            out += balanced_sample(pool, limits[source], seed, "sex")
+        elif source == "meqsum":
+            pool = list(meqsum(data_dir, max_tokens))
+            out += balanced_sample(pool, limits[source], seed, "kind")
+        elif source == "synthea":
+            pool = list(synthea(data_dir, max_tokens, seed=seed))
+            out += balanced_sample(pool, limits[source], seed, "patient")
+        elif source == "vault":
+            if vault is None:
+                raise UsageError("The 'vault' training source needs a vault: give --vault and a passphrase.")
+            out += list(vault_examples(vault, max_tokens))[: limits[source]]
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def balance_report(examples: list[Example]) -> dict[str, Any]:
+    """Counts by source, note type/section, sex and age band (no identifiers)."""
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("source", "kind", "sex", "age_band", "section")}
+    for ex in examples:
+        by["source"][ex.source] += 1
+        by["kind"][f"{ex.source}/{ex.kind}"] += 1
+        by["sex"][f"{ex.source}/{ex.sex or 'not recorded'}"] += 1
+        by["age_band"][f"{ex.source}/{ex.age_band or 'not recorded'}"] += 1
+        for section, _, _ in ex.bullets:
+            by["section"][section] += 1
+    return {"examples": len(examples), **{k: dict(sorted(v.items())) for k, v in by.items()}}

@@ -1,0 +1,106 @@
+"""Write a peft LoRA adapter as a GGUF LoRA that llama.cpp applies to the packaged base.
+
+This is the small part of llama.cpp's ``convert_lora_to_gguf.py`` a Llama-family adapter
+needs, written with the ``gguf`` package so the project carries no llama.cpp code:
+
+- tensor names follow llama.cpp (``blk.N.attn_q.weight.lora_a`` / ``.lora_b``);
+- llama.cpp stores Q and K with rows permuted for its RoPE layout (transformers un-permutes
+  them when it reads a GGUF), so the B matrix of a Q or K adapter gets the same permutation;
+- metadata ``general.type = adapter``, ``adapter.type = lora``, ``adapter.lora.alpha``.
+
+The result is checked in the tests by comparing llama.cpp's logits with the adapter
+against the peft model's logits on the same tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import ModelError
+
+# transformers module name -> llama.cpp tensor name (Llama-family models).
+_LLAMA_NAMES = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+_KEY = re.compile(r"layers\.(\d+)\.(.+?)\.lora_([AB])\.(?:default\.)?weight$")
+SUPPORTED_ARCHS = ("llama",)
+
+
+def _permute(w: Any, n_head: int) -> Any:
+    """llama.cpp's Q/K row order (see convert_hf_to_gguf.LlamaModel.permute)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file (recorded in the manifest and the model card)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_lora_gguf(
+    lora: dict[str, Any], config: Any, alpha: float, out: Path, *, name: str = "", f16: bool = True
+) -> Path:
+    """Write the LoRA tensors ``lora`` (peft state dict) as a GGUF adapter at ``out``."""
+    import gguf
+    import numpy as np
+
+    arch = str(getattr(config, "model_type", ""))
+    if arch not in SUPPORTED_ARCHS:
+        raise ModelError(
+            f"GGUF adapter export supports {', '.join(SUPPORTED_ARCHS)} models, not {arch!r}; "
+            "fine-tune a Llama-family base (for example smollm2-135m-instruct-q4_1)."
+        )
+    n_head = int(config.num_attention_heads)
+    n_kv = int(getattr(config, "num_key_value_heads", None) or n_head)
+    pairs: dict[tuple[int, str], dict[str, Any]] = {}
+    for key, tensor in lora.items():
+        m = _KEY.search(key)
+        if not m:
+            raise ModelError(f"Unexpected tensor in the LoRA adapter: {key}.")
+        layer, module, ab = int(m.group(1)), m.group(2), m.group(3)
+        if module not in _LLAMA_NAMES:
+            raise ModelError(f"LoRA on {module} cannot be exported to GGUF; target attention/MLP projections only.")
+        pairs.setdefault((layer, module), {})[ab] = tensor.detach().float().cpu().numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    if name:
+        writer.add_name(name)
+    dtype = np.float16 if f16 else np.float32
+    for (layer, module), ab in sorted(pairs.items()):
+        if set(ab) != {"A", "B"}:
+            raise ModelError(f"LoRA adapter for layer {layer} {module} lacks its A or B matrix.")
+        a, b = ab["A"], ab["B"]
+        if module == "self_attn.q_proj":
+            b = _permute(b, n_head)
+        elif module == "self_attn.k_proj":
+            b = _permute(b, n_kv)
+        base = f"blk.{layer}.{_LLAMA_NAMES[module]}.weight"
+        writer.add_tensor(base + ".lora_a", np.ascontiguousarray(a).astype(dtype))
+        writer.add_tensor(base + ".lora_b", np.ascontiguousarray(b).astype(dtype))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(out)
+    return out
+
+
+def peft_state_for_export(model: Any) -> dict[str, Any]:
+    """LoRA A/B tensors from a peft model, keyed as peft saves them."""
+    return {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k}

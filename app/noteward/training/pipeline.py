@@ -1,0 +1,207 @@
+"""`noteward finetune` end to end: data -> LoRA training -> GGUF adapter -> card -> manifest.
+
+The run lives in a work folder (``<user data dir>/training/<name>``) holding the
+checkpoint, the balance report and the run record; ``--resume`` continues there. The
+adapter, its model card and a manifest overlay entry go under
+``<user data dir>/models`` (never into an installed copy of Noteward).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import ModelError, UsageError
+from noteward.settings import user_data_dir
+from noteward.training import data as data_mod
+from noteward.training import export, trainer
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+
+
+def shared_data_dir() -> Path:
+    """The shared corpora folder: NOTEWARD_SHARED_DATA, else ../shared/data beside the repo."""
+    env = os.environ.get("NOTEWARD_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def work_dir(name: str) -> Path:
+    """Checkpoints and run records of fine-tuning run ``name``."""
+    return user_data_dir() / "training" / name
+
+
+def models_dir() -> Path:
+    """Where locally fine-tuned adapters, cards and the manifest overlay live."""
+    return user_data_dir() / "models"
+
+
+def check_name(name: str) -> str:
+    """A model id usable as a file name and manifest id."""
+    if not _NAME.match(name):
+        raise UsageError(
+            f"Model name {name!r} is not usable: use 2-63 lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (for example smollm2-135m-clinical)."
+        )
+    return name
+
+
+def resolve_base(model_id: str) -> tuple[Path, dict[str, Any]]:
+    """GGUF path and manifest entry of a base model id (a .gguf path is accepted too)."""
+    p = Path(model_id).expanduser()
+    if p.suffix == ".gguf":
+        if not p.exists():
+            raise UsageError(f"Base model file {p} does not exist.")
+        return p, {"id": p.stem, "prompt_style": "chat"}
+    from noteward.llm.manifest import load_manifest
+
+    entry = load_manifest().get(model_id)
+    if entry.adapter_file() is not None:
+        raise UsageError(f"{model_id!r} is itself a fine-tuned adapter; give its base model instead.")
+    mf = entry.model_file()
+    if not mf.path.exists():
+        raise ModelError(f"Base model {model_id!r} is missing ({mf.path}); install {mf.package or 'it'} first.")
+    return mf.path, {"id": entry.id, "sha256": mf.sha256, "prompt_style": entry.prompt_style, **entry.raw}
+
+
+@dataclass
+class FinetuneRun:
+    """What `noteward finetune` produced (printed as JSON and kept in the work folder)."""
+
+    name: str
+    base: str
+    sources: list[str]
+    adapter: str
+    adapter_sha256: str
+    adapter_size: int
+    card: str
+    manifest: str
+    balance: dict[str, Any]
+    train: dict[str, Any]
+    config: dict[str, Any]
+    finished_at: str
+
+
+def build_training_set(
+    sources: list[str], seed: int, max_tokens: int, limit: int | None = None, vault: Any = None, data_dir: Path | None = None
+) -> list[data_mod.Example]:
+    """The balanced training set (optionally cut to ``limit`` examples for quick runs)."""
+    limits = None
+    if limit is not None:
+        per = max(1, limit // max(1, len(sources)))
+        limits = {s: per for s in sources}
+    exs = data_mod.build_examples(
+        sources, data_dir or shared_data_dir(), seed=seed, max_tokens=max_tokens, limits=limits, vault=vault
+    )
+    if not exs:
+        raise UsageError("The chosen sources gave no training examples; check the data folder and --data.")
+    return exs[:limit] if limit is not None else exs
+
+
+def finetune(
+    base: str,
+    sources: list[str],
+    name: str,
+    cfg: trainer.TrainConfig,
+    *,
+    resume: bool = False,
+    limit: int | None = None,
+    vault: Any = None,
+    data_dir: Path | None = None,
+    show_bar: bool = True,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> FinetuneRun:
+    """Run the whole pipeline and register the adapter in the user manifest overlay."""
+    name = check_name(name)
+    gguf_path, entry = resolve_base(base)
+    cfg.prompt_style = str(entry.get("prompt_style") or "chat")
+    wd = work_dir(name)
+    wd.mkdir(parents=True, exist_ok=True)
+    ckpt_cfg = wd / "config.json"
+    if resume and ckpt_cfg.exists():
+        saved = json.loads(ckpt_cfg.read_text(encoding="utf-8"))
+        if saved.get("base") != entry["id"] or saved.get("sources") != sources:
+            raise UsageError(
+                "--resume must use the same --base and --data as the run it continues "
+                f"(it used {saved.get('base')} on {','.join(saved.get('sources', []))})."
+            )
+    examples = build_training_set(sources, cfg.seed, cfg.max_seq_len - 40, limit, vault, data_dir)
+    balance = data_mod.balance_report(examples)
+    (wd / "balance.json").write_text(json.dumps(balance, indent=2), encoding="utf-8")
+    ckpt_cfg.write_text(
+        json.dumps({"base": entry["id"], "sources": sources, "config": asdict(cfg), "limit": limit}, indent=2),
+        encoding="utf-8",
+    )
+    log.info("training set: %d examples", len(examples))
+    model, tok = trainer.load_base(gguf_path, cfg.threads)
+    model, result = trainer.train(model, tok, examples, cfg, wd, resume=resume, progress=progress, show_bar=show_bar)
+    out_dir = models_dir()
+    adapter = export.export_lora_gguf(
+        export.peft_state_for_export(model), model.config, cfg.alpha, out_dir / f"{name}-lora.gguf", name=name
+    )
+    sha = export.sha256_file(adapter)
+    now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+    train_info = {k: v for k, v in asdict(result).items() if k != "losses"}
+    run = FinetuneRun(
+        name=name,
+        base=entry["id"],
+        sources=sources,
+        adapter=str(adapter),
+        adapter_sha256=sha,
+        adapter_size=adapter.stat().st_size,
+        card=str(out_dir / "cards" / f"{name}.md"),
+        manifest=str(out_dir / "manifest.json"),
+        balance=balance,
+        train=train_info,
+        config=asdict(cfg),
+        finished_at=now,
+    )
+    (wd / "run.json").write_text(json.dumps({**asdict(run), "losses": result.losses}, indent=2), encoding="utf-8")
+    from noteward.training import card as card_mod
+
+    card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None)
+    register(run, Path(run.manifest), adapter_path=adapter.name)
+    return run
+
+
+def register(run: FinetuneRun, manifest: Path, adapter_path: str, default: bool = False) -> None:
+    """Add (or replace) the adapter's entry in a manifest file (created if absent)."""
+    data: dict[str, Any] = {"schema_version": 1, "models": []}
+    if manifest.exists():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except ValueError:
+            raise UsageError(f"{manifest} is not valid JSON; fix or remove it and run again.") from None
+    entry = manifest_entry(run, adapter_path)
+    data["models"] = [m for m in data.get("models", []) if m.get("id") != run.name] + [entry]
+    if default:
+        data["default"] = run.name
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(manifest)
+
+
+def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
+    """The manifest entry of a fine-tuned adapter (format of noteward.llm.manifest)."""
+    return {
+        "id": run.name,
+        "name": f"{run.name} (LoRA on {run.base})",
+        "base": run.base,
+        "adapter": {"path": adapter_path, "sha256": run.adapter_sha256, "size": run.adapter_size},
+        "prompt_style": run.config.get("prompt_style", "chat"),
+        "licence": "Adapter trained on CC BY 4.0 (MTS-Dialog, ACI-Bench, MeQSum) and CC0 (Synthea) data; base model licence applies",
+        "intended_use": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
+        "card": f"cards/{run.name}.md",
+        "training": {"steps": run.train["steps"], "seconds": run.train["seconds"], "sources": run.sources},
+    }

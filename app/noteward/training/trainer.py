@@ -1,0 +1,328 @@
+"""LoRA fine-tuning of a packaged GGUF model on the CPU, with checkpoints and resume.
+
+transformers de-quantizes the base GGUF (``gguf_file=``) into a float32 model, peft adds
+LoRA matrices, and a small loop trains only those. The loop is ours rather than
+``transformers.Trainer`` so that a wall-clock budget, exact resume (data order, optimizer,
+scheduler and RNG state) and a progress callback stay simple on a shared 2-core machine.
+
+Loss is computed on the assistant turn only (the grounded bullets and the end-of-turn
+token); the prompt is wrapped exactly as ``noteward.llm.runtime`` wraps it at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noteward.core.errors import ModelError, UsageError
+from noteward.llm import prompts
+from noteward.training.data import Example
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+STATE_FILE = "state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters and limits of one fine-tuning run (recorded in the model card)."""
+
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    learning_rate: float = 3e-4
+    warmup_steps: int = 10
+    micro_batch: int = 2
+    grad_accum: int = 4
+    max_seq_len: int = 768
+    max_steps: int = 0  # optimizer steps; 0: one pass over the data
+    time_budget_s: float = 0.0  # 0: no limit
+    checkpoint_every: int = 10  # optimizer steps
+    seed: int = 1234
+    threads: int = 2
+    prompt_style: str = "chat"
+
+
+@dataclass
+class TrainResult:
+    """What a run did: steps, examples seen, time, losses; written into the model card."""
+
+    steps: int
+    target_steps: int
+    micro_batches: int
+    examples_seen: int
+    seconds: float
+    first_loss: float | None
+    last_loss: float | None
+    stopped_by: str  # "max-steps" | "time-budget" | "data"
+    losses: list[float] = field(default_factory=list)
+
+
+def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
+    """The base GGUF as a float32 transformers model plus its tokenizer.
+
+    A model loaded from a GGUF keeps a GGUF quantization config that makes peft and
+    ``save_pretrained`` refuse it; the weights are already de-quantized, so both are dropped.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(max(1, threads))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+        )
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"transformers cannot load the base GGUF {gguf_path.name}: {exc}") from None
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    model.is_quantized = False
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def end_of_turn(tok: Any, prompt_style: str) -> str:
+    """The text that closes the assistant turn (what makes generation stop)."""
+    if prompt_style == "chat":
+        probe = tok.apply_chat_template(
+            [{"role": "user", "content": "x"}, {"role": "assistant", "content": "QZXJ7"}], tokenize=False
+        )
+        tail = str(probe).split("QZXJ7", 1)[-1]
+        return tail if tail.strip() else (tok.eos_token or "")
+    return tok.eos_token or ""
+
+
+def render(ex: Example, tok: Any, prompt_style: str) -> tuple[str, str]:
+    """(prompt text, target text) exactly as the runtime sends the prompt."""
+    if prompt_style == "chat":
+        prompt = tok.apply_chat_template(
+            [{"role": "user", "content": ex.prompt()}], tokenize=False, add_generation_prompt=True
+        )
+    else:
+        prompt = prompts.build_base_prompt(ex.sentences)
+    return str(prompt), ex.target() + end_of_turn(tok, prompt_style)
+
+
+def encode(ex: Example, tok: Any, cfg: TrainConfig) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels (prompt masked with -100); None when it exceeds max_seq_len."""
+    prompt, target = render(ex, tok, cfg.prompt_style)
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    if tok.bos_token_id is not None and getattr(tok, "add_bos_token", False):
+        p_ids = [tok.bos_token_id] + p_ids
+    t_ids = tok(target, add_special_tokens=False)["input_ids"]
+    ids = p_ids + t_ids
+    if len(ids) > cfg.max_seq_len:
+        return None
+    return ids, [-100] * len(p_ids) + t_ids
+
+
+def add_lora(model: Any, cfg: TrainConfig) -> Any:
+    """Wrap the model with trainable LoRA matrices (everything else frozen)."""
+    from peft import LoraConfig, get_peft_model
+
+    lcfg = LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lcfg)
+
+
+def lora_state(model: Any) -> dict[str, Any]:
+    """The LoRA tensors only (what a checkpoint and the exported adapter hold)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
+
+
+def _batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    n = max(len(i) for i, _ in items)
+    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), n), -100, dtype=torch.long)
+    mask = torch.zeros((len(items), n), dtype=torch.long)
+    for r, (i, lab) in enumerate(items):
+        ids[r, : len(i)] = torch.tensor(i)
+        labels[r, : len(lab)] = torch.tensor(lab)
+        mask[r, : len(i)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def train(
+    model: Any,
+    tok: Any,
+    examples: list[Example],
+    cfg: TrainConfig,
+    workdir: Path,
+    *,
+    resume: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+    show_bar: bool = True,
+) -> tuple[Any, TrainResult]:
+    """LoRA-train ``model`` on ``examples``; checkpoints go to ``workdir``.
+
+    Stops at ``cfg.max_steps`` optimizer steps, at the end of the wall-clock budget, or when
+    the data runs out (one pass when max_steps is 0). With ``resume`` it continues from the
+    last checkpoint in ``workdir`` with the same data order, optimizer and scheduler state.
+    """
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    encoded = [e for e in (encode(ex, tok, cfg) for ex in examples) if e is not None]
+    if not encoded:
+        raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
+    skipped = len(examples) - len(encoded)
+    per_step = cfg.micro_batch * cfg.grad_accum
+    target_steps = cfg.max_steps or max(1, math.ceil(len(encoded) / per_step))
+
+    model = add_lora(model, cfg)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        frac = (step - cfg.warmup_steps) / max(1, target_steps - cfg.warmup_steps)
+        return max(0.05, 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    step, cursor, epoch, seen, seconds_before = 0, 0, 0, 0, 0.0
+    losses: list[float] = []
+    ckpt = workdir / CHECKPOINT_FILE
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["lora"], strict=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, cursor, epoch = state["step"], state["cursor"], state["epoch"]
+        seen, seconds_before, losses = state["seen"], state["seconds"], state["losses"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed at step %d (examples seen %d)", step, seen)
+    elif resume:
+        log.info("no checkpoint in the work folder; starting from step 0")
+
+    def order(ep: int) -> list[int]:
+        idx = list(range(len(encoded)))
+        random.Random(cfg.seed + ep).shuffle(idx)
+        return idx
+
+    perm = order(epoch)
+    started = time.monotonic()
+    first_loss = losses[0] if losses else None
+    stopped_by = "max-steps"
+
+    def save() -> None:
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save(
+            {
+                "lora": lora_state(model),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "step": step,
+                "cursor": cursor,
+                "epoch": epoch,
+                "seen": seen,
+                "seconds": seconds_before + time.monotonic() - started,
+                "losses": losses,
+                "torch_rng": torch.get_rng_state(),
+                "config": asdict(cfg),
+            },
+            tmp,
+        )
+        os.replace(tmp, ckpt)
+        (workdir / STATE_FILE).write_text(
+            json.dumps({"step": step, "target_steps": target_steps, "seen": seen, "loss": losses[-1] if losses else None}),
+            encoding="utf-8",
+        )
+
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=target_steps, initial=step, unit="step", desc="fine-tuning", dynamic_ncols=True)
+    micro = 0
+    budget = cfg.time_budget_s
+    try:
+        while step < target_steps:
+            if budget and seconds_before + time.monotonic() - started >= budget:
+                stopped_by = "time-budget"
+                break
+            if cursor >= len(perm):
+                if not cfg.max_steps:
+                    stopped_by = "data"
+                    break
+                epoch, cursor = epoch + 1, 0
+                perm = order(epoch)
+            acc_loss, acc_tokens = 0.0, 0
+            for _ in range(cfg.grad_accum):
+                if cursor >= len(perm):
+                    break
+                items = [encoded[i] for i in perm[cursor : cursor + cfg.micro_batch]]
+                cursor += len(items)
+                batch = _batch(items, tok.pad_token_id)
+                n_tok = int((batch["labels"] != -100).sum())
+                out = model(**batch)
+                (out.loss / cfg.grad_accum).backward()
+                acc_loss += float(out.loss.detach()) * n_tok
+                acc_tokens += n_tok
+                seen += len(items)
+                micro += 1
+            if acc_tokens == 0:
+                continue
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            loss = acc_loss / acc_tokens
+            losses.append(round(loss, 4))
+            if first_loss is None:
+                first_loss = loss
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+            if progress is not None:
+                progress(step, target_steps, loss)
+            if step % cfg.checkpoint_every == 0:
+                save()
+        save()
+    finally:
+        if bar is not None:
+            bar.close()
+    result = TrainResult(
+        steps=step,
+        target_steps=target_steps,
+        micro_batches=micro,
+        examples_seen=seen,
+        seconds=round(seconds_before + time.monotonic() - started, 1),
+        first_loss=round(first_loss, 4) if first_loss is not None else None,
+        last_loss=losses[-1] if losses else None,
+        stopped_by=stopped_by,
+        losses=losses,
+    )
+    if skipped:
+        log.info("%d examples longer than %d tokens were skipped", skipped, cfg.max_seq_len)
+    return model, result

@@ -1,0 +1,169 @@
+"""`noteward finetune` end to end on the smallest real base (SmolLM2 135M Q4_1).
+
+A handful of examples, two optimizer steps, short sequences: the run builds the data,
+trains LoRA on the CPU, checkpoints, exports a GGUF adapter, writes the card and the
+manifest overlay; llama-cpp-python then loads base + adapter and generates, and its logits
+match the peft model's (which checks the Q/K row permutation of the export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from noteward import cli
+from noteward.core.errors import UsageError
+from noteward.training import export, pipeline, trainer
+from tests.conftest import require_shared
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
+
+NAME = "tiny-test"
+BASE = "smollm2-135m-instruct-q4_1"
+
+
+@pytest.fixture(scope="module")
+def run_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny fine-tuning run through the CLI, then a resume that adds one step."""
+    require_shared("synthea_fhir")
+    data_dir = tmp_path_factory.mktemp("nwdata")
+    old = os.environ.get("NOTEWARD_DATA_DIR")
+    os.environ["NOTEWARD_DATA_DIR"] = str(data_dir)
+    args = [
+        "finetune", "--base", BASE, "--data", "meqsum,synthea", "--name", NAME,
+        "--limit", "4", "--max-seq-len", "512", "--batch", "1", "--grad-accum", "1",
+        "--lr", "5e-3", "--modules", "all-linear", "--threads", "2", "--no-progress", "--json",
+    ]
+    try:
+        rc1 = cli.main(args + ["--max-steps", "2"])
+        run1 = json.loads((pipeline.work_dir(NAME) / "run.json").read_text(encoding="utf-8"))
+        rc2 = cli.main(args + ["--max-steps", "3", "--resume"])
+        run2 = json.loads((pipeline.work_dir(NAME) / "run.json").read_text(encoding="utf-8"))
+        yield {"rc": (rc1, rc2), "run1": run1, "run2": run2, "data_dir": data_dir}
+    finally:
+        if old is None:
+            os.environ.pop("NOTEWARD_DATA_DIR", None)
+        else:
+            os.environ["NOTEWARD_DATA_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _keep_data_dir(run_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTEWARD_DATA_DIR", str(run_env["data_dir"]))
+
+
+def test_run_trains_checkpoints_and_resumes(run_env: dict[str, Any]) -> None:
+    assert run_env["rc"] == (0, 0)
+    r1, r2 = run_env["run1"], run_env["run2"]
+    assert r1["train"]["steps"] == 2 and r1["train"]["stopped_by"] == "max-steps"
+    assert r1["train"]["first_loss"] is not None and r1["train"]["last_loss"] is not None
+    # the resumed run continued from step 2 and did one more micro-batch, not three
+    assert r2["train"]["steps"] == 3 and r2["train"]["micro_batches"] == 1
+    assert r2["losses"][:2] == r1["losses"]
+    assert (pipeline.work_dir(NAME) / trainer.CHECKPOINT_FILE).exists()
+    assert r2["balance"]["examples"] == 4
+
+
+def test_adapter_card_and_overlay(run_env: dict[str, Any]) -> None:
+    run = run_env["run2"]
+    adapter = Path(run["adapter"])
+    assert adapter.parent == pipeline.models_dir()
+    assert 100_000 < adapter.stat().st_size < 20_000_000
+    assert export.sha256_file(adapter) == run["adapter_sha256"]
+    overlay = json.loads((pipeline.models_dir() / "manifest.json").read_text(encoding="utf-8"))
+    entry = next(m for m in overlay["models"] if m["id"] == NAME)
+    assert entry["base"] == BASE and entry["adapter"]["sha256"] == run["adapter_sha256"]
+    assert "default" not in overlay
+    card = Path(run["card"]).read_text(encoding="utf-8")
+    for needle in (run["adapter_sha256"], BASE, "CC BY 4.0", "CC0", "Optimizer steps: 3", "MeQSum"):
+        assert needle in card
+    # the llm layer sees the new entry through its manifest overlay and verifies its hash
+    from noteward.llm.manifest import load_manifest
+
+    m = load_manifest().get(NAME)
+    assert m.adapter_file() is not None and m.adapter_file().path == adapter  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def llama_pair(run_env: dict[str, Any]) -> tuple[Any, Any]:
+    from llama_cpp import Llama
+
+    base_path, _ = pipeline.resolve_base(BASE)
+    adapter = run_env["run2"]["adapter"]
+    kw = dict(model_path=str(base_path), n_ctx=1024, n_threads=2, verbose=False)
+    return Llama(**kw), Llama(**kw, lora_path=adapter)
+
+
+def test_llama_cpp_loads_the_adapter_and_generates(llama_pair: tuple[Any, Any]) -> None:
+    _, tuned = llama_pair
+    out = tuned.create_chat_completion(
+        messages=[{"role": "user", "content": "Summarize: [S1] Patient takes lisinopril 10 mg daily."}],
+        max_tokens=16,
+        temperature=0.0,
+    )
+    assert out["choices"][0]["message"]["content"].strip()
+    assert out["usage"]["completion_tokens"] > 0
+
+
+def test_llama_cpp_logits_match_the_peft_model(run_env: dict[str, Any], llama_pair: tuple[Any, Any]) -> None:
+    import numpy as np
+    import torch
+
+    base_llm, tuned_llm = llama_pair
+    base_path, _ = pipeline.resolve_base(BASE)
+    model, tok = trainer.load_base(base_path, threads=2)
+    cfg = trainer.TrainConfig(**{**run_env["run2"]["config"], "target_modules": tuple(run_env["run2"]["config"]["target_modules"])})
+    peft_model = trainer.add_lora(model, cfg)
+    state = torch.load(pipeline.work_dir(NAME) / trainer.CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    missing = peft_model.load_state_dict(state["lora"], strict=False)
+    assert not [k for k in missing.unexpected_keys]
+    peft_model.eval()
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Summarize: [S1] The patient has type 2 diabetes and takes metformin."}],
+        tokenize=False,
+        add_generation_prompt=True,
+    ) + "Problems:\n- "
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        hf_tuned = peft_model(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+        with peft_model.disable_adapter():
+            hf_base = peft_model(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+
+    def last_logits(llm: Any) -> Any:
+        llm.reset()
+        llm.eval(ids)
+        return np.array(llm.scores[llm.n_tokens - 1])
+
+    cpp_base, cpp_tuned = last_logits(base_llm), last_logits(tuned_llm)
+    adapter_effect = np.abs(hf_tuned - hf_base).mean()
+    assert adapter_effect > 0.2, "the tiny run should have moved the logits"
+    # llama.cpp (Q4_1 kernels) vs transformers (de-quantized float32): same model, small noise
+    assert np.abs(cpp_tuned - hf_tuned).mean() < 0.5 * adapter_effect
+    assert np.abs(cpp_base - hf_base).mean() < 0.5 * adapter_effect
+    assert np.corrcoef(cpp_tuned, hf_tuned)[0, 1] > np.corrcoef(cpp_tuned, hf_base)[0, 1]
+
+
+def test_resume_refuses_a_different_base_or_data(run_env: dict[str, Any]) -> None:
+    with pytest.raises(UsageError, match="same --base and --data"):
+        pipeline.finetune(BASE, ["meqsum"], NAME, trainer.TrainConfig(max_steps=1), resume=True, limit=2)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "pubmed", "--name", "x1"], "Unknown training source"),
+        (["--data", "meqsum", "--name", "Bad Name!"], "not usable"),
+        (["--data", "meqsum", "--name", "x1", "--modules", "lm_head"], "Unknown LoRA module"),
+        (["--data", "meqsum", "--name", "x1", "--max-steps", "-1"], "zero or positive"),
+        (["--data", "vault", "--name", "x1"], "needs --vault"),
+    ],
+)
+def test_bad_arguments_get_clear_messages(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["finetune", "--base", BASE, *argv]) == UsageError.exit_code
+    assert message in capsys.readouterr().err
