@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "noteward.ingest.commands",
     "noteward.demo",
     "noteward.llm.commands",
+    "noteward.training.commands",
+    "noteward.retrieval.commands",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
