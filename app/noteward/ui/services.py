@@ -93,23 +93,27 @@ def _record(ctx: JobContext, patient_id: str) -> PatientRecord:
 
 def _latest_summary(vault: Any, patient_id: str, notes: list[Note]) -> dict[str, Any] | None:
     try:
-        from noteward.llm import summarizer
+        from noteward.llm.summarizer import latest_summary
     except ImportError:
         return None
-    loader = getattr(summarizer, "load_latest_summary", None)
-    if loader is None:
+    stored = latest_summary(vault, patient_id)
+    if stored is None:
         return None
-    result = loader(vault, patient_id)
-    return None if result is None else _summary_json(result)
+    body = dict(stored.get("body") or {})
+    body.update(
+        id=stored["id"],
+        covers=stored.get("covers"),
+        out_of_date=bool(stored.get("out_of_date")),
+        approved_text=stored.get("approved_text"),
+        created_at=stored.get("created_at"),
+    )
+    return body
 
 
 def _summary_json(result: Any) -> dict[str, Any]:
-    data = result.to_json() if hasattr(result, "to_json") else dict(result)
-    for attr in ("id", "summary_id", "out_of_date", "covers", "approved_text"):
-        if attr not in data and getattr(result, attr, None) is not None:
-            data[attr] = getattr(result, attr)
-    if "id" not in data and "summary_id" in data:
-        data["id"] = data["summary_id"]
+    """A fresh SummaryResult as the dict the summary pane shows (like a stored one)."""
+    data = dict(result.to_json())
+    data.update(id=result.summary_id, covers=result.covers, out_of_date=False, approved_text=None)
     return data
 
 
