@@ -13,6 +13,7 @@ from tests.conftest import require_shared
 
 NOTE = (
     "Clinic visit — café consult 😀\n"
+    "Chief complaint: chest pain for 2 days.\n"
     "# Medications\n"
     "lisinopril 10 mg oral tablet; metformin 500 mg twice daily\n"
     "# Assessment and Plan\n"
@@ -40,8 +41,11 @@ def test_copied_sentence_maps_to_its_exact_span() -> None:
         ("Started on atorvastatin 20 mg on April 3, 2021", False, "date"),
         ("Started on rosuvastatin 20 mg on March 3, 2021", False, "drug"),
         ("Patient reports chest pain.", False, "negation"),
+        ("Chest pain for 2 weeks", False, "unit"),
         ("Known allergies.", False, "negation"),
         ("Patient denies chest pain", True, None),
+        ("lisinopril 10 g oral tablet", False, "unit"),
+        ("metformin 500 mg twice weekly", False, "frequency"),
         ("The patient was started on atorvastatin 20 mg", True, None),
         ("Scheduled for knee replacement surgery", False, None),
     ],

@@ -96,6 +96,69 @@ def content_words(text: str) -> list[str]:
     return out
 
 
+_UNITS = {
+    "mg": "mg",
+    "mcg": "mcg",
+    "ug": "mcg",
+    "g": "g",
+    "gram": "g",
+    "grams": "g",
+    "kg": "kg",
+    "ml": "ml",
+    "l": "l",
+    "unit": "unit",
+    "units": "unit",
+    "unt": "unit",
+    "iu": "unit",
+    "%": "%",
+    "percent": "%",
+    "mmhg": "mmhg",
+    "lb": "lb",
+    "lbs": "lb",
+    "pound": "lb",
+    "pounds": "lb",
+    "cm": "cm",
+    "mm": "mm",
+    "inch": "in",
+    "inches": "in",
+    "second": "s",
+    "seconds": "s",
+    "minute": "min",
+    "minutes": "min",
+    "min": "min",
+    "mins": "min",
+    "hour": "h",
+    "hours": "h",
+    "hr": "h",
+    "hrs": "h",
+    "day": "d",
+    "days": "d",
+    "week": "wk",
+    "weeks": "wk",
+    "wk": "wk",
+    "wks": "wk",
+    "month": "mo",
+    "months": "mo",
+    "year": "y",
+    "years": "y",
+    "yr": "y",
+    "yrs": "y",
+    "time": "x",
+    "times": "x",
+}
+_QTY_RE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:[.,]\d+)*)\s*-?\s*(%|[A-Za-z]+)(?![A-Za-z])")
+
+
+def quantities_in(text: str) -> set[tuple[str, str]]:
+    """(number, unit) pairs such as ('10', 'mg') or ('2', 'wk'): a dose or duration."""
+    out = set()
+    for m in _QTY_RE.finditer(text):
+        unit = _UNITS.get(m.group(2).lower())
+        if unit:
+            out.add((normalize_word(m.group(1)), unit))
+    return out
+
+
 def numbers_in(text: str) -> list[str]:
     """Normalized numbers (doses, values, date parts) in a text."""
     return [normalize_word(m.group(0)) for m in _NUMBER_RE.finditer(text)]
@@ -383,7 +446,17 @@ def check_critical(sentence: str, sources_text: str, primary_text: str) -> list[
     missing_numbers = [n for n in numbers_in(sentence) if n not in src_numbers]
     if missing_numbers:
         reasons.append("number not in sources: " + ", ".join(sorted(set(missing_numbers))))
+    src_qty = quantities_in(sources_text)
+    src_qty_numbers = {n for n, _u in src_qty}
+    wrong_units = [
+        q for q in quantities_in(sentence) if q not in src_qty and q[0] in src_qty_numbers
+    ]
+    if wrong_units:
+        reasons.append("unit of a dose or duration differs from the sources")
     src_words = set(content_words(sources_text))
+    freq = {f.lower() for f in rules().get("frequency_terms", [])}
+    if any(w in freq and w not in src_words for w in content_words(sentence)):
+        reasons.append("dosing frequency not in sources")
     missing_drugs = sorted(d for d in drugs_in(sentence) if d not in src_words)
     if missing_drugs:
         reasons.append("drug name not in sources")
