@@ -21,7 +21,7 @@ def import_into(qtbot, win, paths: list[Path]) -> dict:  # noqa: ANN001
     dialog.add_paths([str(p) for p in paths])
     with qtbot.waitSignal(dialog.import_did_finish, timeout=60_000) as blocker:
         dialog.start.click()
-    qtbot.waitUntil(lambda: dialog.job is None, timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=180_000)  # import, then indexing
     return blocker.args[0]
 
 

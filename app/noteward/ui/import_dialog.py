@@ -52,6 +52,7 @@ class ImportDialog(QDialog):
         self.job: Job | None = None
         self.report: dict[str, Any] | None = None
         self._started = 0.0
+        self._summary_text = ""
 
         hint = QLabel(
             "Add text files, CSV files, FHIR NDJSON files or Bundles, or whole folders. "
@@ -164,7 +165,11 @@ class ImportDialog(QDialog):
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
-            self.counts.setText("Cancelling… nothing from this import will be kept.")
+            indexing = self.report is not None
+            self.counts.setText(
+                "Stopping indexing; what is indexed is kept." if indexing
+                else "Cancelling… nothing from this import will be kept."
+            )
             self.cancel_button.setEnabled(False)
 
     def _set_running(self, running: bool) -> None:
@@ -194,6 +199,34 @@ class ImportDialog(QDialog):
         self.progress.setFormat("Done")
         self.show_errors(report.get("errors") or [])
         self.import_did_finish.emit(report)
+        if report.get("committed"):
+            self._start_indexing()
+
+    def _start_indexing(self) -> None:
+        """Embed the new passages for semantic search (cancel keeps what is done)."""
+        self._summary_text = self.counts.text()
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Indexing for semantic search…")
+        self.job = job = self.services.index()
+        self._set_running(True)
+        job.job_did_progress.connect(self._index_progress)
+        job.job_did_succeed.connect(self._index_done)
+        job.job_did_fail.connect(lambda m: self.counts.setText(f"{self._summary_text} Semantic indexing failed: {m}"))
+        job.job_did_cancel.connect(lambda: self.counts.setText(
+            f"{self._summary_text} Semantic indexing paused; it continues after the next import."))
+        job.job_did_end.connect(self._did_end)
+
+    def _index_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"Indexing for semantic search: {done} of {total}")
+
+    def _index_done(self, report: dict[str, Any]) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress.setFormat("Done")
+        self.counts.setText(f"{self._summary_text} {report.get('added', 0)} passages indexed for semantic search.")
 
     def show_errors(self, errors: list[Any]) -> None:
         self.errors.setRowCount(len(errors))
@@ -222,5 +255,7 @@ class ImportDialog(QDialog):
         self.counts.setText("Cancelled: nothing from this import was kept.")
 
     def _did_end(self) -> None:
+        if self.sender() is not self.job:
+            return  # the import ended and indexing has taken over
         self.job = None
         self._set_running(False)

@@ -280,7 +280,7 @@ class MainWindow(QMainWindow):
             self.timeline.select_note(newest.id)
         if self.summary.patient_id != record.patient.id or self.summary.job is None:
             self.summary.set_patient(record.patient.id, record.latest_summary)
-        self.search.set_patient(record.patient.id)
+        self.search.set_patient(record.patient.id, record.notes)
         self.record_did_load.emit(record)
 
     # -- summary and search --------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -21,22 +20,20 @@ from PySide6.QtWidgets import (
 from noteward.ui.services import Services
 from noteward.ui.workers import Job
 
-WORD = re.compile(r"\w{3,}", re.UNICODE)
 
-
-def highlight_terms(passage: str, query: str) -> str:
-    """HTML for a passage with the query's words marked (escaped, so note text is inert)."""
-    words = sorted({w.lower() for w in WORD.findall(query)}, key=len, reverse=True)
-    if not words:
-        return html.escape(passage)
-    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+def marked_html(passage: str, marks: list[tuple[int, int]]) -> str:
+    """HTML for a passage with the matched ranges (offsets into the passage) in bold on
+    yellow; everything escaped, so note text is never interpreted as markup."""
     out, last = [], 0
-    for m in pattern.finditer(passage):
-        out.append(html.escape(passage[last : m.start()]))
-        out.append(f"<b style='background:#ffe58a'>{html.escape(m.group(0))}</b>")
-        last = m.end()
+    for a, b in sorted(marks):
+        a, b = max(a, last), min(b, len(passage))
+        if a >= b:
+            continue
+        out.append(html.escape(passage[last:a]))
+        out.append(f"<b style='background:#ffe58a'>{html.escape(passage[a:b])}</b>")
+        last = b
     out.append(html.escape(passage[last:]))
-    return "".join(out)
+    return "".join(out).replace("\n", " ").replace("\r", "")
 
 
 class SearchPane(QWidget):
@@ -50,6 +47,7 @@ class SearchPane(QWidget):
         self.patient_id: str | None = None
         self.job: Job | None = None
         self.hits: list[dict[str, Any]] = []
+        self.notes_by_id: dict[str, Any] = {}
         self.query = QLineEdit()
         self.query.setPlaceholderText("Search this patient's notes (words or a question)")
         self.query.setAccessibleName("Search notes")
@@ -76,8 +74,9 @@ class SearchPane(QWidget):
         self.results.currentRowChanged.connect(self._activate)
         self.results.itemActivated.connect(lambda it: self._activate(self.results.row(it)))
 
-    def set_patient(self, patient_id: str | None) -> None:
+    def set_patient(self, patient_id: str | None, notes: list[Any] | None = None) -> None:
         self.patient_id = patient_id
+        self.notes_by_id = {n.id: n for n in notes or []}
         self.clear()
 
     def clear(self) -> None:
@@ -112,9 +111,14 @@ class SearchPane(QWidget):
         self.results.clear()
         for h in hits:
             item = QListWidgetItem()
+            how = " and ".join(w for w, on in (("keyword", h["keyword"]), ("meaning", h["semantic"])) if on)
+            note = self.notes_by_id.get(h["note_id"])
+            where = f"{(note.date or '')[:10]} {note.type or ''}".strip() if note else ""
+            marks = [(a - h["start"], b - h["start"]) for a, b in h["marks"]]
             label = QLabel(
-                f"<span style='color:#46555b'>score {h['score']:.3f}</span><br>"
-                + highlight_terms(" ".join(h["text"].split()), query)
+                f"<span style='color:#46555b'>{html.escape(where)} · {html.escape(h.get('section') or '')}"
+                f" · matched by {how} · score {h['score']:.3f}</span><br>"
+                + marked_html(h["text"], marks if marks else [(0, len(h["text"]))])
             )
             label.setWordWrap(True)
             label.setTextFormat(Qt.TextFormat.RichText)

@@ -127,6 +127,13 @@ def _import(ctx: JobContext, paths: list[str], strict: bool) -> dict[str, Any]:
     return dict(report.to_json())
 
 
+def _index(ctx: JobContext) -> dict[str, Any]:
+    from noteward.retrieval.index import index_vault
+
+    report = index_vault(_vault(ctx), progress=ctx.progress, cancel=ctx.cancel)
+    return dict(report.to_json())
+
+
 def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list[dict[str, Any]]:
     from noteward.retrieval.search import HybridSearcher
 
@@ -134,17 +141,20 @@ def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list
     searcher = ctx.state.get("searcher")
     if searcher is None:
         searcher = ctx.state["searcher"] = HybridSearcher(vault)
-    hits = searcher.search(query, patient_id=patient_id, k=k)
     out = []
-    for h in hits:
-        get = h.get if isinstance(h, dict) else lambda a, h=h: getattr(h, a, None)
+    for hit in searcher.search(query, patient_id=patient_id, k=k):
+        ctx.check()
         out.append(
             {
-                "note_id": get("note_id"),
-                "start": int(get("start")),
-                "end": int(get("end")),
-                "text": get("text") or "",
-                "score": float(get("score") or 0.0),
+                "note_id": hit.note_id,
+                "start": hit.start,
+                "end": hit.end,
+                "text": hit.text,
+                "score": hit.score,
+                "section": hit.section,
+                "marks": searcher.highlight(hit, query),  # matched terms, absolute offsets
+                "semantic": hit.dense_rank is not None,
+                "keyword": hit.bm25_rank is not None,
             }
         )
     return out
@@ -212,14 +222,8 @@ def _deidentify(ctx: JobContext, text: str, patient: Patient | None) -> dict[str
     if engine is None:
         engine = ctx.state["deid"] = Deidentifier()
     ctx.check()
-    try:
-        result = engine.anonymize(text, mode="tag", patient=patient)
-    except TypeError:  # an engine without patient-aware rules
-        result = engine.anonymize(text, mode="tag")
-    entities = []
-    for e in getattr(result, "entities", []) or []:
-        get = e.get if isinstance(e, dict) else lambda a, e=e: getattr(e, a, None)
-        entities.append({"type": get("type") or get("entity_type"), "start": get("start"), "end": get("end")})
+    result = engine.anonymize(text, mode="tag", patient=patient)
+    entities = [{"type": e.type, "start": e.start, "end": e.end} for e in result.entities]
     return {"text": result.text, "entities": entities}
 
 
@@ -267,6 +271,10 @@ class Services:
 
     def import_paths(self, paths: list[str], strict: bool = False) -> Job:
         return self.vault_thread.submit("import", _import, [str(p) for p in paths], strict)
+
+    def index(self) -> Job:
+        """Embed new chunks for semantic search (resumable; cancel keeps what is done)."""
+        return self.vault_thread.submit("index", _index)
 
     def search(self, query: str, patient_id: str | None, k: int = 10) -> Job:
         return self.vault_thread.submit("search", _search, query, patient_id, k)

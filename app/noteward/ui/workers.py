@@ -37,7 +37,12 @@ log = logging.getLogger(__name__)
 
 
 class Job(QObject):
-    """A request handed to an owner thread; its signals arrive on the GUI thread."""
+    """A request handed to an owner thread; its public signals are emitted on the GUI thread.
+
+    The worker emits the private ``_did_*`` signals; they reach the Job through queued
+    connections and are re-emitted as the public ones on the Job's (GUI) thread. So any
+    slot, a lambda included, runs on the GUI thread, never on the worker.
+    """
 
     job_did_progress = Signal(int, int)
     job_did_stream = Signal(object)
@@ -46,20 +51,35 @@ class Job(QObject):
     job_did_cancel = Signal()
     job_did_end = Signal()
 
+    _did_progress = Signal(int, int)
+    _did_stream = Signal(object)
+    _did_succeed = Signal(object)
+    _did_fail = Signal(str)
+    _did_cancel = Signal()
+    _did_end = Signal()
+
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
         self.cancel_event = threading.Event()
         self.finished = False
         self.outcome: str | None = None  # "succeeded" | "failed" | "cancelled"
-        self.job_did_end.connect(self._mark_finished)
+        q = Qt.ConnectionType.QueuedConnection
+        self._did_progress.connect(self.job_did_progress, q)
+        self._did_stream.connect(self.job_did_stream, q)
+        self._did_succeed.connect(self.job_did_succeed, q)
+        self._did_fail.connect(self.job_did_fail, q)
+        self._did_cancel.connect(self.job_did_cancel, q)
+        self._did_end.connect(self._end, q)
 
     def cancel(self) -> None:
         """Ask the work to stop; the function sees it at its next check."""
         self.cancel_event.set()
 
-    def _mark_finished(self) -> None:
+    @Slot()
+    def _end(self) -> None:
         self.finished = True
+        self.job_did_end.emit()
 
 
 @dataclass
@@ -74,10 +94,10 @@ class JobContext:
         self.cancel = self.job.cancel_event
 
     def progress(self, done: int, total: int) -> None:
-        self.job.job_did_progress.emit(int(done), int(total))
+        self.job._did_progress.emit(int(done), int(total))
 
     def stream(self, item: Any) -> None:
-        self.job.job_did_stream.emit(item)
+        self.job._did_stream.emit(item)
 
     def check(self) -> None:
         """Raise CancelledError if the job was cancelled."""
@@ -171,32 +191,32 @@ class OwnerThread(QThread):
         started = time.perf_counter()
         if job.cancel_event.is_set():
             job.outcome = "cancelled"
-            job.job_did_cancel.emit()
-            job.job_did_end.emit()
+            job._did_cancel.emit()
+            job._did_end.emit()
             return
         try:
             result = fn(JobContext(job, self._state), *args, **kwargs)
         except CancelledError:
             job.outcome = "cancelled"
-            job.job_did_cancel.emit()
+            job._did_cancel.emit()
         except NotewardError as exc:
             job.outcome = "failed"
-            job.job_did_fail.emit(str(exc))
+            job._did_fail.emit(str(exc))
         except Exception as exc:  # a bug: log type and code locations only; messages may hold PHI
             frames = traceback.extract_tb(exc.__traceback__)
             where = " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames[::-1][:6])
             log.error("job %s failed on %s: %s at %s", job.name, self.objectName(), type(exc).__name__, where)
             job.outcome = "failed"
-            job.job_did_fail.emit(f"Unexpected error ({type(exc).__name__}); see the log.")
+            job._did_fail.emit(f"Unexpected error ({type(exc).__name__}); see the log.")
         else:
             if job.cancel_event.is_set():
                 job.outcome = "cancelled"
-                job.job_did_cancel.emit()
+                job._did_cancel.emit()
             else:
                 job.outcome = "succeeded"
-                job.job_did_succeed.emit(result)
+                job._did_succeed.emit(result)
         log.info(
             "job %s on %s: %s in %.0f ms",
             job.name, self.objectName(), job.outcome, (time.perf_counter() - started) * 1000,
         )
-        job.job_did_end.emit()
+        job._did_end.emit()
