@@ -142,19 +142,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         _cli().print_json(res)
         return 0
+
+    def f(x: Any) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
     for ds, systems in res["datasets"].items():
         print(f"\n{ds}")
         print(
-            f"  {'system':44} {'ROUGE-L':>8} {'support':>8} {'bad num':>8} {'keyfact':>8} {'ms':>8}"
+            f"  {'system':48} {'ROUGE-L':>8} {'support':>8} {'bad num':>8} {'bad(sup)':>8} "
+            f"{'keyfact':>8} {'ms':>8}"
         )
         for name, m in systems.items():
-
-            def f(x: Any) -> str:
-                return "-" if x is None else f"{x:.3f}"
-
             print(
-                f"  {name:44} {f(m['rougeL_f']):>8} {f(m['supported_share']):>8} "
-                f"{f(m['hallucinated_number_rate']):>8} {f(m['key_fact_recall']):>8} {m['mean_ms'] or 0:>8.0f}"
+                f"  {name:48} {f(m['rougeL_f']):>8} {f(m['supported_share']):>8} "
+                f"{f(m['hallucinated_number_rate']):>8} "
+                f"{f(m['hallucinated_number_rate_supported_only']):>8} "
+                f"{f(m['key_fact_recall']):>8} {m['mean_ms'] or 0:>8.0f}"
             )
     return 0
 

@@ -218,6 +218,8 @@ class Scores:
     supported: int = 0
     numbers: int = 0
     bad_numbers: int = 0
+    shown_numbers: int = 0
+    shown_bad_numbers: int = 0
     facts: int = 0
     facts_found: int = 0
     items: int = 0
@@ -248,6 +250,15 @@ class Scores:
         nums = numbers_in(summary)
         self.numbers += len(nums)
         self.bad_numbers += sum(1 for x in nums if x not in src_numbers)
+        # what a clinician sees with unsupported sentences hidden
+        shown = [
+            s.text if isinstance(s, SummarySentence) else s
+            for s in sents
+            if (s.supported if isinstance(s, SummarySentence) else index.align(s).supported)
+        ]
+        shown_nums = numbers_in("\n".join(shown))
+        self.shown_numbers += len(shown_nums)
+        self.shown_bad_numbers += sum(1 for x in shown_nums if x not in src_numbers)
         if item.key_facts:
             sent_words = [set(content_words(t)) for t in texts]
             for fact in item.key_facts:
@@ -267,6 +278,9 @@ class Scores:
             "hallucinated_number_rate": round(self.bad_numbers / self.numbers, 4)
             if self.numbers
             else 0.0,
+            "hallucinated_number_rate_supported_only": (
+                round(self.shown_bad_numbers / self.shown_numbers, 4) if self.shown_numbers else 0.0
+            ),
             "key_fact_recall": round(self.facts_found / self.facts, 4) if self.facts else None,
             "mean_ms": round(self.ms / self.items, 1) if self.items else None,
         }
