@@ -1,0 +1,160 @@
+"""Smaller pieces: offset mapping, strength hints, settings with IT-locked keys, workers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QPlainTextEdit
+
+from noteward.core.errors import NotewardError
+from noteward.ui.patients import age_years
+from noteward.ui.text_positions import PositionMap
+from noteward.ui.vault_dialog import passphrase_strength
+
+TEXTS = [
+    ("plain", "Plan: metformin 500 mg twice daily."),
+    ("crlf", "Line one\r\nLine two\r\n\r\nafter blank"),
+    ("lone cr", "a\rb\rc"),
+    ("astral", "pain 😀 score 7/10 𝔘 done"),
+    ("line separator", "one\u2028two\u2029three"),
+    ("tabs and nbsp", "BP\t120/80\u00a0mmHg"),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), TEXTS, ids=[t[0] for t in TEXTS])
+def test_position_map_round_trips_against_a_real_document(qtbot, name: str, text: str) -> None:  # noqa: ANN001
+    """Every (start, end) span maps to the same text in a QTextDocument and back."""
+    from PySide6.QtGui import QTextCursor
+
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    edit.setPlainText(text)
+    pm = PositionMap(text)
+    assert pm.doc_length == edit.document().characterCount() - 1
+    cuts = [i for i in range(len(text) + 1) if not (0 < i < len(text) and text[i - 1] == "\r" and text[i] == "\n")]
+    for a in cuts:
+        for b in cuts:
+            if b < a:
+                continue
+            cur = QTextCursor(edit.document())
+            cur.setPosition(pm.to_doc(a))
+            cur.setPosition(pm.to_doc(b), QTextCursor.MoveMode.KeepAnchor)
+            shown = cur.selectedText().replace("\u2029", "\n").replace("\u2028", "\n")
+            expected = text[a:b].replace("\r\n", "\n")
+            for sep in ("\r", "\u2028", "\u2029"):
+                expected = expected.replace(sep, "\n")
+            assert shown == expected, (a, b)
+            assert (pm.to_offset(cur.selectionStart()), pm.to_offset(cur.selectionEnd())) == (a, b)
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "level"),
+    [
+        ("", "weak"),
+        ("short1!", "weak"),
+        ("abcdefghij", "weak"),
+        ("Abcdefgh12", "fair"),
+        ("correct horse battery staple", "good"),
+        ("Tr0ub4dor&3-x9!Qz", "good"),
+    ],
+)
+def test_passphrase_strength(passphrase: str, level: str) -> None:
+    assert passphrase_strength(passphrase)[0] == level
+
+
+@pytest.mark.parametrize(
+    ("birth", "until", "expected"),
+    [
+        ("2011-03-23", None, 15),  # on 2026-11-26
+        ("2011-11-27", None, 14),
+        ("1940-05-01", "2001-04-30", 60),
+        (None, None, None),
+        ("not a date", None, None),
+    ],
+)
+def test_age(birth, until, expected) -> None:  # noqa: ANN001
+    assert age_years(birth, until, today=date(2026, 11, 26)) == expected
+
+
+def test_settings_dialog_disables_it_locked_keys(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from noteward.settings import load_settings, policy_file
+    from noteward.ui.settings_dialog import LOCKED_TIP, SettingsDialog
+
+    policy_file().write_text(json.dumps({"autolock_minutes": 5, "vault": str(tmp_path / "it.nwv")}))
+    settings = load_settings()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert not dialog.autolock.isEnabled() and dialog.autolock.value() == 5
+    assert not dialog.vault.isEnabled() and not dialog.browse.isEnabled()
+    assert dialog.autolock.toolTip() == LOCKED_TIP
+    assert dialog.threads.isEnabled() and dialog.model.isEnabled()
+    assert dialog.locked_note.isVisibleTo(dialog)
+    # the model list comes from the manifest
+    ids = [dialog.model.itemData(i) for i in range(dialog.model.count())]
+    assert "" in ids and "smollm2-135m-instruct-q4_1" in ids
+    dialog.autolock.setEnabled(True)
+    dialog.autolock.setValue(30)  # even if forced, a locked key keeps the policy value
+    dialog.threads.setValue(2)
+    dialog.show_unsupported.setChecked(False)
+    out = dialog.result_settings()
+    assert out.autolock_minutes == 5 and out.threads == 2 and out.show_unsupported is False
+    assert str(out.vault) == str(tmp_path / "it.nwv")
+
+
+def test_worker_reports_progress_result_error_and_cancel(qtbot) -> None:  # noqa: ANN001
+    from noteward.ui.workers import OwnerThread
+
+    thread = OwnerThread("test-owner")
+    try:
+        seen: list[tuple[int, int]] = []
+        gui = threading.get_ident()
+        ran_on: list[int] = []
+
+        def work(ctx, n: int) -> int:  # noqa: ANN001
+            ran_on.append(threading.get_ident())
+            ctx.state["count"] = ctx.state.get("count", 0) + 1
+            for i in range(n):
+                ctx.progress(i + 1, n)
+            return n * 2
+
+        job = thread.submit("ok", work, 3)
+        slot_threads: list[int] = []
+        job.job_did_progress.connect(lambda d, t: (seen.append((d, t)), slot_threads.append(threading.get_ident())))
+        with qtbot.waitSignal(job.job_did_succeed, timeout=5000) as blocker:
+            pass
+        assert blocker.args == [6] and seen == [(1, 3), (2, 3), (3, 3)]
+        assert ran_on[0] != gui and set(slot_threads) == {gui}
+
+        def fails(ctx) -> None:  # noqa: ANN001
+            raise NotewardError("a clear message")
+
+        job = thread.submit("fail", fails)
+        with qtbot.waitSignal(job.job_did_fail, timeout=5000) as blocker:
+            pass
+        assert blocker.args == ["a clear message"]
+
+        started = threading.Event()
+
+        def long(ctx) -> None:  # noqa: ANN001
+            started.set()
+            while True:
+                ctx.check()
+                ctx.cancel.wait(0.01)
+
+        job = thread.submit("long", long)
+        qtbot.waitUntil(started.is_set, timeout=5000)
+        with qtbot.waitSignal(job.job_did_cancel, timeout=5000):
+            job.cancel()
+        qtbot.waitUntil(lambda: job.finished, timeout=5000)
+        assert job.outcome == "cancelled"
+        # state is kept between jobs on the same owner thread
+        job = thread.submit("again", work, 1)
+        with qtbot.waitSignal(job.job_did_succeed, timeout=5000):
+            pass
+        assert len(set(ran_on)) == 1
+    finally:
+        thread.stop()
