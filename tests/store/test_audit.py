@@ -170,8 +170,15 @@ def test_verify_reports_tampering(chained_vault: Vault, tamper: Any, expected: s
     out = json.loads(r.stdout)
     assert out["ok"] is False
     assert any(re.search(expected, p) for p in out["problems"]), out["problems"]
+
+
+def test_cli_reports_tampering_in_words_and_in_check(chained_vault: Vault) -> None:
+    with chained_vault.transaction() as conn:
+        conn.execute("DELETE FROM audit WHERE seq = 4")
+    path = chained_vault.path
+    chained_vault.close()
     r = noteward("audit", "verify", "--vault", str(path), passphrase=PASSPHRASE)
-    assert r.returncode == 1 and "FAILED" in r.stdout
+    assert r.returncode == 1 and "FAILED" in r.stdout and "record 4" in r.stdout
     r = noteward("check", "--json", "--vault", str(path), passphrase=PASSPHRASE)
     assert r.returncode == 1 and json.loads(r.stdout)["audit"] == "failed"
 
