@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "noteward.llm.commands",
     "noteward.training.commands",
     "noteward.retrieval.commands",
+    "noteward.deid.commands",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

