@@ -423,9 +423,21 @@ class Vault:
         if not new_passphrase:
             raise NotewardError("The new passphrase must not be empty.")
         conn = self.conn
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode = DELETE")
-        conn.execute(f"PRAGMA rekey = {_quote(new_passphrase)}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # Leaving WAL mode needs the vault to itself; another process that has it
+            # open makes this fail with "database is locked" (before any page changes).
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute(f"PRAGMA rekey = {_quote(new_passphrase)}")
+        except OperationalError as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("PRAGMA journal_mode = WAL")
+            if _is_busy(exc):
+                raise VaultBusyError(
+                    "vault is busy: another Noteward process has this vault open. Close it, "
+                    "then change the passphrase; nothing was changed."
+                ) from None
+            raise
         conn.execute("PRAGMA journal_mode = WAL")
         self._passphrase = new_passphrase
         with self.transaction():
