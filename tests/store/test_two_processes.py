@@ -31,10 +31,23 @@ print("released", flush=True)
 """
 
 
+# A second process that merely has the vault open (as the desktop app does between actions).
+IDLE = """
+import sys
+from noteward.store.vault import Vault
+v = Vault.open(sys.argv[1], sys.stdin.readline().rstrip("\\n"), audit_unlock=False)
+v.patients()
+print("holding", flush=True)
+sys.stdin.readline()
+v.close()
+print("released", flush=True)
+"""
+
+
 class Holder:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, script: str = HOLDER) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(path)],
+            [sys.executable, "-c", script, str(path)],
             cwd=REPO, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
         )
@@ -138,3 +151,17 @@ def test_cli_exit_7_when_busy(sample_copy: Path, holder: Holder, argv: list[str]
     assert report["counts"]["patients"] == 2  # the busy erase changed nothing
     r = noteward("check", "--vault", str(sample_copy), passphrase=PASSPHRASE)
     assert r.returncode == 0 and "Integrity: ok" in r.stdout
+
+
+def test_passwd_while_another_process_has_the_vault_open(sample_copy: Path) -> None:
+    h = Holder(sample_copy, IDLE)
+    try:
+        r = noteward("passwd", "--vault", str(sample_copy), passphrase=PASSPHRASE,
+                     env={"NOTEWARD_NEW_PASSPHRASE": "another passphrase", "NOTEWARD_BUSY_TIMEOUT_MS": "300"})
+        assert r.returncode == 7, r.stdout + r.stderr
+        assert "vault is busy" in r.stderr and "nothing was changed" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        h.release()
+    report = _integrity(sample_copy)  # the old passphrase still opens it, intact
+    assert report["counts"]["patients"] == 2
