@@ -209,11 +209,13 @@ class Vault:
             vault = cls(path, conn, passphrase, busy_timeout_ms)
             vault._migrate()
             if audit_unlock:
-                failed = _take_failed_unlocks(path)
+                failed = _count_failed_unlocks(path)
                 with vault.transaction():
                     if failed:
                         audit.append(conn, "failed_unlock", [], {"attempts": failed})
                     audit.append(conn, "unlock", [], {})
+                if failed:  # only once they are in the trail (the unlock may be busy)
+                    _clear_failed_unlocks(path)
         except DatabaseError as exc:
             conn.close()
             if _is_busy(exc):
@@ -554,14 +556,16 @@ def _failed_marker(path: Path) -> Path:
     return path.with_name(path.name + ".failed-unlocks")
 
 
-def _take_failed_unlocks(path: Path) -> int:
-    marker = _failed_marker(path)
+def _count_failed_unlocks(path: Path) -> int:
     try:
-        n = int(marker.read_text())
-        marker.unlink()
+        return int(_failed_marker(path).read_text())
     except (OSError, ValueError):
         return 0
-    return n
+
+
+def _clear_failed_unlocks(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _failed_marker(path).unlink()
 
 
 _NOTE_COLS = (
