@@ -165,3 +165,23 @@ def test_passwd_while_another_process_has_the_vault_open(sample_copy: Path) -> N
         h.release()
     report = _integrity(sample_copy)  # the old passphrase still opens it, intact
     assert report["counts"]["patients"] == 2
+
+
+def test_failed_unlocks_are_not_lost_when_the_next_unlock_is_busy(sample_copy: Path) -> None:
+    from noteward.store import audit
+
+    for _ in range(2):
+        assert noteward("patients", "--vault", str(sample_copy), passphrase="wrong").returncode == 3
+    h = Holder(sample_copy)
+    try:
+        r = noteward("patients", "--vault", str(sample_copy), passphrase=PASSPHRASE,
+                     env={"NOTEWARD_BUSY_TIMEOUT_MS": "300"})
+        assert r.returncode == 7, r.stderr
+    finally:
+        h.release()
+    v = Vault.open(sample_copy, PASSPHRASE)
+    try:
+        failed = [e for e in audit.events(v.conn) if e["action"] == "failed_unlock"]
+        assert [e["counts"] for e in failed] == [{"attempts": 2}]
+    finally:
+        v.close()
