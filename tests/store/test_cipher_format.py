@@ -74,3 +74,30 @@ def test_decryptor_reads_wal_frames(open_copy) -> None:
     assert any(b"wal frame probe 4711" in f.page for f in frames)
     assert any(f.commit_size for f in frames)
     assert not any(b"wal frame probe 4711" in p for p in sp.db_pages(open_copy.path, PASSPHRASE))
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "near_miss"),
+    [
+        pytest.param("it's a 'quoted' passphrase", "its a 'quoted' passphrase", id="quotes"),
+        pytest.param("pässwörd – 患者 🔒", "passwort – 患者 🔒", id="unicode"),
+        pytest.param("  spaces around  ", "spaces around", id="spaces"),
+        pytest.param("x", "X", id="one-char"),
+    ],
+)
+def test_passphrase_is_used_exactly(tmp_path: Path, passphrase: str, near_miss: str) -> None:
+    """The key is derived from the passphrase's exact UTF-8 bytes (checked by the
+    independent decryptor), quotes cannot break out of the PRAGMA, and a near miss fails."""
+    from noteward.core.errors import VaultLockedError
+    from noteward.store.vault import Vault
+
+    path = tmp_path / "p.nwv"
+    Vault.create(path, passphrase).close()
+    assert sp.db_pages(path, passphrase)
+    with pytest.raises(VaultLockedError):
+        Vault.open(path, near_miss)
+    v = Vault.open(path, passphrase)
+    try:
+        assert v.check()["ok"]
+    finally:
+        v.close()
