@@ -490,6 +490,7 @@ class Vault:
         # Check a copy, not the backup itself: opening a vault read-write changes its
         # header (journal mode), and the checked bytes are then exactly the ones restored.
         tmp = target.with_name(target.name + ".restoring")
+        target.parent.mkdir(parents=True, exist_ok=True)  # a fresh machine has no data folder yet
         shutil.copyfile(backup, tmp)
         try:
             report = Vault.verify_file(tmp, passphrase)
