@@ -254,3 +254,18 @@ def test_init_warns_that_a_lost_passphrase_cannot_be_recovered(tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     assert "cannot recover a lost passphrase" in r.stderr
     assert Vault.verify_file(path, PASSPHRASE)["ok"]
+
+
+def test_restore_onto_a_fresh_machine(backup_then_change, tmp_path: Path) -> None:
+    """No vault and no data folder yet: `noteward restore BACKUP` puts it at the default path."""
+    import os
+
+    _, backup, before, _ = backup_then_change
+    data_dir = Path(os.environ["NOTEWARD_DATA_DIR"])
+    assert not data_dir.exists()
+    r = noteward("restore", str(backup), passphrase=PASSPHRASE)
+    assert r.returncode == 0, r.stderr
+    from noteward.settings import default_vault_path
+
+    assert _content(default_vault_path()) == before
+    assert "is kept" not in r.stdout  # nothing was replaced
