@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QUrl
 
 from tests.ui.conftest import unlock
 from tests.ui.test_flows import import_into, select_first_patient
@@ -31,19 +31,18 @@ def test_search_highlights_the_matching_passage(qtbot, opened) -> None:  # noqa:
     window, record = opened
     pane = window.search
     hits = run_search(qtbot, pane, "ankle fracture")
-    assert hits and pane.results.count() == len(hits)
+    assert hits and pane.rendered.count("href='hit:") == len(hits)
     notes = {n.id: n for n in record.notes}
     top = hits[0]
     assert top["text"] == notes[top["note_id"]].text[top["start"]:top["end"]]
     assert top["keyword"] and top["marks"]
     # the result shows the passage with the matched words marked
-    label = pane.results.itemWidget(pane.results.item(0))
-    assert isinstance(label, QLabel)
+    first_block = pane.rendered.split("</p>")[0]
     for a, b in top["marks"]:
         word = notes[top["note_id"]].text[a:b]
-        assert f">{word}</b>" in label.text()
-    # activating it highlights exactly that passage in the note viewer
-    pane.results.setCurrentRow(0)
+        assert f">{word}</b>" in first_block
+    # activating it (its link) highlights exactly that passage in the note viewer
+    pane.results.anchorClicked.emit(QUrl("hit:0"))
     span = window.viewer.highlighted_span()
     assert span is not None and (span.note_id, span.start, span.end) == (top["note_id"], top["start"], top["end"])
 

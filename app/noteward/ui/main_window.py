@@ -83,6 +83,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.summary, "Su&mmary")
         self.tabs.addTab(self.search, "Sea&rch")
         self.tabs.setAccessibleName("Summary and search")
+        self.tabs.setMinimumWidth(400)
+        self.timeline.setMinimumHeight(150)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.patient_list)
@@ -91,7 +93,7 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 5)
         split.setStretchFactor(2, 4)
-        split.setSizes([260, 620, 480])
+        split.setSizes([270, 620, 470])
         split.setChildrenCollapsible(False)
         wrap = QWidget()
         wl = QVBoxLayout(wrap)

@@ -64,9 +64,9 @@ class NoteViewer(QWidget):
         self.source_bar.setObjectName("SourceBar")
         self.source_label = QLabel()
         self.source_label.setAccessibleName("Source position")
-        self.prev_button = QPushButton("◀ Previous source")
+        self.prev_button = QPushButton("◀ Previous")
         self.prev_button.setAccessibleName("Previous source")
-        self.next_button = QPushButton("Next source ▶")
+        self.next_button = QPushButton("Next ▶")
         self.next_button.setAccessibleName("Next source")
         self.prev_button.clicked.connect(lambda: self.step_source(-1))
         self.next_button.clicked.connect(lambda: self.step_source(1))
@@ -169,7 +169,11 @@ class NoteViewer(QWidget):
         span = self._sources[self._source_index]
         self.highlight(self.notes_by_id[span.note_id], span.start, span.end)
         n = len(self._sources)
-        self.source_label.setText(f"Source {self._source_index + 1} of {n}: {note_title(self.notes_by_id[span.note_id])}")
+        note = self.notes_by_id[span.note_id]
+        self.source_label.setText(
+            f"Source {self._source_index + 1} of {n} · {(note.date or 'undated')[:10]} {note.type or 'note'}"
+        )
+        self.source_label.setToolTip(note_title(note))
         self.prev_button.setEnabled(n > 1)
         self.next_button.setEnabled(n > 1)
         self.source_bar.show()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -48,6 +47,7 @@ class SearchPane(QWidget):
         self.job: Job | None = None
         self.hits: list[dict[str, Any]] = []
         self.notes_by_id: dict[str, Any] = {}
+        self.rendered = ""
         self.query = QLineEdit()
         self.query.setPlaceholderText("Search this patient's notes (words or a question)")
         self.query.setAccessibleName("Search notes")
@@ -60,10 +60,10 @@ class SearchPane(QWidget):
         self.status = QLabel("Semantic and keyword search over the selected patient's notes.")
         self.status.setObjectName("Hint")
         self.status.setWordWrap(True)
-        self.results = QListWidget()
+        self.results = QTextBrowser()
         self.results.setAccessibleName("Search results")
-        self.results.setWordWrap(True)
-        self.results.setAlternatingRowColors(False)
+        self.results.setOpenLinks(False)
+        self.results.setOpenExternalLinks(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
@@ -71,8 +71,7 @@ class SearchPane(QWidget):
         layout.addWidget(self.results, 1)
         self.query.returnPressed.connect(self.search)
         self.go.clicked.connect(self.search)
-        self.results.currentRowChanged.connect(self._activate)
-        self.results.itemActivated.connect(lambda it: self._activate(self.results.row(it)))
+        self.results.anchorClicked.connect(self._anchor)
 
     def set_patient(self, patient_id: str | None, notes: list[Any] | None = None) -> None:
         self.patient_id = patient_id
@@ -85,6 +84,7 @@ class SearchPane(QWidget):
             self.job = None
         self.hits = []
         self.results.clear()
+        self.rendered = ""
         self.query.clear()
         self.status.setText("Semantic and keyword search over the selected patient's notes.")
 
@@ -108,27 +108,31 @@ class SearchPane(QWidget):
             return
         self.job = None
         self.hits = hits
-        self.results.clear()
-        for h in hits:
-            item = QListWidgetItem()
+        blocks = []
+        for i, h in enumerate(hits):
             how = " and ".join(w for w, on in (("keyword", h["keyword"]), ("meaning", h["semantic"])) if on)
             note = self.notes_by_id.get(h["note_id"])
             where = f"{(note.date or '')[:10]} {note.type or ''}".strip() if note else ""
             marks = [(a - h["start"], b - h["start"]) for a, b in h["marks"]]
-            label = QLabel(
-                f"<span style='color:#46555b'>{html.escape(where)} · {html.escape(h.get('section') or '')}"
-                f" · matched by {how} · score {h['score']:.3f}</span><br>"
-                + marked_html(h["text"], marks if marks else [(0, len(h["text"]))])
+            passage = marked_html(h["text"], marks if marks else [(0, len(h["text"]))])
+            blocks.append(
+                f"<p style='margin:0 0 10px 0'><a href='hit:{i}' style='color:#2f6f7e'>"
+                f"{html.escape(where or 'Note')}</a>"
+                f" <span style='color:#52625c'>· {html.escape(h.get('section') or 'note')}"
+                f" · matched by {how} · score {h['score']:.3f}</span><br>{passage}</p>"
             )
-            label.setWordWrap(True)
-            label.setTextFormat(Qt.TextFormat.RichText)
-            label.setContentsMargins(4, 4, 4, 4)
-            item.setSizeHint(label.sizeHint())
-            item.setData(Qt.ItemDataRole.AccessibleTextRole, h["text"][:200])
-            self.results.addItem(item)
-            self.results.setItemWidget(item, label)
-        self.status.setText(f"{len(hits)} passages found." if hits else "Nothing found.")
+        self.rendered = "".join(blocks)
+        self.results.setHtml(self.rendered)
+        self.status.setText(
+            f"{len(hits)} passages found. Select a date to see the passage in its note." if hits else "Nothing found."
+        )
 
-    def _activate(self, row: int) -> None:
+    def _anchor(self, url: QUrl) -> None:
+        text = url.toString()
+        if text.startswith("hit:"):
+            self.activate(int(text[4:]))
+
+    def activate(self, row: int) -> None:
+        """Show hit ``row`` in the note viewer (its passage highlighted)."""
         if 0 <= row < len(self.hits):
             self.hit_did_activate.emit(self.hits[row])
