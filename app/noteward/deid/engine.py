@@ -211,8 +211,16 @@ def presidio_default_analyzer() -> Any:
     with _lock:
         if "baseline" in _shared:
             return _shared["baseline"]
-    from presidio_analyzer import AnalyzerEngine
+    import types
 
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.predefined_recognizers.generic import email_recognizer
+
+    # Presidio's email check would fetch the public-suffix list over the network; use the
+    # snapshot bundled with tldextract instead (no network, no cache file).
+    offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    email_recognizer.tldextract = types.SimpleNamespace(extract=offline)  # type: ignore[attr-defined]
     an = AnalyzerEngine(nlp_engine=nlp_engine(full_pipeline=True), supported_languages=["en"])
     with _lock:
         _shared.setdefault("baseline", an)
@@ -343,6 +351,30 @@ def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
     return [Entity(t[2], t[0], t[1], t[3], text[t[0] : t[1]]) for t in taken]
 
 
+def _propagate_names(text: str, ents: list[Entity], vocab: Any, eponym_span: Any) -> list[Entity]:
+    """A name found once in a note is a name everywhere in it ("Mr. Smith ... Smith
+    reports"): other occurrences of its words (same spelling and case) are added."""
+    words: set[str] = set()
+    for e in ents:
+        if e.type != "NAME":
+            continue
+        for w in re.findall(r"[^\W\d_][\w'’-]*", e.text):
+            lw = w.lower()
+            if len(w) >= 3 and not vocab.common(lw) and not vocab.clinical(lw) and lw not in vocab.lex.titles:
+                words.add(w)
+    if not words:
+        return []
+    rx = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w])")
+    out = []
+    for m in rx.finditer(text):
+        if any(e.start < m.end() and m.start() < e.end for e in ents):
+            continue
+        if eponym_span(vocab, text, m.start(), m.end()):
+            continue
+        out.append(Entity("NAME", m.start(), m.end(), 0.75, m.group(0)))
+    return out
+
+
 _FAX = re.compile(r"(?i)\bfax\b[^\n]{0,20}$")
 
 
@@ -418,6 +450,9 @@ class Deidentifier:
         if known is not None:
             cands += [(e, 3) for e in known.find(text)]
         ents = _resolve(text, cands)
+        extra = _propagate_names(text, ents, vocab, eponym_span)
+        if extra:
+            ents = _resolve(text, [(e, 2) for e in ents] + [(e, 1) for e in extra])
         out = []
         for e in ents:
             if e.type == "PHONE" and _FAX.search(text[max(0, e.start - 30) : e.start]):
