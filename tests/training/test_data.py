@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,20 +141,43 @@ def test_parse_sources_rejects_unknown(spec: str) -> None:
         data.parse_sources(spec)
 
 
-def test_vault_source_needs_a_vault_and_deid(shared: Path, vault: object) -> None:
+def test_vault_source_needs_a_vault(shared: Path) -> None:
     with pytest.raises(UsageError, match="needs a vault"):
         data.build_examples(["vault"], shared)
-    try:
-        from noteward.deid import engine  # type: ignore[attr-defined]  # noqa: F401
 
-        has_deid = hasattr(engine, "deidentify_text")
-    except ImportError:
-        has_deid = False
-    if has_deid:
-        assert data.build_examples(["vault"], shared, vault=vault) == []  # empty vault
-    else:
-        with pytest.raises(UsageError, match="de-identification|deidentify"):
-            data.build_examples(["vault"], shared, vault=vault)
+
+def test_vault_source_deidentifies_approved_summaries(shared: Path, vault: Any, tmp_path: Path) -> None:
+    from noteward.ingest.importer import import_paths
+
+    text = "Zebulon Quarrington has hypertension. He takes lisinopril 10 mg daily. Follow up in 3 months."
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:p9", "resource": {"resourceType": "Patient", "id": "p9", "gender": "male",
+         "name": [{"family": "Quarrington", "given": ["Zebulon"]}], "birthDate": "1950-02-03"}},
+        {"fullUrl": "urn:uuid:d9", "resource": {
+            "resourceType": "DocumentReference", "id": "d9", "subject": {"reference": "urn:uuid:p9"},
+            "date": "2021-05-06", "content": [{"attachment": {"contentType": "text/plain; charset=utf-8",
+                                                             "data": base64.b64encode(text.encode()).decode()}}]}},
+    ]}
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    import_paths(vault, [path])
+    patient = vault.patient("p9")
+    note = vault.notes(patient.id)[0]
+    approved = "Problems:\n- Zebulon Quarrington has hypertension [S1]\nMedications:\nLisinopril 10 mg daily"
+    with vault.transaction() as conn:
+        conn.execute(
+            "INSERT INTO summaries(id, patient_id, created_at, model_id, model_sha256, prompt_version, covers, body,"
+            " approved_text, approved_at) VALUES ('sm_t1', ?, '2021-05-07', 'm', 'x', 'grounded-v1', ?, '{}', ?, '2021-05-07')",
+            (patient.id, json.dumps({"note_ids": [note.id]}), approved),
+        )
+    examples = data.build_examples(["vault"], shared, vault=vault)
+    assert len(examples) == 1
+    ex = examples[0]
+    blob = ex.prompt() + ex.target()
+    assert "Zebulon" not in blob and "Quarrington" not in blob
+    assert {s for s, _, _ in ex.bullets} == {"Problems", "Medications"}
+    assert any("lisinopril 10 mg" in t.lower() for _, t, _ in ex.bullets)
+    assert data.balance_report(examples)["source"] == {"vault": 1}
 
 
 @pytest.mark.parametrize(

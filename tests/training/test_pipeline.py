@@ -90,12 +90,12 @@ def test_adapter_card_and_overlay(run_env: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def llama_pair(run_env: dict[str, Any]) -> tuple[Any, Any]:
-    from llama_cpp import Llama
+    from noteward.training.llama_compat import load_llama
 
     base_path, _ = pipeline.resolve_base(BASE)
     adapter = run_env["run2"]["adapter"]
-    kw = dict(model_path=str(base_path), n_ctx=1024, n_threads=2, verbose=False)
-    return Llama(**kw), Llama(**kw, lora_path=adapter)
+    kw: dict[str, Any] = dict(n_ctx=1024, n_threads=2, verbose=False)
+    return load_llama(str(base_path), **kw), load_llama(str(base_path), lora_path=adapter, **kw)
 
 
 def test_llama_cpp_loads_the_adapter_and_generates(llama_pair: tuple[Any, Any]) -> None:

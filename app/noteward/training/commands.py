@@ -53,6 +53,25 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--passphrase-file", help="passphrase file for --vault")
     p.set_defaults(handler=run_finetune)
 
+    e = groups["eval"].add_parser(
+        "finetune",
+        help="before/after summary eval of a fine-tuned adapter; card table; ship it",
+        description=(
+            "Run `eval summarize` for the base models and the adapter, write the before/after "
+            "table into the adapter's model card, and with --ship copy the adapter and card into "
+            "models/ and add its entry to models/manifest.json (made the default only when it "
+            "beats both base models and the extractive baselines)."
+        ),
+    )
+    e.add_argument("--model", required=True, help="the fine-tuned model id (from `noteward finetune --name`)")
+    e.add_argument("--limit", type=int, help="only the first N items of MTS-Dialog and ACI-Bench")
+    e.add_argument("--bases", help="base model ids, comma-separated (default: every non-adapter model)")
+    e.add_argument("--baseline", help="reuse base-model results from this JSON (same --limit)")
+    e.add_argument("--out", help="save the merged results as JSON here")
+    e.add_argument("--ship", action="store_true", help="copy adapter + card into models/ and register it")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=run_eval_finetune)
+
 
 def run_finetune(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -126,3 +145,58 @@ def run_finetune(args: argparse.Namespace) -> int:
 def _log_progress(step: int, total: int, loss: float) -> None:
     if step == 1 or step % 10 == 0 or step == total:
         log.info("fine-tuning step %d/%d loss %.3f", step, total, loss)
+
+
+def run_eval_finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from noteward.llm.manifest import load_manifest
+    from noteward.training import evaluate, pipeline
+
+    manifest = load_manifest()
+    entry = manifest.get(args.model)
+    if entry.adapter_file() is None:
+        raise UsageError(f"{args.model!r} is not a fine-tuned adapter; give the --name of a `noteward finetune` run.")
+    if args.bases:
+        bases = [b.strip() for b in args.bases.split(",") if b.strip()]
+    else:
+        bases = [mid for mid, e in manifest.entries.items() if e.adapter_file() is None]
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.baseline:
+        base_res = evaluate.load(Path(args.baseline))
+        missing = [b for b in bases if b not in base_res.get("models", {})]
+        if missing:
+            raise UsageError(f"{args.baseline} lacks results for {', '.join(missing)}; run without --baseline.")
+        if base_res.get("limit") != args.limit:
+            raise UsageError(f"{args.baseline} was made with --limit {base_res.get('limit')}; use the same --limit.")
+        res = evaluate.merge(base_res, evaluate.run([args.model], args.limit, say))
+    else:
+        res = evaluate.run([*bases, args.model], args.limit, say)
+    verdict = evaluate.verdict(res, args.model, bases)
+    res["verdict"] = verdict
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=2), encoding="utf-8")
+    shipped = pipeline.update_card_and_ship(args.model, res, verdict, ship=args.ship)
+    if args.json:
+        json.dump({**res, "shipped": shipped}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for row in evaluate.table(res)["rows"]:
+            print(
+                f"{row['dataset']:12} {row['system']:48} ROUGE-L {_f(row['ROUGE-L'])} "
+                f"supported {_f(row['supported'])} bad-num {_f(row['hallucinated numbers'])} "
+                f"key-facts {_f(row['key-fact recall'])}"
+            )
+        for c in verdict["checks"]:
+            print(("PASS " if c["ok"] else "FAIL ") + c["check"])
+        print(f"{args.model}: {'meets' if verdict['passes'] else 'does not meet'} the bar for the default model")
+        if shipped:
+            print(f"shipped: {shipped}")
+    return 0
+
+
+def _f(x: Any) -> str:
+    return "   -  " if x is None else f"{x:.3f}"

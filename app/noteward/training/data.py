@@ -429,7 +429,11 @@ def _synthea_example(p: dict[str, Any], end: int, span: int, max_tokens: int) ->
             continue
         done.add(key)
         section = {"condition": "Problems", "medication": "Medications", "allergy": "Allergies"}[f.kind]
-        targets.append((section, _original_case(name, [s for ss in per_note for s in ss])))
+        # Keep the note's own wording, semantic tag included ("hypertension (disorder)"):
+        # the bullet then copies the source exactly.
+        full = f.display.lower()
+        said = full if any(full in s for s in pool) else name
+        targets.append((section, _original_case(said, [s for ss in per_note for s in ss])))
     targets += _plan_targets(notes)
     # Trim whole oldest sentences until the example fits (the newest note is kept whole).
     while True:
@@ -491,36 +495,41 @@ def synthea(data_dir: Path, max_tokens: int, seed: int = 0, per_patient: int = 6
 def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
     """Clinician-approved summaries from a vault, de-identified before they leave it.
 
-    Fails with a clear message when the de-identification module is not installed, so no
+    The notes a summary covers and its approved text both go through
+    ``noteward.deid.engine.deidentify_text`` (with the patient's own identifiers as known
+    PHI). Fails with a clear message when de-identification is not available, so no
     identifiable text ever reaches a training set.
     """
     try:
-        from noteward.deid import engine as deid_engine  # type: ignore[attr-defined]
+        from noteward.deid import engine as deid_engine
     except ImportError:
-        raise UsageError(
-            "The 'vault' training source needs de-identification (noteward.deid), which is not "
-            "available in this installation; train from the shared corpora instead."
-        ) from None
+        deid_engine = None
     deidentify = getattr(deid_engine, "deidentify_text", None)
     if deidentify is None:
         raise UsageError(
-            "The 'vault' training source needs noteward.deid.engine.deidentify_text, which this "
-            "installation lacks; train from the shared corpora instead."
+            "The 'vault' training source needs de-identification (noteward.deid.engine.deidentify_text), "
+            "which this installation lacks; train from the shared corpora instead."
         )
     rows = vault.conn.execute(
-        "SELECT id, patient_id, covers, approved_text FROM summaries WHERE approved_text IS NOT NULL"
+        "SELECT id, patient_id, covers, approved_text FROM summaries "
+        "WHERE approved_text IS NOT NULL AND approved_text != '' ORDER BY approved_at"
     ).fetchall()
     for row in rows:
+        patient = vault.patient(row[1]) if row[1] else None
         covers = json.loads(row[2] or "{}")
         note_ids = covers.get("note_ids", []) if isinstance(covers, dict) else []
         sentences: list[str] = []
         for nid in note_ids:
             note = vault.note(nid)
-            sentences += split_sentences(deidentify(note.text))
-        targets: list[tuple[str, str]] = []
-        for section, text, _ in prompts.parse_output(deidentify(row[3]) + "\n"):
-            targets.append((section, text))
-        ex = _excerpt(sentences, targets, max_tokens) if sentences else None
+            sentences += split_sentences(deidentify(note.text, patient=patient))
+        lines = []
+        for line in deidentify(str(row[3]), patient=patient).splitlines():
+            text = line.strip()
+            if text and prompts.section_for_heading(text) is None and not re.match(r"^(?:[-*\u2022]|\d+[.)])\s", text):
+                text = "- " + text  # approved prose: one bullet per line
+            lines.append(text)
+        targets = [(section, text) for section, text, _ in prompts.parse_output("\n".join(lines) + "\n")]
+        ex = _excerpt(sentences, targets, max_tokens) if sentences and targets else None
         if ex is not None:
             ex.source, ex.kind, ex.ref = "vault", "approved-summary", f"vault:{row[0]}"
             yield ex

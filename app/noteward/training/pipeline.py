@@ -205,3 +205,64 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
         "card": f"cards/{run.name}.md",
         "training": {"steps": run.train["steps"], "seconds": run.train["seconds"], "sources": run.sources},
     }
+
+
+def repo_models_dir() -> Path:
+    """The repository's models/ folder (shipped adapters, cards, manifest)."""
+    from noteward.llm.manifest import SHIPPED_MANIFEST
+
+    return SHIPPED_MANIFEST.parent
+
+
+def load_run(name: str) -> FinetuneRun:
+    """The record of a finished `noteward finetune` run."""
+    path = work_dir(name) / "run.json"
+    if not path.exists():
+        raise UsageError(f"No finished fine-tuning run named {name!r} under {work_dir(name).parent}.")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw.pop("losses", None)
+    return FinetuneRun(**raw)
+
+
+def update_card_and_ship(name: str, results: dict[str, Any], verdict: dict[str, Any], ship: bool) -> dict[str, Any] | None:
+    """Write the eval table into the local card; with ``ship`` copy adapter + card into models/.
+
+    The shipped entry becomes the manifest default only when ``verdict['passes']``.
+    """
+    import shutil
+
+    from noteward.training import card as card_mod
+    from noteward.training import evaluate
+
+    run = load_run(name)
+    _, base_entry = resolve_base(run.base)
+    ev = evaluate.table(results)
+    limit = results.get("limit")
+    ev["description"] = (
+        "`noteward eval summarize` (noteward.llm.evaluation) on MTS-Dialog validation"
+        + (f" and ACI-Bench validation (first {limit} items each)" if limit else " and ACI-Bench validation")
+        + " and the three held-out Synthea patients (63ee2253, 3af3708d, 79a66c97; key facts = their "
+        "active conditions and medications in the FHIR resources). `noteward+<model>` is the product's "
+        "summary (extractive skeleton plus the model's checked bullets); `<model> (model bullets only)` "
+        "is the model's own output; lead-3, TextRank and noteward-extractive are the baselines. "
+        "Adapters ran with llama.cpp's plain CPU buffers (see noteward.training.llama_compat)."
+    )
+    checks = "\n".join(f"- {'PASS' if c['ok'] else 'FAIL'}: {c['check']}" for c in verdict["checks"])
+    ev["verdict"] = (
+        f"Bar for the default model (beat both base models and the extractive baselines on ROUGE-L and "
+        f"key-fact recall, >= 0.90 supported, no hallucinated numbers): "
+        f"{'met' if verdict['passes'] else 'NOT met'}.\n\n{checks}"
+    )
+    card_mod.write_card(run, Path(run.card), base_entry=base_entry, evaluation=ev)
+    if not ship:
+        return None
+    dest = repo_models_dir()
+    adapter = dest / f"{name}-lora.gguf"
+    shutil.copyfile(run.adapter, adapter)
+    if export.sha256_file(adapter) != run.adapter_sha256:
+        raise ModelError(f"The copied adapter {adapter} does not match its recorded sha256.")
+    card_path = dest / "cards" / f"{name}.md"
+    card_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.card, card_path)
+    register(run, dest / "manifest.json", adapter_path=f"models/{adapter.name}", default=bool(verdict["passes"]))
+    return {"adapter": str(adapter), "card": str(card_path), "default": bool(verdict["passes"])}

@@ -3,7 +3,7 @@
 transformers de-quantizes the base GGUF (``gguf_file=``) into a float32 model, peft adds
 LoRA matrices, and a small loop trains only those. The loop is ours rather than
 ``transformers.Trainer`` so that a wall-clock budget, exact resume (data order, optimizer,
-scheduler and RNG state) and a progress callback stay simple on a shared 2-core machine.
+and RNG state) and a progress callback stay simple on a shared 2-core machine.
 
 Loss is computed on the assistant turn only (the grounded bullets and the end-of-turn
 token); the prompt is wrapped exactly as ``noteward.llm.runtime`` wraps it at inference.
@@ -181,7 +181,7 @@ def train(
 
     Stops at ``cfg.max_steps`` optimizer steps, at the end of the wall-clock budget, or when
     the data runs out (one pass when max_steps is 0). With ``resume`` it continues from the
-    last checkpoint in ``workdir`` with the same data order, optimizer and scheduler state.
+    last checkpoint in ``workdir`` with the same data order and optimizer state.
     """
     import torch
 
@@ -202,13 +202,16 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
 
-    def lr_at(step: int) -> float:
+    def lr_scale(step: int, elapsed: float) -> float:
+        # Warm-up, then cosine decay over whichever runs out first: steps or the time budget,
+        # so a run cut short by --time-budget still ends at a low learning rate.
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         frac = (step - cfg.warmup_steps) / max(1, target_steps - cfg.warmup_steps)
+        if cfg.time_budget_s:
+            frac = max(frac, elapsed / cfg.time_budget_s)
         return max(0.05, 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     step, cursor, epoch, seen, seconds_before = 0, 0, 0, 0, 0.0
     losses: list[float] = []
     ckpt = workdir / CHECKPOINT_FILE
@@ -216,7 +219,6 @@ def train(
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["lora"], strict=False)
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
         step, cursor, epoch = state["step"], state["cursor"], state["epoch"]
         seen, seconds_before, losses = state["seen"], state["seconds"], state["losses"]
         torch.set_rng_state(state["torch_rng"])
@@ -240,7 +242,6 @@ def train(
             {
                 "lora": lora_state(model),
                 "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
                 "step": step,
                 "cursor": cursor,
                 "epoch": epoch,
@@ -277,6 +278,9 @@ def train(
                 epoch, cursor = epoch + 1, 0
                 perm = order(epoch)
             acc_loss, acc_tokens = 0.0, 0
+            lr = cfg.learning_rate * lr_scale(step, seconds_before + time.monotonic() - started)
+            for group in opt.param_groups:
+                group["lr"] = lr
             for _ in range(cfg.grad_accum):
                 if cursor >= len(perm):
                     break
@@ -294,7 +298,6 @@ def train(
                 continue
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
             loss = acc_loss / acc_tokens
@@ -303,7 +306,7 @@ def train(
                 first_loss = loss
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
             if progress is not None:
                 progress(step, target_steps, loss)
             if step % cfg.checkpoint_every == 0:

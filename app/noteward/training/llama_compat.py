@@ -1,0 +1,52 @@
+"""Loading a GGUF base plus a LoRA adapter in llama-cpp-python 0.3.36 without crashing.
+
+On CPUs with AMX (this workstation: Sapphire Rapids), llama.cpp puts the base weights in
+its "extra" CPU buffer types (AMX / repacked Q4 layouts). A LoRA adapter cannot live in
+those buffers ("cannot use buft 'AMX', fallback to CPU") and evaluating any batch of more
+than one token then segfaults inside ``llama_decode``. Loading the base without the extra
+buffer types (``llama_model_params.use_extra_bufts = False``) avoids it; generation is a
+little slower. ``Llama()`` does not expose that flag, so it is set on the default model
+parameters for the duration of the load.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def plain_cpu_buffers() -> Iterator[None]:
+    """While active, models load with use_extra_bufts=False (needed with a LoRA adapter)."""
+    import llama_cpp
+    import llama_cpp.llama as llama_mod
+
+    with _LOCK:
+        original = llama_cpp.llama_model_default_params
+
+        def params() -> Any:
+            p = original()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama_model_default_params = params
+        llama_mod.llama_cpp.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            llama_cpp.llama_model_default_params = original
+            llama_mod.llama_cpp.llama_model_default_params = original
+
+
+def load_llama(model_path: str, lora_path: str | None = None, **kwargs: Any) -> Any:
+    """``Llama(model_path, lora_path=..., **kwargs)``, safe with an adapter on AMX CPUs."""
+    from llama_cpp import Llama
+
+    if lora_path is None:
+        return Llama(model_path=model_path, **kwargs)
+    with plain_cpu_buffers():
+        return Llama(model_path=model_path, lora_path=lora_path, **kwargs)
