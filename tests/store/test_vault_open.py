@@ -151,3 +151,22 @@ def test_create_refuses_existing_file(sample_copy: Path) -> None:
     with pytest.raises(NotewardError, match="already exists"):
         Vault.create(sample_copy, PASSPHRASE)
     assert sha256(sample_copy) == before
+
+
+def test_vault_from_a_newer_noteward_is_refused_untouched(sample_copy: Path) -> None:
+    v = Vault.open(sample_copy, PASSPHRASE, audit_unlock=False)
+    v.conn.execute("PRAGMA user_version = 99")
+    v.close()
+    before, files = sha256(sample_copy), listing(sample_copy.parent)
+    r = noteward("patients", "--vault", str(sample_copy), passphrase=PASSPHRASE)
+    assert r.returncode != 0 and "newer Noteward" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert sha256(sample_copy) == before
+    assert listing(sample_copy.parent) == files
+
+
+def test_unknown_patient_exit_6(sample_copy: Path) -> None:
+    for argv in (["notes", "--patient", "nobody"], ["erase", "--patient", "nobody", "--yes"]):
+        r = noteward(*argv, "--vault", str(sample_copy), passphrase=PASSPHRASE)
+        assert r.returncode == 6, r.stderr
+        assert "Unknown patient" in r.stderr and "Traceback" not in r.stderr
