@@ -33,6 +33,11 @@ test: install
 bench: install
 	$(BIN)/noteward bench import
 
+# Render the desktop client's main screens to docs/screenshots/*.png (offscreen, real app,
+# throwaway vault, shared Synthea data).
+screenshots: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m noteward.ui.screenshots
+
 # Rebuild the shipped fine-tuned summarizer from ../shared/data on the CPU (about 75 minutes,
 # checkpointed: rerun the first command with --resume after an interruption), evaluate it
 # against the base models and copy adapter, model card and manifest entry into models/.

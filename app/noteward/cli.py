@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "noteward.training.commands",
     "noteward.retrieval.commands",
     "noteward.deid.commands",
+    "noteward.ui.commands",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

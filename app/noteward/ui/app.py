@@ -71,6 +71,7 @@ def main(vault: str | None = None) -> int:
     window, services = build_window(vault)
     window.show()
     window.request_unlock()
+    services.warm_up()
     try:
         return int(app.exec())
     finally:

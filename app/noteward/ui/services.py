@@ -214,6 +214,36 @@ def _summarize(ctx: JobContext, patient_id: str, model_id: str | None, threads: 
 
 # -- functions run on the nlp thread --------------------------------------------------------
 
+# Heavy modules whose first import holds the GIL for hundreds of milliseconds at a time
+# (loading libtorch and friends). Importing them once, early, on a worker keeps those
+# stalls out of the first import, search or summary.
+WARM_MODULES = (
+    "torch",
+    "sentence_transformers",
+    "llama_cpp",
+    "noteward.ingest.importer",
+    "noteward.retrieval.search",
+    "noteward.retrieval.index",
+    "noteward.llm.summarizer",
+    "noteward.deid.engine",
+)
+
+
+def _warm_up(ctx: JobContext) -> int:
+    import importlib
+
+    done = 0
+    for i, name in enumerate(WARM_MODULES):
+        ctx.check()
+        try:
+            importlib.import_module(name)
+            done += 1
+        except ImportError:
+            log.info("warm-up: a module is not installed")
+        ctx.progress(i + 1, len(WARM_MODULES))
+    return done
+
+
 
 def _deidentify(ctx: JobContext, text: str, patient: Patient | None) -> dict[str, Any]:
     from noteward.deid.engine import Deidentifier
@@ -294,6 +324,10 @@ class Services:
         self.model_thread.submit("reset-model", _reset_model)
 
     # nlp
+    def warm_up(self) -> Job:
+        """Import the heavy libraries in the background while the clinician unlocks."""
+        return self.nlp_thread.submit("warm-up", _warm_up)
+
     def deidentify(self, text: str, patient: Patient | None) -> Job:
         return self.nlp_thread.submit("deid", _deidentify, text, patient)
 
