@@ -25,13 +25,14 @@ def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]
     """Append one event; the caller holds the write transaction."""
     # Chain onto the head kept in meta, not onto whatever row is last now: if trailing
     # records were deleted, the next event must not silently close the gap.
+    # (The sequence number still goes past any row added behind the head's back, so such
+    # a row cannot block the append; verify reports it as breaking the chain.)
+    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
     head = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
     if head is not None:
-        last_seq, _, last_hash = str(head[0]).partition(":")
-        seq, prev = int(last_seq) + 1, last_hash
-    else:
-        row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        head_seq, _, head_hash = str(head[0]).partition(":")
+        seq, prev = max(seq, int(head_seq) + 1), head_hash
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
     ids = json.dumps(sorted(object_ids))
     cnt = json.dumps(counts, sort_keys=True)
