@@ -104,6 +104,17 @@ def _swap(conn: Any, a: int, b: int) -> None:
     conn.execute(f"UPDATE audit SET {sets} WHERE seq = ?", (*ra, b))
 
 
+def _append_forged(conn: Any) -> None:
+    """A record added after the last one with a correct hash, but behind the head's back."""
+    seq, prev = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    ts, ids, cnt = "2024-01-01T00:00:00.000000+00:00", "[]", "{}"
+    h = audit._digest(seq + 1, ts, "unlock", ids, cnt, prev)
+    conn.execute(
+        "INSERT INTO audit(seq, ts, action, object_ids, counts, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
+        (seq + 1, ts, "unlock", ids, cnt, prev, h),
+    )
+
+
 def _swap_seq(conn: Any, a: int, b: int) -> None:
     conn.execute("UPDATE audit SET seq = -1 WHERE seq = ?", (a,))
     conn.execute("UPDATE audit SET seq = ? WHERE seq = ?", (a, b))
@@ -128,6 +139,11 @@ TAMPERING = [
      r"last records were removed|expected record 7 here"),
     ("removed-last-two", lambda c: c.execute("DELETE FROM audit WHERE seq >= 6"),
      r"last records were removed|expected record 6 here"),
+    ("inserted-before-first", lambda c: c.execute(
+        "INSERT INTO audit(seq, ts, action, object_ids, counts, prev_hash, hash)"
+        " SELECT 0, ts, action, object_ids, counts, prev_hash, hash FROM audit WHERE seq = 2"),
+     r"expected record 1 here"),
+    ("forged-at-end", _append_forged, r"record 9: does not follow|last records were removed"),
     ("reordered-contents", lambda c: _swap(c, 3, 4), r"record [34]: .*(edited|removed or reordered)"),
     ("reordered-seq", lambda c: _swap_seq(c, 4, 5), r"record [45]: .*(edited|removed or reordered)"),
 ]
