@@ -351,6 +351,54 @@ def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
     return [Entity(t[2], t[0], t[1], t[3], text[t[0] : t[1]]) for t in taken]
 
 
+_STREETISH = re.compile(r"^\d|\b(?:apt|suite|ste|unit|box)\b", re.IGNORECASE)
+_NEXT_LINE = re.compile(r"[ \t,]*\n+[ \t>?*-]*([^\n]{1,48})(?=\n|$)")
+_SAME_LINE_TAIL = re.compile(r",[ \t]*([A-ZÀ-Þ][^\W\d_]+(?:[ \t-]+[A-ZÀ-Þa-z][^\W\d_]*){0,3})(?=[ \t]*(?:[.,;)\n]|$))")
+_LOCATION_GAP = re.compile(r"[ \t,]*")
+
+
+def _extend_addresses(text: str, ents: list[Entity]) -> list[Entity]:
+    """A street address usually runs on: ", City" on the same line, then unit, city,
+    region, country and postcode on the next few short lines. Extend the LOCATION over
+    them (lines of at most 48 characters that do not read as a sentence, 4 at most),
+    then join LOCATIONs separated only by spaces, commas or line breaks."""
+    out: list[Entity] = []
+    for e in ents:
+        if e.type != "LOCATION" or not _STREETISH.search(e.text):
+            out.append(e)
+            continue
+        end = e.end
+        m = _SAME_LINE_TAIL.match(text, end)
+        if m:
+            end = m.end()
+        for _ in range(4):
+            m = _NEXT_LINE.match(text, end)
+            if not m:
+                break
+            line = m.group(1).rstrip()
+            if (
+                not line
+                or line[-1] in ".?!:"
+                or len(line.split()) > 6
+                or not (line[0].isupper() or line[0].isdigit() or line == "nan")
+            ):
+                break
+            end = m.start(1) + len(line)
+        out.append(Entity(e.type, e.start, end, e.score, text[e.start : end]) if end > e.end else e)
+    merged: list[Entity] = []
+    for e in out:
+        if merged:
+            last = merged[-1]
+            gap_ok = e.start >= last.end and _LOCATION_GAP.fullmatch(text, last.end, e.start) is not None
+            if e.start < last.end or (gap_ok and last.type == e.type == "LOCATION"):
+                keep = last if last.type == "LOCATION" or e.start >= last.end else e
+                end = max(last.end, e.end)
+                merged[-1] = Entity(keep.type, last.start, end, max(last.score, e.score), text[last.start : end])
+                continue
+        merged.append(e)
+    return merged
+
+
 def _propagate_names(text: str, ents: list[Entity], vocab: Any, eponym_span: Any) -> list[Entity]:
     """A name found once in a note is a name everywhere in it ("Mr. Smith ... Smith
     reports"): other occurrences of its words (same spelling and case) are added."""
@@ -450,6 +498,7 @@ class Deidentifier:
         if known is not None:
             cands += [(e, 3) for e in known.find(text)]
         ents = _resolve(text, cands)
+        ents = _extend_addresses(text, ents)
         extra = _propagate_names(text, ents, vocab, eponym_span)
         if extra:
             ents = _resolve(text, [(e, 2) for e in ents] + [(e, 1) for e in extra])

@@ -132,6 +132,14 @@ class LabelledIdRecognizer(EntityRecognizer):
         return out
 
 
+# Verbs that follow a person's name far more often than a drug's or a place's.
+_PERSON_VERB = re.compile(
+    r"(?:lives|lived|said|says|shouted|replied|asked|told|reports|reported|states|stated|denies|"
+    r"denied|complains|complained|called|went|came|began|wants|wanted|is very|was born|can|"
+    r"will be|has been|thinks|thought|feels|felt|walked|ran|smiled|laughed)\b|,\s*can\b"
+)
+
+
 _UNITS = frozenset(
     "mg mcg ml g kg mm cm l dl meq mmol units unit iu tab tabs tablet tablets cap caps capsule capsules "
     "puffs puff drops drop times days day weeks week months month years year hours hour hrs hr minutes min "
@@ -180,7 +188,7 @@ class PlaceRecognizer(EntityRecognizer):
         self.city_state = re.compile(
             rf"\b[A-Z][a-zA-Z'’.-]+(?:\s+[A-Z][a-zA-Z'’.-]+){{0,2}},\s+(?:{codes})\b(?:\s+\d{{5}}(?:-\d{{4}})?)?"
         )
-        self.saint = re.compile(r"\b(?:St|Saint|Mt|Mount)\.?\s+[A-Z][a-z]+(?:['’]s)?(?!\s+(?:wort|[Ww]ort)\b)")
+        self.saint = re.compile(r"\b(?:St|Saint|Mt|Mount)\.?[ \t]+[A-Z][a-z]+(?:['’]s)?(?![ \t]+(?:wort|[Ww]ort)\b)")
 
     def load(self) -> None:
         pass
@@ -366,8 +374,29 @@ class NameRecognizer(EntityRecognizer):
                 while k < n and k - i < 4 and (self._unknown_cap(doc[k]) or self._initial(doc[k]) or (
                     doc[k].text[:1].isupper() and doc[k].text.lower() in v.names)):
                     k += 1
-                if sum(1 for t in doc[i:k] if not self._initial(t)) >= 2:
+                dose_next = k < n and (doc[k].like_num or doc[k].text.lower() in _UNITS or doc[k].text in ("/", "["))
+                if sum(1 for t in doc[i:k] if not self._initial(t)) >= 2 and not dose_next:
                     found = (i, k, 0.7, False)
+            if (
+                found is None
+                and i + 1 < n
+                and tok.text[:1].isupper()
+                and tok.text.isalpha()
+                and len(tok.text) >= 2
+                and not tok.text.isupper()
+                and (low in v.names or low in lex.ambiguous_names or self._unknown_cap(tok))
+                and re.fullmatch(r"[A-Z]\.", doc[i + 1].text)
+                and not (i + 2 < n and doc[i + 2].text[:1].isupper() and doc[i + 2].is_alpha
+                         and doc[i + 2].text.lower() not in v.names and v.known_word(doc[i + 2].text))
+            ):
+                found = (i, i + 2, 0.75, False)  # "Sam L.", "Lily A."
+            if (
+                found is None
+                and self._unknown_cap(tok)
+                and i + 1 < n
+                and _PERSON_VERB.match(text, doc[i + 1].idx)
+            ):
+                found = (i, i + 1, 0.6, False)  # "Shovda is very reliable", "Trivo lives on"
             if found is not None:
                 a, b, score, strong = found
                 last = doc[b - 1]
@@ -421,6 +450,8 @@ class ClinicalNerRecognizer(EntityRecognizer):
             return False
         if t.islower() and self.v.common(w):
             return False
+        if kind == "NAME" and w not in self.v.names and (t.islower() or self.v.common(w)):
+            return False  # lowercase names come from the cue rules; "Suspected" is a word
         return not (kind == "NAME" and t.isupper() and len(t) <= 3 and w not in self.v.names)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
