@@ -27,6 +27,19 @@ def test_cipher_settings_are_sqlcipher4_defaults(open_copy, pragma: str, expecte
     assert str(open_copy.conn.execute(f"PRAGMA {pragma}").fetchone()[0]) == expected
 
 
+@pytest.mark.parametrize(
+    ("pragma", "expected", "why"),
+    [
+        ("temp_store", "2", "MEMORY: sorts and temp tables never go to a temp file"),
+        ("secure_delete", "1", "deleted content is overwritten, not left in free space"),
+        ("journal_mode", "wal", "readers and one writer across processes"),
+        ("foreign_keys", "1", "erasing a patient cannot leave orphans"),
+    ],
+)
+def test_connection_settings(open_copy, pragma: str, expected: str, why: str) -> None:
+    assert str(open_copy.conn.execute(f"PRAGMA {pragma}").fetchone()[0]) == expected, why
+
+
 def test_kdf_iterations_at_least_sqlcipher4_default(open_copy) -> None:
     assert int(open_copy.conn.execute("PRAGMA kdf_iter").fetchone()[0]) >= 256_000
 
