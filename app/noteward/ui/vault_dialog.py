@@ -172,6 +172,8 @@ class VaultDialog(QDialog):
     def show_error(self, message: str) -> None:
         self.error.setText(message)
         self.error.show()
+        self.layout().activate()
+        self.resize(self.width(), max(self.height(), self.sizeHint().height()))
 
     def _submit(self) -> None:
         passphrase = self.passphrase.text()
