@@ -423,6 +423,9 @@ def _propagate_names(text: str, ents: list[Entity], vocab: Any, eponym_span: Any
     return out
 
 
+_DOSE_NEXT = re.compile(
+    r"[ \t]*\d+(?:[.,]\d+)?[ \t]*(?:mg|mcg|µg|ml|g|unt|units?|iu|meq|mmol|%|day|hr|actuat|puffs?)\b", re.IGNORECASE
+)
 _FAX = re.compile(r"(?i)\bfax\b[^\n]{0,20}$")
 
 
@@ -493,6 +496,8 @@ class Deidentifier:
             etype = r.entity_type
             if not strong and etype in ("NAME", "LOCATION") and eponym_span(vocab, text, r.start, r.end):
                 continue
+            if not strong and etype == "NAME" and _DOSE_NEXT.match(text, r.end):
+                continue  # "Kyleena 19.5 MG": a product followed by its dose is not a person
             cands.append((Entity(etype, r.start, r.end, float(r.score), text[r.start : r.end]), 2 if strong else 1))
         known = self._known_matcher(patient)
         if known is not None:

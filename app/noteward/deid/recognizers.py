@@ -367,6 +367,7 @@ class NameRecognizer(EntityRecognizer):
                 found is None
                 and tok.text[:1].isupper()
                 and v.first_name(low)
+                and low not in lex.clinical_words
             ):
                 found = (i, max(self._extend(doc, i + 1, after_title=False), i + 1), 0.75, False)
             if found is None and self._unknown_cap(tok):
