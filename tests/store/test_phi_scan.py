@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,14 @@ def _scan_targets(vault_dir: Path, since: float, basetemp: Path) -> list[Path]:
     files = files_under(vault_dir)
     files += files_under(tmp, changed_since=since, exclude=[vault_dir, *others])
     return files
+
+
+def _now_by_file_clock(folder: Path) -> float:
+    """The file system's idea of "now" (its timestamps come from a coarser clock than
+    time.time()): files created after this call have a ctime at least this."""
+    mark = folder / ".scan-start"
+    mark.write_bytes(b"")
+    return mark.stat().st_mtime
 
 
 def _describe(hits: list[Hit]) -> str:
@@ -67,7 +74,7 @@ def _write_plain_sqlite(path: Path, name: str, sentence: str) -> None:
     ],
 )
 def test_scan_finds_plaintext_written_on_purpose(needles: Needles, tmp_path: Path, write) -> None:
-    since = time.time() - 1
+    since = _now_by_file_clock(tmp_path)
     vault_dir = tmp_path / "vault"
     vault_dir.mkdir()
     name, sentence = sorted(needles.names)[0], sorted(needles.sentences)[-1]
@@ -80,6 +87,7 @@ def test_scan_finds_plaintext_written_on_purpose(needles: Needles, tmp_path: Pat
     for path in (in_tmp, in_vault_dir):
         kinds = {h.kind for h in hits if h.path == str(path)}
         assert kinds == {"name", "note sentence"}, f"the scan missed {path.name}: {_describe(hits)}"
+        path.unlink()  # do not leave plaintext patient data lying around
 
 
 @pytest.mark.slow
@@ -89,7 +97,7 @@ def test_import_and_use_leave_no_plaintext(
 ) -> None:
     from noteward.ingest.importer import import_paths
 
-    since = time.time() - 1
+    since = _now_by_file_clock(tmp_path)
     basetemp = tmp_path_factory.getbasetemp()
     vault_dir = tmp_path / "vault"
     vault_dir.mkdir()
@@ -128,8 +136,10 @@ def test_import_and_use_leave_no_plaintext(
     # The API, with the vault left open (a live WAL) while scanning.
     v = Vault.open(path, PASSPHRASE)
     try:
-        again = import_paths(v, [synthea_dir])  # re-import: adds nothing
-        assert again.counts["notes"]["imported"] < report["counts"]["notes"]["imported"]
+        # re-import: only the erased patient comes back, written into the live WAL
+        again = import_paths(v, [synthea_dir])
+        assert 0 < again.counts["notes"]["imported"] < report["counts"]["notes"]["imported"]
+        assert Path(str(path) + "-wal").stat().st_size > 0
         v.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'patient'").fetchone()
         targets = _scan_targets(vault_dir, since, basetemp)
         assert any(p.name == "clinic.nwv" for p in targets)
