@@ -63,6 +63,10 @@ def test_summary_streams_and_each_sentence_shows_its_exact_source(qtbot, summari
         # step through every source and back to the first
         n = len(view.sentence.sources)
         assert viewer.source_label.text().startswith(f"Source 1 of {n}")
+        assert viewer.source_list.count() == n and viewer.source_list.currentIndex() == 0
+        viewer.source_list.activated.emit(n - 1)  # pick the last one from the list
+        assert viewer.highlighted_span() == view.sentence.sources[n - 1]
+        viewer.source_list.activated.emit(0)
         for i in range(1, n):
             viewer.next_button.click()
             assert viewer.highlighted_span() == view.sentence.sources[i]

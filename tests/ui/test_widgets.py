@@ -158,3 +158,30 @@ def test_worker_reports_progress_result_error_and_cancel(qtbot) -> None:  # noqa
         assert len(set(ran_on)) == 1
     finally:
         thread.stop()
+
+
+@pytest.mark.parametrize(
+    ("patient", "facts", "deceased"),
+    [
+        (dict(birth_date="1950-06-01", sex="female"), "born 1950-06-01 · Female · 3 notes", None),
+        (dict(birth_date="1930-01-15", sex="male", deceased=True, deceased_date="2001-03-02T10:00:00"),
+         "Age at death 71 · born 1930-01-15 · Male · 3 notes", "Deceased 2001-03-02"),
+        (dict(deceased=True), "Sex not recorded · 3 notes", "Deceased"),
+    ],
+)
+def test_patient_header(qtbot, patient, facts, deceased) -> None:  # noqa: ANN001
+    from noteward.core.models import Patient
+    from noteward.ui.patients import PatientHeader
+
+    header = PatientHeader()
+    qtbot.addWidget(header)
+    p = Patient(id="pt_1", source_id=None, name="Test Person", note_count=3, **patient)
+    header.set_patient(p)
+    assert header.facts.text().endswith(facts)
+    assert ("Age" in header.facts.text()) == bool(p.birth_date)
+    assert header.name.text() == "Test Person"
+    assert header.deceased.isVisibleTo(header) == (deceased is not None)
+    if deceased:
+        assert header.deceased.text() == deceased
+    header.set_patient(None)
+    assert header.name.text() == "No patient selected" and header.facts.text() == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -64,6 +65,10 @@ class NoteViewer(QWidget):
         self.source_bar.setObjectName("SourceBar")
         self.source_label = QLabel()
         self.source_label.setAccessibleName("Source position")
+        self.source_list = QComboBox()
+        self.source_list.setAccessibleName("Sources of the selected sentence")
+        self.source_list.setToolTip("All source passages of the selected sentence (F8 / Shift+F8 to step)")
+        self.source_list.activated.connect(self._pick_source)
         self.prev_button = QPushButton("◀ Previous")
         self.prev_button.setAccessibleName("Previous source")
         self.next_button = QPushButton("Next ▶")
@@ -72,7 +77,8 @@ class NoteViewer(QWidget):
         self.next_button.clicked.connect(lambda: self.step_source(1))
         bar = QHBoxLayout(self.source_bar)
         bar.setContentsMargins(6, 2, 6, 2)
-        bar.addWidget(self.source_label, 1)
+        bar.addWidget(self.source_label)
+        bar.addWidget(self.source_list, 1)
         bar.addWidget(self.prev_button)
         bar.addWidget(self.next_button)
         self.source_bar.hide()
@@ -156,8 +162,21 @@ class NoteViewer(QWidget):
             self.source_bar.hide()
             return False
         self._source_index = max(0, min(index, len(usable) - 1))
+        self.source_list.blockSignals(True)
+        self.source_list.clear()
+        for i, span in enumerate(usable):
+            note = self.notes_by_id[span.note_id]
+            self.source_list.addItem(
+                f"{i + 1}. {(note.date or 'undated')[:10]} {note.type or 'note'} · characters {span.start}–{span.end}"
+            )
+        self.source_list.blockSignals(False)
         self._show_current_source()
         return True
+
+    def _pick_source(self, index: int) -> None:
+        if 0 <= index < len(self._sources):
+            self._source_index = index
+            self._show_current_source()
 
     def step_source(self, delta: int) -> None:
         if not self._sources:
@@ -170,10 +189,9 @@ class NoteViewer(QWidget):
         self.highlight(self.notes_by_id[span.note_id], span.start, span.end)
         n = len(self._sources)
         note = self.notes_by_id[span.note_id]
-        self.source_label.setText(
-            f"Source {self._source_index + 1} of {n} · {(note.date or 'undated')[:10]} {note.type or 'note'}"
-        )
+        self.source_label.setText(f"Source {self._source_index + 1} of {n}:")
         self.source_label.setToolTip(note_title(note))
+        self.source_list.setCurrentIndex(self._source_index)
         self.prev_button.setEnabled(n > 1)
         self.next_button.setEnabled(n > 1)
         self.source_bar.show()

@@ -74,8 +74,11 @@ class SentenceView(QLabel):
             f"Support score {sentence.support:.2f} ({state}).\n"
             + (f"{n} source span{'s' if n != 1 else ''}: click to show" if n else "No source span found.")
         )
-        self.setAccessibleName(f"Summary sentence, {'supported' if sentence.supported else 'unsupported'}")
-        self.setAccessibleDescription(f"Support score {sentence.support:.2f}, {n} sources")
+        self.setAccessibleName(prefix + sentence.text)
+        self.setAccessibleDescription(
+            f"{sentence.section}; {'supported' if sentence.supported else 'unsupported'}; "
+            f"support score {sentence.support:.2f}; {n} source{'s' if n != 1 else ''}. Press Enter to show."
+        )
 
     def set_selected(self, selected: bool) -> None:
         self.setProperty("selected", selected)
