@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QPlainTextEdit
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from noteward.core.errors import NotewardError
 from noteward.ui.patients import age_years
@@ -185,3 +185,45 @@ def test_patient_header(qtbot, patient, facts, deceased) -> None:  # noqa: ANN00
         assert header.deceased.text() == deceased
     header.set_patient(None)
     assert header.name.text() == "No patient selected" and header.facts.text() == ""
+
+
+def test_controls_have_accessible_names_and_shortcuts(qtbot, window) -> None:  # noqa: ANN001
+    """Every control a screen reader lands on has a name; the main actions have keys."""
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractItemView,
+        QAbstractSpinBox,
+        QComboBox,
+        QDialog,
+        QHeaderView,
+        QLineEdit,
+        QMainWindow,
+        QPlainTextEdit,
+        QTabBar,
+        QTextBrowser,
+        QToolBar,
+    )
+
+    kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractSpinBox, QAbstractItemView, QPlainTextEdit, QTextBrowser)
+    unnamed = []
+    for root in (window, window.import_dialog, window.request_unlock()):
+        for w in root.findChildren(QWidget):
+            if not isinstance(w, kinds) or isinstance(w, QHeaderView) or w.objectName().startswith("qt_"):
+                continue
+            # parts Qt builds inside a control (clear buttons, popups, scroll arrows) are
+            # named through the control that owns them
+            owner = w.parent()
+            while owner is not None and not isinstance(owner, (QLineEdit, QComboBox, QAbstractSpinBox, QTabBar, QToolBar)):
+                owner = owner.parent() if not isinstance(owner, QMainWindow | QDialog) else None
+            if owner is not None or w.window() is not root and not isinstance(w.window(), QMainWindow | QDialog):
+                continue
+            name = w.accessibleName() or (w.text() if isinstance(w, QAbstractButton) else "")
+            if not name.replace("&", "").strip():
+                unnamed.append(f"{type(w).__name__} in {type(w.parent()).__name__}")
+    assert not unnamed, unnamed
+    for action in (window.import_action, window.lock_action, window.settings_action, window.summarize_action,
+                   window.cancel_action, window.find_patient_action, window.search_notes_action, window.deid_action,
+                   window.next_source_action, window.prev_source_action, window.quit_action):
+        assert not action.shortcut().isEmpty(), action.text()
+    keys = [a.shortcut().toString() for a in window.actions() if not a.shortcut().isEmpty()]
+    assert len(keys) == len(set(keys)), "two actions share a shortcut"

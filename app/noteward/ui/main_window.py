@@ -130,11 +130,10 @@ class MainWindow(QMainWindow):
         return act
 
     def _build_actions(self) -> None:
-        K = QKeySequence.StandardKey  # noqa: N806
         self.import_action = self._action("&Import…", "Ctrl+I", self.open_import, "Import notes or FHIR files")
         self.lock_action = self._action("&Lock", "Ctrl+L", self.lock, "Lock the vault now")
         self.settings_action = self._action("&Settings…", "Ctrl+,", self.open_settings)
-        self.quit_action = self._action("&Quit", K.Quit, self.close)
+        self.quit_action = self._action("&Quit", "Ctrl+Q", self.close)
         self.summarize_action = self._action("&Summarize", "Ctrl+Shift+S", self.summary.summarize)
         self.cancel_action = self._action("&Cancel summary", "Esc", self.summary.cancel)
         self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
