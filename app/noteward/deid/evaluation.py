@@ -154,11 +154,11 @@ class _Tally:
             pr = sum(self.pred[t] for t in types)
             c = sum(self.correct[t] for t in types)
             if g or pr:
-                rr = f / g if g else None
-                pp = c / pr if pr else None
+                gr = f / g if g else None
+                gp = c / pr if pr else None
                 out[f"group:{name}"] = {
-                    "gold": g, "pred": pr, "recall": rr, "precision": pp,
-                    "f2": _f2(pp, rr) if rr is not None and pp is not None else None,
+                    "gold": g, "pred": pr, "recall": gr, "precision": gp,
+                    "f2": _f2(gp, gr) if gr is not None and gp is not None else None,
                 }
         return out
 

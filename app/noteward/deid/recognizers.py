@@ -39,7 +39,7 @@ def _result(entity: str, start: int, end: int, score: float, name: str, strong: 
         start=start,
         end=end,
         score=score,
-        analysis_explanation=None,
+        analysis_explanation=None,  # type: ignore[arg-type]
         recognition_metadata={
             "rule": name,
             STRONG: strong,
@@ -176,7 +176,7 @@ class PlaceRecognizer(EntityRecognizer):
             r"\b\d{1,6}\s+((?:[A-ZÀ-Þa-zß-ÿ][\w'’.-]*\s+){1,4})\d{1,5}[A-Za-z]?\b\.?"
         )
         fac_words = _title_variants(self.lex.facility_words)
-        cap = r"[A-Z][\w'’.&-]*"
+        cap = r"(?!(?:FROM|AT|TO|IN|THE|OF|AND|WITH|FOR|ON|BY|VIA|PER|SEEN|ADMITTED|TRANSFERRED|DISCHARGED)\b)[A-Z][\w'’.&-]*"
         self.facility = re.compile(
             rf"(?:\b(?:St|Mt|Saint|Mount|Ste)\.?\s+)?(?:\b{cap}\s+(?:(?:of|the|and|for|&)\s+)?){{1,5}}"
             rf"(?:{fac_words})\b(?:['’]s)?"

@@ -128,14 +128,14 @@ def shift_date(text: str, days: int) -> str | None:
                 continue
             y = _full_year(m["y"]) if m["y"] else _REF_YEAR
             d = date(y, _MONTHS[m["mon"].lower().rstrip(".")], int(m["d"])) + timedelta(days=days)
-            day = _num(m["d"], d.day) + (_ordinal(d.day) if m["ord"] else "")
-            mon = _month_name(m["mon"], d.month) + m["dot"]
-            year = _year(m["y"], d.year) if m["y"] else ""
+            day_s = _num(m["d"], d.day) + (_ordinal(d.day) if m["ord"] else "")
+            mon_s = _month_name(m["mon"], d.month) + m["dot"]
+            year_s = _year(m["y"], d.year) if m["y"] else ""
             sep2 = m["sep2"] or ""
             if mon_first:
-                out = f"{mon}{m['sep1']}{day}{sep2}{year}"
+                out = f"{mon_s}{m['sep1']}{day_s}{sep2}{year_s}"
             else:
-                out = f"{day}{m['of'] or ''}{m['sep1']}{mon}{sep2}{year}"
+                out = f"{day_s}{m['of'] or ''}{m['sep1']}{mon_s}{sep2}{year_s}"
             return out + (m["rest"] or "")
     except (ValueError, KeyError, OverflowError):
         return None
