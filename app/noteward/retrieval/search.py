@@ -1,0 +1,300 @@
+"""Hybrid search over note chunks: BM25 (SQLite FTS5) and dense vectors, fused by RRF.
+
+Both rankings are computed over the same chunks and fused by reciprocal rank fusion
+(Cormack et al. 2009): ``score = sum(1 / (RRF_K + rank))`` over the rankings a chunk
+appears in, rank counted from 1. RRF needs no score calibration between BM25 and cosine
+similarity, which have nothing in common but their order.
+
+User text never reaches FTS5's query syntax: it is cut into words and each word is
+quoted, so ``"``, ``AND(``, ``NEAR``, ``*`` or ``:`` in a query are just text. Common
+words (resources/retrieval/stopwords.txt) are dropped from the BM25 query: they match
+almost every chunk and only slow the ranking down.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from noteward.core.errors import UsageError
+from noteward.retrieval.embeddings import Embedder, get_embedder
+from noteward.retrieval.index import DenseIndex
+from noteward.settings import RESOURCES_DIR
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "bm25", "dense"]
+MODES: tuple[str, ...] = ("hybrid", "bm25", "dense")
+RRF_K = 60
+MIN_DEPTH = 50  # candidates taken from each ranking before fusion
+MAX_QUERY_TERMS = 32
+# Words in more than this share of all chunks are left out of a BM25 query while a rarer
+# word remains: FTS5 gives them an IDF of at most log(4), yet they make up most of the
+# work of ranking (every chunk holding one is scored).
+COMMON_TERM_SHARE = 0.2
+PAGE_CACHE_KIB = 65_536
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"  # private-use code points, never in notes
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One matching chunk. ``start``/``end`` are end-exclusive code-point offsets into the
+    note's text; ``text`` is ``note.text[start:end]``. Ranks count from 1; a ranking the
+    chunk did not appear in leaves its rank and score as None. ``bm25_score`` is FTS5's
+    ``-bm25()`` (higher is better); ``dense_score`` is the cosine similarity; ``score``
+    is the fused RRF score (for a single-mode search, that mode's own score)."""
+
+    note_id: str
+    chunk_id: int
+    start: int
+    end: int
+    text: str
+    section: str | None
+    score: float
+    patient_id: str
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("score", "bm25_score", "dense_score"):
+            if out[key] is not None:
+                out[key] = round(out[key], 6)
+        return out
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    path = RESOURCES_DIR / "retrieval" / "stopwords.txt"
+    words = (line.strip().lower() for line in path.read_text("utf-8").splitlines())
+    return frozenset(w for w in words if w and not w.startswith("#"))
+
+
+def query_terms(text: str) -> list[str]:
+    """Words of a user query for FTS5: lower-cased, de-duplicated, stop words dropped
+    (unless nothing else is left), at most MAX_QUERY_TERMS."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    kept = [w for w in words if w not in stopwords()] or words
+    return kept[:MAX_QUERY_TERMS]
+
+
+def fts_query(text: str) -> str | None:
+    """A safe FTS5 MATCH expression for arbitrary user text (None when it has no words).
+
+    Every word is a quoted string, so FTS5 operators and punctuation in the input are
+    inert; words are OR-ed and BM25 ranks chunks that contain more of them higher.
+    """
+    return match_expression(query_terms(text))
+
+
+def match_expression(terms: Sequence[str]) -> str | None:
+    """Quoted words joined by OR (None for no words)."""
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of ranked id lists (best first) -> [(id, score)] best first.
+
+    Ties are broken by the best single rank the id reached, then by the order of the
+    rankings (BM25 is passed first), then by id, so the result is deterministic.
+    """
+    scores: dict[int, float] = {}
+    best: dict[int, tuple[int, int]] = {}
+    for which, ranking in enumerate(rankings):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            best[item] = min(best.get(item, (rank, which)), (rank, which))
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+
+
+class HybridSearcher:
+    """Search one open vault. Build it once per unlocked vault and reuse it: the dense
+    index is built on the first dense search and then kept up to date incrementally.
+
+    Runs on the thread that owns the vault connection.
+    """
+
+    def __init__(self, vault: Any, embedder: Embedder | None = None) -> None:
+        self.vault = vault
+        self._embedder = embedder
+        self._dense: DenseIndex | None = None
+        self._chunk_count: tuple[str, int] = ("", 0)
+        conn = vault.conn
+        # SQLite's default page cache (2 MB) makes every search decrypt the same FTS pages
+        # again; the cache holds them in memory only, like every page SQLCipher reads.
+        if -int(conn.execute("PRAGMA cache_size").fetchone()[0]) < PAGE_CACHE_KIB:
+            conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+        # Term document counts, to leave terms that are in most chunks out of BM25
+        # queries. A TEMP virtual table: it stores nothing, in memory or on disk.
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.noteward_chunks_vocab"
+            " USING fts5vocab(main, 'chunks_fts', 'row')"
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder()
+        return self._embedder
+
+    def dense_index(self) -> DenseIndex:
+        """The in-memory FAISS index, built on first use and refreshed from the vault."""
+        conn = self.vault.conn
+        if self._dense is None:
+            self._dense = DenseIndex(model=self.embedder.model_id).load(conn)
+        else:
+            self._dense.refresh(conn)
+        return self._dense
+
+    def unindexed_chunks(self) -> int:
+        """Chunks with no vector yet (found by keyword only until `noteward index` runs)."""
+        total = int(self.vault.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        return max(0, total - len(self.dense_index()))
+
+    # -- the two rankings ----------------------------------------------------------------
+
+    def _chunks_total(self) -> int:
+        conn = self.vault.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+        head = row[0] if row else ""
+        if self._chunk_count[0] != head or not head:
+            self._chunk_count = (head, int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0]))
+        return self._chunk_count[1]
+
+    def bm25_terms(self, query: str) -> list[str]:
+        """The query's words that go into the BM25 query: stop words dropped, and words in
+        more than COMMON_TERM_SHARE of all chunks dropped while a rarer word remains."""
+        terms = query_terms(query)
+        if len(terms) < 2:
+            return terms
+        conn = self.vault.conn
+        limit = COMMON_TERM_SHARE * self._chunks_total()
+        docs = {}
+        for t in terms:
+            row = conn.execute("SELECT doc FROM temp.noteward_chunks_vocab WHERE term = ?", (t,)).fetchone()
+            docs[t] = int(row[0]) if row else 0
+        kept = [t for t in terms if docs[t] <= limit]
+        return kept or [min(terms, key=lambda t: docs[t])]
+
+    def bm25(self, query: str, patient_id: str | None, depth: int) -> list[tuple[int, float]]:
+        """FTS5 BM25 ranking: [(chunk id, -bm25)] best first."""
+        match = match_expression(self.bm25_terms(query))
+        if match is None:
+            return []
+        sql = "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        args: list[Any] = [match]
+        if patient_id is not None:
+            sql += " AND patient_id = ?"
+            args.append(patient_id)
+        sql += " ORDER BY bm25(chunks_fts), rowid LIMIT ?"
+        args.append(depth)
+        return [(int(r[0]), -float(r[1])) for r in self.vault.conn.execute(sql, args)]
+
+    def dense(self, query: str, patient_id: str | None, depth: int) -> list[tuple[int, float]]:
+        """Dense ranking: [(chunk id, cosine similarity)] best first."""
+        if not query.strip():
+            return []
+        index = self.dense_index()
+        if not len(index):
+            return []
+        return index.search(self.embedder.encode_query(query), depth, patient_id)
+
+    # -- search --------------------------------------------------------------------------
+
+    def search(self, query: str, patient_id: str | None = None, k: int = 10,
+               mode: Mode | str = "hybrid") -> list[SearchHit]:
+        """Best ``k`` chunks for ``query``, optionally only one patient's (opaque id).
+
+        ``mode`` is "hybrid" (BM25 and dense fused by RRF), "bm25" or "dense". Any text is
+        a valid query; a query with no words returns no hits.
+        """
+        if mode not in MODES:
+            raise UsageError(f"Unknown search mode '{mode}': use one of {', '.join(MODES)}.")
+        if k < 1:
+            raise UsageError("k must be at least 1.")
+        depth = max(MIN_DEPTH, 4 * k) if mode == "hybrid" else k
+        lexical = self.bm25(query, patient_id, depth) if mode != "dense" else []
+        semantic = self.dense(query, patient_id, depth) if mode != "bm25" else []
+        b_rank = {cid: (i, s) for i, (cid, s) in enumerate(lexical, start=1)}
+        d_rank = {cid: (i, s) for i, (cid, s) in enumerate(semantic, start=1)}
+        if mode == "hybrid":
+            fused = rrf_fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
+        else:
+            fused = list(lexical or semantic)
+        rows = self._chunks([cid for cid, _ in fused[: k * 2]])
+        hits: list[SearchHit] = []
+        for cid, score in fused:
+            row = rows.get(cid)
+            if row is None:  # erased since the dense index last looked
+                continue
+            note_id, start, end, section, text, pid = row
+            b, d = b_rank.get(cid), d_rank.get(cid)
+            hits.append(SearchHit(
+                note_id=note_id, chunk_id=cid, start=start, end=end, text=text, section=section,
+                score=score, patient_id=pid,
+                bm25_rank=b[0] if b else None, bm25_score=b[1] if b else None,
+                dense_rank=d[0] if d else None, dense_score=d[1] if d else None,
+            ))
+            if len(hits) == k:
+                break
+        return hits
+
+    def _chunks(self, ids: list[int]) -> dict[int, tuple[str, int, int, str | None, str, str]]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.vault.conn.execute(
+            f'SELECT c.id, c.note_id, c.start, c."end", c.section, f.text, f.patient_id'
+            f" FROM chunks c JOIN chunks_fts f ON f.rowid = c.id WHERE c.id IN ({marks})",
+            ids,
+        ).fetchall()
+        return {int(r[0]): (r[1], int(r[2]), int(r[3]), r[4], r[5], r[6]) for r in rows}
+
+    # -- highlighting --------------------------------------------------------------------
+
+    def highlight(self, hit: SearchHit, query: str) -> list[tuple[int, int]]:
+        """Character ranges of the query's matched terms inside ``hit``, as end-exclusive
+        offsets into the note's text (add nothing: they are already absolute).
+
+        Uses FTS5's own tokenizer and stemming (``highlight()``), so "diabetic" in a query
+        marks "diabetes" in the note exactly when BM25 matched it. A hit found only by
+        meaning has no matched terms: the list is empty and the UI marks the whole hit.
+        """
+        match = fts_query(query)
+        if match is None:
+            return []
+        row = self.vault.conn.execute(
+            "SELECT highlight(chunks_fts, 0, ?, ?) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid = ?",
+            (_MARK_OPEN, _MARK_CLOSE, match, hit.chunk_id),
+        ).fetchone()
+        if row is None:
+            return []
+        return [(hit.start + a, hit.start + b) for a, b in _marked_ranges(row[0], hit.text)]
+
+
+def _marked_ranges(marked: str, plain: str) -> list[tuple[int, int]]:
+    """Ranges between the open/close marks, as offsets into the unmarked text."""
+    ranges: list[tuple[int, int]] = []
+    out_pos = 0
+    start: int | None = None
+    for ch in marked:
+        if ch == _MARK_OPEN:
+            start = out_pos
+        elif ch == _MARK_CLOSE:
+            if start is not None and out_pos > start:
+                ranges.append((start, out_pos))
+            start = None
+        else:
+            out_pos += 1
+    if out_pos != len(plain):  # the text held a mark character itself: do not guess
+        return []
+    return ranges
