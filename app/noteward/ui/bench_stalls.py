@@ -178,10 +178,13 @@ def run(index_seconds: float = 20.0) -> dict[str, Any]:
             phases["summarize_then_cancel"] = meter.stop() | {
                 "seconds": round(time.perf_counter() - t0, 2),
                 "cancel_to_idle_ms": round((time.perf_counter() - t_cancel) * 1000, 1),
+                "tokens_before_cancel": pane.tokens,
+                "outcome": pane.status.text().split(".")[0],
             }
         finally:
             window.close()
             services.shutdown()
+    results["load_average"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     work = [p for k, p in phases.items()
             if k not in ("idle_baseline", "startup_warm_up") and p.get("max_gap_ms") is not None]
     results["largest_gap_ms"] = max(p["max_gap_ms"] for p in work) if work else None
@@ -205,6 +208,8 @@ def print_report(results: dict[str, Any]) -> None:
     canc = results["phases"].get("summarize_then_cancel", {})
     if canc.get("cancel_to_idle_ms") is not None:
         print(f"Cancel pressed while the model was writing: summary pane idle again after {canc['cancel_to_idle_ms']:.0f} ms")
+    if results.get("load_average"):
+        print("machine load average during the run (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in results["load_average"]))
     print("(startup_warm_up runs while the unlock dialog waits for the passphrase; it is not counted below)")
     print(f"largest gap while importing, indexing and summarizing: {results['largest_gap_ms']} ms "
           f"({'meets' if results['meets_goal'] else 'misses'} the goal)")

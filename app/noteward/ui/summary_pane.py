@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -315,9 +316,12 @@ class SummaryPane(QWidget):
     def _show_result(self, result: dict[str, Any], *, saved: bool) -> None:
         self.summary = result
         sentences = [sentence_from_json(s) if isinstance(s, dict) else s for s in result.get("sentences", [])]
-        self._clear_sentences()
-        for s in sentences:
-            self._add_sentence(s)
+        shown = sorted(json.dumps(s.to_json(), sort_keys=True) for s in self.sentences)
+        final = sorted(json.dumps(s.to_json(), sort_keys=True) for s in sentences)
+        if shown != final:  # rebuild only when the final summary differs from what streamed in
+            self._clear_sentences()
+            for s in sentences:
+                self._add_sentence(s)
         label = "Machine-generated summary — check each sentence against its sources before relying on it."
         cov = covers_text(result.get("covers"))
         if cov:
