@@ -401,6 +401,39 @@ def _extend_addresses(text: str, ents: list[Entity]) -> list[Entity]:
     return merged
 
 
+_AFTER_NAME = re.compile(r"(?:[ \t]*,[ \t]*(?:and[ \t]+|or[ \t]+)?|[ \t]+(?:and|or|&)[ \t]+)([A-ZÀ-Þ][^\W\d_][\w'’-]*)(?=$|[^\w'’-])")
+_BEFORE_NAME = re.compile(r"([A-ZÀ-Þ][^\W\d_][\w'’-]*)(?:[ \t]*,[ \t]*|[ \t]+(?:and|or|&)[ \t]+)$")
+
+
+def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity]:
+    """Names listed together ("Usamov and Bowers", "Morrison, Rogers and Torres"): a
+    capitalised word joined to a found name by "and", "or" or a comma is a name too,
+    unless it is an ordinary word, a drug or a place."""
+
+    def namelike(w: str) -> bool:
+        lw = w.lower()
+        if lw in vocab.names:
+            return True
+        return not (vocab.known_word(lw) or vocab.clinical(lw) or lw in vocab.lex.eponyms
+                    or lw in vocab.places or lw in vocab.lex.titles or (w.isupper() and len(w) <= 4))
+
+    out: list[Entity] = []
+    taken = [(e.start, e.end) for e in ents]
+    names = [e for e in ents if e.type == "NAME"]
+    for e in names:
+        end = e.end
+        for _ in range(4):
+            m = _AFTER_NAME.match(text, end)
+            if not m or not namelike(m.group(1)) or any(s < m.end(1) and m.start(1) < t for s, t in taken):
+                break
+            out.append(Entity("NAME", m.start(1), m.end(1), 0.65, m.group(1)))
+            end = m.end(1)
+        m = _BEFORE_NAME.search(text, max(0, e.start - 40), e.start)
+        if m and namelike(m.group(1)) and not any(s < m.end(1) and m.start(1) < t for s, t in taken):
+            out.append(Entity("NAME", m.start(1), m.end(1), 0.65, m.group(1)))
+    return out
+
+
 def _propagate_names(text: str, ents: list[Entity], vocab: Any, eponym_span: Any) -> list[Entity]:
     """A name found once in a note is a name everywhere in it ("Mr. Smith ... Smith
     reports"): other occurrences of its words (same spelling and case) are added."""
@@ -500,13 +533,17 @@ class Deidentifier:
                 continue
             if not strong and etype == "NAME" and _DOSE_NEXT.match(text, r.end):
                 continue  # "Kyleena 19.5 MG": a product followed by its dose is not a person
+            if not strong and etype == "NAME" and all(
+                vocab.common(w) for w in re.findall(r"[^\W\d_]+", text[r.start : r.end])
+            ):
+                continue  # every word is an ordinary English word ("I am Hopeful")
             cands.append((Entity(etype, r.start, r.end, float(r.score), text[r.start : r.end]), 2 if strong else 1))
         known = self._known_matcher(patient)
         if known is not None:
             cands += [(e, 3) for e in known.find(text)]
         ents = _resolve(text, cands)
         ents = _extend_addresses(text, ents)
-        extra = _propagate_names(text, ents, vocab, eponym_span)
+        extra = _propagate_names(text, ents, vocab, eponym_span) + _coordinated_names(text, ents, vocab)
         if extra:
             ents = _resolve(text, [(e, 2) for e in ents] + [(e, 1) for e in extra])
         out = []

@@ -84,7 +84,7 @@ class ClinicalPatternRecognizer(EntityRecognizer):
                         continue
                     if has:
                         score = min(1.0, score + 0.35)
-                out.append(_result(rule.entity, start, end, score, rule.name, True))
+                out.append(_result(rule.entity, start, end, score, rule.name, not rule.weak))
         return out
 
 

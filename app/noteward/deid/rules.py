@@ -35,6 +35,7 @@ class Rule:
     requires_context: bool = False
     not_before: re.Pattern[str] | None = None
     not_after: re.Pattern[str] | None = None
+    weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def load_rules() -> tuple[tuple[Rule, ...], LabelledIds]:
                 requires_context=bool(spec.get("requires_context", False)),
                 not_before=_compile(spec["not_before"], 0, name) if spec.get("not_before") else None,
                 not_after=_compile(spec["not_after"], 0, name) if spec.get("not_after") else None,
+                weak=bool(spec.get("weak", False)),
             )
         )
     ids = data["labelled_ids"]
