@@ -230,13 +230,12 @@ def select(
     cands = sorted(latest.values(), key=lambda c: (c.recency, c.unit.ordinal))
     index = SourceIndex({n.id: n.text for n in notes}, [c.unit for c in cands])
     n_notes = max(1, len(ordered))
-    for i, c in enumerate(cands):
-        words = set(content_words(c.unit.text))
-        info = sum(index.idf(w) for w in words) / (1 + 0.15 * max(0, len(words) - 25))
+    for c in cands:
+        uniq = set(content_words(c.unit.text))
+        info = sum(index.idf(w) for w in uniq) / (1 + 0.15 * max(0, len(uniq) - 25))
         bonus = 1.0 + 0.5 * bool(numbers_in(c.unit.text)) + 0.5 * bool(drugs_in(c.unit.text))
         bonus *= 1.0 + 0.2 * (c.section != "Other")
         c.score = info * bonus * (0.5 + 0.5 * (c.recency + 1) / n_notes)
-        del i
 
     skeleton: list[tuple[str, SourceUnit | None, str, int | None]] = []
     used_units: set[int] = set()
