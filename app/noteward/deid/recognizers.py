@@ -140,6 +140,11 @@ _PERSON_VERB = re.compile(
 )
 
 
+_STREET_WORDS = frozenset(
+    "street st avenue ave road rd boulevard blvd lane ln drive dr court ct way place pl terrace close "
+    "trail greens flats parkway square crescent rue via calle avenida av rua ul strasse straße gasse "
+    "weg vej gade katu tie allee platz".split()
+)
 _UNITS = frozenset(
     "mg mcg ml g kg mm cm l dl meq mmol units unit iu tab tabs tablet tablets cap caps capsule capsules "
     "puffs puff drops drop times days day weeks week months month years year hours hour hrs hr minutes min "
@@ -170,10 +175,12 @@ class PlaceRecognizer(EntityRecognizer):
         cw = r"[A-ZÀ-Þ][\w'’-]+"
         self.cue = re.compile(
             rf"\b(?:in|at|from|near|(?:moved|flew|went|trip|travell?ed|travell?ing|relocated|emigrated|"
-            rf"immigrated|drove|returned|came|coming|back)\s+(?:back\s+)?(?:to|from))\s+({cw}(?:\s+{cw}){{0,2}})"
+            rf"immigrated|drove|returned|came|coming|back)\s+(?:back\s+)?(?:to|from)|corner\s+of|city\s+of|town\s+of|"
+            rf"home\s+city|born\s+in|grew\s+up\s+in|lives\s+in|originally\s+from)\s+({cw}(?:\s+{cw}){{0,2}})"
         )
         self.house = re.compile(
             r"\b\d{1,6}\s+((?:[A-ZÀ-Þa-zß-ÿ][\w'’.-]*\s+){1,4})\d{1,5}[A-Za-z]?\b\.?"
+            r"|\b\d{1,6}[ \t]+\d{1,5}[A-Za-z]?[ \t]+((?:[A-ZÀ-Þa-zß-ÿ][\w'’.-]*[ \t]+){0,3}[A-ZÀ-Þa-zß-ÿ][\w'’.-]*)"
         )
         fac_words = _title_variants(self.lex.facility_words)
         cap = r"(?!(?:FROM|AT|TO|IN|THE|OF|AND|WITH|FOR|ON|BY|VIA|PER|SEEN|ADMITTED|TRANSFERRED|DISCHARGED)\b)[A-Z][\w'’.&-]*"
@@ -198,7 +205,10 @@ class PlaceRecognizer(EntityRecognizer):
         for m in self.facility.finditer(text):
             if text[m.end() : m.end() + 1] == ":":
                 continue  # a heading such as "General:"
-            out.append(_result("LOCATION", m.start(), m.end(), 0.85, "facility", True))
+            end = m.end()
+            if text[end - 1] == "." and len(text[m.start() : end].split()[-1]) > 4:
+                end -= 1  # a full stop, not an abbreviation
+            out.append(_result("LOCATION", m.start(), end, 0.85, "facility", True))
         for m in self.known.finditer(text):
             out.append(_result("LOCATION", m.start(), m.end(), 0.8, "gazetteer", True))
         for m in self.city_state.finditer(text):
@@ -210,7 +220,11 @@ class PlaceRecognizer(EntityRecognizer):
             if all(self._place_word(w) for w in words):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.65, "place_cue", False))
         for m in self.house.finditer(text):
-            words = m.group(1).split()
+            words = (m.group(1) or m.group(2) or "").split()
+            if m.group(2) and not any(
+                w.lower().rstrip(".") in _STREET_WORDS or not self.v.known_word(w.lower()) for w in words
+            ):
+                continue  # "120 80 Sitting" is a blood pressure, not an address
             if any(w[:1].isupper() for w in words) and not any(
                 self.v.clinical(w) or w.lower() in _UNITS for w in words
             ):
@@ -222,7 +236,7 @@ class PlaceRecognizer(EntityRecognizer):
         if lw in self.v.places:
             return True
         if w.isupper() and len(w) <= 4:
-            return False
+            return False  # abbreviations: "in ED", "from SNF"
         return not (self.v.known_word(lw) or self.v.clinical(lw) or lw in self.lex.eponyms or lw in self.v.names)
 
 
