@@ -177,12 +177,15 @@ def test_search_sees_new_notes_and_erasure_without_a_new_searcher(filled_vault: 
     index_vault(v, embedder=embedder)
     searcher = HybridSearcher(v, embedder=embedder)
     assert searcher.search("gout colchicine", mode="bm25") == []
+    assert searcher.search("gout colchicine", patient_id=patient_id(v, "MRN-A"), mode="bm25") == []
     mrn, date, body = EXTRA_NOTE
     import_notes(v, write_notes(tmp_path / "more", {mrn: [(date, body)]}))
     index_vault(v, embedder=embedder)
     new_note = next(n.id for n in v.notes(patient_id(v, mrn)) if (n.date or "").startswith(date))
     for mode in MODES:
         assert searcher.search("gout colchicine", k=1, mode=mode)[0].note_id == new_note
+        scoped = searcher.search("gout colchicine", patient_id=patient_id(v, mrn), k=1, mode=mode)
+        assert scoped[0].note_id == new_note
 
     b = patient_id(v, "MRN-B")
     assert any(h.patient_id == b for h in searcher.search("asthma wheezing albuterol", k=20))
@@ -192,3 +195,15 @@ def test_search_sees_new_notes_and_erasure_without_a_new_searcher(filled_vault: 
             assert all(h.patient_id != b for h in searcher.search(query, k=50, mode=mode))
     assert searcher.search("albuterol", mode="bm25") == []
     assert searcher.unindexed_chunks() == 0
+
+
+def test_words_in_most_chunks_are_left_out_of_bm25_while_a_rarer_one_remains(
+        searcher: HybridSearcher, indexed_vault: Any) -> None:
+    total = indexed_vault.counts()["chunks"]
+    plan_chunks = len(searcher.search("plan", k=1000, mode="bm25"))
+    assert plan_chunks > 0.2 * total  # "plan" is in most chunks of these notes
+    assert searcher.bm25_terms("plan albuterol") == ["albuterol"]
+    assert searcher.bm25_terms("plan") == ["plan"]
+    assert searcher.bm25_terms("plan daily") in (["plan"], ["daily"])  # both common: the rarer stays
+    hits = searcher.search("plan albuterol", k=3, mode="bm25")
+    assert "Albuterol" in hits[0].text

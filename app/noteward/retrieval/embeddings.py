@@ -156,18 +156,19 @@ class Embedder:
 
     def clear_query_cache(self) -> None:
         """Forget cached query vectors (at lock time, and between benchmark runs)."""
-        self._query_cache.clear()
+        with self._lock:
+            self._query_cache.clear()
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query vector (384,), with a small in-memory LRU: the UI re-runs the same query
-        when the patient filter or k changes."""
-        hit = self._query_cache.get(text)
-        if hit is not None:
-            self._query_cache.move_to_end(text)
-            return hit
+        when the patient filter or k changes. Safe to call from any thread."""
         import torch
 
         with self._lock:
+            hit = self._query_cache.get(text)
+            if hit is not None:
+                self._query_cache.move_to_end(text)
+                return hit
             model = self._load()
             # One short sequence gains nothing from intra-op threads, and on a busy machine
             # their spin-waits cost far more than they save (measured: 36 ms on one thread
@@ -179,10 +180,10 @@ class Embedder:
                                    show_progress_bar=False)[0].astype(np.float32)
             finally:
                 torch.set_num_threads(threads)
-        self._query_cache[text] = vec
-        if len(self._query_cache) > 256:
-            self._query_cache.popitem(last=False)
-        return vec
+            self._query_cache[text] = vec
+            if len(self._query_cache) > 256:
+                self._query_cache.popitem(last=False)
+            return vec
 
 
 _shared: Embedder | None = None

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Literal
+
+import numpy as np
 
 from noteward.core.errors import UsageError
 from noteward.retrieval.embeddings import Embedder, get_embedder
@@ -39,6 +43,8 @@ COMMON_TERM_SHARE = 0.2
 PAGE_CACHE_KIB = 65_536
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"  # private-use code points, never in notes
+_encoder_pool: ThreadPoolExecutor | None = None  # one thread that encodes queries
+_pool_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ class HybridSearcher:
         self._embedder = embedder
         self._dense: DenseIndex | None = None
         self._chunk_count: tuple[str, int] = ("", 0)
+        self._spans: tuple[str, dict[str, tuple[int, int] | None]] = ("", {})
         conn = vault.conn
         # SQLite's default page cache (2 MB) makes every search decrypt the same FTS pages
         # again; the cache holds them in memory only, like every page SQLCipher reads.
@@ -164,11 +171,31 @@ class HybridSearcher:
 
     def _chunks_total(self) -> int:
         conn = self.vault.conn
-        row = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
-        head = row[0] if row else ""
+        head = self._version()
         if self._chunk_count[0] != head or not head:
             self._chunk_count = (head, int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0]))
         return self._chunk_count[1]
+
+    def _patient_span(self, patient_id: str) -> tuple[int, int] | None:
+        """Smallest and largest chunk id of a patient (cached until the vault changes)."""
+        head = self._version()
+        if self._spans[0] != head or not head:
+            self._spans = (head, {})
+        spans = self._spans[1]
+        if patient_id not in spans:
+            row = self.vault.conn.execute(
+                "SELECT min(c.id), max(c.id) FROM chunks c JOIN notes n ON n.id = c.note_id"
+                " WHERE n.patient_id = ?", (patient_id,)).fetchone()
+            spans[patient_id] = (int(row[0]), int(row[1])) if row and row[0] is not None else None
+        return spans[patient_id]
+
+    def _version(self) -> str:
+        """A cheap marker that changes whenever chunks may have changed: the audit head
+        (every import, erasure and restore appends an event) and the largest chunk id."""
+        conn = self.vault.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+        top = conn.execute("SELECT max(id) FROM chunks").fetchone()
+        return f"{row[0] if row else ''}/{top[0] or 0}"
 
     def bm25_terms(self, query: str) -> list[str]:
         """The query's words that go into the BM25 query: stop words dropped, and words in
@@ -193,20 +220,40 @@ class HybridSearcher:
         sql = "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
         args: list[Any] = [match]
         if patient_id is not None:
-            sql += " AND patient_id = ?"
-            args.append(patient_id)
+            span = self._patient_span(patient_id)
+            if span is None:
+                return []
+            # The rowid range lets FTS5 skip the doclists outside this patient's chunks
+            # (chunks arrive import by import, so a patient's ids cluster); the
+            # patient_id test then decides.
+            sql += " AND rowid BETWEEN ? AND ? AND patient_id = ?"
+            args += [span[0], span[1], patient_id]
         sql += " ORDER BY bm25(chunks_fts), rowid LIMIT ?"
         args.append(depth)
         return [(int(r[0]), -float(r[1])) for r in self.vault.conn.execute(sql, args)]
 
-    def dense(self, query: str, patient_id: str | None, depth: int) -> list[tuple[int, float]]:
-        """Dense ranking: [(chunk id, cosine similarity)] best first."""
+    def dense(self, query: str, patient_id: str | None, depth: int,
+              vector: Future[np.ndarray] | None = None) -> list[tuple[int, float]]:
+        """Dense ranking: [(chunk id, cosine similarity)] best first. ``vector``: the
+        query's vector, already being encoded on the encoder thread."""
         if not query.strip():
             return []
         index = self.dense_index()
         if not len(index):
             return []
-        return index.search(self.embedder.encode_query(query), depth, patient_id)
+        qvec = vector.result() if vector is not None else self.embedder.encode_query(query)
+        return index.search(qvec, depth, patient_id)
+
+    def _encode_async(self, query: str) -> Future[np.ndarray] | None:
+        """Start encoding the query on the encoder thread, so that the model runs while
+        FTS5 ranks (torch and SQLite both release the GIL). None for an empty query."""
+        if not query.strip():
+            return None
+        global _encoder_pool
+        with _pool_lock:
+            if _encoder_pool is None:
+                _encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noteward-query-encoder")
+        return _encoder_pool.submit(self.embedder.encode_query, query)
 
     # -- search --------------------------------------------------------------------------
 
@@ -222,8 +269,13 @@ class HybridSearcher:
         if k < 1:
             raise UsageError("k must be at least 1.")
         depth = max(MIN_DEPTH, 4 * k) if mode == "hybrid" else k
-        lexical = self.bm25(query, patient_id, depth) if mode != "dense" else []
-        semantic = self.dense(query, patient_id, depth) if mode != "bm25" else []
+        vector = self._encode_async(query) if mode == "hybrid" else None
+        try:
+            lexical = self.bm25(query, patient_id, depth) if mode != "dense" else []
+        finally:
+            if vector is not None and not vector.done():
+                vector.add_done_callback(lambda f: f.exception())  # never leave an error unread
+        semantic = self.dense(query, patient_id, depth, vector) if mode != "bm25" else []
         b_rank = {cid: (i, s) for i, (cid, s) in enumerate(lexical, start=1)}
         d_rank = {cid: (i, s) for i, (cid, s) in enumerate(semantic, start=1)}
         if mode == "hybrid":
