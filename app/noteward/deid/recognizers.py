@@ -369,6 +369,8 @@ class NameRecognizer(EntityRecognizer):
                     if low in lex.weak_person_cues:
                         ok = v.first_name(fw) or (fw in lex.surnames and first.text[:1].isupper())
                         ok = ok and (first.text[:1].isupper() or not v.common(fw))
+                        if low in ("by", "said", "called") and self._unknown_cap(first):
+                            ok = True  # "directed by Ogasahara", "said Maslin"
                     else:
                         ok = v.first_name(fw) or fw in lex.surnames or (
                             v.name_token(first) and not v.common(fw) and first.text[:1].isalpha()
