@@ -48,7 +48,7 @@ def add_patient(conn: Any, pid: str, name: str, notes: list[str]) -> list[str]:
     return ids
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sample_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A closed vault with two patients and enough rows to span many pages (read-only use:
     tests copy it before changing anything)."""
