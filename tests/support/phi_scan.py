@@ -39,8 +39,8 @@ class Needles:
 class Hit:
     path: str
     kind: str
-    needle: str
-    encoding: str
+    needle: str = field(repr=False)  # never echo patient data into test output
+    encoding: str = "utf-8"
 
 
 def synthea_phi(folder: Path) -> Needles:
