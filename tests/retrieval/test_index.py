@@ -134,3 +134,20 @@ def test_no_file_but_the_vault_appears_in_its_folder(filled_vault: Any, embedder
             assert searcher.search("warfarin", mode=mode)
     allowed = {v.path.name, v.path.name + "-wal", v.path.name + "-shm"}
     assert {p.name for p in v.path.parent.iterdir()} <= allowed
+
+
+def test_quantised_scan_gives_the_exact_scan_results(indexed_vault: Any, embedder: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import noteward.retrieval.index as index_mod
+
+    exact = build_faiss(indexed_vault)
+    assert not exact.quantized
+    monkeypatch.setattr(index_mod, "QUANTIZE_FROM", 1)
+    monkeypatch.setattr(index_mod, "RERANK_MIN", 8)
+    quant = build_faiss(indexed_vault)
+    assert quant.quantized
+    for query in ("heart attack", "warfarin", "smoking", "asthma inhaler"):
+        q = embedder.encode_query(query)
+        want, got = exact.search(q, 3), quant.search(q, 3)
+        assert [c for c, _ in got] == [c for c, _ in want]
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)

@@ -207,3 +207,12 @@ def test_words_in_most_chunks_are_left_out_of_bm25_while_a_rarer_one_remains(
     assert searcher.bm25_terms("plan daily") in (["plan"], ["daily"])  # both common: the rarer stays
     hits = searcher.search("plan albuterol", k=3, mode="bm25")
     assert "Albuterol" in hits[0].text
+
+
+def test_close_drops_derived_state_and_search_still_works(indexed_vault: Any, embedder: Any) -> None:
+    s = HybridSearcher(indexed_vault, embedder=embedder)
+    first = s.search("warfarin", k=3)
+    assert s._dense is not None
+    s.close()
+    assert s._dense is None and not embedder._query_cache
+    assert s.search("warfarin", k=3) == first

@@ -221,6 +221,7 @@ class DenseIndex:
 
     @property
     def quantized(self) -> bool:
+        """True when the global scan is 8-bit quantised (then re-scored exactly)."""
         return isinstance(self._faiss, faiss.IndexScalarQuantizer)
 
     def load(self, conn: Any) -> DenseIndex:

@@ -78,6 +78,7 @@ class SearchHit:
 
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
+    """Words left out of BM25 queries (resources/retrieval/stopwords.txt)."""
     path = RESOURCES_DIR / "retrieval" / "stopwords.txt"
     words = (line.strip().lower() for line in path.read_text("utf-8").splitlines())
     return frozenset(w for w in words if w and not w.startswith("#"))
@@ -161,6 +162,14 @@ class HybridSearcher:
         else:
             self._dense.refresh(conn)
         return self._dense
+
+    def close(self) -> None:
+        """Drop the in-memory index and cached query vectors (call when the vault locks:
+        they are derived from its contents)."""
+        self._dense = None
+        self._spans = ("", {})
+        if self._embedder is not None:
+            self._embedder.clear_query_cache()
 
     def unindexed_chunks(self) -> int:
         """Chunks with no vector yet (found by keyword only until `noteward index` runs)."""
