@@ -26,7 +26,7 @@ def summarized(qtbot, window, one_patient_dir):  # noqa: ANN001, ANN201
         pane.summarize_button.click()
         assert pane.cancel_button.isEnabled() and not pane.summarize_button.isEnabled()
         pane.job.job_did_stream.connect(streamed.append)
-    qtbot.waitUntil(lambda: pane.job is None, timeout=10_000)
+    qtbot.waitUntil(lambda: pane.job is None and pane.settled, timeout=10_000)
     return window, record, blocker.args[0], streamed
 
 
@@ -141,5 +141,7 @@ def test_cancel_stops_the_summary(qtbot, window, one_patient_dir) -> None:  # no
         pass
     assert job.outcome == "cancelled"
     assert first and "Cancelled" in pane.status.text()
+    qtbot.waitUntil(lambda: pane.settled, timeout=5_000)
+    assert pane.views
     assert "incomplete" in pane.machine_label.text()
     assert pane.summarize_button.isEnabled() and not pane.cancel_button.isEnabled()

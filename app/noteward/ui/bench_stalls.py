@@ -161,7 +161,7 @@ def run(index_seconds: float = 20.0) -> dict[str, Any]:
             pane.summarize()
             _spin(app, lambda: pane.first_sentence_ms is not None or pane.job is None, 300, "the first sentence")
             first = pane.first_sentence_ms
-            _spin(app, lambda: pane.job is None, 600, "the summary")
+            _spin(app, lambda: pane.job is None and pane.settled, 600, "the summary")
             phases["summarize_15_notes"] = meter.stop() | {
                 "seconds": round(time.perf_counter() - t0, 2),
                 "first_sentence_on_screen_ms": round(first, 1) if first is not None else None,
@@ -174,7 +174,7 @@ def run(index_seconds: float = 20.0) -> dict[str, Any]:
             _spin(app, lambda: pane.tokens > 0 or pane.job is None, 300, "the model's first token")
             t_cancel = time.perf_counter()
             pane.cancel()
-            _spin(app, lambda: pane.job is None, 60, "the cancel")
+            _spin(app, lambda: pane.job is None and pane.settled, 60, "the cancel")
             phases["summarize_then_cancel"] = meter.stop() | {
                 "seconds": round(time.perf_counter() - t0, 2),
                 "cancel_to_idle_ms": round((time.perf_counter() - t_cancel) * 1000, 1),

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             finished: list[object] = []
             pane.summary_did_finish.connect(finished.append)
             pane.summarize()
-            _spin(app, lambda: bool(finished) and pane.job is None, 300, "the summary")
+            _spin(app, lambda: bool(finished) and pane.job is None and pane.settled, 300, "the summary")
             views = [v for v in pane.views if v.sentence.sources and v.sentence.supported]
             views.sort(key=lambda v: -len(v.sentence.sources))
             if views:

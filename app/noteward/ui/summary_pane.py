@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -142,6 +142,13 @@ class SummaryPane(QWidget):
         self._started = 0.0
         self.first_sentence_ms: float | None = None
         self._approve_job: Job | None = None
+        # Streamed sentences are laid out a few per event-loop turn so a burst of them
+        # never holds the GUI thread for long.
+        self._pending: list[SummarySentence] = []
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self._flush_pending)
 
         title = QLabel("Summary")
         title.setObjectName("PaneTitle")
@@ -238,6 +245,8 @@ class SummaryPane(QWidget):
         self.set_patient(None)
 
     def _clear_sentences(self) -> None:
+        self._pending = []
+        self._flush_timer.stop()
         for v in self.views:
             v.deleteLater()
         for lab in self.section_labels.values():
@@ -290,10 +299,30 @@ class SummaryPane(QWidget):
             return
         if isinstance(item, dict):
             item = sentence_from_json(item)
-        if self.first_sentence_ms is None:
-            self.first_sentence_ms = (time.perf_counter() - self._started) * 1000
-        self._add_sentence(item)
-        self.status.setText(f"Writing… {len(self.sentences)} sentences so far.")
+        self._pending.append(item)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    PER_TURN = 3
+
+    @property
+    def settled(self) -> bool:
+        """True when every received sentence is on screen."""
+        return not self._pending
+
+    def _flush_pending(self) -> None:
+        batch, self._pending = self._pending[: self.PER_TURN], self._pending[self.PER_TURN :]
+        if batch:
+            self.body.setUpdatesEnabled(False)
+            for s in batch:
+                self._add_sentence(s)
+            self.body.setUpdatesEnabled(True)
+            if self.first_sentence_ms is None:
+                self.first_sentence_ms = (time.perf_counter() - self._started) * 1000
+            if self.job is not None and not self.job.finished:
+                self.status.setText(f"Writing… {len(self.sentences)} sentences so far.")
+        if self._pending:
+            self._flush_timer.start()
 
     def _did_succeed(self, result: dict[str, Any]) -> None:
         self._show_result(result, saved=False)
@@ -303,7 +332,7 @@ class SummaryPane(QWidget):
         self.status.setText(f"The summary failed: {message}")
 
     def _did_cancel(self) -> None:
-        self.status.setText(f"Cancelled. {len(self.sentences)} sentences were written before the stop.")
+        self.status.setText(f"Cancelled. {len(self.sentences) + len(self._pending)} sentences were written before the stop.")
         self.machine_label.setText("Machine-generated summary, incomplete (cancelled).")
 
     def _did_end(self) -> None:
@@ -316,12 +345,12 @@ class SummaryPane(QWidget):
     def _show_result(self, result: dict[str, Any], *, saved: bool) -> None:
         self.summary = result
         sentences = [sentence_from_json(s) if isinstance(s, dict) else s for s in result.get("sentences", [])]
-        shown = sorted(json.dumps(s.to_json(), sort_keys=True) for s in self.sentences)
+        shown = sorted(json.dumps(s.to_json(), sort_keys=True) for s in self.sentences + self._pending)
         final = sorted(json.dumps(s.to_json(), sort_keys=True) for s in sentences)
         if shown != final:  # rebuild only when the final summary differs from what streamed in
             self._clear_sentences()
-            for s in sentences:
-                self._add_sentence(s)
+            self._pending = list(sentences)
+            self._flush_timer.start()
         label = "Machine-generated summary — check each sentence against its sources before relying on it."
         cov = covers_text(result.get("covers"))
         if cov:
@@ -336,11 +365,11 @@ class SummaryPane(QWidget):
         if approved:
             self.approved_label.setText("A clinician approved an edited version of this summary.")
             self.approved_label.show()
-        unsupported = sum(1 for s in self.sentences if not s.supported)
+        unsupported = sum(1 for s in sentences if not s.supported)
         when = "Saved summary" if saved else "Done"
         self.status.setText(
-            f"{when}: {len(self.sentences)} sentences, {unsupported} unsupported."
-            + ("" if self.sentences else " The model produced no usable sentence.")
+            f"{when}: {len(sentences)} sentences, {unsupported} unsupported."
+            + ("" if sentences else " The model produced no usable sentence.")
         )
         self.approve_button.setEnabled(bool(self._summary_id()))
 

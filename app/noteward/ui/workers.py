@@ -21,6 +21,7 @@ thread only puts requests on a queue and receives queued signals.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -108,6 +109,19 @@ class JobContext:
 Work = Callable[..., Any]
 
 
+def _lower_priority(nice: int) -> None:
+    """Give this thread (and the threads it starts: llama.cpp's, torch's) a lower CPU
+    priority than the GUI thread, so on a busy 2-core machine the window still gets the
+    CPU when it needs it. Linux only; elsewhere a no-op."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:
+        pass
+
+
 class OwnerThread(QThread):
     """One thread owning one stateful resource; runs its jobs one at a time, in order.
 
@@ -117,9 +131,10 @@ class OwnerThread(QThread):
 
     jobs_will_queue = Signal()
 
-    def __init__(self, name: str, parent: QObject | None = None) -> None:
+    def __init__(self, name: str, parent: QObject | None = None, *, nice: int = 5) -> None:
         super().__init__(parent)
         self.setObjectName(name)
+        self.nice = nice
         self._queue: queue.Queue[tuple[Job, Work, tuple[Any, ...], dict[str, Any]] | None] = (
             queue.Queue()
         )
@@ -174,6 +189,7 @@ class OwnerThread(QThread):
             self.wait()
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
+        _lower_priority(self.nice)
         while True:
             item = self._queue.get()
             if item is None:
