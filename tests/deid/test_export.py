@@ -75,6 +75,9 @@ def test_deidentified_export_has_no_phi(loaded_vault: Any, tmp_path: Path, fmt: 
     raw = out.read_text(encoding="utf-8")
     if fmt == "fhir":
         bundle = json.loads(raw)
+        from fhir.resources.R4B.bundle import Bundle
+
+        Bundle.model_validate(bundle)  # valid FHIR R4 (R4B) resources
         texts = [
             base64.b64decode(e["resource"]["content"][0]["attachment"]["data"]).decode()
             for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference"

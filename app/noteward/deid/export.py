@@ -22,6 +22,8 @@ from noteward.deid.surrogates import Surrogates
 from noteward.store import audit
 
 FORMATS = ("jsonl", "fhir")
+# Base of the Bundle's fullUrls: absolute (as FHIR asks) and never resolvable.
+_BASE = "https://noteward.invalid/fhir"
 
 
 def _year(value: str | None) -> str | None:
@@ -113,23 +115,37 @@ def patient_records(
         yield prec, notes, n_ent
 
 
+def _fhir_id(noteward_id: str) -> str:
+    """FHIR ids allow [A-Za-z0-9-.] only; Noteward's ids use an underscore."""
+    return noteward_id.replace("_", "-")
+
+
+def _nw_identifier(noteward_id: str) -> list[dict[str, str]]:
+    return [{"system": "urn:noteward:id", "value": noteward_id}]
+
+
 def _fhir_bundle(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> dict[str, Any]:
+    """A FHIR R4 collection Bundle: one Patient and its DocumentReferences per patient.
+    Resource ids are Noteward's ids with '-' for '_' (kept exactly in ``identifier``)."""
     entries = []
     for prec, notes in items:
-        patient: dict[str, Any] = {"resourceType": "Patient", "id": prec["patient"]}
-        if prec.get("sex"):
+        pid = _fhir_id(prec["patient"])
+        patient: dict[str, Any] = {"resourceType": "Patient", "id": pid, "identifier": _nw_identifier(prec["patient"])}
+        if prec.get("sex") in ("male", "female", "other", "unknown"):
             patient["gender"] = prec["sex"]
         if prec.get("birth_date"):
             patient["birthDate"] = prec["birth_date"]
         if prec.get("name"):
             patient["name"] = [{"text": prec["name"]}]
-        entries.append({"fullUrl": f"urn:noteward:{prec['patient']}", "resource": patient})
+        entries.append({"fullUrl": f"{_BASE}/Patient/{pid}", "resource": patient})
         for n in notes:
+            nid = _fhir_id(n["note"])
             doc: dict[str, Any] = {
                 "resourceType": "DocumentReference",
-                "id": n["note"],
+                "id": nid,
+                "identifier": _nw_identifier(n["note"]),
                 "status": "current",
-                "subject": {"reference": f"Patient/{prec['patient']}"},
+                "subject": {"reference": f"Patient/{pid}"},
                 "content": [{
                     "attachment": {
                         "contentType": "text/plain; charset=utf-8",
@@ -142,7 +158,7 @@ def _fhir_bundle(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> di
             if n.get("date") and len(n["date"]) >= 10:
                 d = n["date"]
                 doc["date"] = d if "T" in d else f"{d[:10]}T00:00:00Z"
-            entries.append({"fullUrl": f"urn:noteward:{n['note']}", "resource": doc})
+            entries.append({"fullUrl": f"{_BASE}/DocumentReference/{nid}", "resource": doc})
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
