@@ -166,8 +166,9 @@ class NoteViewer(QWidget):
         self.source_list.clear()
         for i, span in enumerate(usable):
             note = self.notes_by_id[span.note_id]
-            self.source_list.addItem(
-                f"{i + 1}. {(note.date or 'undated')[:10]} {note.type or 'note'} · characters {span.start}–{span.end}"
+            self.source_list.addItem(f"{(note.date or 'undated')[:10]} {note.type or 'note'}")
+            self.source_list.setItemData(
+                i, f"{note_title(note)}, characters {span.start}–{span.end}", Qt.ItemDataRole.ToolTipRole
             )
         self.source_list.blockSignals(False)
         self._show_current_source()
