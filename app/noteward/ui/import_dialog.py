@@ -237,7 +237,9 @@ class ImportDialog(QDialog):
                 x for x in (f"line {e['line']}" if e.get("line") else "", e.get("resource") or "") if x
             )
             for col, val in enumerate((e.get("file", ""), "" if where is None else str(where), e.get("reason", e.get("message", "")))):
-                self.errors.setItem(row, col, QTableWidgetItem(str(val)))
+                cell = QTableWidgetItem(str(val))
+                cell.setToolTip(str(val))
+                self.errors.setItem(row, col, cell)
         self.errors.resizeColumnsToContents()
         self.errors.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.errors_title.setText(f"Problems ({len(errors)})" if errors else "Problems (none)")
