@@ -51,14 +51,16 @@ def run_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             os.environ["NOTEWARD_DATA_DIR"] = old
 
 
-@pytest.fixture(autouse=True)
-def _keep_data_dir(run_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def in_run(run_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The tiny run, with NOTEWARD_DATA_DIR pointing at its user data folder."""
     monkeypatch.setenv("NOTEWARD_DATA_DIR", str(run_env["data_dir"]))
+    return run_env
 
 
-def test_run_trains_checkpoints_and_resumes(run_env: dict[str, Any]) -> None:
-    assert run_env["rc"] == (0, 0)
-    r1, r2 = run_env["run1"], run_env["run2"]
+def test_run_trains_checkpoints_and_resumes(in_run: dict[str, Any]) -> None:
+    assert in_run["rc"] == (0, 0)
+    r1, r2 = in_run["run1"], in_run["run2"]
     assert r1["train"]["steps"] == 2 and r1["train"]["stopped_by"] == "max-steps"
     assert r1["train"]["first_loss"] is not None and r1["train"]["last_loss"] is not None
     # the resumed run continued from step 2 and did one more micro-batch, not three
@@ -68,8 +70,8 @@ def test_run_trains_checkpoints_and_resumes(run_env: dict[str, Any]) -> None:
     assert r2["balance"]["examples"] == 4
 
 
-def test_adapter_card_and_overlay(run_env: dict[str, Any]) -> None:
-    run = run_env["run2"]
+def test_adapter_card_and_overlay(in_run: dict[str, Any]) -> None:
+    run = in_run["run2"]
     adapter = Path(run["adapter"])
     assert adapter.parent == pipeline.models_dir()
     assert 100_000 < adapter.stat().st_size < 20_000_000
@@ -90,11 +92,12 @@ def test_adapter_card_and_overlay(run_env: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def llama_pair(run_env: dict[str, Any]) -> tuple[Any, Any]:
+    """llama.cpp on the packaged base, without and with the exported adapter."""
     from noteward.training.llama_compat import load_llama
 
     base_path, _ = pipeline.resolve_base(BASE)
     adapter = run_env["run2"]["adapter"]
-    kw: dict[str, Any] = dict(n_ctx=1024, n_threads=2, verbose=False)
+    kw: dict[str, Any] = dict(n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
     return load_llama(str(base_path), **kw), load_llama(str(base_path), lora_path=adapter, **kw)
 
 
@@ -109,14 +112,15 @@ def test_llama_cpp_loads_the_adapter_and_generates(llama_pair: tuple[Any, Any]) 
     assert out["usage"]["completion_tokens"] > 0
 
 
-def test_llama_cpp_logits_match_the_peft_model(run_env: dict[str, Any], llama_pair: tuple[Any, Any]) -> None:
+def test_llama_cpp_logits_match_the_peft_model(in_run: dict[str, Any], llama_pair: tuple[Any, Any]) -> None:
     import numpy as np
     import torch
 
     base_llm, tuned_llm = llama_pair
     base_path, _ = pipeline.resolve_base(BASE)
     model, tok = trainer.load_base(base_path, threads=2)
-    cfg = trainer.TrainConfig(**{**run_env["run2"]["config"], "target_modules": tuple(run_env["run2"]["config"]["target_modules"])})
+    saved = in_run["run2"]["config"]
+    cfg = trainer.TrainConfig(**{**saved, "target_modules": tuple(saved["target_modules"])})
     peft_model = trainer.add_lora(model, cfg)
     state = torch.load(pipeline.work_dir(NAME) / trainer.CHECKPOINT_FILE, map_location="cpu", weights_only=False)
     missing = peft_model.load_state_dict(state["lora"], strict=False)
@@ -147,7 +151,7 @@ def test_llama_cpp_logits_match_the_peft_model(run_env: dict[str, Any], llama_pa
     assert np.corrcoef(cpp_tuned, hf_tuned)[0, 1] > np.corrcoef(cpp_tuned, hf_base)[0, 1]
 
 
-def test_resume_refuses_a_different_base_or_data(run_env: dict[str, Any]) -> None:
+def test_resume_refuses_a_different_base_or_data(in_run: dict[str, Any]) -> None:
     with pytest.raises(UsageError, match="same --base and --data"):
         pipeline.finetune(BASE, ["meqsum"], NAME, trainer.TrainConfig(max_steps=1), resume=True, limit=2)
 

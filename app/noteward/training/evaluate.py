@@ -23,12 +23,10 @@ COLUMNS = ["dataset", "system", "ROUGE-L", "supported", "hallucinated numbers", 
 def run(
     model_ids: list[str], limit: int | None, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """The summary eval for ``model_ids`` (adapters load with plain CPU buffers)."""
+    """The summary eval (``noteward.llm.evaluation.run_eval``) for ``model_ids``."""
     from noteward.llm.evaluation import run_eval
-    from noteward.training.llama_compat import plain_cpu_buffers
 
-    with plain_cpu_buffers():
-        return run_eval(limit=limit, models=model_ids, progress=progress)
+    return run_eval(limit=limit, models=model_ids, progress=progress)
 
 
 def merge(*results: dict[str, Any]) -> dict[str, Any]:

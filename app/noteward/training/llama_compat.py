@@ -1,12 +1,12 @@
-"""Loading a GGUF base plus a LoRA adapter in llama-cpp-python 0.3.36 without crashing.
+"""Loading a GGUF model (with or without a LoRA adapter) in llama-cpp-python 0.3.36 safely.
 
-On CPUs with AMX (this workstation: Sapphire Rapids), llama.cpp puts the base weights in
-its "extra" CPU buffer types (AMX / repacked Q4 layouts). A LoRA adapter cannot live in
-those buffers ("cannot use buft 'AMX', fallback to CPU") and evaluating any batch of more
-than one token then segfaults inside ``llama_decode``. Loading the base without the extra
-buffer types (``llama_model_params.use_extra_bufts = False``) avoids it; generation is a
-little slower. ``Llama()`` does not expose that flag, so it is set on the default model
-parameters for the duration of the load.
+On CPUs that report AMX (this workstation), llama.cpp puts the weights in its "extra" CPU
+buffer types (AMX / repacked Q4 layouts), and evaluating any batch of more than one token
+then segfaults inside ``llama_decode`` (with or without an adapter; checked here). Loading
+without the extra buffer types (``llama_model_params.use_extra_bufts = False``) avoids it.
+``Llama()`` does not expose that flag, so it is set on the default model parameters for the
+duration of the load. ``noteward.llm.runtime`` does the same for the app's own runtime;
+this copy serves the training tests and tools, which load models directly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _LOCK = threading.Lock()
 
 @contextmanager
 def plain_cpu_buffers() -> Iterator[None]:
-    """While active, models load with use_extra_bufts=False (needed with a LoRA adapter)."""
+    """While active, models load with use_extra_bufts=False (no AMX/repacked buffers)."""
     import llama_cpp
     import llama_cpp.llama as llama_mod
 
@@ -43,10 +43,10 @@ def plain_cpu_buffers() -> Iterator[None]:
 
 
 def load_llama(model_path: str, lora_path: str | None = None, **kwargs: Any) -> Any:
-    """``Llama(model_path, lora_path=..., **kwargs)``, safe with an adapter on AMX CPUs."""
+    """``Llama(model_path, lora_path=..., **kwargs)`` with plain CPU buffers (see module doc)."""
     from llama_cpp import Llama
 
-    if lora_path is None:
-        return Llama(model_path=model_path, **kwargs)
     with plain_cpu_buffers():
+        if lora_path is None:
+            return Llama(model_path=model_path, **kwargs)
         return Llama(model_path=model_path, lora_path=lora_path, **kwargs)

@@ -244,8 +244,7 @@ def update_card_and_ship(name: str, results: dict[str, Any], verdict: dict[str, 
         + " and the three held-out Synthea patients (63ee2253, 3af3708d, 79a66c97; key facts = their "
         "active conditions and medications in the FHIR resources). `noteward+<model>` is the product's "
         "summary (extractive skeleton plus the model's checked bullets); `<model> (model bullets only)` "
-        "is the model's own output; lead-3, TextRank and noteward-extractive are the baselines. "
-        "Adapters ran with llama.cpp's plain CPU buffers (see noteward.training.llama_compat)."
+        "is the model's own output; lead-3, TextRank and noteward-extractive are the baselines."
     )
     checks = "\n".join(f"- {'PASS' if c['ok'] else 'FAIL'}: {c['check']}" for c in verdict["checks"])
     ev["verdict"] = (

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 STATE_FILE = "state.json"
+STOP_FILE = "STOP"  # create it in the work folder to end a run cleanly at the next step
 
 
 @dataclass
@@ -64,7 +65,7 @@ class TrainResult:
     seconds: float
     first_loss: float | None
     last_loss: float | None
-    stopped_by: str  # "max-steps" | "time-budget" | "data"
+    stopped_by: str  # "max-steps" | "time-budget" | "data" | "stop-file"
     losses: list[float] = field(default_factory=list)
 
 
@@ -179,8 +180,9 @@ def train(
 ) -> tuple[Any, TrainResult]:
     """LoRA-train ``model`` on ``examples``; checkpoints go to ``workdir``.
 
-    Stops at ``cfg.max_steps`` optimizer steps, at the end of the wall-clock budget, or when
-    the data runs out (one pass when max_steps is 0). With ``resume`` it continues from the
+    Stops at ``cfg.max_steps`` optimizer steps, at the end of the wall-clock budget, when
+    the data runs out (one pass when max_steps is 0), or when a ``STOP`` file appears in
+    ``workdir`` (the checkpoint is saved first in every case). With ``resume`` it continues from the
     last checkpoint in ``workdir`` with the same data order and optimizer state.
     """
     import torch
@@ -270,6 +272,10 @@ def train(
         while step < target_steps:
             if budget and seconds_before + time.monotonic() - started >= budget:
                 stopped_by = "time-budget"
+                break
+            if (workdir / STOP_FILE).exists():
+                (workdir / STOP_FILE).unlink()
+                stopped_by = "stop-file"
                 break
             if cursor >= len(perm):
                 if not cfg.max_steps:
