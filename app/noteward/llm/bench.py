@@ -64,8 +64,9 @@ def run_bench(
     patients: tuple[str, ...] = BENCH_PATIENTS,
     model_id: str | None = None,
     threads: int | None = None,
+    repeat: int = 2,
 ) -> dict[str, Any]:
-    """Run the benchmark and return its figures."""
+    """Run the benchmark and return its figures (fastest of ``repeat`` runs of each)."""
     fhir = shared_data_dir() / "synthea_fhir"
     out: dict[str, Any] = {"patients": {}}
     svc = SummaryService(model_id=model_id, threads=threads)
@@ -78,23 +79,29 @@ def run_bench(
         with SyntheaVault(fhir) as vault:
             for prefix in patients:
                 p = patient_by_prefix(vault, prefix)
-                svc.runtime.reset()  # cold KV cache, like the raw baseline
-                r = svc.summarize_patient(vault, p.id, save=False)
-                tm = r.timings
-                # raw llama-cpp-python on the very same prompt and generation length
-                sel_prompt_tokens = int(tm.get("prompt_tokens", 0))
                 from noteward.llm.summarizer import SourceNote, select
 
                 notes = [SourceNote(n.id, n.text, n.date) for n in vault.notes(p.id)]
-                prompt, _ids, _n = svc.build_prompt(
-                    select(notes, vault.facts(p.id), unit_cache=svc._unit_cache)
-                )
-                toks = svc.runtime.tokenize(prompt)
-                raw = svc.runtime.raw_completion(toks, max(1, int(tm.get("generated_tokens", 1))))
+                runs: list[dict[str, float]] = []
+                raws: list[dict[str, Any]] = []
+                r: Any = None
+                for _ in range(max(1, repeat)):
+                    # ours and raw alternate, each from a cold KV cache, so load on a shared
+                    # machine hits both alike; the fastest run of each is reported
+                    svc.runtime.reset()
+                    r = svc.summarize_patient(vault, p.id, save=False)
+                    runs.append(dict(r.timings))
+                    sel = select(notes, vault.facts(p.id), unit_cache=svc._unit_cache)
+                    prompt, _ids, _n = svc.build_prompt(sel)
+                    toks = svc.runtime.tokenize(prompt)
+                    gen = max(1, int(r.timings.get("generated_tokens", 1)))
+                    raws.append(svc.runtime.raw_completion(toks, gen))
+                tm = min(runs, key=lambda t: t["total_ms"])
+                raw = min(raws, key=lambda x: x["total_ms"])
                 out["patients"][prefix] = {
                     "notes": len(notes),
                     "retrieval_ms": round(tm["retrieval_ms"], 1),
-                    "prompt_tokens": sel_prompt_tokens,
+                    "prompt_tokens": int(tm.get("prompt_tokens", 0)),
                     "first_sentence_ms": round(tm["first_sentence_ms"], 1),
                     "ttft_ms": round(tm.get("ttft_ms", 0.0), 1),
                     "generated_tokens": int(tm.get("generated_tokens", 0)),
@@ -103,12 +110,16 @@ def run_bench(
                     "total_ms": round(tm["total_ms"], 1),
                     "raw_llama_ms": round(raw["total_ms"], 1),
                     "raw_generated_tokens": raw["generated_tokens"],
-                    "overhead_ratio_model_pass": round(tm.get("model_ms", 0.0) / raw["total_ms"], 3)
-                    if raw["total_ms"]
-                    else None,
-                    "overhead_ratio_total": round(tm["total_ms"] / raw["total_ms"], 3)
-                    if raw["total_ms"]
-                    else None,
+                    "overhead_ratio_model_pass": (
+                        round(tm.get("model_ms", 0.0) / raw["total_ms"], 3)
+                        if raw["total_ms"]
+                        else None
+                    ),
+                    "overhead_ratio_total": (
+                        round(tm["total_ms"] / raw["total_ms"], 3) if raw["total_ms"] else None
+                    ),
+                    "all_total_ms": [round(t["total_ms"], 1) for t in runs],
+                    "all_raw_ms": [round(x["total_ms"], 1) for x in raws],
                     "sentences": len(r.sentences),
                     "supported": sum(s.supported for s in r.sentences),
                 }

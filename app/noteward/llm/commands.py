@@ -56,6 +56,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     b.add_argument("--json", action="store_true")
     b.add_argument("--model", help="model id (default: settings, then manifest)")
     b.add_argument("--threads", type=int)
+    b.add_argument("--repeat", type=int, default=2, help="runs per patient (fastest reported)")
     b.add_argument("--patient", action="append", help="Synthea patient id prefix (repeatable)")
     b.set_defaults(handler=cmd_bench)
 
@@ -165,7 +166,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from noteward.llm.bench import BENCH_PATIENTS, run_bench
 
-    res = run_bench(tuple(args.patient or BENCH_PATIENTS), args.model, args.threads)
+    res = run_bench(tuple(args.patient or BENCH_PATIENTS), args.model, args.threads, args.repeat)
     if args.json:
         _cli().print_json(res)
     else:
