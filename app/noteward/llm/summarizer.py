@@ -222,7 +222,7 @@ def select(
                 continue
             words = content_words(body)
             section = classify(body, u.section)
-            if len(words) < 2 and section not in ("Allergies", "Medications"):
+            if (len(words) < 2 or len(body.split()) < 2) and section not in ("Allergies", "Medications"):
                 continue  # lone names, dates, fragments
             if len(words) < 1:
                 continue
@@ -245,6 +245,8 @@ def select(
         key = " ".join(text.lower().split())
         if key in seen_text or sum(1 for s in skeleton if s[0] == section) >= caps[section]:
             return
+        if any(s[0] == section and _similar(text, s[2]) >= 0.9 for s in skeleton):
+            return  # restates (or is contained in) a sentence already chosen
         seen_text.add(key)
         unit = index.units[unit_idx] if unit_idx is not None else None
         if unit_idx is not None:
