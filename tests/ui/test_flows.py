@@ -154,6 +154,8 @@ def test_lock_clears_widgets_clipboard_and_closes_vault(qtbot, window, one_patie
     assert window.vault_dialog is not None and window.vault_dialog.isVisible()
     qtbot.waitUntil(lambda: "vault" not in window.services.vault_thread._state, timeout=5_000)
     qtbot.waitUntil(lambda: "reader" not in window.services.model_thread._state, timeout=5_000)
+    assert "searcher" not in window.services.vault_thread._state
+    assert "service" not in window.services.model_thread._state
 
     # unlocking again brings the patients back
     unlock(qtbot, window)
@@ -190,3 +192,19 @@ def test_import_cancel_changes_nothing(qtbot, window, one_patient_dir) -> None: 
     with qtbot.waitSignal(window.patients_did_load, timeout=5_000) as blocker:
         window.refresh_patients()
     assert blocker.args[0] == []
+
+
+def test_settings_apply_to_the_running_app(qtbot, window) -> None:  # noqa: ANN001
+    from noteward.settings import load_settings
+
+    unlock(qtbot, window)
+    dialog = window.open_settings()
+    dialog.autolock.setValue(3)
+    dialog.show_unsupported.setChecked(False)
+    dialog.threads.setValue(1)
+    dialog.accept()
+    assert window.idle.timer.interval() == 3 * 60_000
+    assert window.summary.hide_unsupported.isChecked()
+    assert window.services.settings.threads == 1
+    saved = load_settings()
+    assert (saved.autolock_minutes, saved.show_unsupported, saved.threads) == (3, False, 1)

@@ -171,7 +171,10 @@ def _save_approved(ctx: JobContext, summary_id: str, text: str) -> str:
 
 
 def _close_model(state: dict[str, Any]) -> None:
-    state.pop("service", None)
+    service = state.pop("service", None)
+    state.pop("service_key", None)
+    if service is not None:
+        service.close()  # frees the model and its KV cache, which holds the last prompt
     reader = state.pop("reader", None)
     if reader is not None:
         reader.close()
@@ -185,13 +188,14 @@ def _adopt_reader(ctx: JobContext, reader: Any) -> None:
 
 
 def _drop_reader(ctx: JobContext) -> None:
-    reader = ctx.state.pop("reader", None)
-    if reader is not None:
-        reader.close()
+    """On lock: close the read connection and free the model (its cache holds note text)."""
+    _close_model(ctx.state)
 
 
 def _reset_model(ctx: JobContext) -> None:
-    ctx.state.pop("service", None)
+    service = ctx.state.pop("service", None)
+    if service is not None:
+        service.close()
 
 
 def _summarize(ctx: JobContext, patient_id: str, model_id: str | None, threads: int | None) -> dict[str, Any]:
@@ -245,6 +249,11 @@ def _warm_up(ctx: JobContext) -> int:
 
 
 
+def _forget_deid(ctx: JobContext) -> None:
+    """On lock: drop the engine, whose per-patient matchers hold names and identifiers."""
+    ctx.state.pop("deid", None)
+
+
 def _deidentify(ctx: JobContext, text: str, patient: Patient | None) -> dict[str, Any]:
     from noteward.deid.engine import Deidentifier
 
@@ -285,12 +294,15 @@ class Services:
             self.model_thread.submit("adopt-reader", _adopt_reader, reader)
 
     def lock(self) -> list[Job]:
-        """Cancel all work and close both vault connections on their own threads."""
+        """Cancel all work, close both vault connections and drop every cache derived
+        from notes (model KV cache, search index, de-identification matchers), each on
+        the thread that owns it."""
         for thread in (self.vault_thread, self.model_thread, self.nlp_thread):
             thread.cancel_all()
         return [
             self.vault_thread.submit("lock", _lock),
             self.model_thread.submit("lock", _drop_reader),
+            self.nlp_thread.submit("lock", _forget_deid),
         ]
 
     def patients(self) -> Job:
