@@ -55,3 +55,10 @@ def test_search_errors_are_clear(tmp_path: Path) -> None:
     assert bad_k.returncode == 2 and "--k" in bad_k.stderr
     empty = noteward("search", "--vault", vault, "anything", "--mode", "bm25", passphrase=PASSPHRASE)
     assert empty.returncode == 0 and "No matches" in empty.stdout
+
+
+def test_cli_modes_are_the_search_modes() -> None:
+    from noteward.retrieval.commands import SEARCH_MODES
+    from noteward.retrieval.search import MODES
+
+    assert SEARCH_MODES == MODES

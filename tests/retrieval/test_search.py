@@ -216,3 +216,22 @@ def test_close_drops_derived_state_and_search_still_works(indexed_vault: Any, em
     s.close()
     assert s._dense is None and not embedder._query_cache
     assert s.search("warfarin", k=3) == first
+
+
+def test_keyword_search_on_the_shared_synthea_records(vault: Any, synthea_dir: Path) -> None:
+    """BM25 alone (no vectors needed) on the real import of the shared FHIR patients."""
+    from noteward.ingest.importer import import_paths
+
+    import_paths(vault, [synthea_dir])
+    searcher = HybridSearcher(vault)
+    patients = [p for p in vault.patients() if p.note_count]
+    assert len(patients) >= 2
+    everyone = searcher.search("medications", k=200, mode="bm25")
+    assert len({h.patient_id for h in everyone}) >= 2
+    for p in patients[:3]:
+        hits = searcher.search("medications", patient_id=p.id, k=20, mode="bm25")
+        assert hits and {h.patient_id for h in hits} == {p.id}
+        for h in hits[:5]:
+            assert vault.note(h.note_id).text[h.start:h.end] == h.text
+            assert any(h.text[a - h.start:b - h.start].lower().startswith("medic")
+                       for a, b in searcher.highlight(h, "medications"))

@@ -9,6 +9,9 @@ from typing import Any
 
 from noteward.core.errors import UsageError
 
+# search.MODES, spelled out so that `noteward --help` does not import FAISS and NumPy.
+SEARCH_MODES = ("hybrid", "bm25", "dense")
+
 
 def cmd_index(args: argparse.Namespace) -> int:
     from noteward import cli
@@ -102,7 +105,6 @@ def cmd_bench_search(args: argparse.Namespace) -> int:
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
     from noteward.cli import add_vault_args
-    from noteward.retrieval.search import MODES
 
     p = sub.add_parser("index", help="embed new note chunks for search by meaning (incremental)")
     add_vault_args(p)
@@ -114,7 +116,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("query", help="what to look for (any text)")
     p.add_argument("--patient", help="only this patient's notes (id or source id)")
     p.add_argument("--k", type=int, default=10, help="number of hits (default 10)")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="ranking (default hybrid)")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid", help="ranking (default hybrid)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_search)
 
