@@ -53,6 +53,7 @@ class ImportDialog(QDialog):
         self.report: dict[str, Any] | None = None
         self._started = 0.0
         self._summary_text = ""
+        self._last_paint = 0.0
 
         hint = QLabel(
             "Add text files, CSV files, FHIR NDJSON files or Bundles, or whole folders. "
@@ -177,7 +178,17 @@ class ImportDialog(QDialog):
             w.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
+    def _due(self, done: int, total: int) -> bool:
+        """Repaint progress at most every 50 ms: a burst of queued reports costs nothing."""
+        now = time.perf_counter()
+        if done < total and now - self._last_paint < 0.05:
+            return False
+        self._last_paint = now
+        return True
+
     def _did_progress(self, done: int, total: int) -> None:
+        if not self._due(done, total):
+            return
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
@@ -217,6 +228,8 @@ class ImportDialog(QDialog):
         job.job_did_end.connect(self._did_end)
 
     def _index_progress(self, done: int, total: int) -> None:
+        if not self._due(done, total):
+            return
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)

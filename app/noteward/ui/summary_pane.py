@@ -142,6 +142,7 @@ class SummaryPane(QWidget):
         self._started = 0.0
         self.first_sentence_ms: float | None = None
         self._approve_job: Job | None = None
+        self._last_status = 0.0
         # Streamed sentences are laid out a few per event-loop turn so a burst of them
         # never holds the GUI thread for long.
         self._pending: list[SummarySentence] = []
@@ -294,7 +295,9 @@ class SummaryPane(QWidget):
             return
         if isinstance(item, str):
             self.tokens += 1
-            if not self.sentences:
+            now = time.perf_counter()
+            if not self.sentences and now - self._last_status > 0.1:  # repaint at most 10/s
+                self._last_status = now
                 self.status.setText(f"Writing… ({self.tokens} tokens)")
             return
         if isinstance(item, dict):
