@@ -125,6 +125,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         _cli().print_json(result.to_json())
     else:
         print_summary(result, args.hide_unsupported)
+    if result.summary_id:
+        print(f"Saved in the vault as summary {result.summary_id}.", file=sys.stderr)
     return 0
 
 
