@@ -245,6 +245,13 @@ def _warm_up(ctx: JobContext) -> int:
         except ImportError:
             log.info("warm-up: a module is not installed")
         ctx.progress(i + 1, len(WARM_MODULES))
+    ctx.check()
+    try:  # the embedding model too: loading it holds the GIL in long stretches
+        from noteward.retrieval.embeddings import get_embedder
+
+        get_embedder().load()
+    except Exception as exc:  # noqa: BLE001 - search reports a missing model when used
+        log.info("warm-up: embedding model not loaded (%s)", type(exc).__name__)
     return done
 
 
