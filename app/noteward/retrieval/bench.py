@@ -11,9 +11,10 @@ they would make the ranking order arbitrary).
 In the same run, as baselines: the same searches over the un-multiplied corpus, and an
 exact NumPy dot-product scan over all vectors in place of FAISS. The dense index load is
 timed both ways it can be kept: rebuilt from the stored per-chunk vectors, and
-deserialised from one FAISS BLOB stored in the vault (measured: no faster, 2.8 s from
-rows against 3.4 s from the BLOB for 100,000 vectors, so Noteward builds from the rows,
-which erasure already removes; a BLOB would be a second copy to keep in step).
+deserialised from one FAISS BLOB stored in the vault. Measured over 100,000 vectors in
+four runs: 1.1-2.8 s from rows, 0.75-3.4 s from the BLOB; neither is reliably faster.
+Noteward builds from the rows: erasure already removes them, whereas a BLOB would be a
+second copy of every vector that erasure (store's code) would also have to rewrite.
 
 Wall-clock figures on a shared machine include waiting for a core; the CPU time of each
 search is printed beside them, and the load average at start and end.
