@@ -19,6 +19,8 @@ NOTE = (
     "# Assessment and Plan\n"
     "Patient denies chest pain. Started on atorvastatin 20 mg on March 3, 2021.\n"
     "No known allergies.\n"
+    "Denies fever, chills or sweats.\n"
+    "History of asthma, not in labor force, stress, full-time employment.\n"
 )
 
 
@@ -43,6 +45,8 @@ def test_copied_sentence_maps_to_its_exact_span() -> None:
         ("Patient reports chest pain.", False, "negation"),
         ("Chest pain for 2 weeks", False, "unit"),
         ("Known allergies.", False, "negation"),
+        ("chills", False, "negation"),  # "No fever, chills or sweats": negated by the window
+        ("full-time employment", True, None),  # far from the "not" earlier in the list
         ("Patient denies chest pain", True, None),
         ("lisinopril 10 g oral tablet", False, "unit"),
         ("metformin 500 mg twice weekly", False, "frequency"),

@@ -366,16 +366,19 @@ class SourceIndex:
                 pos = folded.find(needle, pos + 1)
         return None
 
-    def _context(self, span: SourceSpan) -> str:
-        """The clause around a span (to its sentence, line or list-item boundaries)."""
+    def _context(self, span: SourceSpan, window: int = 3) -> str:
+        """The span plus up to ``window`` words before it in the same sentence.
+
+        A negation cue scopes over the next few words (NegEx-style window), so "No fever,
+        chills" negates "chills", while "..., not in labor force (finding), full-time
+        employment (finding)" does not negate the employment item later in the list.
+        """
         text = self.texts[span.note_id]
         start = span.start
         while start > 0 and text[start - 1] not in ".;\n!?":
             start -= 1
-        end = span.end
-        while end < len(text) and text[end] not in ".;\n!?":
-            end += 1
-        return text[start:end]
+        before = text[start : span.start].split()[-window:] if window else []
+        return " ".join([*before, text[span.start : span.end]])
 
     def candidates(self, words: Iterable[str], hint_units: Iterable[int] = ()) -> dict[int, float]:
         """Units sharing words with the sentence, scored by summed idf of shared words."""

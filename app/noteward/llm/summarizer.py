@@ -241,11 +241,11 @@ def select(
     used_units: set[int] = set()
     seen_text: set[str] = set()
 
-    def add(section: str, unit_idx: int | None, text: str) -> None:
+    def add(section: str, unit_idx: int | None, text: str, fact: bool = False) -> None:
         key = " ".join(text.lower().split())
         if key in seen_text or sum(1 for s in skeleton if s[0] == section) >= caps[section]:
             return
-        if any(s[0] == section and _similar(text, s[2]) >= 0.9 for s in skeleton):
+        if not fact and any(s[0] == section and _similar(text, s[2]) >= 0.9 for s in skeleton):
             return  # restates (or is contained in) a sentence already chosen
         seen_text.add(key)
         unit = index.units[unit_idx] if unit_idx is not None else None
@@ -275,7 +275,7 @@ def select(
                 if span is None:
                     continue
                 text = index.texts[span.note_id][span.start : span.end]
-                add(section, None, text)
+                add(section, None, text, fact=True)
             if any(s[0] == section for s in skeleton):
                 continue
         members = by_section[section]
