@@ -227,3 +227,25 @@ def test_controls_have_accessible_names_and_shortcuts(qtbot, window) -> None:  #
         assert not action.shortcut().isEmpty(), action.text()
     keys = [a.shortcut().toString() for a in window.actions() if not a.shortcut().isEmpty()]
     assert len(keys) == len(set(keys)), "two actions share a shortcut"
+
+
+def test_refcount_guard_keeps_true_alive_through_many_signals(qtbot) -> None:  # noqa: ANN001
+    """PySide6 6.12 drops a reference to True on every emit; the guard absorbs it."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    from noteward.ui.refcount_guard import protect_singletons
+
+    class Probe(QObject):
+        ping = Signal(int)
+
+    probe = Probe()
+    probe.ping.connect(lambda _n: None)
+    before = sys.getrefcount(True)
+    for i in range(1000):
+        probe.ping.emit(i)
+    leaked = before - sys.getrefcount(True)
+    protect_singletons()
+    # With or without the bug, True's count stays far above what a session can leak.
+    assert sys.getrefcount(True) > 1 << 39, f"leaks {leaked} per 1000 emits and is unguarded"
