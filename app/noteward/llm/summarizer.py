@@ -222,7 +222,10 @@ def select(
                 continue
             words = content_words(body)
             section = classify(body, u.section)
-            if (len(words) < 2 or len(body.split()) < 2) and section not in ("Allergies", "Medications"):
+            if (len(words) < 2 or len(body.split()) < 2) and section not in (
+                "Allergies",
+                "Medications",
+            ):
                 continue  # lone names, dates, fragments
             if len(words) < 1:
                 continue
