@@ -38,15 +38,15 @@ bench: install
 screenshots: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m noteward.ui.screenshots
 
-# Rebuild the shipped fine-tuned summarizer from ../shared/data on the CPU (about 75 minutes,
+# Rebuild the shipped fine-tuned summarizer from ../shared/data on the CPU (30-90 minutes,
 # checkpointed: rerun the first command with --resume after an interruption), evaluate it
 # against the base models and copy adapter, model card and manifest entry into models/.
 model: install
 	$(BIN)/noteward finetune --base smollm2-135m-instruct-q4_1 \
 	  --data mts-dialog,aci-bench,meqsum,synthea --name smollm2-135m-clinical \
-	  --max-steps 300 --time-budget 4500 --batch 2 --grad-accum 2 --max-seq-len 640 \
+	  --max-steps 205 --time-budget 5400 --batch 2 --grad-accum 2 --max-seq-len 640 \
 	  --lr 4e-4 --modules all-linear
-	$(BIN)/noteward eval finetune --model smollm2-135m-clinical --limit 20 --ship
+	$(BIN)/noteward eval finetune --model smollm2-135m-clinical --limit 5 --ship
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -69,6 +69,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     e.add_argument("--baseline", help="reuse base-model results from this JSON (same --limit)")
     e.add_argument("--out", help="save the merged results as JSON here")
     e.add_argument("--ship", action="store_true", help="copy adapter + card into models/ and register it")
+    e.add_argument("--note", default="", help="free text for the card's Notes section (how the run went)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_eval_finetune)
 
@@ -179,7 +180,7 @@ def run_eval_finetune(args: argparse.Namespace) -> int:
     res["verdict"] = verdict
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=2), encoding="utf-8")
-    shipped = pipeline.update_card_and_ship(args.model, res, verdict, ship=args.ship)
+    shipped = pipeline.update_card_and_ship(args.model, res, verdict, ship=args.ship, notes=args.note)
     if args.json:
         json.dump({**res, "shipped": shipped}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -224,7 +224,9 @@ def load_run(name: str) -> FinetuneRun:
     return FinetuneRun(**raw)
 
 
-def update_card_and_ship(name: str, results: dict[str, Any], verdict: dict[str, Any], ship: bool) -> dict[str, Any] | None:
+def update_card_and_ship(
+    name: str, results: dict[str, Any], verdict: dict[str, Any], ship: bool, notes: str = ""
+) -> dict[str, Any] | None:
     """Write the eval table into the local card; with ``ship`` copy adapter + card into models/.
 
     The shipped entry becomes the manifest default only when ``verdict['passes']``.
@@ -252,7 +254,7 @@ def update_card_and_ship(name: str, results: dict[str, Any], verdict: dict[str, 
         f"key-fact recall, >= 0.90 supported, no hallucinated numbers): "
         f"{'met' if verdict['passes'] else 'NOT met'}.\n\n{checks}"
     )
-    card_mod.write_card(run, Path(run.card), base_entry=base_entry, evaluation=ev)
+    card_mod.write_card(run, Path(run.card), base_entry=base_entry, evaluation=ev, notes=notes)
     if not ship:
         return None
     dest = repo_models_dir()
