@@ -192,6 +192,16 @@ def register(run: FinetuneRun, manifest: Path, adapter_path: str, default: bool 
     tmp.replace(manifest)
 
 
+def base_context_length(base: str) -> int:
+    """The base model's context length from the manifest (4096 when it does not say)."""
+    try:
+        from noteward.llm.manifest import load_manifest
+
+        return int(load_manifest().get(base).raw.get("context_length") or 4096)
+    except (ModelError, ValueError, TypeError):
+        return 4096
+
+
 def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
     """The manifest entry of a fine-tuned adapter (format of noteward.llm.manifest)."""
     return {
@@ -199,6 +209,13 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
         "name": f"{run.name} (LoRA on {run.base})",
         "base": run.base,
         "adapter": {"path": adapter_path, "sha256": run.adapter_sha256, "size": run.adapter_size},
+        # the fields every manifest entry carries; for an adapter they describe the adapter file
+        "source": {"kind": "lora-adapter", "path": adapter_path, "base": run.base},
+        "sha256": run.adapter_sha256,
+        "size": run.adapter_size,
+        "quantization": "F16 LoRA adapter (r={rank}) applied to the base model's weights".format(rank=run.config.get("rank")),
+        "context_length": int(base_context_length(run.base)),
+        "chat_template": "the base model's (from its GGUF tokenizer.chat_template)",
         "prompt_style": run.config.get("prompt_style", "chat"),
         "licence": "Adapter trained on CC BY 4.0 (MTS-Dialog, ACI-Bench, MeQSum) and CC0 (Synthea) data; base model licence applies",
         "intended_use": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
