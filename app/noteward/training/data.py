@@ -500,11 +500,13 @@ def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
     PHI). Fails with a clear message when de-identification is not available, so no
     identifiable text ever reaches a training set.
     """
+    deidentify: Any = None
     try:
         from noteward.deid import engine as deid_engine
+
+        deidentify = getattr(deid_engine, "deidentify_text", None)
     except ImportError:
-        deid_engine = None
-    deidentify = getattr(deid_engine, "deidentify_text", None)
+        pass
     if deidentify is None:
         raise UsageError(
             "The 'vault' training source needs de-identification (noteward.deid.engine.deidentify_text), "

@@ -91,8 +91,8 @@ def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
     if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    model.is_quantized = False
+        setattr(model, "hf_quantizer", None)  # noqa: B010 - torch's Module typing rejects plain assignment
+    setattr(model, "is_quantized", False)  # noqa: B010
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model, tok
