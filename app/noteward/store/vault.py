@@ -233,8 +233,17 @@ class Vault:
         a side file (a number, nothing else) and entered in the audit trail at the next
         successful unlock."""
         log.info("failed unlock attempt")
-        marker = _failed_marker(Path(path))
-        if not Path(path).is_file():
+        path = Path(path)
+        marker = _failed_marker(path)
+        # Only a file that could be a vault (encrypted, whole pages) gets a counter beside
+        # it: a mistyped --vault pointing at some other file is left alone.
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                plain = fh.read(16) == b"SQLite format 3\x00"
+        except OSError:
+            return
+        if not path.is_file() or size == 0 or size % PAGE_SIZE or plain:
             return
         with contextlib.suppress(OSError, ValueError):
             n = int(marker.read_text()) if marker.exists() else 0
