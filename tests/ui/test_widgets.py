@@ -229,13 +229,12 @@ def test_controls_have_accessible_names_and_shortcuts(qtbot, window) -> None:  #
     assert len(keys) == len(set(keys)), "two actions share a shortcut"
 
 
-def test_refcount_guard_keeps_true_alive_through_many_signals(qtbot) -> None:  # noqa: ANN001
-    """PySide6 6.12 drops a reference to True on every emit; the guard absorbs it."""
+def test_signals_do_not_leak_references_to_true(qtbot) -> None:  # noqa: ANN001
+    """PySide6 6.12.0 dropped a reference to True on every emit until CPython aborted
+    ("bool_dealloc"); the pinned release must not, or a long session would crash."""
     import sys
 
     from PySide6.QtCore import QObject, Signal
-
-    from noteward.ui.refcount_guard import protect_singletons
 
     class Probe(QObject):
         ping = Signal(int)
@@ -243,9 +242,6 @@ def test_refcount_guard_keeps_true_alive_through_many_signals(qtbot) -> None:  #
     probe = Probe()
     probe.ping.connect(lambda _n: None)
     before = sys.getrefcount(True)
-    for i in range(1000):
+    for i in range(5000):
         probe.ping.emit(i)
-    leaked = before - sys.getrefcount(True)
-    protect_singletons()
-    # With or without the bug, True's count stays far above what a session can leak.
-    assert sys.getrefcount(True) > 1 << 39, f"leaks {leaked} per 1000 emits and is unguarded"
+    assert sys.getrefcount(True) >= before - 10, "emit() leaks references to True"

@@ -33,9 +33,6 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from noteward.core.errors import CancelledError, NotewardError
-from noteward.ui.refcount_guard import protect_singletons
-
-protect_singletons()  # before any signal is emitted (see refcount_guard)
 
 log = logging.getLogger(__name__)
 
