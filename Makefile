@@ -28,6 +28,7 @@ run: install
 test: install
 	$(BIN)/ruff check app tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy app/noteward
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
