@@ -17,7 +17,8 @@ import pytest
 
 from noteward import cli
 from noteward.core.errors import UsageError
-from noteward.training import export, pipeline, trainer
+from noteward.llm.manifest import sha256_file
+from noteward.training import pipeline, trainer
 from tests.conftest import require_shared
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -75,7 +76,7 @@ def test_adapter_card_and_overlay(in_run: dict[str, Any]) -> None:
     adapter = Path(run["adapter"])
     assert adapter.parent == pipeline.models_dir()
     assert 100_000 < adapter.stat().st_size < 20_000_000
-    assert export.sha256_file(adapter) == run["adapter_sha256"]
+    assert sha256_file(adapter) == run["adapter_sha256"]
     overlay = json.loads((pipeline.models_dir() / "manifest.json").read_text(encoding="utf-8"))
     entry = next(m for m in overlay["models"] if m["id"] == NAME)
     assert entry["base"] == BASE and entry["adapter"]["sha256"] == run["adapter_sha256"]

@@ -47,7 +47,7 @@ _PARAMS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _no_weight_repack() -> Iterator[None]:
+def no_weight_repack() -> Iterator[None]:
     """Load with llama.cpp's extra (repacking) weight buffers off.
 
     With llama-cpp-python 0.3.36 on CPUs that report AMX (this project's build machine),
@@ -208,7 +208,7 @@ class ModelRuntime:
         if self.model.adapter_path is not None:
             kwargs["lora_path"] = str(self.model.adapter_path)
         try:
-            with _no_weight_repack():
+            with no_weight_repack():
                 llm = Llama(**kwargs)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(

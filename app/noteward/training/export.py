@@ -14,7 +14,6 @@ against the peft model's logits on the same tokens.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -38,15 +37,6 @@ SUPPORTED_ARCHS = ("llama",)
 def _permute(w: Any, n_head: int) -> Any:
     """llama.cpp's Q/K row order (see convert_hf_to_gguf.LlamaModel.permute)."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file (recorded in the manifest and the model card)."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_lora_gguf(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from noteward.core.errors import ModelError, UsageError
+from noteward.llm.manifest import sha256_file
 from noteward.settings import user_data_dir
 from noteward.training import data as data_mod
 from noteward.training import export, trainer
@@ -149,7 +150,7 @@ def finetune(
     adapter = export.export_lora_gguf(
         export.peft_state_for_export(model), model.config, cfg.alpha, out_dir / f"{name}-lora.gguf", name=name
     )
-    sha = export.sha256_file(adapter)
+    sha = sha256_file(adapter)
     now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     train_info = {k: v for k, v in asdict(result).items() if k != "losses"}
     run = FinetuneRun(
@@ -277,7 +278,7 @@ def update_card_and_ship(
     dest = repo_models_dir()
     adapter = dest / f"{name}-lora.gguf"
     shutil.copyfile(run.adapter, adapter)
-    if export.sha256_file(adapter) != run.adapter_sha256:
+    if sha256_file(adapter) != run.adapter_sha256:
         raise ModelError(f"The copied adapter {adapter} does not match its recorded sha256.")
     card_path = dest / "cards" / f"{name}.md"
     card_path.parent.mkdir(parents=True, exist_ok=True)
