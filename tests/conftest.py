@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from noteward.settings import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("NOTEWARD_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = shared_data_dir()
 PASSPHRASE = "correct horse battery staple 7!"
 
 

@@ -15,14 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from noteward.settings import RESOURCES_DIR, demo_vault_path
+from noteward.settings import RESOURCES_DIR, demo_vault_path, shared_data_dir
 
 DEMO_PASSPHRASE = "noteward-demo"
 
 
 def demo_source() -> Path:
-    env = os.environ.get("NOTEWARD_SHARED_DATA")
-    shared = (Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data") / "synthea_fhir"
+    shared = shared_data_dir() / "synthea_fhir"
     return shared if shared.is_dir() else RESOURCES_DIR / "demo" / "notes"
 
 

@@ -23,6 +23,12 @@ RESOURCES_DIR = Path(os.environ.get("NOTEWARD_RESOURCES", Path(__file__).resolve
 SCHEMA_VERSION = 1
 
 
+def shared_data_dir() -> Path:
+    """The shared corpora (``../shared/data`` beside the repository), or NOTEWARD_SHARED_DATA."""
+    env = os.environ.get("NOTEWARD_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def user_data_dir() -> Path:
     override = os.environ.get("NOTEWARD_DATA_DIR")
     return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, False))

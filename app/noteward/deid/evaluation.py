@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from noteward.core.errors import UsageError
+from noteward.settings import shared_data_dir
 
 ASQ_LABELS: dict[str, str | None] = {
     "NAME": "NAME",
@@ -321,9 +322,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def default_paths() -> tuple[Path, Path]:
-    import os
-
-    base = Path(os.environ.get("NOTEWARD_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+    base = shared_data_dir()
     return base / "deid_dev", base / "synthea_fhir"
 
 

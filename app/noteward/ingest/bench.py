@@ -9,7 +9,6 @@ per-unlock cost, not a per-note one).
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -20,6 +19,7 @@ from sqlcipher3 import dbapi2 as sqlcipher
 
 from noteward.core.errors import UsageError
 from noteward.ingest.importer import import_paths
+from noteward.settings import shared_data_dir
 from noteward.store.vault import APP_ID, Vault, now_iso
 
 TARGET_NOTES_PER_S = 200.0
@@ -37,9 +37,7 @@ def _plain_vault(path: Path) -> Vault:
 
 
 def default_data() -> Path:
-    env = os.environ.get("NOTEWARD_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    return base / "synthea_fhir"
+    return shared_data_dir() / "synthea_fhir"
 
 
 def bench_import(data: str | Path | None = None, repeat: int = 3) -> dict[str, Any]:

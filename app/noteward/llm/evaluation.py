@@ -33,19 +33,12 @@ from typing import Any
 from noteward.core.models import SummarySentence
 from noteward.llm.grounding import SourceIndex, content_words, numbers_in
 from noteward.llm.summarizer import SourceNote, SummaryService
+from noteward.settings import shared_data_dir
 
 log = logging.getLogger(__name__)
 
 SYNTHEA_EVAL_PATIENTS = ("63ee2253", "3af3708d", "79a66c97")
 _SENT_RE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
-
-
-def shared_data_dir() -> Path:
-    """../shared/data next to the repository, or NOTEWARD_SHARED_DATA."""
-    import os
-
-    env = os.environ.get("NOTEWARD_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 @dataclass

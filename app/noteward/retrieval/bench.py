@@ -42,7 +42,7 @@ from noteward.core.ids import new_id
 from noteward.retrieval.embeddings import DIM, from_blobs, get_embedder, to_blob
 from noteward.retrieval.index import build_faiss, index_vault
 from noteward.retrieval.search import MODES, HybridSearcher
-from noteward.settings import RESOURCES_DIR
+from noteward.settings import RESOURCES_DIR, shared_data_dir
 from noteward.store.vault import Vault, now_iso
 
 TARGET_P95_MS = 50.0
@@ -51,9 +51,7 @@ SEED = 20261126
 
 
 def default_data() -> Path:
-    env = os.environ.get("NOTEWARD_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    return base / "synthea_fhir"
+    return shared_data_dir() / "synthea_fhir"
 
 
 def bench_queries(conn: Any, extra: int, rng: random.Random) -> list[str]:

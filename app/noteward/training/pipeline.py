@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,21 +19,13 @@ from typing import Any
 
 from noteward.core.errors import ModelError, UsageError
 from noteward.llm.manifest import sha256_file
-from noteward.settings import user_data_dir
+from noteward.settings import shared_data_dir, user_data_dir
 from noteward.training import data as data_mod
 from noteward.training import export, trainer
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-
-
-def shared_data_dir() -> Path:
-    """The shared corpora folder: NOTEWARD_SHARED_DATA, else ../shared/data beside the repo."""
-    env = os.environ.get("NOTEWARD_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def work_dir(name: str) -> Path:

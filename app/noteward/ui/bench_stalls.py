@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(os.environ.get("NOTEWARD_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+from noteward.settings import shared_data_dir
+
+SHARED = shared_data_dir()
 SMALL_PATIENT = "63ee2253"
 PASSPHRASE = "benchmark passphrase, not a real one"
 TICK_MS = 10

@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SHARED = Path(os.environ.get("NOTEWARD_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+from noteward.settings import shared_data_dir
+
+SHARED = shared_data_dir()
 PATIENT = "63ee2253"
 PASSPHRASE = "screenshot passphrase, not a real one"
 
