@@ -23,7 +23,7 @@ prefix=${1:-/opt/noteward}
 python3.11 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --no-index --find-links "$here/wheels" -r "$here/requirements.txt" noteward
 cp -r "$here/resources" "$here/models" "$prefix/"
-echo "installed; run: NOTEWARD_RESOURCES=$prefix/resources $prefix/venv/bin/noteward"
+echo "installed; run: NOTEWARD_RESOURCES=$prefix/resources NOTEWARD_MODELS=$prefix/models $prefix/venv/bin/noteward"
 SH
 chmod +x "$out/install.sh"
 cp installer/sign.py "$out/"

@@ -15,14 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from noteward.settings import RESOURCES_DIR, demo_vault_path, shared_data_dir
+from noteward.settings import demo_vault_path, resources_dir, shared_data_dir
 
 DEMO_PASSPHRASE = "noteward-demo"
 
 
 def demo_source() -> Path:
     shared = shared_data_dir() / "synthea_fhir"
-    return shared if shared.is_dir() else RESOURCES_DIR / "demo" / "notes"
+    return shared if shared.is_dir() else resources_dir() / "demo" / "notes"
 
 
 def ensure_demo_vault(path: Path | None = None) -> tuple[Path, bool]:

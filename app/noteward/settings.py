@@ -18,15 +18,26 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "noteward"
-# resources/ (rules, prompts, styles) sits at the repository root beside app/.
-RESOURCES_DIR = Path(os.environ.get("NOTEWARD_RESOURCES", Path(__file__).resolve().parents[2] / "resources"))
+_ROOT = Path(__file__).resolve().parents[2]  # the repository (or an installed bundle's root)
+
+
+def resources_dir() -> Path:
+    """resources/ (rules, prompts, styles): beside app/, or NOTEWARD_RESOURCES for an install."""
+    env = os.environ.get("NOTEWARD_RESOURCES")
+    return Path(env) if env else _ROOT / "resources"
+
+
+def models_dir() -> Path:
+    """models/ (manifest, cards, adapters): beside app/, or NOTEWARD_MODELS for an install."""
+    env = os.environ.get("NOTEWARD_MODELS")
+    return Path(env) if env else _ROOT / "models"
 SCHEMA_VERSION = 1
 
 
 def shared_data_dir() -> Path:
     """The shared corpora (``../shared/data`` beside the repository), or NOTEWARD_SHARED_DATA."""
     env = os.environ.get("NOTEWARD_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(env) if env else _ROOT.parent / "shared" / "data"
 
 
 def user_data_dir() -> Path:

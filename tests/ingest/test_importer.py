@@ -203,9 +203,9 @@ def test_chunker_sections_and_bounds():
 
 
 def test_demo_sample_imports(vault):
-    from noteward.settings import RESOURCES_DIR
+    from noteward.settings import resources_dir
 
-    report = import_paths(vault, [RESOURCES_DIR / "demo" / "notes"])
+    report = import_paths(vault, [resources_dir() / "demo" / "notes"])
     assert report.counts["patients"]["imported"] == 2 and report.counts["notes"]["imported"] == 4
     assert report.problems == []
 

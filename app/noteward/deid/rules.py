@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +12,12 @@ import yaml
 
 from noteward.core.errors import NotewardError
 from noteward.deid.types import ENTITY_TYPES
+from noteward.settings import resources_dir as settings_resources_dir
 
 
 def resources_dir() -> Path:
-    """resources/deid beside app/ (overridable with NOTEWARD_RESOURCES, like settings)."""
-    base = os.environ.get("NOTEWARD_RESOURCES")
-    root = Path(base) if base else Path(__file__).resolve().parents[3] / "resources"
-    return root / "deid"
+    """resources/deid (see noteward.settings.resources_dir)."""
+    return settings_resources_dir() / "deid"
 
 
 @dataclass(frozen=True)

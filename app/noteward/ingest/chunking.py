@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from noteward.settings import RESOURCES_DIR as RESOURCES
+from noteward.settings import resources_dir
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class SectionRules:
 
 @lru_cache(maxsize=1)
 def load_rules() -> SectionRules:
-    data: dict[str, Any] = yaml.safe_load((RESOURCES / "ingest" / "sections.yaml").read_text("utf-8"))
+    data: dict[str, Any] = yaml.safe_load((resources_dir() / "ingest" / "sections.yaml").read_text("utf-8"))
     return SectionRules(
         patterns=tuple(
             (re.compile(p["regex"], re.MULTILINE), bool(p.get("known_only"))) for p in data["patterns"]

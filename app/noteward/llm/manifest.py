@@ -36,12 +36,13 @@ from typing import Any
 import platformdirs
 
 from noteward.core.errors import ModelError
-from noteward.settings import APP_NAME, user_data_dir
+from noteward.settings import APP_NAME, models_dir, user_data_dir
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SHIPPED_MANIFEST = REPO_ROOT / "models" / "manifest.json"
+def shipped_manifest_path() -> Path:
+    """models/manifest.json of this installation (see noteward.settings.models_dir)."""
+    return models_dir() / "manifest.json"
 _VERIFY_LOCK = threading.Lock()
 
 
@@ -153,7 +154,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 def load_manifest(shipped: Path | None = None, overlay: Path | None = None) -> Manifest:
     """Merge the shipped manifest with the user overlay (overlay entries win by id)."""
-    shipped = shipped or SHIPPED_MANIFEST
+    shipped = shipped or shipped_manifest_path()
     overlay = overlay or user_manifest_path()
     raw_entries: dict[str, tuple[dict[str, Any], Path]] = {}
     default = ""

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from noteward.core.models import SECTIONS as _CORE_SECTIONS
+from noteward.settings import resources_dir as settings_resources_dir
 
 PROMPT_VERSION = "grounded-v1"
 SECTIONS: tuple[str, ...] = tuple(_CORE_SECTIONS)
@@ -27,8 +28,8 @@ _RESOURCE = "prompts/grounded_v1.txt"
 
 
 def resources_dir() -> Path:
-    """The repository's resources/ folder (data, not code)."""
-    return Path(__file__).resolve().parents[3] / "resources"
+    """The resources/ folder (see noteward.settings.resources_dir)."""
+    return settings_resources_dir()
 
 
 @lru_cache(maxsize=1)

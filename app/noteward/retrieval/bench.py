@@ -42,7 +42,7 @@ from noteward.core.ids import new_id
 from noteward.retrieval.embeddings import DIM, from_blobs, get_embedder, to_blob
 from noteward.retrieval.index import build_faiss, index_vault
 from noteward.retrieval.search import MODES, HybridSearcher
-from noteward.settings import RESOURCES_DIR, shared_data_dir
+from noteward.settings import resources_dir, shared_data_dir
 from noteward.store.vault import Vault, now_iso
 
 TARGET_P95_MS = 50.0
@@ -56,7 +56,7 @@ def default_data() -> Path:
 
 def bench_queries(conn: Any, extra: int, rng: random.Random) -> list[str]:
     """The fixed queries from resources plus ``extra`` word triples drawn from chunks."""
-    path = RESOURCES_DIR / "retrieval" / "bench_queries.txt"
+    path = resources_dir() / "retrieval" / "bench_queries.txt"
     fixed = [ln.strip() for ln in path.read_text("utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
     texts = [r[0] for r in conn.execute("SELECT text FROM chunks_fts ORDER BY rowid")]
     drawn: list[str] = []

@@ -27,7 +27,7 @@ import numpy as np
 from noteward.core.errors import UsageError
 from noteward.retrieval.embeddings import Embedder, get_embedder
 from noteward.retrieval.index import DenseIndex
-from noteward.settings import RESOURCES_DIR
+from noteward.settings import resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class SearchHit:
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
     """Words left out of BM25 queries (resources/retrieval/stopwords.txt)."""
-    path = RESOURCES_DIR / "retrieval" / "stopwords.txt"
+    path = resources_dir() / "retrieval" / "stopwords.txt"
     words = (line.strip().lower() for line in path.read_text("utf-8").splitlines())
     return frozenset(w for w in words if w and not w.startswith("#"))
 

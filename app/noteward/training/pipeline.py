@@ -19,6 +19,7 @@ from typing import Any
 
 from noteward.core.errors import ModelError, UsageError
 from noteward.llm.manifest import sha256_file
+from noteward.settings import models_dir as shipped_models_dir
 from noteward.settings import shared_data_dir, user_data_dir
 from noteward.training import data as data_mod
 from noteward.training import export, trainer
@@ -216,13 +217,6 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
     }
 
 
-def repo_models_dir() -> Path:
-    """The repository's models/ folder (shipped adapters, cards, manifest)."""
-    from noteward.llm.manifest import SHIPPED_MANIFEST
-
-    return SHIPPED_MANIFEST.parent
-
-
 def load_run(name: str) -> FinetuneRun:
     """The record of a finished `noteward finetune` run."""
     path = work_dir(name) / "run.json"
@@ -266,7 +260,7 @@ def update_card_and_ship(
     card_mod.write_card(run, Path(run.card), base_entry=base_entry, evaluation=ev, notes=notes)
     if not ship:
         return None
-    dest = repo_models_dir()
+    dest = shipped_models_dir()
     adapter = dest / f"{name}-lora.gguf"
     shutil.copyfile(run.adapter, adapter)
     if sha256_file(adapter) != run.adapter_sha256:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from noteward.settings import default_vault_path, load_settings
+from noteward.settings import resources_dir as settings_resources_dir
 from noteward.ui.main_window import MainWindow
 from noteward.ui.services import Services
 
@@ -18,11 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def resources_dir() -> Path:
-    """resources/ui in the source tree (the package is installed editable from it)."""
-    env = os.environ.get("NOTEWARD_RESOURCES")
-    if env:
-        return Path(env) / "ui"
-    return Path(__file__).resolve().parents[3] / "resources" / "ui"
+    """resources/ui (see noteward.settings.resources_dir)."""
+    return settings_resources_dir() / "ui"
 
 
 def apply_theme(app: QApplication) -> None:
