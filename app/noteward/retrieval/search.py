@@ -40,7 +40,6 @@ MAX_QUERY_TERMS = 32
 # word remains: FTS5 gives them an IDF of at most log(4), yet they make up most of the
 # work of ranking (every chunk holding one is scored).
 COMMON_TERM_SHARE = 0.2
-PAGE_CACHE_KIB = 65_536
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"  # private-use code points, never in notes
 _encoder_pool: ThreadPoolExecutor | None = None  # one thread that encodes queries
@@ -137,10 +136,6 @@ class HybridSearcher:
         self._chunk_count: tuple[str, int] = ("", 0)
         self._spans: tuple[str, dict[str, tuple[int, int] | None]] = ("", {})
         conn = vault.conn
-        # SQLite's default page cache (2 MB) makes every search decrypt the same FTS pages
-        # again; the cache holds them in memory only, like every page SQLCipher reads.
-        if -int(conn.execute("PRAGMA cache_size").fetchone()[0]) < PAGE_CACHE_KIB:
-            conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         # Term document counts, to leave terms that are in most chunks out of BM25
         # queries. A TEMP virtual table: it stores nothing, in memory or on disk.
         conn.execute(
