@@ -202,3 +202,25 @@ def test_best_sources_prefers_overlap() -> None:
     assert best_sources("Allergic to penicillin (rash).", bags) == [2]
     assert best_sources("Takes metformin daily; penicillin rash.", bags) == [0, 2]
     assert best_sources("Unrelated words entirely", bags) == []
+
+
+@pytest.mark.parametrize("source", ["mts-dialog", "aci-bench"])
+def test_verified_targets_keep_only_what_the_aligner_accepts(shared: Path, source: str) -> None:
+    from itertools import islice
+
+    from noteward.llm.grounding import SourceIndex
+
+    make = data.mts_dialog if source == "mts-dialog" else data.aci_bench
+    plain = list(islice(make(shared, 600), 40))
+    verified = list(islice(make(shared, 600, verify=True), 40))
+    assert verified
+    for ex in verified:
+        index = SourceIndex({"source": "\n".join(ex.sentences)})
+        assert all(index.align(text).supported for _s, text, _ids in ex.bullets), ex.ref
+    # the plain set keeps reference sentences the aligner would flag
+    flagged = sum(
+        not SourceIndex({"source": "\n".join(ex.sentences)}).align(text).supported
+        for ex in plain
+        for _s, text, _ids in ex.bullets
+    )
+    assert flagged > 0

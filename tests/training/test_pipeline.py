@@ -172,3 +172,66 @@ def test_bad_arguments_get_clear_messages(
 ) -> None:
     assert cli.main(["finetune", "--base", BASE, *argv]) == UsageError.exit_code
     assert message in capsys.readouterr().err
+
+
+def test_prepared_run_trains_elsewhere_and_finishes_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--prepare-only, then `python -m noteward.training.job` (as on a GPU box), then --resume.
+
+    The job gets only the run folder and the base GGUF; its weights-only snapshot of step 1
+    is exported here and gives the same adapter as the job's own step-1 weights.
+    """
+    import torch
+
+    from noteward.training import job
+
+    require_shared("synthea_fhir")
+    monkeypatch.setenv("NOTEWARD_DATA_DIR", str(tmp_path))
+    name = "tiny-job"
+    args = [
+        "finetune", "--base", BASE, "--data", "meqsum,synthea", "--name", name, "--limit", "4",
+        "--max-seq-len", "512", "--batch", "1", "--grad-accum", "1", "--lr", "5e-3", "--threads", "2",
+        "--no-progress", "--device", "cpu",
+    ]
+    assert cli.main(args + ["--max-steps", "2", "--prepare-only", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    wd = Path(info["workdir"])
+    assert info["examples"] >= 1 and info["examples"] + info["skipped"] == 4
+    assert (wd / "encoded.pt").exists()
+    assert not (wd / trainer.CHECKPOINT_FILE).exists()  # nothing trained yet
+
+    assert job.main([str(wd), "--base-gguf", info["base_gguf"], "--device", "cpu", "--snapshots", "1"]) == 0
+    assert "trained 2/2 steps" in capsys.readouterr().out
+    record = json.loads((wd / "job.json").read_text(encoding="utf-8"))
+    assert record["steps"] == 2 and record["hardware"].startswith("CPU")
+    snap = torch.load(wd / "snapshot-1.pt", map_location="cpu", weights_only=False)
+    assert snap["step"] == 1 and "optimizer" not in snap
+    assert {v.dtype for v in snap["lora"].values()} == {torch.float16}
+    assert (wd / "snapshot-2.pt").exists()  # the last step is always kept
+
+    # finish the step-1 snapshot here: export, card, overlay
+    (wd / trainer.CHECKPOINT_FILE).write_bytes((wd / "snapshot-1.pt").read_bytes())
+    assert cli.main(args + ["--max-steps", "1", "--resume", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["train"]["steps"] == 1 and run["train"]["stopped_by"] == "max-steps"
+    assert Path(run["adapter"]).stat().st_size > 0
+    card = Path(run["card"]).read_text(encoding="utf-8")
+    assert "- Hardware: CPU (2 threads); no GPU" in card
+
+
+def test_job_refuses_a_folder_without_a_prepared_set(tmp_path: Path) -> None:
+    from noteward.training import job
+
+    with pytest.raises(SystemExit, match="prepare-only"):
+        job.main([str(tmp_path), "--base-gguf", str(tmp_path / "none.gguf")])
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        trainer.resolve_device("cuda")
+    assert trainer.resolve_device("auto") == "cpu"

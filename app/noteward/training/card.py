@@ -55,6 +55,7 @@ def write_card(
     """Write the markdown model card for ``run`` (a FinetuneRun) at ``path``."""
     cfg = run.config
     tr = run.train
+    hardware = tr.get("hardware") or f"CPU ({cfg['threads']} threads); no GPU"
     lines = [
         f"# {run.name}",
         "",
@@ -76,7 +77,7 @@ def write_card(
         "",
         "## Training run",
         "",
-        f"- Hardware: CPU ({cfg['threads']} threads); no GPU",
+        f"- Hardware: {hardware}",
         f"- Optimizer steps: {tr['steps']} of {tr['target_steps']} planned "
         f"(stopped by {tr['stopped_by']}); micro-batch {cfg['micro_batch']} x accumulation "
         f"{cfg['grad_accum']}; {tr['examples_seen']} examples seen",

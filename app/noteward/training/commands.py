@@ -19,11 +19,11 @@ ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 def register(sub: Any, groups: dict[str, Any]) -> None:
     p = sub.add_parser(
         "finetune",
-        help="LoRA fine-tune a base model into a grounded summarizer (CPU)",
+        help="LoRA fine-tune a base model into a grounded summarizer (CPU or GPU)",
         description=(
             "Build a grounded-v1 training set from the shared corpora (train splits only) or a "
             "vault's approved summaries (de-identified), LoRA-train the base model on the CPU with "
-            "checkpoints, export a GGUF adapter, write its model card and register it in the user "
+            "checkpoints (or on a CUDA GPU), export a GGUF adapter, write its model card and register it in the user "
             "manifest overlay."
         ),
     )
@@ -49,6 +49,20 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--data-dir", help="shared data folder (default NOTEWARD_SHARED_DATA or ../shared/data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="train on the CPU or a CUDA GPU (auto: GPU when torch sees one)"
+    )
+    p.add_argument(
+        "--verified-targets",
+        action="store_true",
+        help="train only on reference sentences that Noteward's aligner finds supported by the source",
+    )
+    p.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="build and tokenize the training set into the run folder and stop; train it elsewhere with "
+        "`python -m noteward.training.job`, then finish here with --resume",
+    )
     p.add_argument("--vault", help="vault for the 'vault' source")
     p.add_argument("--passphrase-file", help="passphrase file for --vault")
     p.set_defaults(handler=run_finetune)
@@ -104,6 +118,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget,
         seed=args.seed,
         threads=threads,
+        device=args.device,
+        verified_targets=args.verified_targets,
     )
     vault = None
     if "vault" in sources:
@@ -112,6 +128,30 @@ def run_finetune(args: argparse.Namespace) -> int:
         if not args.vault:
             raise UsageError("The 'vault' source needs --vault (and --passphrase-file or NOTEWARD_PASSPHRASE).")
         vault = cli.open_vault(args)
+    if args.prepare_only:
+        try:
+            info = pipeline.prepare(
+                args.base,
+                sources,
+                args.name,
+                cfg,
+                limit=args.limit,
+                vault=vault,
+                data_dir=Path(args.data_dir) if args.data_dir else None,
+            )
+        finally:
+            if vault is not None:
+                vault.close()
+        if args.json:
+            json.dump(info, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(f"{info['examples']} tokenized examples ({info['skipped']} too long, skipped) in {info['encoded']}")
+            print(
+                f"train them with: python -m noteward.training.job {info['workdir']} --base-gguf {info['base_gguf']}; "
+                "then run this command again with --resume (without --prepare-only)"
+            )
+        return 0
     try:
         run = pipeline.finetune(
             args.base,

@@ -150,11 +150,21 @@ def age_band(age: int | None) -> str | None:
 
 
 def _ground(
-    targets: list[tuple[str, str]], sentences: list[str], k: int = 2
+    targets: list[tuple[str, str]], sentences: list[str], k: int = 2, verify: bool = False
 ) -> list[tuple[str, str, list[int]]]:
-    """Cite each (section, text) in ``sentences``; drop ones with no support or new numbers."""
+    """Cite each (section, text) in ``sentences``; drop ones with no support or new numbers.
+
+    With ``verify`` a target is kept only when the product's aligner
+    (``noteward.llm.grounding``) finds it supported by the sentences, so the model learns
+    to write only what the checker will accept.
+    """
     bags = [content_words(s) for s in sentences]
     source_numbers = numbers(" ".join(sentences))
+    index = None
+    if verify:
+        from noteward.llm.grounding import SourceIndex
+
+        index = SourceIndex({"source": "\n".join(sentences)})
     out: list[tuple[str, str, list[int]]] = []
     for section, text in targets:
         text = " ".join(text.split())
@@ -162,6 +172,8 @@ def _ground(
             continue
         ids = best_sources(text, bags, k=k)
         if not ids:
+            continue
+        if index is not None and not index.align(text).supported:
             continue
         out.append((section, text, [i + 1 for i in ids]))
     return out
@@ -173,7 +185,7 @@ def _fits(sentences: list[str], bullets: list[tuple[str, str, list[int]]], max_t
 
 
 def _excerpt(
-    sentences: list[str], targets: list[tuple[str, str]], max_tokens: int, context: int = 1
+    sentences: list[str], targets: list[tuple[str, str]], max_tokens: int, context: int = 1, verify: bool = False
 ) -> Example | None:
     """Keep only the source sentences the targets draw on (plus neighbours), renumbered."""
     bags = [content_words(s) for s in sentences]
@@ -182,7 +194,7 @@ def _excerpt(
         for i in best_sources(text, bags, k=2):
             keep.update(range(max(0, i - context), min(len(sentences), i + context + 1)))
     chosen = [sentences[i] for i in sorted(keep)]
-    bullets = _ground(targets, chosen)
+    bullets = _ground(targets, chosen, verify=verify)
     if not bullets or not _fits(chosen, bullets, max_tokens):
         return None
     return Example("", "", "", chosen, bullets)  # caller fills source, kind and ref
@@ -191,7 +203,7 @@ def _excerpt(
 # ---- MTS-Dialog -----------------------------------------------------------------------
 
 
-def mts_dialog(data_dir: Path, max_tokens: int) -> Iterator[Example]:
+def mts_dialog(data_dir: Path, max_tokens: int, verify: bool = False) -> Iterator[Example]:
     """Dialogue -> the note section written from it (MTS-Dialog training set)."""
     path = _train_file(data_dir, "mts-dialog")
     with path.open(encoding="utf-8", newline="") as fh:
@@ -200,11 +212,11 @@ def mts_dialog(data_dir: Path, max_tokens: int) -> Iterator[Example]:
             section = MTS_SECTIONS.get(header, "Other")
             sentences = split_dialogue(row.get("dialogue") or "")
             targets = [(section, s) for s in split_sentences(row.get("section_text") or "")]
-            bullets = _ground(targets, sentences)
+            bullets = _ground(targets, sentences, verify=verify)
             if not sentences or not bullets:
                 continue
             if not _fits(sentences, bullets, max_tokens):
-                ex = _excerpt(sentences, targets, max_tokens)
+                ex = _excerpt(sentences, targets, max_tokens, verify=verify)
                 if ex is None:
                     continue
                 sentences, bullets = ex.sentences, ex.bullets
@@ -245,7 +257,7 @@ def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
         return {r["encounter_id"]: r for r in csv.DictReader(fh) if r.get("encounter_id")}
 
 
-def aci_bench(data_dir: Path, max_tokens: int, window: int = 6) -> Iterator[Example]:
+def aci_bench(data_dir: Path, max_tokens: int, window: int = 6, verify: bool = False) -> Iterator[Example]:
     """Excerpts of a visit dialogue -> runs of ``window`` sentences of its note (train split)."""
     path = _train_file(data_dir, "aci-bench")
     meta = _read_metadata(path.parent / "train_metadata.csv")
@@ -262,7 +274,7 @@ def aci_bench(data_dir: Path, max_tokens: int, window: int = 6) -> Iterator[Exam
         sentences = split_dialogue(row.get("dialogue") or "")
         targets = _aci_note_targets(row.get("note") or "")
         for start in range(0, len(targets), window):
-            ex = _excerpt(sentences, targets[start : start + window], max_tokens)
+            ex = _excerpt(sentences, targets[start : start + window], max_tokens, verify=verify)
             if ex is None:
                 continue
             ex.source, ex.kind, ex.ref = "aci-bench", row.get("dataset", "aci"), f"aci:{enc}:{start}"
@@ -273,7 +285,7 @@ def aci_bench(data_dir: Path, max_tokens: int, window: int = 6) -> Iterator[Exam
 # ---- MeQSum ---------------------------------------------------------------------------
 
 
-def meqsum(data_dir: Path, max_tokens: int) -> Iterator[Example]:
+def meqsum(data_dir: Path, max_tokens: int, verify: bool = False) -> Iterator[Example]:
     """Consumer health question -> its one-line summary (under "Other")."""
     path = _train_file(data_dir, "meqsum")
     with path.open(encoding="utf-8") as fh:
@@ -282,7 +294,7 @@ def meqsum(data_dir: Path, max_tokens: int) -> Iterator[Example]:
                 continue
             row = json.loads(line)
             sentences = split_sentences(str(row.get("CHQ", "")))
-            bullets = _ground([("Other", str(row.get("Summary", "")))], sentences)
+            bullets = _ground([("Other", str(row.get("Summary", "")))], sentences, verify=verify)
             if sentences and bullets and _fits(sentences, bullets, max_tokens):
                 yield Example("meqsum", "question", f"meqsum:{n}", sentences, bullets)
 
@@ -585,7 +597,7 @@ def balanced_sample(examples: list[Example], limit: int, seed: int, key: str = "
     return out
 
 
-DEFAULT_LIMITS = {"mts-dialog": 700, "aci-bench": 260, "meqsum": 150, "synthea": 240, "vault": 500}
+DEFAULT_LIMITS = {"mts-dialog": 900, "aci-bench": 400, "meqsum": 150, "synthea": 240, "vault": 500}
 
 
 def build_examples(
@@ -596,19 +608,23 @@ def build_examples(
     max_tokens: int = 640,
     limits: dict[str, int] | None = None,
     vault: Any = None,
+    verify: bool = False,
 ) -> list[Example]:
-    """The shuffled, balanced training set for ``sources``."""
+    """The shuffled, balanced training set for ``sources``.
+
+    ``verify``: keep only reference sentences the product's aligner accepts (see ``_ground``).
+    """
     limits = {**DEFAULT_LIMITS, **(limits or {})}
     out: list[Example] = []
     for source in sources:
         if source == "mts-dialog":
-            pool = list(mts_dialog(data_dir, max_tokens))
+            pool = list(mts_dialog(data_dir, max_tokens, verify))
             out += balanced_sample(pool, limits[source], seed, "kind")
         elif source == "aci-bench":
-            pool = list(aci_bench(data_dir, max_tokens))
+            pool = list(aci_bench(data_dir, max_tokens, verify=verify))
             out += balanced_sample(pool, limits[source], seed, "sex")
         elif source == "meqsum":
-            pool = list(meqsum(data_dir, max_tokens))
+            pool = list(meqsum(data_dir, max_tokens, verify))
             out += balanced_sample(pool, limits[source], seed, "kind")
         elif source == "synthea":
             pool = list(synthea(data_dir, max_tokens, seed=seed))

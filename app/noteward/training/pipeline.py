@@ -86,7 +86,13 @@ class FinetuneRun:
 
 
 def build_training_set(
-    sources: list[str], seed: int, max_tokens: int, limit: int | None = None, vault: Any = None, data_dir: Path | None = None
+    sources: list[str],
+    seed: int,
+    max_tokens: int,
+    limit: int | None = None,
+    vault: Any = None,
+    data_dir: Path | None = None,
+    verify: bool = False,
 ) -> list[data_mod.Example]:
     """The balanced training set (optionally cut to ``limit`` examples for quick runs)."""
     limits = None
@@ -94,11 +100,86 @@ def build_training_set(
         per = max(1, limit // max(1, len(sources)))
         limits = {s: per for s in sources}
     exs = data_mod.build_examples(
-        sources, data_dir or shared_data_dir(), seed=seed, max_tokens=max_tokens, limits=limits, vault=vault
+        sources,
+        data_dir or shared_data_dir(),
+        seed=seed,
+        max_tokens=max_tokens,
+        limits=limits,
+        vault=vault,
+        verify=verify,
     )
     if not exs:
         raise UsageError("The chosen sources gave no training examples; check the data folder and --data.")
     return exs[:limit] if limit is not None else exs
+
+
+def _prepare_run(
+    base: str,
+    sources: list[str],
+    name: str,
+    cfg: trainer.TrainConfig,
+    resume: bool,
+    limit: int | None,
+    vault: Any,
+    data_dir: Path | None,
+) -> tuple[str, Path, dict[str, Any], Path, list[data_mod.Example], dict[str, Any]]:
+    """Check the run, build its training set, write balance.json and config.json."""
+    name = check_name(name)
+    gguf_path, entry = resolve_base(base)
+    cfg.prompt_style = str(entry.get("prompt_style") or "chat")
+    wd = work_dir(name)
+    wd.mkdir(parents=True, exist_ok=True)
+    ckpt_cfg = wd / "config.json"
+    if resume and ckpt_cfg.exists():
+        saved = json.loads(ckpt_cfg.read_text(encoding="utf-8"))
+        if saved.get("base") != entry["id"] or saved.get("sources") != sources:
+            raise UsageError(
+                "--resume must use the same --base and --data as the run it continues "
+                f"(it used {saved.get('base')} on {','.join(saved.get('sources', []))})."
+            )
+    examples = build_training_set(
+        sources, cfg.seed, cfg.max_seq_len - 40, limit, vault, data_dir, verify=cfg.verified_targets
+    )
+    balance = data_mod.balance_report(examples)
+    (wd / "balance.json").write_text(json.dumps(balance, indent=2), encoding="utf-8")
+    ckpt_cfg.write_text(
+        json.dumps({"base": entry["id"], "sources": sources, "config": asdict(cfg), "limit": limit}, indent=2),
+        encoding="utf-8",
+    )
+    log.info("training set: %d examples", len(examples))
+    return name, gguf_path, entry, wd, examples, balance
+
+
+def prepare(
+    base: str,
+    sources: list[str],
+    name: str,
+    cfg: trainer.TrainConfig,
+    *,
+    limit: int | None = None,
+    vault: Any = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Build and tokenize the training set for training elsewhere (``noteward.training.job``)."""
+    from noteward.training import job
+
+    name, gguf_path, _entry, wd, examples, balance = _prepare_run(
+        base, sources, name, cfg, False, limit, vault, data_dir
+    )
+    tok = trainer.load_tokenizer(gguf_path)
+    encoded = trainer.encode_all(examples, tok, cfg)
+    if not encoded:
+        raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
+    path = job.save_encoded(wd, encoded, tok.pad_token_id, cfg)
+    return {
+        "name": name,
+        "workdir": str(wd),
+        "encoded": str(path),
+        "examples": len(encoded),
+        "skipped": len(examples) - len(encoded),
+        "base_gguf": str(gguf_path),
+        "balance": balance,
+    }
 
 
 def finetune(
@@ -115,27 +196,9 @@ def finetune(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> FinetuneRun:
     """Run the whole pipeline and register the adapter in the user manifest overlay."""
-    name = check_name(name)
-    gguf_path, entry = resolve_base(base)
-    cfg.prompt_style = str(entry.get("prompt_style") or "chat")
-    wd = work_dir(name)
-    wd.mkdir(parents=True, exist_ok=True)
-    ckpt_cfg = wd / "config.json"
-    if resume and ckpt_cfg.exists():
-        saved = json.loads(ckpt_cfg.read_text(encoding="utf-8"))
-        if saved.get("base") != entry["id"] or saved.get("sources") != sources:
-            raise UsageError(
-                "--resume must use the same --base and --data as the run it continues "
-                f"(it used {saved.get('base')} on {','.join(saved.get('sources', []))})."
-            )
-    examples = build_training_set(sources, cfg.seed, cfg.max_seq_len - 40, limit, vault, data_dir)
-    balance = data_mod.balance_report(examples)
-    (wd / "balance.json").write_text(json.dumps(balance, indent=2), encoding="utf-8")
-    ckpt_cfg.write_text(
-        json.dumps({"base": entry["id"], "sources": sources, "config": asdict(cfg), "limit": limit}, indent=2),
-        encoding="utf-8",
+    name, gguf_path, entry, wd, examples, balance = _prepare_run(
+        base, sources, name, cfg, resume, limit, vault, data_dir
     )
-    log.info("training set: %d examples", len(examples))
     model, tok = trainer.load_base(gguf_path, cfg.threads)
     model, result = trainer.train(model, tok, examples, cfg, wd, resume=resume, progress=progress, show_bar=show_bar)
     out_dir = models_dir()

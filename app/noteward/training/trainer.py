@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of a packaged GGUF model on the CPU, with checkpoints and resume.
+"""LoRA fine-tuning of a packaged GGUF model (CPU or CUDA GPU), with checkpoints and resume.
 
 transformers de-quantizes the base GGUF (``gguf_file=``) into a float32 model, peft adds
 LoRA matrices, and a small loop trains only those. The loop is ours rather than
@@ -7,6 +7,11 @@ and RNG state) and a progress callback stay simple on a shared 2-core machine.
 
 Loss is computed on the assistant turn only (the grounded bullets and the end-of-turn
 token); the prompt is wrapped exactly as ``noteward.llm.runtime`` wraps it at inference.
+
+Encoding (``encode_all``) and the training loop (``train_encoded``) are separate so that a
+prepared, tokenized training set can be trained on another machine with a GPU
+(``noteward.training.job``), which needs only torch, transformers, peft and gguf: this
+module imports nothing else of Noteward at load time.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import ModelError, UsageError
-from noteward.llm import prompts
-from noteward.training.data import Example
+
+if TYPE_CHECKING:
+    from noteward.training.data import Example
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,8 @@ class TrainConfig:
     seed: int = 1234
     threads: int = 2
     prompt_style: str = "chat"
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when torch sees a GPU)
+    verified_targets: bool = False  # train only on reference sentences the aligner accepts
 
 
 @dataclass
@@ -67,6 +75,7 @@ class TrainResult:
     last_loss: float | None
     stopped_by: str  # "max-steps" | "time-budget" | "data" | "stop-file"
     losses: list[float] = field(default_factory=list)
+    hardware: str = ""
 
 
 def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
@@ -98,6 +107,21 @@ def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
     return model, tok
 
 
+def load_tokenizer(gguf_path: Path) -> Any:
+    """The base GGUF's tokenizer alone (no weights), as ``load_base`` sets it up."""
+    from transformers import AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"transformers cannot load the tokenizer of {gguf_path.name}: {exc}") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def end_of_turn(tok: Any, prompt_style: str) -> str:
     """The text that closes the assistant turn (what makes generation stop)."""
     if prompt_style == "chat":
@@ -116,6 +140,8 @@ def render(ex: Example, tok: Any, prompt_style: str) -> tuple[str, str]:
             [{"role": "user", "content": ex.prompt()}], tokenize=False, add_generation_prompt=True
         )
     else:
+        from noteward.llm import prompts
+
         prompt = prompts.build_base_prompt(ex.sentences)
     return str(prompt), ex.target() + end_of_turn(tok, prompt_style)
 
@@ -149,8 +175,35 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
 
 
 def lora_state(model: Any) -> dict[str, Any]:
-    """The LoRA tensors only (what a checkpoint and the exported adapter hold)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
+    """The LoRA tensors only, on the CPU (what a checkpoint and the exported adapter hold)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if "lora_" in k}
+
+
+def encode_all(examples: list[Example], tok: Any, cfg: TrainConfig) -> list[tuple[list[int], list[int]]]:
+    """Every example that fits ``cfg.max_seq_len``, tokenized (ids, labels)."""
+    return [e for e in (encode(ex, tok, cfg) for ex in examples) if e is not None]
+
+
+def resolve_device(name: str) -> str:
+    """``cpu``, ``cuda`` or ``auto`` -> the torch device to train on (clear error if absent)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu.")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"Unknown device {name!r}; choose cpu, cuda or auto.")
+    return name
+
+
+def hardware(device: str, threads: int) -> str:
+    """What the run trained on, in words (for the model card)."""
+    import torch
+
+    if device == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}, bf16 autocast)"
+    return f"CPU ({threads} threads); no GPU"
 
 
 def _batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
@@ -185,22 +238,59 @@ def train(
     ``workdir`` (the checkpoint is saved first in every case). With ``resume`` it continues from the
     last checkpoint in ``workdir`` with the same data order and optimizer state.
     """
+    encoded = encode_all(examples, tok, cfg)
+    if not encoded:
+        raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
+    skipped = len(examples) - len(encoded)
+    if skipped:
+        log.info("%d examples longer than %d tokens were skipped", skipped, cfg.max_seq_len)
+    return train_encoded(
+        model, encoded, tok.pad_token_id, cfg, workdir, resume=resume, progress=progress, show_bar=show_bar
+    )
+
+
+def train_encoded(
+    model: Any,
+    encoded: list[tuple[list[int], list[int]]],
+    pad_id: int,
+    cfg: TrainConfig,
+    workdir: Path,
+    *,
+    resume: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+    show_bar: bool = True,
+    on_step: Callable[[Any, dict[str, Any]], None] | None = None,
+) -> tuple[Any, TrainResult]:
+    """The training loop of ``train`` over already tokenized examples (see ``train``).
+
+    ``on_step(model, state)`` runs after every optimizer step with the checkpoint's fields
+    (step, seen, seconds, losses, ...), e.g. to keep snapshots of the LoRA weights.
+    A checkpoint without optimizer state (a weights-only snapshot) resumes with a fresh
+    optimizer.
+    """
+    import contextlib
+
     import torch
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     torch.set_num_threads(max(1, cfg.threads))
     workdir.mkdir(parents=True, exist_ok=True)
-
-    encoded = [e for e in (encode(ex, tok, cfg) for ex in examples) if e is not None]
     if not encoded:
         raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
-    skipped = len(examples) - len(encoded)
+    device = resolve_device(cfg.device)
     per_step = cfg.micro_batch * cfg.grad_accum
     target_steps = cfg.max_steps or max(1, math.ceil(len(encoded) / per_step))
 
     model = add_lora(model, cfg)
+    model.to(device)
     model.train()
+
+    def autocast() -> Any:
+        if device == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
 
@@ -219,8 +309,9 @@ def train(
     ckpt = workdir / CHECKPOINT_FILE
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["lora"], strict=False)
-        opt.load_state_dict(state["optimizer"])
+        model.load_state_dict(state["lora"], strict=False)  # copies onto the model's device
+        if state.get("optimizer") is not None:
+            opt.load_state_dict(state["optimizer"])
         step, cursor, epoch = state["step"], state["cursor"], state["epoch"]
         seen, seconds_before, losses = state["seen"], state["seconds"], state["losses"]
         torch.set_rng_state(state["torch_rng"])
@@ -234,27 +325,29 @@ def train(
         return idx
 
     perm = order(epoch)
+    hw = hardware(device, cfg.threads)
+    if resume and ckpt.exists():
+        hw = state.get("hardware") or hw  # the machine that did the training steps
     started = time.monotonic()
     first_loss = losses[0] if losses else None
     stopped_by = "max-steps"
 
+    def fields_now() -> dict[str, Any]:
+        return {
+            "step": step,
+            "cursor": cursor,
+            "epoch": epoch,
+            "seen": seen,
+            "seconds": seconds_before + time.monotonic() - started,
+            "losses": list(losses),
+            "torch_rng": torch.get_rng_state(),
+            "config": asdict(cfg),
+            "hardware": hw,
+        }
+
     def save() -> None:
         tmp = ckpt.with_suffix(".tmp")
-        torch.save(
-            {
-                "lora": lora_state(model),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "cursor": cursor,
-                "epoch": epoch,
-                "seen": seen,
-                "seconds": seconds_before + time.monotonic() - started,
-                "losses": losses,
-                "torch_rng": torch.get_rng_state(),
-                "config": asdict(cfg),
-            },
-            tmp,
-        )
+        torch.save({"lora": lora_state(model), "optimizer": opt.state_dict(), **fields_now()}, tmp)
         os.replace(tmp, ckpt)
         (workdir / STATE_FILE).write_text(
             json.dumps({"step": step, "target_steps": target_steps, "seen": seen, "loss": losses[-1] if losses else None}),
@@ -292,9 +385,10 @@ def train(
                     break
                 items = [encoded[i] for i in perm[cursor : cursor + cfg.micro_batch]]
                 cursor += len(items)
-                batch = _batch(items, tok.pad_token_id)
+                batch = {k: v.to(device) for k, v in _batch(items, pad_id).items()}
                 n_tok = int((batch["labels"] != -100).sum())
-                out = model(**batch)
+                with autocast():
+                    out = model(**batch)
                 (out.loss / cfg.grad_accum).backward()
                 acc_loss += float(out.loss.detach()) * n_tok
                 acc_tokens += n_tok
@@ -317,11 +411,16 @@ def train(
                 progress(step, target_steps, loss)
             if step % cfg.checkpoint_every == 0:
                 save()
+            if on_step is not None:
+                on_step(model, fields_now())
         save()
     finally:
         if bar is not None:
             bar.close()
+    if device == "cuda":
+        model.to("cpu")  # export and the caller work on the CPU
     result = TrainResult(
+        hardware=hw,
         steps=step,
         target_steps=target_steps,
         micro_batches=micro,
@@ -332,6 +431,4 @@ def train(
         stopped_by=stopped_by,
         losses=losses,
     )
-    if skipped:
-        log.info("%d examples longer than %d tokens were skipped", skipped, cfg.max_seq_len)
     return model, result
