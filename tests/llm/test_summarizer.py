@@ -199,3 +199,23 @@ def test_long_record_summarized_within_context(synthea_vault: Any, summary_servi
     assert 0 < res.timings["prompt_tokens"] <= summary_service.prompt_token_cap
     meds = [s for s in res.sentences if s.section == "Medications" and s.supported]
     assert any("lisinopril 10 mg" in s.text.lower() for s in meds)
+
+
+def test_a_supported_rewrite_replaces_the_raw_sentence_it_rewrites() -> None:
+    from noteward.core.models import SourceSpan, SummarySentence
+    from noteward.llm.summarizer import _drop_rewritten
+
+    raw = SummarySentence(
+        "Patient: Yeah, I have had back pain since giving birth.", "Problems", [SourceSpan("n1", 0, 55)], 1.0, True
+    )
+    fact = SummarySentence("Chronic low back pain", "Problems", [SourceSpan("n1", 20, 40)], 1.0, True)
+    other = SummarySentence("Doctor: Any allergies?", "Other", [SourceSpan("n1", 60, 80)], 1.0, True)
+    rewrite = SummarySentence("Back pain since giving birth.", "Problems", [SourceSpan("n1", 0, 55)], 0.9, True)
+    flagged = SummarySentence("No allergies to penicillin.", "Allergies", [SourceSpan("n1", 60, 80)], 0.2, False)
+    out = _drop_rewritten([raw, fact, other, rewrite, flagged], 3, facts={1})
+    assert raw not in out  # rewritten by a supported model sentence over the same passage
+    assert fact in out  # structured facts always stay
+    assert other in out  # an unsupported model sentence replaces nothing
+    assert rewrite in out and flagged in out
+    unsupported_rewrite = SummarySentence(rewrite.text, "Problems", rewrite.sources, 0.3, False)
+    assert raw in _drop_rewritten([raw, unsupported_rewrite], 1, facts=set())

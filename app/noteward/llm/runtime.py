@@ -287,17 +287,19 @@ class ModelRuntime:
         reuse_cache: bool = True,
         repeat_penalty: float = 1.1,
         stop: tuple[str, ...] = (),
+        numbers_from: tuple[str, ...] | None = None,
     ) -> Future[GenerationResult]:
         """Queue a generation; ``on_token`` gets each decoded text piece on the owner thread.
 
         Greedy decoding (temperature 0) so summaries are reproducible. Raises (through the
         future) ``CancelledError`` when ``cancel`` is set, ``ContextOverflowError`` when the
-        prompt leaves fewer than MIN_NEW_TOKENS free.
+        prompt leaves fewer than MIN_NEW_TOKENS free. With ``numbers_from`` the model can only
+        write numbers that occur in those texts (``noteward.llm.constraints``).
         """
         t_submit = time.perf_counter()
         return self._call(
             lambda: self._generate(
-                prompt, max_tokens, on_token, cancel, reuse_cache, repeat_penalty, stop, t_submit
+                prompt, max_tokens, on_token, cancel, reuse_cache, repeat_penalty, stop, t_submit, numbers_from
             )
         )
 
@@ -315,6 +317,7 @@ class ModelRuntime:
         repeat_penalty: float,
         stop: tuple[str, ...],
         t_submit: float,
+        numbers_from: tuple[str, ...] | None = None,
     ) -> GenerationResult:
         import llama_cpp
 
@@ -348,8 +351,28 @@ class ModelRuntime:
         vocab = llm._model.vocab
         self._active_cancel = cancel
         try:
+            processors = None
+            if numbers_from is not None:
+                from noteward.llm.constraints import SourceNumbersOnly, token_texts
+
+                processors = llama_cpp.LogitsProcessorList(
+                    [
+                        SourceNumbersOnly(
+                            numbers_from,
+                            token_texts(llm),
+                            len(tokens),
+                            lambda ids: llm.detokenize(ids).decode("utf-8", errors="replace"),
+                        )
+                    ]
+                )
             gen = llm.generate(
-                tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=repeat_penalty
+                tokens,
+                temp=0.0,
+                top_k=1,
+                top_p=1.0,
+                min_p=0.0,
+                repeat_penalty=repeat_penalty,
+                logits_processor=processors,
             )
             for tok in gen:
                 now = time.perf_counter()

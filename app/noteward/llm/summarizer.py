@@ -163,6 +163,7 @@ class _Selection:
         tuple[str, SourceUnit | None, str, int | None]
     ]  # (section, unit, text, unit idx)
     extra: list[int]  # further unit indexes for the prompt, best first
+    facts: set[int] = field(default_factory=set)  # skeleton positions that state structured facts
 
 
 def _facts_active(facts: Sequence[Mapping[str, Any]], kind: str) -> list[str]:
@@ -243,6 +244,7 @@ def select(
     skeleton: list[tuple[str, SourceUnit | None, str, int | None]] = []
     used_units: set[int] = set()
     seen_text: set[str] = set()
+    fact_pos: set[int] = set()
 
     def add(section: str, unit_idx: int | None, text: str, fact: bool = False) -> None:
         key = " ".join(text.lower().split())
@@ -254,6 +256,8 @@ def select(
         unit = index.units[unit_idx] if unit_idx is not None else None
         if unit_idx is not None:
             used_units.add(unit_idx)
+        if fact:
+            fact_pos.add(len(skeleton))
         skeleton.append((section, unit, text, unit_idx))
 
     unit_pos = {id(c.unit): i for i, c in enumerate(cands)}
@@ -313,7 +317,7 @@ def select(
     extra = [
         i for i in sorted(range(len(cands)), key=lambda i: -cands[i].score) if i not in used_units
     ]
-    return _Selection(index=index, skeleton=skeleton, extra=extra)
+    return _Selection(index=index, skeleton=skeleton, extra=extra, facts=fact_pos)
 
 
 # ---- the service -----------------------------------------------------------------------
@@ -471,7 +475,9 @@ class SummaryService:
 
         model_text = ""
         if self.use_model:
+            n_skeleton = len(sentences)
             model_text = self._model_pass(sel, sentences, emit, on_token, cancel, timings)
+            sentences = _drop_rewritten(sentences, n_skeleton, sel.facts)
         covers = {
             "note_ids": [n.id for n in notes],
             "date_range": _date_range(notes),
@@ -493,6 +499,11 @@ class SummaryService:
 
     def build_prompt(self, sel: _Selection) -> tuple[str, list[int], int]:
         """The model prompt for a selection: (formatted prompt, unit index per [S] id, tokens)."""
+        prompt, _lines, ids, tokens = self._prompt(sel)
+        return prompt, ids, tokens
+
+    def _prompt(self, sel: _Selection) -> tuple[str, list[str], list[int], int]:
+        """``build_prompt`` plus the source sentences the prompt holds."""
         rt = self.runtime
         budget = min(self.prompt_token_cap, rt.prompt_budget(self.max_new_tokens))
         lines: list[str] = []
@@ -519,7 +530,7 @@ class SummaryService:
             ids.pop()
             prompt = rt.format_prompt(prompts.build_user_prompt(lines))
             tokens = len(rt.tokenize(prompt))
-        return prompt, [(-1 if i is None else i) for i in ids], tokens
+        return prompt, lines, [(-1 if i is None else i) for i in ids], tokens
 
     def _model_pass(
         self,
@@ -532,7 +543,7 @@ class SummaryService:
     ) -> str:
         from noteward.core.errors import CancelledError
 
-        prompt, unit_ids, n_tokens = self.build_prompt(sel)
+        prompt, lines, unit_ids, n_tokens = self._prompt(sel)
         timings["prompt_tokens"] = n_tokens
         buf: list[str] = []
         done = [0]
@@ -555,6 +566,7 @@ class SummaryService:
             on_token=token,
             cancel=cancel,
             stop=("Summarize these clinical notes", "\nSentences:"),
+            numbers_from=tuple(lines),  # numbers can only be copied from the sentences shown
         )
 
         def drain() -> None:
@@ -611,6 +623,35 @@ class SummaryService:
                 al.supported,
             )
         )
+
+
+def _drop_rewritten(sentences: list[SummarySentence], n_skeleton: int, facts: set[int]) -> list[SummarySentence]:
+    """Skeleton sentences a supported model sentence rewrites, removed (the rewrite stays).
+
+    The skeleton copies source text: for a dialogue or a narrative note that is a raw turn
+    ("Patient: Yeah, I had my son in August ..."). When the model writes a sentence that the
+    aligner finds supported by the same passage and that shares at least two content words
+    with it, the clinician gets the rewrite, which links to (and highlights) that same
+    passage, instead of both. Structured facts (conditions, medications, allergies from the
+    record) always stay, and an unsupported model sentence replaces nothing.
+    """
+    written = [s for s in sentences[n_skeleton:] if s.supported]
+    if not written:
+        return sentences
+
+    def overlaps(a: SummarySentence, b: SummarySentence) -> bool:
+        return any(
+            x.note_id == y.note_id and x.start < y.end and y.start < x.end for x in a.sources for y in b.sources
+        )
+
+    keep: list[SummarySentence] = []
+    for i, s in enumerate(sentences):
+        if i < n_skeleton and i not in facts:
+            words = set(content_words(s.text))
+            if any(overlaps(s, w) and len(words & set(content_words(w.text))) >= 2 for w in written):
+                continue
+        keep.append(s)
+    return keep
 
 
 def _date_range(notes: Sequence[SourceNote]) -> list[str | None]:
