@@ -344,8 +344,11 @@ class SummaryService:
     threads: int | None = None
     max_new_tokens: int = 160
     prompt_token_cap: int = 1024
+    window_tokens: int = 400  # the model reads the prompt's sentences this many tokens at a time
     use_model: bool = True
     _runtime: Any = field(default=None, repr=False)
+    # (prompt, generated tokens) of each window of the last model pass (for the benchmark)
+    last_windows: list[tuple[str, int]] = field(default_factory=list, repr=False)
     _unit_cache: dict[tuple[str, int], list[SourceUnit]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -477,7 +480,8 @@ class SummaryService:
         if self.use_model:
             n_skeleton = len(sentences)
             model_text = self._model_pass(sel, sentences, emit, on_token, cancel, timings)
-            sentences = _drop_rewritten(sentences, n_skeleton, sel.facts)
+            raw = [" ".join(t.split()) for _s, _u, t, _i in sel.skeleton]
+            sentences = _drop_rewritten(sentences, n_skeleton, sel.facts, raw)
         covers = {
             "note_ids": [n.id for n in notes],
             "date_range": _date_range(notes),
@@ -543,8 +547,75 @@ class SummaryService:
     ) -> str:
         from noteward.core.errors import CancelledError
 
-        prompt, lines, unit_ids, n_tokens = self._prompt(sel)
-        timings["prompt_tokens"] = n_tokens
+        _prompt, lines, unit_ids, _n_tokens = self._prompt(sel)
+        rt = self.runtime
+        texts: list[str] = []
+        timings["prompt_tokens"] = 0
+        timings["generated_tokens"] = 0
+        timings["model_ms"] = 0.0
+        timings["windows"] = 0
+        self.last_windows = []
+        for w_lines, w_ids in self._windows(lines, unit_ids):
+            if cancel.is_set():
+                raise CancelledError("Cancelled.")
+            prompt = rt.format_prompt(prompts.build_user_prompt(w_lines))
+            text, res = self._generate_window(sel, sentences, emit, on_token, cancel, prompt, w_lines, w_ids)
+            texts.append(text)
+            self.last_windows.append((prompt, res.generated_tokens))
+            timings["windows"] += 1
+            timings["prompt_tokens"] += res.prompt_tokens
+            timings["prompt_tokens_max"] = max(timings.get("prompt_tokens_max", 0), res.prompt_tokens)
+            timings["generated_tokens"] += res.generated_tokens
+            timings["model_ms"] += res.total_ms
+            timings.setdefault("ttft_ms", res.ttft_ms)
+        if timings["model_ms"]:
+            timings["tokens_per_s"] = timings["generated_tokens"] / (timings["model_ms"] / 1000)
+        return "\n".join(t.rstrip("\n") for t in texts)
+
+    def _windows(self, lines: list[str], unit_ids: list[int]) -> list[tuple[list[str], list[int]]]:
+        """The prompt's sentences in consecutive windows of about ``window_tokens`` tokens.
+
+        The fine-tuned model learned from excerpts of a few hundred tokens and writes a
+        few bullets per excerpt; over a long prompt it stops after one or two. Reading the
+        same sentences window by window gives each part of a long record its own bullets.
+        A short input is one window (one generation, as before).
+        """
+        if self.window_tokens <= 0 or not lines:
+            return [(lines, unit_ids)]
+        rt = self.runtime
+        out: list[tuple[list[str], list[int]]] = []
+        cur: list[str] = []
+        cur_ids: list[int] = []
+        used = 0
+        for text, uid in zip(lines, unit_ids, strict=True):
+            n = rt.count_tokens(f"[S{len(cur) + 1}] {' '.join(text.split())}\n")
+            if cur and used + n > self.window_tokens:
+                out.append((cur, cur_ids))
+                cur, cur_ids, used = [], [], 0
+            cur.append(text)
+            cur_ids.append(uid)
+            used += n
+        if cur:
+            if out and used < self.window_tokens // 3:  # a short tail joins the window before it
+                out[-1] = (out[-1][0] + cur, out[-1][1] + cur_ids)
+            else:
+                out.append((cur, cur_ids))
+        return out
+
+    def _generate_window(
+        self,
+        sel: _Selection,
+        sentences: list[SummarySentence],
+        emit: OnSentence,
+        on_token: OnToken | None,
+        cancel: threading.Event,
+        prompt: str,
+        lines: list[str],
+        unit_ids: list[int],
+    ) -> tuple[str, Any]:
+        """One generation over one window; its bullets are checked as their lines end."""
+        from noteward.core.errors import CancelledError
+
         buf: list[str] = []
         done = [0]
         pending: list[tuple[str, str, list[int]]] = []
@@ -590,11 +661,9 @@ class SummaryService:
             pending.extend(bullets[done[0] :])
             done[0] = len(bullets)
         drain()
-        timings["ttft_ms"] = res.ttft_ms
-        timings["generated_tokens"] = res.generated_tokens
-        timings["tokens_per_s"] = res.tokens_per_s
-        timings["model_ms"] = res.total_ms
-        return text
+        if on_token is not None and not text.endswith("\n"):
+            on_token("\n")
+        return text, res
 
     def _add_model_bullet(
         self,
@@ -609,10 +678,26 @@ class SummaryService:
         text = " ".join(text.split())
         if len(content_words(text)) < 1:
             return
-        for s in sentences:
-            if _similar(text, s.text) >= 0.8:
-                return  # restates a sentence already shown
         hints = [unit_ids[c - 1] for c in cites if 0 < c <= len(unit_ids) and unit_ids[c - 1] >= 0]
+        same = [i for i, s in enumerate(sentences) if _similar(text, s.text) >= 0.8]
+        if same:
+            # restates a sentence already shown: dropped, unless it is a supported, shorter
+            # rewrite of a raw skeleton sentence (not a structured fact, not a question),
+            # which then takes that sentence's place
+            i = same[0]
+            raw = sentences[i]
+            if (
+                len(same) == 1
+                and i < len(sel.skeleton)
+                and i not in sel.facts
+                and raw.text == " ".join(sel.skeleton[i][2].split())
+                and not raw.text.rstrip().endswith("?")
+                and len(text) < 0.8 * len(raw.text)
+            ):
+                al = sel.index.align(text, hints)
+                if al.supported:
+                    sentences[i] = SummarySentence(text, raw.section, al.sources, al.support, True)
+            return
         al = sel.index.align(text, hints)
         emit(
             SummarySentence(
@@ -625,7 +710,9 @@ class SummaryService:
         )
 
 
-def _drop_rewritten(sentences: list[SummarySentence], n_skeleton: int, facts: set[int]) -> list[SummarySentence]:
+def _drop_rewritten(
+    sentences: list[SummarySentence], n_skeleton: int, facts: set[int], raw: list[str] | None = None
+) -> list[SummarySentence]:
     """Skeleton sentences a supported model sentence rewrites, removed (the rewrite stays).
 
     The skeleton copies source text: for a dialogue or a narrative note that is a raw turn
@@ -646,7 +733,7 @@ def _drop_rewritten(sentences: list[SummarySentence], n_skeleton: int, facts: se
 
     keep: list[SummarySentence] = []
     for i, s in enumerate(sentences):
-        if i < n_skeleton and i not in facts:
+        if i < n_skeleton and i not in facts and (raw is None or s.text == raw[i]):
             words = set(content_words(s.text))
             if any(overlaps(s, w) and len(words & set(content_words(w.text))) >= 2 for w in written):
                 continue
