@@ -212,9 +212,10 @@ def test_prepared_run_trains_elsewhere_and_finishes_here(
 
     # finish the step-1 snapshot here: export, card, overlay
     (wd / trainer.CHECKPOINT_FILE).write_bytes((wd / "snapshot-1.pt").read_bytes())
-    assert cli.main(args + ["--max-steps", "1", "--resume", "--json"]) == 0
+    assert cli.main(args + ["--max-steps", "2", "--stop-after-step", "1", "--resume", "--json"]) == 0
     run = json.loads(capsys.readouterr().out)
-    assert run["train"]["steps"] == 1 and run["train"]["stopped_by"] == "max-steps"
+    assert (run["train"]["steps"], run["train"]["target_steps"]) == (1, 2)
+    assert run["train"]["stopped_by"] == "stop-after"
     assert Path(run["adapter"]).stat().st_size > 0
     card = Path(run["card"]).read_text(encoding="utf-8")
     assert "- Hardware: CPU (2 threads); no GPU" in card

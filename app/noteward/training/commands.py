@@ -34,6 +34,12 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--name", required=True, help="id of the new model (file and manifest name)")
     p.add_argument("--max-steps", type=int, default=0, help="optimizer steps (default: one pass over the data)")
     p.add_argument("--time-budget", type=float, default=0.0, help="stop after this many seconds (checkpointed)")
+    p.add_argument(
+        "--stop-after-step",
+        type=int,
+        default=0,
+        help="stop at this optimizer step while the learning-rate schedule is planned for --max-steps",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--limit", type=int, default=None, help="use at most this many examples (quick runs)")
     p.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
@@ -96,7 +102,11 @@ def run_finetune(args: argparse.Namespace) -> int:
     from noteward.training import pipeline, trainer
 
     sources = data_mod.parse_sources(args.data)
-    for flag, value in (("--max-steps", args.max_steps), ("--time-budget", args.time_budget)):
+    for flag, value in (
+        ("--max-steps", args.max_steps),
+        ("--time-budget", args.time_budget),
+        ("--stop-after-step", args.stop_after_step),
+    ):
         if value < 0:
             raise UsageError(f"{flag} must be zero or positive.")
     if args.limit is not None and args.limit < 1:
@@ -120,6 +130,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         threads=threads,
         device=args.device,
         verified_targets=args.verified_targets,
+        stop_after=args.stop_after_step,
     )
     vault = None
     if "vault" in sources:

@@ -60,6 +60,7 @@ class TrainConfig:
     prompt_style: str = "chat"
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when torch sees a GPU)
     verified_targets: bool = False  # train only on reference sentences the aligner accepts
+    stop_after: int = 0  # stop at this optimizer step, the schedule still planned for max_steps
 
 
 @dataclass
@@ -73,7 +74,7 @@ class TrainResult:
     seconds: float
     first_loss: float | None
     last_loss: float | None
-    stopped_by: str  # "max-steps" | "time-budget" | "data" | "stop-file"
+    stopped_by: str  # "max-steps" | "time-budget" | "data" | "stop-file" | "stop-after"
     losses: list[float] = field(default_factory=list)
     hardware: str = ""
 
@@ -363,6 +364,9 @@ def train_encoded(
     budget = cfg.time_budget_s
     try:
         while step < target_steps:
+            if cfg.stop_after and step >= cfg.stop_after:
+                stopped_by = "stop-after"
+                break
             if budget and seconds_before + time.monotonic() - started >= budget:
                 stopped_by = "time-budget"
                 break
