@@ -17,10 +17,12 @@ Skeleton sentences are copied text, so they align exactly (support 1.0) and are 
 to ``on_sentence`` at once: the first sentence is on screen in milliseconds, long before
 the model's first token. The model then gets the grounded-v1 prompt with the skeleton plus
 the next best-ranked units, up to a token budget (``prompt_token_cap``, never more than
-``n_ctx`` minus the generation budget), and writes at most ``max_new_tokens``. Each bullet
-it writes is aligned by ``noteward.llm.grounding`` as soon as its line ends; bullets that
-repeat a skeleton sentence are dropped, new ones are added with their verdict
-(unsupported ones are kept but flagged).
+``n_ctx`` minus the generation budget), read in windows of about ``window_tokens``, and
+writes at most ``max_new_tokens`` per window; it can only write numbers found in the
+window's sentences (``noteward.llm.constraints``). Each bullet it writes is aligned by
+``noteward.llm.grounding`` as soon as its line ends; bullets that repeat a skeleton sentence
+are dropped (a shorter, supported rewrite of a copied non-fact sentence takes its place),
+new ones are added with their verdict (unsupported ones are kept but flagged).
 
 Why not map-reduce: on two CPU cores a 135M-270M model reads 200-400 prompt tokens/s, so
 summarizing the 708-note record (about 300,000 tokens) chunk by chunk would take many
