@@ -258,7 +258,7 @@ def test_a_shorter_supported_rewrite_takes_the_raw_sentence_place() -> None:
         "He had jaundice but they did not give any treatment for it."
     )
     sel = select([SourceNote("n1", text)], [])
-    svc = SummaryService(use_model=False)
+    svc = SummaryService(use_model=False, rewrites_replace=True)  # off by default (see its comment)
     sentences: list[SummarySentence] = []
     for section, _unit, t, uidx in sel.skeleton:
         al = sel.index.align(t, [uidx] if uidx is not None else [])
@@ -266,6 +266,11 @@ def test_a_shorter_supported_rewrite_takes_the_raw_sentence_place() -> None:
     before = [s.text for s in sentences]
     born = next(i for i, s in enumerate(before) if "thirty two weeks" in s)
     unit_ids = [u if u is not None else -1 for _s, _u, _t, u in sel.skeleton]
+    off = list(sentences)
+    SummaryService(use_model=False)._add_model_bullet(
+        sel, off, off.append, "Other", "He was born at thirty two weeks.", [1], unit_ids
+    )
+    assert [s.text for s in off] == before  # by default a restatement is simply dropped
     svc._add_model_bullet(sel, sentences, sentences.append, "Other", "He was born at thirty two weeks.", [1], unit_ids)
     assert sentences[born].text == "He was born at thirty two weeks." and sentences[born].supported
     assert len(sentences) == len(before)  # replaced, not added

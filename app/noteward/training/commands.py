@@ -63,6 +63,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         action="store_true",
         help="train only on reference sentences that Noteward's aligner finds supported by the source",
     )
+    p.add_argument("--aci-window", type=int, default=6, help="ACI-Bench note sentences per training example")
     p.add_argument(
         "--prepare-only",
         action="store_true",
@@ -131,6 +132,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         device=args.device,
         verified_targets=args.verified_targets,
         stop_after=args.stop_after_step,
+        aci_window=args.aci_window,
     )
     vault = None
     if "vault" in sources:

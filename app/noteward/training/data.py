@@ -609,10 +609,12 @@ def build_examples(
     limits: dict[str, int] | None = None,
     vault: Any = None,
     verify: bool = False,
+    aci_window: int = 6,
 ) -> list[Example]:
     """The shuffled, balanced training set for ``sources``.
 
     ``verify``: keep only reference sentences the product's aligner accepts (see ``_ground``).
+    ``aci_window``: note sentences per ACI-Bench example (more gives longer targets).
     """
     limits = {**DEFAULT_LIMITS, **(limits or {})}
     out: list[Example] = []
@@ -621,7 +623,7 @@ def build_examples(
             pool = list(mts_dialog(data_dir, max_tokens, verify))
             out += balanced_sample(pool, limits[source], seed, "kind")
         elif source == "aci-bench":
-            pool = list(aci_bench(data_dir, max_tokens, verify=verify))
+            pool = list(aci_bench(data_dir, max_tokens, window=aci_window, verify=verify))
             out += balanced_sample(pool, limits[source], seed, "sex")
         elif source == "meqsum":
             pool = list(meqsum(data_dir, max_tokens, verify))

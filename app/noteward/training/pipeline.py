@@ -93,6 +93,7 @@ def build_training_set(
     vault: Any = None,
     data_dir: Path | None = None,
     verify: bool = False,
+    aci_window: int = 6,
 ) -> list[data_mod.Example]:
     """The balanced training set (optionally cut to ``limit`` examples for quick runs)."""
     limits = None
@@ -107,6 +108,7 @@ def build_training_set(
         limits=limits,
         vault=vault,
         verify=verify,
+        aci_window=aci_window,
     )
     if not exs:
         raise UsageError("The chosen sources gave no training examples; check the data folder and --data.")
@@ -138,7 +140,14 @@ def _prepare_run(
                 f"(it used {saved.get('base')} on {','.join(saved.get('sources', []))})."
             )
     examples = build_training_set(
-        sources, cfg.seed, cfg.max_seq_len - 40, limit, vault, data_dir, verify=cfg.verified_targets
+        sources,
+        cfg.seed,
+        cfg.max_seq_len - 40,
+        limit,
+        vault,
+        data_dir,
+        verify=cfg.verified_targets,
+        aci_window=cfg.aci_window,
     )
     balance = data_mod.balance_report(examples)
     (wd / "balance.json").write_text(json.dumps(balance, indent=2), encoding="utf-8")

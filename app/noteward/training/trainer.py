@@ -61,6 +61,7 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when torch sees a GPU)
     verified_targets: bool = False  # train only on reference sentences the aligner accepts
     stop_after: int = 0  # stop at this optimizer step, the schedule still planned for max_steps
+    aci_window: int = 6  # ACI-Bench note sentences per training example
 
 
 @dataclass
