@@ -90,6 +90,15 @@ def write_card(
         "Train splits only; no test split was read. The Synthea patients 63ee2253, 3af3708d and "
         "79a66c97 are kept out (the summary evaluation uses them).",
         "",
+        "Targets: "
+        + (
+            "only reference sentences Noteward's aligner finds supported by the source "
+            "(`--verified-targets`)"
+            if cfg.get("verified_targets")
+            else "every reference sentence with a cited source and no number missing from it"
+        )
+        + f"; ACI-Bench examples hold {cfg.get('aci_window', 6)} note sentences each.",
+        "",
         "| source | licence | attribution |",
         "|---|---|---|",
     ]
