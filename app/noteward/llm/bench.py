@@ -79,7 +79,7 @@ def run_bench(
         with SyntheaVault(fhir) as vault:
             for prefix in patients:
                 p = patient_by_prefix(vault, prefix)
-                from noteward.llm.summarizer import SourceNote
+                from noteward.llm.summarizer import SourceNote, select
 
                 notes = [SourceNote(n.id, n.text, n.date) for n in vault.notes(p.id)]
                 runs: list[dict[str, float]] = []
@@ -91,25 +91,17 @@ def run_bench(
                     svc.runtime.reset()
                     r = svc.summarize_patient(vault, p.id, save=False)
                     runs.append(dict(r.timings))
-                    # the same work through plain llama-cpp-python: each window's prompt,
-                    # generating as many tokens as our pass did there
-                    parts = [
-                        svc.runtime.raw_completion(svc.runtime.tokenize(w_prompt), max(1, gen))
-                        for w_prompt, gen in svc.last_windows
-                    ]
-                    raws.append(
-                        {
-                            "total_ms": sum(x["total_ms"] for x in parts),
-                            "generated_tokens": sum(x["generated_tokens"] for x in parts),
-                        }
-                    )
+                    sel = select(notes, vault.facts(p.id), unit_cache=svc._unit_cache)
+                    prompt, _ids, _n = svc.build_prompt(sel)
+                    toks = svc.runtime.tokenize(prompt)
+                    gen = max(1, int(r.timings.get("generated_tokens", 1)))
+                    raws.append(svc.runtime.raw_completion(toks, gen))
                 tm = min(runs, key=lambda t: t["total_ms"])
                 raw = min(raws, key=lambda x: x["total_ms"])
                 out["patients"][prefix] = {
                     "notes": len(notes),
                     "retrieval_ms": round(tm["retrieval_ms"], 1),
                     "prompt_tokens": int(tm.get("prompt_tokens", 0)),
-                    "windows": int(tm.get("windows", 0)),
                     "first_sentence_ms": round(tm["first_sentence_ms"], 1),
                     "ttft_ms": round(tm.get("ttft_ms", 0.0), 1),
                     "generated_tokens": int(tm.get("generated_tokens", 0)),

@@ -17,12 +17,11 @@ Skeleton sentences are copied text, so they align exactly (support 1.0) and are 
 to ``on_sentence`` at once: the first sentence is on screen in milliseconds, long before
 the model's first token. The model then gets the grounded-v1 prompt with the skeleton plus
 the next best-ranked units, up to a token budget (``prompt_token_cap``, never more than
-``n_ctx`` minus the generation budget), read in windows of about ``window_tokens``, and
-writes at most ``max_new_tokens`` per window; it can only write numbers found in the
-window's sentences (``noteward.llm.constraints``). Each bullet it writes is aligned by
-``noteward.llm.grounding`` as soon as its line ends; bullets that repeat a skeleton sentence
-are dropped (a shorter, supported rewrite of a copied non-fact sentence takes its place),
-new ones are added with their verdict (unsupported ones are kept but flagged).
+``n_ctx`` minus the generation budget), and writes at most ``max_new_tokens``; it can only
+write numbers found in the prompt's sentences (``noteward.llm.constraints``). Each bullet
+it writes is aligned by ``noteward.llm.grounding`` as soon as its line ends; bullets that
+repeat a skeleton sentence are dropped, new ones are added with their verdict
+(unsupported ones are kept but flagged).
 
 Why not map-reduce: on two CPU cores a 135M-270M model reads 200-400 prompt tokens/s, so
 summarizing the 708-note record (about 300,000 tokens) chunk by chunk would take many
@@ -165,7 +164,6 @@ class _Selection:
         tuple[str, SourceUnit | None, str, int | None]
     ]  # (section, unit, text, unit idx)
     extra: list[int]  # further unit indexes for the prompt, best first
-    facts: set[int] = field(default_factory=set)  # skeleton positions that state structured facts
 
 
 def _facts_active(facts: Sequence[Mapping[str, Any]], kind: str) -> list[str]:
@@ -246,7 +244,6 @@ def select(
     skeleton: list[tuple[str, SourceUnit | None, str, int | None]] = []
     used_units: set[int] = set()
     seen_text: set[str] = set()
-    fact_pos: set[int] = set()
 
     def add(section: str, unit_idx: int | None, text: str, fact: bool = False) -> None:
         key = " ".join(text.lower().split())
@@ -258,8 +255,6 @@ def select(
         unit = index.units[unit_idx] if unit_idx is not None else None
         if unit_idx is not None:
             used_units.add(unit_idx)
-        if fact:
-            fact_pos.add(len(skeleton))
         skeleton.append((section, unit, text, unit_idx))
 
     unit_pos = {id(c.unit): i for i, c in enumerate(cands)}
@@ -319,7 +314,7 @@ def select(
     extra = [
         i for i in sorted(range(len(cands)), key=lambda i: -cands[i].score) if i not in used_units
     ]
-    return _Selection(index=index, skeleton=skeleton, extra=extra, facts=fact_pos)
+    return _Selection(index=index, skeleton=skeleton, extra=extra)
 
 
 # ---- the service -----------------------------------------------------------------------
@@ -346,17 +341,8 @@ class SummaryService:
     threads: int | None = None
     max_new_tokens: int = 160
     prompt_token_cap: int = 1024
-    # 0: the model reads the whole prompt at once; N: N tokens of sentences at a time. Off by
-    # default: on the validation sets windows gave the tuned model more bullets but fewer
-    # supported ones (ACI-Bench supported share 0.960 -> 0.892, ROUGE-L 0.195 -> 0.196).
-    window_tokens: int = 0
-    # A shorter supported rewrite takes a copied sentence's place. Off by default: it cost
-    # ACI-Bench ROUGE-L 0.195 -> 0.187 (the rewrite drops details of the passage it replaces).
-    rewrites_replace: bool = False
     use_model: bool = True
     _runtime: Any = field(default=None, repr=False)
-    # (prompt, generated tokens) of each window of the last model pass (for the benchmark)
-    last_windows: list[tuple[str, int]] = field(default_factory=list, repr=False)
     _unit_cache: dict[tuple[str, int], list[SourceUnit]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -486,11 +472,7 @@ class SummaryService:
 
         model_text = ""
         if self.use_model:
-            n_skeleton = len(sentences)
             model_text = self._model_pass(sel, sentences, emit, on_token, cancel, timings)
-            raw = [" ".join(t.split()) for _s, _u, t, _i in sel.skeleton]
-            if self.rewrites_replace:
-                sentences = _drop_rewritten(sentences, n_skeleton, sel.facts, raw)
         covers = {
             "note_ids": [n.id for n in notes],
             "date_range": _date_range(notes),
@@ -556,75 +538,8 @@ class SummaryService:
     ) -> str:
         from noteward.core.errors import CancelledError
 
-        _prompt, lines, unit_ids, _n_tokens = self._prompt(sel)
-        rt = self.runtime
-        texts: list[str] = []
-        timings["prompt_tokens"] = 0
-        timings["generated_tokens"] = 0
-        timings["model_ms"] = 0.0
-        timings["windows"] = 0
-        self.last_windows = []
-        for w_lines, w_ids in self._windows(lines, unit_ids):
-            if cancel.is_set():
-                raise CancelledError("Cancelled.")
-            prompt = rt.format_prompt(prompts.build_user_prompt(w_lines))
-            text, res = self._generate_window(sel, sentences, emit, on_token, cancel, prompt, w_lines, w_ids)
-            texts.append(text)
-            self.last_windows.append((prompt, res.generated_tokens))
-            timings["windows"] += 1
-            timings["prompt_tokens"] += res.prompt_tokens
-            timings["prompt_tokens_max"] = max(timings.get("prompt_tokens_max", 0), res.prompt_tokens)
-            timings["generated_tokens"] += res.generated_tokens
-            timings["model_ms"] += res.total_ms
-            timings.setdefault("ttft_ms", res.ttft_ms)
-        if timings["model_ms"]:
-            timings["tokens_per_s"] = timings["generated_tokens"] / (timings["model_ms"] / 1000)
-        return "\n".join(t.rstrip("\n") for t in texts)
-
-    def _windows(self, lines: list[str], unit_ids: list[int]) -> list[tuple[list[str], list[int]]]:
-        """The prompt's sentences in consecutive windows of about ``window_tokens`` tokens.
-
-        The fine-tuned model learned from excerpts of a few hundred tokens and writes a
-        few bullets per excerpt; over a long prompt it stops after one or two. Reading the
-        same sentences window by window gives each part of a long record its own bullets.
-        A short input is one window (one generation, as before).
-        """
-        if self.window_tokens <= 0 or not lines:
-            return [(lines, unit_ids)]
-        rt = self.runtime
-        out: list[tuple[list[str], list[int]]] = []
-        cur: list[str] = []
-        cur_ids: list[int] = []
-        used = 0
-        for text, uid in zip(lines, unit_ids, strict=True):
-            n = rt.count_tokens(f"[S{len(cur) + 1}] {' '.join(text.split())}\n")
-            if cur and used + n > self.window_tokens:
-                out.append((cur, cur_ids))
-                cur, cur_ids, used = [], [], 0
-            cur.append(text)
-            cur_ids.append(uid)
-            used += n
-        if cur:
-            if out and used < self.window_tokens // 3:  # a short tail joins the window before it
-                out[-1] = (out[-1][0] + cur, out[-1][1] + cur_ids)
-            else:
-                out.append((cur, cur_ids))
-        return out
-
-    def _generate_window(
-        self,
-        sel: _Selection,
-        sentences: list[SummarySentence],
-        emit: OnSentence,
-        on_token: OnToken | None,
-        cancel: threading.Event,
-        prompt: str,
-        lines: list[str],
-        unit_ids: list[int],
-    ) -> tuple[str, Any]:
-        """One generation over one window; its bullets are checked as their lines end."""
-        from noteward.core.errors import CancelledError
-
+        prompt, lines, unit_ids, n_tokens = self._prompt(sel)
+        timings["prompt_tokens"] = n_tokens
         buf: list[str] = []
         done = [0]
         pending: list[tuple[str, str, list[int]]] = []
@@ -670,9 +585,11 @@ class SummaryService:
             pending.extend(bullets[done[0] :])
             done[0] = len(bullets)
         drain()
-        if on_token is not None and not text.endswith("\n"):
-            on_token("\n")
-        return text, res
+        timings["ttft_ms"] = res.ttft_ms
+        timings["generated_tokens"] = res.generated_tokens
+        timings["tokens_per_s"] = res.tokens_per_s
+        timings["model_ms"] = res.total_ms
+        return text
 
     def _add_model_bullet(
         self,
@@ -687,27 +604,10 @@ class SummaryService:
         text = " ".join(text.split())
         if len(content_words(text)) < 1:
             return
+        for s in sentences:
+            if _similar(text, s.text) >= 0.8:
+                return  # restates a sentence already shown
         hints = [unit_ids[c - 1] for c in cites if 0 < c <= len(unit_ids) and unit_ids[c - 1] >= 0]
-        same = [i for i, s in enumerate(sentences) if _similar(text, s.text) >= 0.8]
-        if same:
-            # restates a sentence already shown: dropped, unless it is a supported, shorter
-            # rewrite of a raw skeleton sentence (not a structured fact, not a question),
-            # which then takes that sentence's place
-            i = same[0]
-            raw = sentences[i]
-            if (
-                self.rewrites_replace
-                and len(same) == 1
-                and i < len(sel.skeleton)
-                and i not in sel.facts
-                and raw.text == " ".join(sel.skeleton[i][2].split())
-                and not raw.text.rstrip().endswith("?")
-                and len(text) < 0.8 * len(raw.text)
-            ):
-                al = sel.index.align(text, hints)
-                if al.supported:
-                    sentences[i] = SummarySentence(text, raw.section, al.sources, al.support, True)
-            return
         al = sel.index.align(text, hints)
         emit(
             SummarySentence(
@@ -718,37 +618,6 @@ class SummaryService:
                 al.supported,
             )
         )
-
-
-def _drop_rewritten(
-    sentences: list[SummarySentence], n_skeleton: int, facts: set[int], raw: list[str] | None = None
-) -> list[SummarySentence]:
-    """Skeleton sentences a supported model sentence rewrites, removed (the rewrite stays).
-
-    The skeleton copies source text: for a dialogue or a narrative note that is a raw turn
-    ("Patient: Yeah, I had my son in August ..."). When the model writes a sentence that the
-    aligner finds supported by the same passage and that shares at least two content words
-    with it, the clinician gets the rewrite, which links to (and highlights) that same
-    passage, instead of both. Structured facts (conditions, medications, allergies from the
-    record) always stay, and an unsupported model sentence replaces nothing.
-    """
-    written = [s for s in sentences[n_skeleton:] if s.supported]
-    if not written:
-        return sentences
-
-    def overlaps(a: SummarySentence, b: SummarySentence) -> bool:
-        return any(
-            x.note_id == y.note_id and x.start < y.end and y.start < x.end for x in a.sources for y in b.sources
-        )
-
-    keep: list[SummarySentence] = []
-    for i, s in enumerate(sentences):
-        if i < n_skeleton and i not in facts and (raw is None or s.text == raw[i]):
-            words = set(content_words(s.text))
-            if any(overlaps(s, w) and len(words & set(content_words(w.text))) >= 2 for w in written):
-                continue
-        keep.append(s)
-    return keep
 
 
 def _date_range(notes: Sequence[SourceNote]) -> list[str | None]:
