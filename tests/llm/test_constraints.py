@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from noteward.llm.constraints import SourceNumbersOnly
+from noteward.llm.constraints import NumberVocab, SourceNumbersOnly
 
 VOCAB = ["a", " mg", ".", " ", "1", "2", "0", "5", "10", " 2", " 20", "x", ",", "<eos>"]
 IDS = {t: i for i, t in enumerate(VOCAB)}
@@ -16,7 +16,7 @@ SOURCE = ["Lisinopril 20 mg daily, then 2.5 mg"]
 
 
 def _allowed(written: list[str], sources: list[str] = SOURCE) -> list[str]:
-    proc = SourceNumbersOnly(sources, VOCAB, 3, lambda ids: "".join(VOCAB[i] for i in ids))
+    proc = SourceNumbersOnly(sources, NumberVocab(VOCAB), 3, lambda ids: "".join(VOCAB[i] for i in ids))
     scores = np.zeros(len(VOCAB), dtype=np.float32)
     out = proc(np.array([0, 0, 0] + [IDS[w] for w in written]), scores)
     return sorted(VOCAB[i] for i in range(len(VOCAB)) if out[i] > -np.inf)

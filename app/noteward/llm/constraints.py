@@ -25,28 +25,40 @@ _DIGIT = re.compile(r"\d")
 _CTX = 24  # characters of generated text looked back at (longer than any number)
 
 
-class SourceNumbersOnly:
-    """A llama-cpp-python logits processor allowing only the numbers in ``sources``.
+class NumberVocab:
+    """What the constraint needs to know of a model's vocabulary, computed once per model.
 
-    ``token_texts``: the decoded text of every token id (index = id). ``prompt_len``: how
-    many ids of ``input_ids`` are the prompt (the rest is what the model wrote).
+    ``token_texts``: the decoded text of every token id (index = id).
     """
 
-    def __init__(self, sources: Iterable[str], token_texts: list[str], prompt_len: int, detok: Any) -> None:
+    def __init__(self, token_texts: list[str]) -> None:
         import numpy as np
 
-        raw = {m.group(0) for s in sources for m in _NUMBER_RE.finditer(s)}
-        self.complete = {normalize_word(x) for x in raw} | raw
-        self.prefixes = {x[:i] for x in raw for i in range(1, len(x) + 1)}
-        self.prompt_len = prompt_len
-        self.detok = detok
-        self.text = ""
-        self.seen = prompt_len
         self.digit_ids = np.array([i for i, t in enumerate(token_texts) if _DIGIT.search(t)], dtype=np.int64)
         self.digit_texts = [token_texts[i] for i in self.digit_ids]
         self.no_digit = np.ones(len(token_texts), dtype=bool)
         self.no_digit[self.digit_ids] = False
         self.separators = {sep: [i for i, t in enumerate(token_texts) if t == sep] for sep in ".,"}
+
+
+class SourceNumbersOnly:
+    """A llama-cpp-python logits processor allowing only the numbers in ``sources``.
+
+    ``prompt_len``: how many ids of ``input_ids`` are the prompt (the rest is what the model
+    wrote); ``detok`` turns token ids into text.
+    """
+
+    def __init__(self, sources: Iterable[str], vocab: NumberVocab, prompt_len: int, detok: Any) -> None:
+        raw = {m.group(0) for s in sources for m in _NUMBER_RE.finditer(s)}
+        self.complete = {normalize_word(x) for x in raw} | raw
+        self.prefixes = {x[:i] for x in raw for i in range(1, len(x) + 1)}
+        self.detok = detok
+        self.text = ""
+        self.seen = prompt_len
+        self.digit_ids = vocab.digit_ids
+        self.digit_texts = vocab.digit_texts
+        self.no_digit = vocab.no_digit
+        self.separators = vocab.separators
         # tokens that may follow plain text (no number in progress), by the last character
         self._ban_after: dict[str, Any] = {}
 
@@ -118,10 +130,11 @@ class SourceNumbersOnly:
         return scores
 
 
-def token_texts(llm: Any) -> list[str]:
-    """Decoded text of every token of a llama-cpp-python model (cached on the instance)."""
-    cached = getattr(llm, "_noteward_token_texts", None)
-    if cached is None:
-        cached = [llm.detokenize([i]).decode("utf-8", errors="replace") for i in range(llm.n_vocab())]
-        llm._noteward_token_texts = cached
-    return list(cached) if not isinstance(cached, list) else cached
+def number_vocab(llm: Any) -> NumberVocab:
+    """The ``NumberVocab`` of a llama-cpp-python model (built on first use, kept on the instance)."""
+    vocab = getattr(llm, "_noteward_number_vocab", None)
+    if vocab is None:
+        texts = [llm.detokenize([i]).decode("utf-8", errors="replace") for i in range(llm.n_vocab())]
+        vocab = NumberVocab(texts)
+        llm._noteward_number_vocab = vocab
+    return vocab

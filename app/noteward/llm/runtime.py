@@ -353,13 +353,13 @@ class ModelRuntime:
         try:
             processors = None
             if numbers_from is not None:
-                from noteward.llm.constraints import SourceNumbersOnly, token_texts
+                from noteward.llm.constraints import SourceNumbersOnly, number_vocab
 
                 processors = llama_cpp.LogitsProcessorList(
                     [
                         SourceNumbersOnly(
                             numbers_from,
-                            token_texts(llm),
+                            number_vocab(llm),
                             len(tokens),
                             lambda ids: llm.detokenize(ids).decode("utf-8", errors="replace"),
                         )
