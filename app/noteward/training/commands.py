@@ -141,17 +141,10 @@ def run_finetune(args: argparse.Namespace) -> int:
         if not args.vault:
             raise UsageError("The 'vault' source needs --vault (and --passphrase-file or NOTEWARD_PASSPHRASE).")
         vault = cli.open_vault(args)
+    data = {"limit": args.limit, "vault": vault, "data_dir": Path(args.data_dir) if args.data_dir else None}
     if args.prepare_only:
         try:
-            info = pipeline.prepare(
-                args.base,
-                sources,
-                args.name,
-                cfg,
-                limit=args.limit,
-                vault=vault,
-                data_dir=Path(args.data_dir) if args.data_dir else None,
-            )
+            info = pipeline.prepare(args.base, sources, args.name, cfg, **data)
         finally:
             if vault is not None:
                 vault.close()
@@ -172,9 +165,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             args.name,
             cfg,
             resume=args.resume,
-            limit=args.limit,
-            vault=vault,
-            data_dir=Path(args.data_dir) if args.data_dir else None,
+            **data,
             show_bar=not args.no_progress and sys.stderr.isatty(),
             progress=None if sys.stderr.isatty() else _log_progress,
         )

@@ -58,8 +58,8 @@ def load_encoded(
 def save_snapshot(workdir: Path, model: object, state: dict[str, object]) -> Path:
     """A weights-only checkpoint (LoRA tensors in float16): ``snapshot-<step>.pt``.
 
-    Copy it over ``checkpoint.pt`` in the run folder and finish with ``noteward finetune
-    --resume --max-steps <step>`` to export that step's adapter.
+    Copy it over ``checkpoint.pt`` in the run folder and finish with ``noteward finetune ...
+    --resume --max-steps <planned steps> --stop-after-step <step>`` to export that step's adapter.
     """
     import torch
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("workdir", type=Path, help="the run's work folder (holds encoded.pt)")
     p.add_argument("--base-gguf", type=Path, required=True, help="the base model's GGUF file")
-    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     p.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (default: keep the run's)"
     )
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if state["step"] in wanted:
             save_snapshot(args.workdir, m, state)
 
-    model, result = trainer.train_encoded(
+    _model, result = trainer.train_encoded(
         model,
         encoded,
         pad_id,

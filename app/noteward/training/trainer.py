@@ -87,13 +87,13 @@ def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
     ``save_pretrained`` refuse it; the weights are already de-quantized, so both are dropped.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(max(1, threads))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    tok = load_tokenizer(gguf_path)
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         model = AutoModelForCausalLM.from_pretrained(
             str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
         )
@@ -104,8 +104,6 @@ def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
     if getattr(model, "hf_quantizer", None) is not None:
         setattr(model, "hf_quantizer", None)  # noqa: B010 - torch's Module typing rejects plain assignment
     setattr(model, "is_quantized", False)  # noqa: B010
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
     return model, tok
 
 
