@@ -41,7 +41,7 @@ screenshots: install
 
 # Rebuild the shipped fine-tuned summarizer from ../shared/data, evaluate it against the base
 # models and copy adapter, model card and manifest entry into models/. Trains on a CUDA GPU
-# when torch sees one (about 4 minutes on an H100 or H200), else on the CPU (about 3 hours on two
+# when torch sees one (about 4 minutes on an H100 or H200), else on the CPU (an estimated 3 hours on two
 # cores; checkpointed: rerun the first command with --resume after an interruption).
 model: install
 	$(BIN)/noteward finetune --base smollm2-135m-instruct-q4_1 \
