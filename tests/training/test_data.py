@@ -224,3 +224,60 @@ def test_verified_targets_keep_only_what_the_aligner_accepts(shared: Path, sourc
         for _s, text, _ids in ex.bullets
     )
     assert flagged > 0
+
+
+def test_visit_examples_are_shaped_like_the_product_prompt(shared: Path) -> None:
+    """Whole-visit ACI-Bench examples: the product's own prompt lines, verified new targets."""
+    import csv
+
+    from noteward.llm import prompts
+    from noteward.llm.grounding import SourceIndex
+    from noteward.llm.summarizer import SourceNote, SummaryService, select, similar_words
+
+    visits = list(data.aci_visits(shared, 1496, prompts_per_visit=4))
+    rows = {r["encounter_id"]: r for r in csv.DictReader((shared / "aci_bench" / "train.csv").open(encoding="utf-8"))}
+    assert len({ex.ref.split(":")[1] for ex in visits}) >= 0.8 * len(rows)  # most visits give one
+    by_visit: dict[str, list[data.Example]] = {}
+    for ex in visits:
+        by_visit.setdefault(ex.ref.split(":")[1], []).append(ex)
+        assert ex.source == "aci-bench" and ex.kind.endswith("/visit")
+        index = SourceIndex({"source": "\n".join(ex.sentences)})
+        assert all(index.align(text).supported for _s, text, _ids in ex.bullets), ex.ref
+        assert sum(len(text) + 12 for _s, text, _ids in ex.bullets) <= data.VISIT_TARGET_CHARS
+        assert parse_output(prompts.format_target(ex.bullets)) == ex.bullets
+    # smaller budgets show fewer lines of the same visit, always a prefix of the larger prompt
+    for exs in by_visit.values():
+        for big, small in zip(exs, exs[1:], strict=False):
+            assert len(small.sentences) < len(big.sentences)
+            assert big.sentences[: len(small.sentences)] == small.sentences
+
+    # the product, with the real model's tokenizer, shows a prefix of the same ranked lines
+    svc = SummaryService(model_id="smollm2-135m-instruct-q4_1", threads=1, prompt_token_cap=700)
+    try:
+        checked = 0
+        for enc, exs in list(by_visit.items())[:5]:
+            sel = select([SourceNote("input", rows[enc]["dialogue"])])
+            _prompt, lines, _ids, _n = svc._prompt(sel)
+            lines = [" ".join(t.split()) for t in lines]
+            longest = exs[0].sentences
+            n = min(len(lines), len(longest))
+            assert n >= 3 and lines[:n] == longest[:n], enc
+            # no target restates a skeleton sentence (the product would drop it as a duplicate)
+            skeleton = [t for _s, _u, t, _i in sel.skeleton]
+            for ex in exs:
+                for _s, text, _ids in ex.bullets:
+                    assert all(similar_words(text, s) < 0.8 for s in skeleton), (enc, text)
+            checked += 1
+        assert checked == 5
+    finally:
+        svc.close()
+
+
+def test_visit_prompts_join_the_aci_set_only_when_asked(shared: Path) -> None:
+    limits = {"aci-bench": 60}
+    without = data.build_examples(["aci-bench"], shared, seed=3, limits=limits)
+    with_visits = data.build_examples(["aci-bench"], shared, seed=3, limits=limits, aci_visit_prompts=1)
+    assert not any(ex.kind.endswith("/visit") for ex in without)
+    visits = [ex for ex in with_visits if ex.kind.endswith("/visit")]
+    assert visits and all(ex.ref.endswith(":visit1024") for ex in visits)
+    assert len(with_visits) <= 60

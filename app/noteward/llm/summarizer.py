@@ -249,7 +249,7 @@ def select(
         key = " ".join(text.lower().split())
         if key in seen_text or sum(1 for s in skeleton if s[0] == section) >= caps[section]:
             return
-        if not fact and any(s[0] == section and _similar(text, s[2]) >= 0.9 for s in skeleton):
+        if not fact and any(s[0] == section and similar_words(text, s[2]) >= 0.9 for s in skeleton):
             return  # restates (or is contained in) a sentence already chosen
         seen_text.add(key)
         unit = index.units[unit_idx] if unit_idx is not None else None
@@ -317,10 +317,45 @@ def select(
     return _Selection(index=index, skeleton=skeleton, extra=extra)
 
 
+def prompt_candidates(sel: _Selection) -> list[tuple[str, int | None]]:
+    """What the model may be shown, best first: the skeleton, then the ranked extra units."""
+    out: list[tuple[str, int | None]] = [(t, u) for _s, _unit, t, u in sel.skeleton]
+    out += [(sel.index.units[i].text, i) for i in sel.extra]
+    return out
+
+
+def fit_prompt_lines(
+    candidates: Sequence[tuple[str, int | None]],
+    count_tokens: Callable[[str], int | float],
+    base: int | float,
+    budget: int | float,
+) -> tuple[list[str], list[int | None]]:
+    """The candidates that fit in ``budget`` tokens after ``base`` (the empty prompt), in order.
+
+    Shared with fine-tuning (``noteward.training.data``), which builds training prompts the
+    same way so the model is trained on prompts shaped like the ones it is given.
+    """
+    lines: list[str] = []
+    ids: list[int | None] = []
+    used = base
+    for text, uidx in candidates:
+        line = f"[S{len(lines) + 1}] {' '.join(text.split())}\n"
+        n = count_tokens(line)
+        if used + n > budget:
+            if used > base:
+                break
+            continue  # a single huge unit: try the next one
+        lines.append(text)
+        ids.append(uidx)
+        used += n
+    return lines, ids
+
+
 # ---- the service -----------------------------------------------------------------------
 
 
-def _similar(a: str, b: str) -> float:
+def similar_words(a: str, b: str) -> float:
+    """Shared content words over the shorter side's: 1.0 when one restates the other."""
     wa, wb = set(content_words(a)), set(content_words(b))
     if not wa or not wb:
         return 0.0
@@ -501,22 +536,8 @@ class SummaryService:
         """``build_prompt`` plus the source sentences the prompt holds."""
         rt = self.runtime
         budget = min(self.prompt_token_cap, rt.prompt_budget(self.max_new_tokens))
-        lines: list[str] = []
-        ids: list[int | None] = []
         base = rt.count_tokens(rt.format_prompt(prompts.build_user_prompt([])))
-        used = base
-        candidates: list[tuple[str, int | None]] = [(t, u) for _s, _unit, t, u in sel.skeleton]
-        candidates += [(sel.index.units[i].text, i) for i in sel.extra]
-        for text, uidx in candidates:
-            line = f"[S{len(lines) + 1}] {' '.join(text.split())}\n"
-            n = rt.count_tokens(line)
-            if used + n > budget:
-                if used > base:
-                    break
-                continue  # a single huge unit: try the next one
-            lines.append(text)
-            ids.append(uidx)
-            used += n
+        lines, ids = fit_prompt_lines(prompt_candidates(sel), rt.count_tokens, base, budget)
         prompt = rt.format_prompt(prompts.build_user_prompt(lines))
         tokens = len(rt.tokenize(prompt))
         # budgeting above is per line; the final count is authoritative
@@ -605,7 +626,7 @@ class SummaryService:
         if len(content_words(text)) < 1:
             return
         for s in sentences:
-            if _similar(text, s.text) >= 0.8:
+            if similar_words(text, s.text) >= 0.8:
                 return  # restates a sentence already shown
         hints = [unit_ids[c - 1] for c in cites if 0 < c <= len(unit_ids) and unit_ids[c - 1] >= 0]
         al = sel.index.align(text, hints)

@@ -97,7 +97,13 @@ def write_card(
             if cfg.get("verified_targets")
             else "every reference sentence with a cited source and no number missing from it"
         )
-        + f"; ACI-Bench examples hold {cfg.get('aci_window', 6)} note sentences each.",
+        + f"; ACI-Bench examples hold {cfg.get('aci_window', 6)} note sentences each"
+        + (
+            f", and each visit is also shown whole, as the summary prompt shows it, at "
+            f"{cfg['aci_visit_prompts']} prompt size(s) (`--aci-visit-prompts`)."
+            if cfg.get("aci_visit_prompts")
+            else "."
+        ),
         "",
         "| source | licence | attribution |",
         "|---|---|---|",

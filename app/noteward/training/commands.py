@@ -65,6 +65,14 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     )
     p.add_argument("--aci-window", type=int, default=6, help="ACI-Bench note sentences per training example")
     p.add_argument(
+        "--aci-visit-prompts",
+        type=int,
+        default=0,
+        choices=range(0, 5),
+        metavar="N",
+        help="also train on whole ACI-Bench visits shown as the summary prompt shows them, at N prompt sizes (0-4)",
+    )
+    p.add_argument(
         "--prepare-only",
         action="store_true",
         help="build and tokenize the training set into the run folder and stop; train it elsewhere with "
@@ -133,6 +141,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         verified_targets=args.verified_targets,
         stop_after=args.stop_after_step,
         aci_window=args.aci_window,
+        aci_visit_prompts=args.aci_visit_prompts,
     )
     vault = None
     if "vault" in sources:

@@ -282,6 +282,103 @@ def aci_bench(data_dir: Path, max_tokens: int, window: int = 6, verify: bool = F
             yield ex
 
 
+# The prompt sizes (tokens) of the visit examples, largest first: the product's cap is 1024.
+VISIT_PROMPT_BUDGETS = (1024, 768, 512, 384)
+# Room for the target: the product writes at most 160 new tokens.
+VISIT_TARGET_CHARS = 500
+
+
+def _visit_targets(
+    targets: list[tuple[str, str]], lines: list[str], shown: list[str]
+) -> list[tuple[str, str, list[int]]]:
+    """Reference sentences the aligner finds supported by ``lines`` and that add to ``shown``.
+
+    A sentence that restates one the product already shows (the skeleton) is left out, as
+    the product would drop it; the rest are taken round-robin across sections up to
+    ``VISIT_TARGET_CHARS`` so that a long visit's plan is not crowded out by its history.
+    """
+    from noteward.llm.grounding import SourceIndex
+    from noteward.llm.summarizer import similar_words
+
+    index = SourceIndex({"source": "\n".join(lines)})
+    bags = [content_words(s) for s in lines]
+    source_numbers = numbers(" ".join(lines))
+    by_section: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
+    for section, raw in targets:
+        text = " ".join(raw.split())
+        if not content_words(text) or text.endswith(":") or not numbers(text) <= source_numbers:
+            continue
+        if any(similar_words(text, s) >= 0.8 for s in shown):
+            continue
+        ids = best_sources(text, bags, k=2)
+        if ids and index.align(text).supported:
+            by_section[section].append((text, [i + 1 for i in ids]))
+    out: list[tuple[str, str, list[int]]] = []
+    chars = 0
+    queues = [(sec, list(items)) for sec, items in by_section.items()]
+    while any(q for _, q in queues):
+        for section, queue in queues:
+            if queue:
+                text, ids = queue.pop(0)
+                if chars + len(text) + 12 > VISIT_TARGET_CHARS:
+                    queue.clear()
+                    continue
+                chars += len(text) + 12
+                out.append((section, text, ids))
+    return out
+
+
+def aci_visits(data_dir: Path, max_tokens: int, prompts_per_visit: int = 2) -> Iterator[Example]:
+    """Whole visits shaped like the product's own prompt (train split).
+
+    The window examples of ``aci_bench`` show the model a few dialogue lines with dense
+    targets; the product instead shows a long visit's skeleton and best-ranked lines up to
+    its token cap. These examples build that very prompt (``summarizer.select`` and
+    ``fit_prompt_lines``, token counts estimated from characters) at
+    ``prompts_per_visit`` of the ``VISIT_PROMPT_BUDGETS`` sizes, with aligner-verified
+    targets that the skeleton does not already say.
+    """
+    from noteward.llm.summarizer import SourceNote, fit_prompt_lines, prompt_candidates, select
+
+    path = _train_file(data_dir, "aci-bench")
+    meta = _read_metadata(path.parent / "train_metadata.csv")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def count(line: str) -> float:
+        return len(line) / CHARS_PER_TOKEN
+
+    base = count(prompts.instruction_text()) + 24  # the chat template's own tokens
+    for row in rows:
+        enc = row.get("encounter_id", "")
+        dialogue = row.get("dialogue") or ""
+        if not dialogue.strip():
+            continue
+        m = meta.get(enc, {})
+        sex = (m.get("patient_gender") or "").strip().lower() or None
+        try:
+            band = age_band(int(m.get("patient_age") or ""))
+        except ValueError:
+            band = None
+        sel = select([SourceNote("input", dialogue)])
+        cands = prompt_candidates(sel)
+        skeleton = {" ".join(t.split()) for _s, _u, t, _i in sel.skeleton}
+        targets = _aci_note_targets(row.get("note") or "")
+        seen: set[int] = set()
+        for budget in VISIT_PROMPT_BUDGETS[: max(0, prompts_per_visit)]:
+            lines, _ids = fit_prompt_lines(cands, count, base, budget)
+            lines = [" ".join(t.split()) for t in lines]
+            if not lines or len(lines) in seen:
+                continue
+            seen.add(len(lines))
+            bullets = _visit_targets(targets, lines, sorted(skeleton))
+            if not bullets or not _fits(lines, bullets, max_tokens):
+                continue
+            ex = Example("aci-bench", f"{row.get('dataset', 'aci')}/visit", f"aci:{enc}:visit{budget}", lines, bullets)
+            ex.sex, ex.age_band = sex, band
+            yield ex
+
+
 # ---- MeQSum ---------------------------------------------------------------------------
 
 
@@ -610,11 +707,14 @@ def build_examples(
     vault: Any = None,
     verify: bool = False,
     aci_window: int = 6,
+    aci_visit_prompts: int = 0,
 ) -> list[Example]:
     """The shuffled, balanced training set for ``sources``.
 
     ``verify``: keep only reference sentences the product's aligner accepts (see ``_ground``).
     ``aci_window``: note sentences per ACI-Bench example (more gives longer targets).
+    ``aci_visit_prompts``: whole-visit ACI-Bench examples per visit, shaped like the
+    product's prompt (see ``aci_visits``; 0 leaves them out).
     """
     limits = {**DEFAULT_LIMITS, **(limits or {})}
     out: list[Example] = []
@@ -623,8 +723,10 @@ def build_examples(
             pool = list(mts_dialog(data_dir, max_tokens, verify))
             out += balanced_sample(pool, limits[source], seed, "kind")
         elif source == "aci-bench":
+            visits = list(aci_visits(data_dir, max_tokens, aci_visit_prompts)) if aci_visit_prompts else []
+            visits = balanced_sample(visits, limits[source], seed, "sex")
             pool = list(aci_bench(data_dir, max_tokens, window=aci_window, verify=verify))
-            out += balanced_sample(pool, limits[source], seed, "sex")
+            out += visits + balanced_sample(pool, max(0, limits[source] - len(visits)), seed, "sex")
         elif source == "meqsum":
             pool = list(meqsum(data_dir, max_tokens, verify))
             out += balanced_sample(pool, limits[source], seed, "kind")

@@ -94,6 +94,7 @@ def build_training_set(
     data_dir: Path | None = None,
     verify: bool = False,
     aci_window: int = 6,
+    aci_visit_prompts: int = 0,
 ) -> list[data_mod.Example]:
     """The balanced training set (optionally cut to ``limit`` examples for quick runs)."""
     limits = None
@@ -109,6 +110,7 @@ def build_training_set(
         vault=vault,
         verify=verify,
         aci_window=aci_window,
+        aci_visit_prompts=aci_visit_prompts,
     )
     if not exs:
         raise UsageError("The chosen sources gave no training examples; check the data folder and --data.")
@@ -148,6 +150,7 @@ def _prepare_run(
         data_dir,
         verify=cfg.verified_targets,
         aci_window=cfg.aci_window,
+        aci_visit_prompts=cfg.aci_visit_prompts,
     )
     balance = data_mod.balance_report(examples)
     (wd / "balance.json").write_text(json.dumps(balance, indent=2), encoding="utf-8")

@@ -62,6 +62,7 @@ class TrainConfig:
     verified_targets: bool = False  # train only on reference sentences the aligner accepts
     stop_after: int = 0  # stop at this optimizer step, the schedule still planned for max_steps
     aci_window: int = 6  # ACI-Bench note sentences per training example
+    aci_visit_prompts: int = 0  # whole-visit ACI-Bench examples per visit (product-shaped prompts)
 
 
 @dataclass
