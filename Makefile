@@ -41,13 +41,15 @@ screenshots: install
 
 # Rebuild the shipped fine-tuned summarizer from ../shared/data, evaluate it against the base
 # models and copy adapter, model card and manifest entry into models/. Trains on a CUDA GPU
-# when torch sees one (about 4 minutes on an H100 or H200), else on the CPU (an estimated 3 hours on two
-# cores; checkpointed: rerun the first command with --resume after an interruption).
+# when torch sees one (a few minutes on an H100 or H200), else on the CPU (an estimated 1.5-2 hours on
+# two cores; checkpointed: rerun the first command with --resume after an interruption). The shipped
+# adapter is step 150 of a 300-step schedule (--stop-after-step), the snapshot that passed the bar.
 model: install
 	$(BIN)/noteward finetune --base smollm2-135m-instruct-q4_1 \
 	  --data mts-dialog,aci-bench,meqsum,synthea --name smollm2-135m-clinical \
-	  --verified-targets --aci-window 12 --rank 16 --modules all-linear --lr 3e-4 \
-	  --batch 8 --grad-accum 2 --max-seq-len 1536 --max-steps 300 --device auto
+	  --verified-targets --aci-window 12 --aci-visit-prompts 4 --rank 16 --modules all-linear \
+	  --lr 3e-4 --batch 8 --grad-accum 2 --max-seq-len 1536 --max-steps 300 --stop-after-step 150 \
+	  --device auto
 	$(BIN)/noteward eval finetune --model smollm2-135m-clinical --limit 10 --ship
 
 clean:

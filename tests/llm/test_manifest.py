@@ -48,7 +48,9 @@ def test_shipped_manifest_lists_both_base_models_with_required_fields() -> None:
     for entry in m.entries.values():
         assert REQUIRED <= set(entry.raw), entry.id
         assert len(entry.raw["sha256"]) == 64
-    assert m.default == "smollm2-135m-instruct-q4_1"
+    # the fine-tuned adapter is the default (it passed `noteward eval finetune`'s bar)
+    assert m.default == "smollm2-135m-clinical"
+    assert m.get(m.default).raw["base"] == "smollm2-135m-instruct-q4_1"
 
 
 def test_real_smollm_file_verifies() -> None:
