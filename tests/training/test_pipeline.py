@@ -32,12 +32,14 @@ def run_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One tiny fine-tuning run through the CLI, then a resume that adds one step."""
     require_shared("synthea_fhir")
     data_dir = tmp_path_factory.mktemp("nwdata")
-    old = os.environ.get("NOTEWARD_DATA_DIR")
+    old = {k: os.environ.get(k) for k in ("NOTEWARD_DATA_DIR", "NOTEWARD_CACHE_DIR")}
     os.environ["NOTEWARD_DATA_DIR"] = str(data_dir)
+    os.environ["NOTEWARD_CACHE_DIR"] = str(data_dir / "cache")  # the merged weights go here
     args = [
         "finetune", "--base", BASE, "--data", "meqsum,synthea", "--name", NAME,
         "--limit", "4", "--max-seq-len", "512", "--batch", "1", "--grad-accum", "1",
         "--lr", "5e-3", "--modules", "all-linear", "--threads", "2", "--no-progress", "--json",
+        "--merge", "Q8_0",
     ]
     try:
         rc1 = cli.main(args + ["--max-steps", "2"])
@@ -46,16 +48,18 @@ def run_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         run2 = json.loads((pipeline.work_dir(NAME) / "run.json").read_text(encoding="utf-8"))
         yield {"rc": (rc1, rc2), "run1": run1, "run2": run2, "data_dir": data_dir}
     finally:
-        if old is None:
-            os.environ.pop("NOTEWARD_DATA_DIR", None)
-        else:
-            os.environ["NOTEWARD_DATA_DIR"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture
 def in_run(run_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The tiny run, with NOTEWARD_DATA_DIR pointing at its user data folder."""
     monkeypatch.setenv("NOTEWARD_DATA_DIR", str(run_env["data_dir"]))
+    monkeypatch.setenv("NOTEWARD_CACHE_DIR", str(run_env["data_dir"] / "cache"))
     return run_env
 
 
@@ -89,6 +93,14 @@ def test_adapter_card_and_overlay(in_run: dict[str, Any]) -> None:
 
     m = load_manifest().get(NAME)
     assert m.adapter_file() is not None and m.adapter_file().path == adapter  # type: ignore[union-attr]
+    # the adapter folded into the base weights, pinned by hash, is what the app runs
+    assert entry["merge"]["type"] == "Q8_0" and entry["merge"]["sha256"] == run["merge"]["sha256"]
+    from noteward.llm.manifest import resolve_model
+
+    resolved = resolve_model(NAME)
+    assert resolved.merged and resolved.adapter_path is None
+    assert resolved.path.parent == in_run["data_dir"] / "cache" / "models" / "merged"
+    assert sha256_file(resolved.path) == entry["merge"]["sha256"]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +158,15 @@ def test_llama_cpp_logits_match_the_peft_model(in_run: dict[str, Any], llama_pai
     cpp_base, cpp_tuned = last_logits(base_llm), last_logits(tuned_llm)
     adapter_effect = np.abs(hf_tuned - hf_base).mean()
     assert adapter_effect > 0.2, "the tiny run should have moved the logits"
+    # the merged GGUF (adapter folded in at Q8_0) computes what base + adapter computes
+    from noteward.llm.manifest import merged_cache_path
+    from noteward.training.llama_compat import load_llama
+
+    merged_path = merged_cache_path(NAME, in_run["run2"]["adapter_sha256"], "Q8_0")
+    merged = load_llama(str(merged_path), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
+    cpp_merged = last_logits(merged)
+    assert np.abs(cpp_merged - cpp_tuned).mean() < 0.25 * adapter_effect
+    assert np.corrcoef(cpp_merged, hf_tuned)[0, 1] > np.corrcoef(cpp_merged, hf_base)[0, 1]
     # llama.cpp (Q4_1 kernels) vs transformers (de-quantized float32): same model, small noise
     assert np.abs(cpp_tuned - hf_tuned).mean() < 0.5 * adapter_effect
     assert np.abs(cpp_base - hf_base).mean() < 0.5 * adapter_effect

@@ -14,7 +14,10 @@ Two layers are merged: the shipped ``models/manifest.json`` and an optional user
 
 An entry may instead name ``"base": "<model id>"`` plus ``"adapter": {"path", "sha256",
 "size"}``: a LoRA adapter in GGUF form applied to the base model at load time (what the
-fine-tuning issue ships under ``models/``).
+fine-tuning issue ships under ``models/``). With ``"merge": {"type", "sha256", "size"}`` as
+well, the adapter is folded into the base weights once (``noteward.llm.merge``) into the
+user cache folder and that file runs instead, at full speed; its sha256 is pinned, and if
+it cannot be built or fails its check the adapter is applied at load time as before.
 
 Every file is hashed (sha256) before its first use; the result is cached by path, size and
 mtime in ``<user data dir>/models/verified.json`` so later starts are instant. A missing file
@@ -44,11 +47,17 @@ def shipped_manifest_path() -> Path:
     """models/manifest.json of this installation (see noteward.settings.models_dir)."""
     return models_dir() / "manifest.json"
 _VERIFY_LOCK = threading.Lock()
+_MERGE_LOCK = threading.Lock()
 
 
 def user_manifest_path() -> Path:
     """The user overlay manifest (may not exist)."""
     return user_data_dir() / "models" / "manifest.json"
+
+
+def merged_cache_path(model_id: str, adapter_sha256: str, qtype: str) -> Path:
+    """Where the merged weights of an adapter entry are kept (see ``merged_weights``)."""
+    return model_cache_dir() / "merged" / f"{model_id}-{adapter_sha256[:16]}-{qtype.lower()}.gguf"
 
 
 def model_cache_dir() -> Path:
@@ -117,6 +126,20 @@ class ModelEntry:
             size=adapter.get("size"),
             package=None,
         )
+
+    def merged_file(self) -> tuple[ModelFile, str] | None:
+        """The merged weights this adapter entry may run as, and their quantization (or None)."""
+        spec = self.raw.get("merge")
+        adapter = self.adapter_file()
+        if not isinstance(spec, dict) or adapter is None:
+            return None
+        qtype = str(spec.get("type") or "Q8_0")
+        mf = ModelFile(
+            merged_cache_path(self.id, adapter.sha256, qtype),
+            str(spec.get("sha256", "")).lower(),
+            spec.get("size"),
+        )
+        return mf, qtype
 
 
 @dataclass(frozen=True)
@@ -313,6 +336,44 @@ class ResolvedModel:
     adapter_path: Path | None
     n_ctx: int
     prompt_style: str
+    merged: bool = False  # path is the base with the adapter folded in (noteward.llm.merge)
+
+
+def merged_weights(entry: ModelEntry) -> Path | None:
+    """Build (once) and verify the merged weights of an adapter entry; None to use the adapter.
+
+    The base and adapter must already be verified. A cached file that fails its check is
+    rebuilt; a build that fails or does not match the pinned sha256 is removed and logged,
+    and the caller falls back to applying the adapter at load time.
+    """
+    merged = entry.merged_file()
+    adapter = entry.adapter_file()
+    if merged is None or adapter is None:
+        return None
+    mf, qtype = merged
+    try:
+        with _MERGE_LOCK:
+            if mf.path.is_file():
+                try:
+                    verify_file(mf, entry.id)
+                    return mf.path
+                except ModelError:
+                    log.warning("model %s: cached merged weights fail their check; rebuilding", entry.id)
+                    mf.path.unlink(missing_ok=True)
+            from noteward.llm.merge import merge_lora
+
+            log.info("model %s: folding the adapter into the base weights (%s), once", entry.id, qtype)
+            merge_lora(entry.model_file().path, adapter.path, mf.path, qtype)
+            verify_file(mf, entry.id)
+            return mf.path
+    except (ModelError, OSError, ValueError, ImportError) as exc:
+        mf.path.unlink(missing_ok=True)
+        log.warning(
+            "model %s: merged weights unavailable (%s); applying the adapter at load time (slower)",
+            entry.id,
+            exc,
+        )
+        return None
 
 
 def resolve_model(model_id: str | None = None, manifest: Manifest | None = None) -> ResolvedModel:
@@ -329,6 +390,11 @@ def resolve_model(model_id: str | None = None, manifest: Manifest | None = None)
     adapter = entry.adapter_file()
     if adapter is not None:
         verify_file(adapter, entry.id)
+        merged = merged_weights(entry)
+        if merged is not None:
+            return ResolvedModel(
+                entry.id, merged, entry.sha256, None, entry.n_ctx, entry.prompt_style, merged=True
+            )
     return ResolvedModel(
         id=entry.id,
         path=mf.path,

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,8 @@ class FinetuneRun:
     train: dict[str, Any]
     config: dict[str, Any]
     finished_at: str
+    # the adapter folded into the base weights ({"type", "sha256", "size"}; see noteward.llm.merge)
+    merge: dict[str, Any] = field(default_factory=dict)
 
 
 def build_training_set(
@@ -206,6 +208,7 @@ def finetune(
     data_dir: Path | None = None,
     show_bar: bool = True,
     progress: Callable[[int, int, float], None] | None = None,
+    merge: str | None = None,
 ) -> FinetuneRun:
     """Run the whole pipeline and register the adapter in the user manifest overlay."""
     name, gguf_path, entry, wd, examples, balance = _prepare_run(
@@ -218,6 +221,7 @@ def finetune(
         export.peft_state_for_export(model), model.config, cfg.alpha, out_dir / f"{name}-lora.gguf", name=name
     )
     sha = sha256_file(adapter)
+    merged = merge_adapter(gguf_path, adapter, name, sha, merge) if merge else {}
     now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     train_info = {k: v for k, v in asdict(result).items() if k != "losses"}
     run = FinetuneRun(
@@ -233,6 +237,7 @@ def finetune(
         train=train_info,
         config=asdict(cfg),
         finished_at=now,
+        merge=merged,
     )
     (wd / "run.json").write_text(json.dumps({**asdict(run), "losses": result.losses}, indent=2), encoding="utf-8")
     from noteward.training import card as card_mod
@@ -240,6 +245,23 @@ def finetune(
     card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None)
     register(run, Path(run.manifest), adapter_path=adapter.name)
     return run
+
+
+def merge_adapter(
+    base_gguf: Path, adapter: Path, name: str, adapter_sha256: str, qtype: str = "Q8_0"
+) -> dict[str, Any]:
+    """Fold the adapter into the base weights in the model cache; its manifest "merge" entry.
+
+    The app then runs the merged file near the base model's speed (llama.cpp applying an
+    r=16 all-linear adapter at load time halves it); see noteward.llm.merge. The merged
+    weights do not compute exactly what base + adapter computes, so the entry that
+    `eval finetune` judges (and ships) is the merged one.
+    """
+    from noteward.llm.manifest import merged_cache_path
+    from noteward.llm.merge import merge_lora
+
+    out = merge_lora(base_gguf, adapter, merged_cache_path(name, adapter_sha256, qtype), qtype)
+    return {"type": qtype, "sha256": sha256_file(out), "size": out.stat().st_size}
 
 
 def register(run: FinetuneRun, manifest: Path, adapter_path: str, default: bool = False) -> None:
@@ -289,6 +311,7 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
         "intended_use": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
         "card": f"cards/{run.name}.md",
         "training": {"steps": run.train["steps"], "seconds": run.train["seconds"], "sources": run.sources},
+        **({"merge": dict(run.merge)} if run.merge else {}),
     }
 
 
