@@ -58,9 +58,12 @@ def test_summarize_text_file_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     data = json.loads(capsys.readouterr().out)
     _check_shape(data)
     assert data["patient"] is None
-    assert (
-        data["model"]["id"] == "smollm2-135m-instruct-q4_1" and len(data["model"]["sha256"]) == 64
-    )
+    # no --model: the manifest's default (the fine-tuned adapter), its provenance hash the adapter's
+    from noteward.llm.manifest import load_manifest
+
+    default = load_manifest().get()
+    assert data["model"]["id"] == default.id == "smollm2-135m-clinical"
+    assert data["model"]["sha256"] == default.raw["adapter"]["sha256"]
     assert data["timings"]["prompt_tokens"] > 0
     text = NOTE[1:]  # BOM removed, CRLF kept
     supported = [s for s in data["sentences"] if s["supported"]]
