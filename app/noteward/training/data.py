@@ -257,20 +257,26 @@ def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
         return {r["encounter_id"]: r for r in csv.DictReader(fh) if r.get("encounter_id")}
 
 
-def aci_bench(data_dir: Path, max_tokens: int, window: int = 6, verify: bool = False) -> Iterator[Example]:
-    """Excerpts of a visit dialogue -> runs of ``window`` sentences of its note (train split)."""
+def _aci_rows(data_dir: Path) -> Iterator[tuple[dict[str, str], str | None, str | None]]:
+    """ACI-Bench train visits with the patient's sex and age band from their metadata."""
     path = _train_file(data_dir, "aci-bench")
     meta = _read_metadata(path.parent / "train_metadata.csv")
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
-        enc = row.get("encounter_id", "")
-        m = meta.get(enc, {})
+        m = meta.get(row.get("encounter_id", ""), {})
         sex = (m.get("patient_gender") or "").strip().lower() or None
         try:
             band = age_band(int(m.get("patient_age") or ""))
         except ValueError:
             band = None
+        yield row, sex, band
+
+
+def aci_bench(data_dir: Path, max_tokens: int, window: int = 6, verify: bool = False) -> Iterator[Example]:
+    """Excerpts of a visit dialogue -> runs of ``window`` sentences of its note (train split)."""
+    for row, sex, band in _aci_rows(data_dir):
+        enc = row.get("encounter_id", "")
         sentences = split_dialogue(row.get("dialogue") or "")
         targets = _aci_note_targets(row.get("note") or "")
         for start in range(0, len(targets), window):
@@ -282,7 +288,9 @@ def aci_bench(data_dir: Path, max_tokens: int, window: int = 6, verify: bool = F
             yield ex
 
 
-# The prompt sizes (tokens) of the visit examples, largest first: the product's cap is 1024.
+# The prompt sizes (estimated tokens) of the visit examples, largest first. The estimate
+# (CHARS_PER_TOKEN) runs low on dialogue: 1024 estimated is about 1,300 real tokens, more
+# than the product's 1,024-token cap, so the smaller sizes are the ones that match it.
 VISIT_PROMPT_BUDGETS = (1024, 768, 512, 384)
 # Room for the target: the product writes at most 160 new tokens.
 VISIT_TARGET_CHARS = 500
@@ -294,37 +302,32 @@ def _visit_targets(
     """Reference sentences the aligner finds supported by ``lines`` and that add to ``shown``.
 
     A sentence that restates one the product already shows (the skeleton) is left out, as
-    the product would drop it; the rest are taken round-robin across sections up to
-    ``VISIT_TARGET_CHARS`` so that a long visit's plan is not crowded out by its history.
+    the product would drop it; the rest (``_ground`` with the aligner's check) are taken
+    round-robin across sections up to ``VISIT_TARGET_CHARS`` so that a long visit's plan is
+    not crowded out by its history.
     """
-    from noteward.llm.grounding import SourceIndex
     from noteward.llm.summarizer import similar_words
 
-    index = SourceIndex({"source": "\n".join(lines)})
-    bags = [content_words(s) for s in lines]
-    source_numbers = numbers(" ".join(lines))
-    by_section: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
-    for section, raw in targets:
-        text = " ".join(raw.split())
-        if not content_words(text) or text.endswith(":") or not numbers(text) <= source_numbers:
-            continue
-        if any(similar_words(text, s) >= 0.8 for s in shown):
-            continue
-        ids = best_sources(text, bags, k=2)
-        if ids and index.align(text).supported:
-            by_section[section].append((text, [i + 1 for i in ids]))
+    fresh = [
+        (section, text)
+        for section, text in targets
+        if not text.rstrip().endswith(":") and all(similar_words(text, s) < 0.8 for s in shown)
+    ]
+    by_section: dict[str, list[tuple[str, str, list[int]]]] = defaultdict(list)
+    for bullet in _ground(fresh, lines, verify=True):
+        by_section[bullet[0]].append(bullet)
     out: list[tuple[str, str, list[int]]] = []
     chars = 0
-    queues = [(sec, list(items)) for sec, items in by_section.items()]
-    while any(q for _, q in queues):
-        for section, queue in queues:
+    queues = list(by_section.values())
+    while any(queues):
+        for queue in queues:
             if queue:
-                text, ids = queue.pop(0)
-                if chars + len(text) + 12 > VISIT_TARGET_CHARS:
+                bullet = queue.pop(0)
+                if chars + len(bullet[1]) + 12 > VISIT_TARGET_CHARS:
                     queue.clear()
                     continue
-                chars += len(text) + 12
-                out.append((section, text, ids))
+                chars += len(bullet[1]) + 12
+                out.append(bullet)
     return out
 
 
@@ -340,29 +343,18 @@ def aci_visits(data_dir: Path, max_tokens: int, prompts_per_visit: int = 2) -> I
     """
     from noteward.llm.summarizer import SourceNote, fit_prompt_lines, prompt_candidates, select
 
-    path = _train_file(data_dir, "aci-bench")
-    meta = _read_metadata(path.parent / "train_metadata.csv")
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-
     def count(line: str) -> float:
         return len(line) / CHARS_PER_TOKEN
 
     base = count(prompts.instruction_text()) + 24  # the chat template's own tokens
-    for row in rows:
+    for row, sex, band in _aci_rows(data_dir):
         enc = row.get("encounter_id", "")
         dialogue = row.get("dialogue") or ""
         if not dialogue.strip():
             continue
-        m = meta.get(enc, {})
-        sex = (m.get("patient_gender") or "").strip().lower() or None
-        try:
-            band = age_band(int(m.get("patient_age") or ""))
-        except ValueError:
-            band = None
         sel = select([SourceNote("input", dialogue)])
         cands = prompt_candidates(sel)
-        skeleton = {" ".join(t.split()) for _s, _u, t, _i in sel.skeleton}
+        skeleton = sorted({" ".join(t.split()) for _s, _u, t, _i in sel.skeleton})
         targets = _aci_note_targets(row.get("note") or "")
         seen: set[int] = set()
         for budget in VISIT_PROMPT_BUDGETS[: max(0, prompts_per_visit)]:
@@ -371,7 +363,7 @@ def aci_visits(data_dir: Path, max_tokens: int, prompts_per_visit: int = 2) -> I
             if not lines or len(lines) in seen:
                 continue
             seen.add(len(lines))
-            bullets = _visit_targets(targets, lines, sorted(skeleton))
+            bullets = _visit_targets(targets, lines, skeleton)
             if not bullets or not _fits(lines, bullets, max_tokens):
                 continue
             ex = Example("aci-bench", f"{row.get('dataset', 'aci')}/visit", f"aci:{enc}:visit{budget}", lines, bullets)
