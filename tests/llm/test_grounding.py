@@ -192,3 +192,42 @@ def test_perturbed_sentences_are_flagged_and_verbatim_ones_are_not() -> None:
         assert f / len(sents) >= 0.80, (kind, f, len(sents))
     print(f"perturbed flagged: {flagged / total:.3f} of {total}")
     assert flagged / total >= 0.90
+
+
+_SEED_PROBE = r"""
+import csv, hashlib, sys
+from noteward.llm.grounding import SourceIndex
+from noteward.llm.summarizer import SourceNote, select
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))[:12]
+h = hashlib.sha256()
+for r in rows:
+    sel = select([SourceNote("input", r["dialogue"])])
+    h.update(repr([t for _s, _u, t, _i in sel.skeleton]).encode())
+    index = SourceIndex({"input": r["dialogue"]})
+    for line in r["note"].splitlines():
+        if len(line.split()) > 3:
+            al = index.align(line)
+            h.update(repr((al.supported, al.support, [(s.start, s.end) for s in al.sources])).encode())
+print(h.hexdigest())
+"""
+
+
+@pytest.mark.shared_data
+def test_verdicts_do_not_depend_on_the_string_hash_seed() -> None:
+    """The same note and summary give the same skeleton, spans, scores and verdicts in every
+    process: float sums over word sets once followed set order, which Python varies per process
+    (PYTHONHASHSEED), and a sentence at exactly the support threshold could flip."""
+    import os
+    import subprocess
+    import sys
+
+    aci = require_shared("aci_bench", "train.csv")
+    digests = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", _SEED_PROBE, str(aci)], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1

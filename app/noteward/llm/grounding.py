@@ -383,7 +383,9 @@ class SourceIndex:
     def candidates(self, words: Iterable[str], hint_units: Iterable[int] = ()) -> dict[int, float]:
         """Units sharing words with the sentence, scored by summed idf of shared words."""
         scores: dict[int, float] = defaultdict(float)
-        for w in set(words):
+        # sorted, not set order: float sums (and so ties) must not depend on the process's
+        # string-hash seed, or the same sentence could be judged differently on each run
+        for w in sorted(set(words)):
             posting = self._postings.get(w)
             if not posting or len(posting) > 5000 and len(self.units) > 20000:
                 # extremely common words carry no evidence and cost time
@@ -407,7 +409,7 @@ class SourceIndex:
         if not words:
             return Alignment([], 0.0, False, ["no content words"])
         weights = {w: self.idf(w) for w in set(words)}
-        total = sum(weights.values()) or 1.0
+        total = math.fsum(weights.values()) or 1.0  # exact: independent of set order
         scores = self.candidates(words, hint_units)
         if not scores:
             return Alignment([], 0.0, False, ["no source shares a word with this sentence"])
@@ -428,7 +430,7 @@ class SourceIndex:
                 break
         if not chosen:
             return Alignment([], 0.0, False, ["no source shares a word with this sentence"])
-        coverage = sum(weights[w] for w in covered) / total
+        coverage = math.fsum(weights[w] for w in covered) / total
         src_text = " ".join(self.units[i].text for i in chosen)
         reasons = check_critical(sentence, src_text, self.units[chosen[0]].text)
         support = min(coverage, 0.4) if reasons else coverage

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -236,7 +237,7 @@ def select(
     n_notes = max(1, len(ordered))
     for c in cands:
         uniq = set(content_words(c.unit.text))
-        info = sum(index.idf(w) for w in uniq) / (1 + 0.15 * max(0, len(uniq) - 25))
+        info = math.fsum(index.idf(w) for w in uniq) / (1 + 0.15 * max(0, len(uniq) - 25))
         bonus = 1.0 + 0.5 * bool(numbers_in(c.unit.text)) + 0.5 * bool(drugs_in(c.unit.text))
         bonus *= 1.0 + 0.2 * (c.section != "Other")
         c.score = info * bonus * (0.5 + 0.5 * (c.recency + 1) / n_notes)
