@@ -91,9 +91,7 @@ def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(max(1, threads))
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    tok = load_tokenizer(gguf_path)
+    tok = load_tokenizer(gguf_path)  # also sets the offline switches for the weights below
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
@@ -239,9 +237,7 @@ def train(
     ``workdir`` (the checkpoint is saved first in every case). With ``resume`` it continues from the
     last checkpoint in ``workdir`` with the same data order and optimizer state.
     """
-    encoded = encode_all(examples, tok, cfg)
-    if not encoded:
-        raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
+    encoded = encode_all(examples, tok, cfg)  # train_encoded refuses an empty set
     skipped = len(examples) - len(encoded)
     if skipped:
         log.info("%d examples longer than %d tokens were skipped", skipped, cfg.max_seq_len)
