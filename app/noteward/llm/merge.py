@@ -2,18 +2,20 @@
 
 llama.cpp applies an adapter at load time by adding two small matrix products to every
 adapted layer on every token. For SmolLM2-135M with r=16 on all seven linear layers that
-halves generation speed on two cores (12 vs 25 tokens/s in `noteward bench summarize`).
+halves generation speed on two cores (12 vs 26 tokens/s in `noteward bench summarize`).
 Merging once removes the cost: each adapted tensor becomes ``W + (alpha / r) * B @ A``,
 written at ``Q8_0``. Re-quantizing at the base's own Q4_1 was measured and rejected: its
 rounding error is larger than the adapter's whole update (residual / update norm 1.23).
 
 The product of the adapter matrices is computed in float64 and rounded once, so the merged
-file is the same bytes on any machine and its sha256 can be pinned in the manifest.
+file should be the same bytes wherever it is built and its sha256 can be pinned in the
+manifest (checked: the same bytes in separate processes on one machine; other CPUs' BLAS
+were not tried, and a mismatch only costs the fallback below).
 
 Merged weights are close to, not the same as, base + adapter (llama.cpp adds the adapter's
 product in float to the Q4_1 kernels' output), and greedy decoding can then take another
-path. For the shipped adapter this moved ACI-Bench ROUGE-L (10 visits) from 0.203 to 0.199
-(Q8_0) and 0.200 (F16), which is why merging is opt-in (``noteward finetune --merge``) and
+path. For the shipped adapter this moved ACI-Bench ROUGE-L (10 visits) from 0.203 to 0.200
+(Q8_0 and F16), just under Gemma's 0.201, which is why merging is opt-in (``noteward finetune --merge``) and
 the evaluation judges the merged file when an entry has one.
 """
 
