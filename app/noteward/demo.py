@@ -96,7 +96,8 @@ def _summarize(vault: Any, patient: dict[str, Any]) -> None:
     from noteward.llm.summarizer import SummaryService
 
     print(f"\nSummary of {patient['id']} ({patient['note_count']} notes), machine-generated: check it against its sources.")
-    result = SummaryService().summarize_patient(vault, patient["id"])
+    with SummaryService() as svc:
+        result = svc.summarize_patient(vault, patient["id"])
     section = None
     for s in result.sentences:
         if s.section != section:

@@ -101,3 +101,27 @@ def test_generation_budget_is_clipped_to_the_context() -> None:
         assert rt.prompt_budget(64) == 256 - 64 - 1
     finally:
         rt.close()
+
+
+def test_close_frees_an_adapter_model_at_once_on_its_own_thread() -> None:
+    """The default model (base + LoRA adapter) is, inside llama-cpp-python, in a reference
+    cycle: dropping it leaves the weights, the adapter and the KV cache (the last prompt's
+    notes) to a later garbage collection on whatever thread runs one, in any order. close()
+    must free them before it returns, on the owner thread, with the collector off."""
+    import gc
+
+    rt = ModelRuntime(threads=2, n_ctx=256)
+    assert rt.model.adapter_path is not None, "the default model should carry an adapter"
+    rt.start()
+    llm = rt._llm
+    assert rt.generate("Hi", max_tokens=2).generated_tokens >= 1
+    assert llm._ctx.ctx is not None and llm._lora_adapter is not None
+    gc.disable()
+    try:
+        rt.close()
+        assert llm._lora_adapter is None, "adapter still allocated after close()"
+        assert llm._ctx.ctx is None, "context (KV cache) still allocated after close()"
+        assert llm._model.model is None, "weights still allocated after close()"
+        assert rt._llm is None and rt._abort_cb is None
+    finally:
+        gc.enable()

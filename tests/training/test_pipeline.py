@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +105,17 @@ def test_adapter_card_and_overlay(in_run: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def llama_pair(run_env: dict[str, Any]) -> tuple[Any, Any]:
+def llama_pair(run_env: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
     """llama.cpp on the packaged base, without and with the exported adapter."""
     from noteward.training.llama_compat import load_llama
 
     base_path, _ = pipeline.resolve_base(BASE)
     adapter = run_env["run2"]["adapter"]
     kw: dict[str, Any] = dict(n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
-    return load_llama(str(base_path), **kw), load_llama(str(base_path), lora_path=adapter, **kw)
+    pair = load_llama(str(base_path), **kw), load_llama(str(base_path), lora_path=adapter, **kw)
+    yield pair
+    for llm in pair:  # now, not whenever the garbage collector finds the adapter's cycle
+        llm.close()
 
 
 def test_llama_cpp_loads_the_adapter_and_generates(llama_pair: tuple[Any, Any]) -> None:
@@ -164,7 +168,10 @@ def test_llama_cpp_logits_match_the_peft_model(in_run: dict[str, Any], llama_pai
 
     merged_path = merged_cache_path(NAME, in_run["run2"]["adapter_sha256"], "Q8_0")
     merged = load_llama(str(merged_path), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
-    cpp_merged = last_logits(merged)
+    try:
+        cpp_merged = last_logits(merged)
+    finally:
+        merged.close()
     assert np.abs(cpp_merged - cpp_tuned).mean() < 0.25 * adapter_effect
     assert np.corrcoef(cpp_merged, hf_tuned)[0, 1] > np.corrcoef(cpp_merged, hf_base)[0, 1]
     # llama.cpp (Q4_1 kernels) vs transformers (de-quantized float32): same model, small noise

@@ -180,7 +180,7 @@ class ModelRuntime:
         while True:
             req = self._queue.get()
             if req is None:
-                self._llm = None
+                self._free()
                 return
             if not req.future.set_running_or_notify_cancel():
                 continue
@@ -190,6 +190,25 @@ class ModelRuntime:
                 req.future.set_result(req.fn())
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 req.future.set_exception(exc)
+
+    def _free(self) -> None:
+        """Free the model here, on the thread that used it, before this thread ends.
+
+        Dropping the reference is not enough: a ``Llama`` loaded with a LoRA adapter sits in
+        a reference cycle (llama-cpp-python's adapter-freeing closure holds it), so only the
+        cyclic garbage collector would free it, later, on whatever thread happens to run a
+        collection (the GUI thread, say) and in whatever order it finalizes the model, the
+        context and the adapter. ``Llama.close()`` frees them now, adapter and context
+        before the model, and with them the KV cache, which holds the last prompt's notes.
+        """
+        llm, self._llm = self._llm, None
+        self._formatter = None
+        if llm is not None:
+            try:
+                llm.close()
+            except Exception as exc:  # noqa: BLE001 - freeing must not kill the thread silently
+                log.error("freeing model %s failed: %s", self.model.id, type(exc).__name__)
+        self._abort_cb = None  # only now: the context that could call it is gone
 
     def _load(self) -> None:
         import llama_cpp
