@@ -160,6 +160,34 @@ def test_worker_reports_progress_result_error_and_cancel(qtbot) -> None:  # noqa
         thread.stop()
 
 
+def test_lock_during_unlock_still_closes_the_handed_over_reader(
+    qtbot, services, vault_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    """Locking right as the unlock finishes cancels the model thread's adopt-reader job before
+    it starts; the second vault connection it carries must be closed all the same."""
+    from noteward.ui import services as services_mod
+    from tests.conftest import PASSPHRASE
+
+    handed: list[object] = []
+    original = services_mod._adopt_reader
+
+    def adopt(ctx, reader) -> None:  # noqa: ANN001
+        handed.append(reader)
+        original(ctx, reader)
+
+    monkeypatch.setattr(services_mod, "_adopt_reader", adopt)
+    job = services.open_vault(str(vault_path), PASSPHRASE, create=True)
+    locks: list[object] = []
+    job.job_did_succeed.connect(lambda _r: locks.extend(services.lock()))  # after the hand-over
+    with qtbot.waitSignal(job.job_did_end, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: len(locks) == 3 and all(j.finished for j in locks), timeout=10_000)
+    assert len(handed) == 1, "the adopt-reader job never ran: its connection was left open"
+    assert handed[0]._conn is None  # type: ignore[attr-defined]
+    assert "reader" not in services.model_thread._state
+    assert "vault" not in services.vault_thread._state
+
+
 @pytest.mark.parametrize(
     ("patient", "facts", "deceased"),
     [

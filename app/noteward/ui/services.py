@@ -181,6 +181,9 @@ def _close_model(state: dict[str, Any]) -> None:
 
 
 def _adopt_reader(ctx: JobContext, reader: Any) -> None:
+    if ctx.cancel.is_set():  # locked before the hand-over: nobody may keep this connection
+        reader.close()
+        ctx.check()
     old = ctx.state.pop("reader", None)
     if old is not None:
         old.close()
@@ -298,7 +301,8 @@ class Services:
         reader = result.pop("reader", None)
         self.vault_path = result.get("path")
         if reader is not None:
-            self.model_thread.submit("adopt-reader", _adopt_reader, reader)
+            job = self.model_thread.submit("adopt-reader", _adopt_reader, reader)
+            job.runs_if_cancelled = True  # set before the next event-loop turn queues it
 
     def lock(self) -> list[Job]:
         """Cancel all work, close both vault connections and drop every cache derived

@@ -65,6 +65,9 @@ class Job(QObject):
         self.cancel_event = threading.Event()
         self.finished = False
         self.outcome: str | None = None  # "succeeded" | "failed" | "cancelled"
+        # A job that owns something only its function can release (a connection handed
+        # over) runs even when cancelled before it started; its function checks ctx.cancel.
+        self.runs_if_cancelled = False
         q = Qt.ConnectionType.QueuedConnection
         self._did_progress.connect(self.job_did_progress, q)
         self._did_stream.connect(self.job_did_stream, q)
@@ -205,7 +208,7 @@ class OwnerThread(QThread):
 
     def _run_one(self, job: Job, fn: Work, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         started = time.perf_counter()
-        if job.cancel_event.is_set():
+        if job.cancel_event.is_set() and not job.runs_if_cancelled:
             job.outcome = "cancelled"
             job._did_cancel.emit()
             job._did_end.emit()
