@@ -115,6 +115,9 @@ def test_close_frees_an_adapter_model_at_once_on_its_own_thread() -> None:
     rt.start()
     llm = rt._llm
     assert rt.generate("Hi", max_tokens=2).generated_tokens >= 1
+    # with a logits processor the sampler chain holds a ctypes callback: freed right away too
+    assert rt.generate("Dose: ", max_tokens=3, numbers_from=("10 mg",)).prompt_tokens > 0
+    assert llm._sampler is None
     assert llm._ctx.ctx is not None and llm._lora_adapter is not None
     gc.disable()
     try:

@@ -191,6 +191,21 @@ class ModelRuntime:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 req.future.set_exception(exc)
 
+    @staticmethod
+    def _drop_sampler(llm: Any, gen: Any) -> None:
+        """Free this generation's sampler chain now, on this thread.
+
+        ``Llama.generate`` builds a new chain per call and keeps the last one; each chain
+        (with its ctypes callback, when a logits processor is set) sits in a reference
+        cycle, so it would otherwise be freed by some later garbage collection on any
+        thread. The generator is closed first, so nothing can sample from it afterwards.
+        """
+        if gen is not None:
+            gen.close()
+        sampler, llm._sampler = getattr(llm, "_sampler", None), None
+        if sampler is not None:
+            sampler.close()
+
     def _free(self) -> None:
         """Free the model here, on the thread that used it, before this thread ends.
 
@@ -369,6 +384,7 @@ class ModelRuntime:
         finish = "length"
         vocab = llm._model.vocab
         self._active_cancel = cancel
+        gen: Any = None
         try:
             processors = None
             if numbers_from is not None:
@@ -424,6 +440,7 @@ class ModelRuntime:
             raise
         finally:
             self._active_cancel = None
+            self._drop_sampler(llm, gen)
         tail = decoder.decode(b"", final=True)
         if tail:
             pieces.append(tail)
@@ -465,6 +482,7 @@ class ModelRuntime:
                 repeat_penalty=repeat_penalty,
             )
             total = (time.perf_counter() - t0) * 1000
+            self._drop_sampler(llm, None)
             usage = out.get("usage", {})
             return {
                 "total_ms": total,
