@@ -160,6 +160,51 @@ def test_worker_reports_progress_result_error_and_cancel(qtbot) -> None:  # noqa
         thread.stop()
 
 
+_DELETE_TWICE = """
+import os, weakref
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtCore import QCoreApplication, QEvent
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from noteward.ui.workers import OwnerThread
+
+class Owner:  # stands in for Services/MainWindow: owns the thread, referenced by a slot
+    def __init__(self):
+        self.thread = OwnerThread("owner")
+
+for i in range(5):
+    owner = Owner()
+    job = owner.thread.submit("x", lambda ctx: 1)
+    job.job_did_succeed.connect(lambda _r, owner=owner: None)  # a widget's lambda, say
+    while not job.finished:
+        QCoreApplication.processEvents()
+    owner.thread.stop()
+    gone = weakref.ref(owner)
+    del owner, job  # now only the Job's connection keeps the owner, and its thread, alive
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert gone() is None, "the Job was not deleted"
+print("survived")
+"""
+
+
+def test_deleting_a_job_never_deletes_it_twice() -> None:
+    """A Job's connection can hold the last reference to whatever owns the OwnerThread that
+    ran it (the window, through a lambda). Deleting the Job then drops that thread; were the
+    Job the thread's child, it would be destroyed a second time inside its own destructor:
+    the segfault CI hit in test_summary's teardown. Run in a child process, so a regression
+    fails this test instead of killing the run."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run(
+        [sys.executable, "-c", _DELETE_TWICE], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0 and "survived" in out.stdout, (out.returncode, out.stderr[-2000:])
+    assert "deleted directly" not in out.stderr
+
+
 def test_lock_during_unlock_still_closes_the_handed_over_reader(
     qtbot, services, vault_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
 ) -> None:

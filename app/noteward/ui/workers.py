@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from noteward.core.errors import CancelledError, NotewardError
 
@@ -75,6 +75,9 @@ class Job(QObject):
         self._did_fail.connect(self.job_did_fail, q)
         self._did_cancel.connect(self.job_did_cancel, q)
         self._did_end.connect(self._end, q)
+        # Deleted on the GUI thread after its last signal, whether or not the OwnerThread
+        # that ran it still exists by then.
+        self.job_did_end.connect(self.deleteLater)
 
     def cancel(self) -> None:
         """Ask the work to stop; the function sees it at its next check."""
@@ -155,10 +158,17 @@ class OwnerThread(QThread):
         """Queue ``fn(ctx, *args, **kwargs)`` on this thread and return its Job."""
         if not self.isRunning():
             self.start()
-        # The Job's C++ side belongs to this (GUI-thread) object, so dropping the worker's
-        # Python reference never deletes it on the worker thread; it is deleted on the GUI
-        # thread once job_did_end, its last signal, has been delivered.
-        job = Job(name, parent=self)
+        # The Job's C++ side belongs to the application object, not to this thread:
+        # - dropping the worker's Python reference never deletes it on the worker thread;
+        #   it is deleted on the GUI thread once job_did_end, its last signal, is delivered;
+        # - deleting it can never delete it a second time. Its connections (a widget's
+        #   lambda, say) may hold the last reference to whatever owns this OwnerThread; if
+        #   the Job were this thread's child, destroying the Job would destroy this thread
+        #   and with it, again, the Job ("shared QObject was deleted directly", a segfault).
+        app = QCoreApplication.instance()
+        if app is None:
+            raise RuntimeError("OwnerThread needs a QCoreApplication (queued signals do too)")
+        job = Job(name, parent=app)
         self._live.add(job)
         job.job_did_end.connect(self._job_did_end)
         self._pending.append((job, fn, args, kwargs))
@@ -176,7 +186,6 @@ class OwnerThread(QThread):
         job = self.sender()
         if isinstance(job, Job):
             self._live.discard(job)
-            job.deleteLater()
 
     def cancel_all(self) -> None:
         """Cancel every queued or running job (used when the vault locks)."""
