@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -149,15 +150,20 @@ def test_summarize_patient_streams_saves_and_goes_out_of_date(
     v = synthea_vault
     p = next(p for p in v.patients() if (p.source_id or "").startswith("63ee2253"))
     events: list[str] = []
+    threads: set[int] = set()
     res = summary_service.summarize_patient(
         v,
         p.id,
-        on_sentence=lambda s: events.append("sentence"),
-        on_token=lambda t: events.append("token"),
+        on_sentence=lambda s: (events.append("sentence"), threads.add(threading.get_ident())),
+        on_token=lambda t: (events.append("token"), threads.add(threading.get_ident())),
     )
     assert (
         events and events[0] == "sentence"
     )  # a grounded sentence is ready before the model's first token
+    assert "token" in events
+    # both callbacks on the caller's thread (in the app they emit Qt signals: a plain Python
+    # thread such as the model's owner must not)
+    assert threads == {threading.get_ident()}
     assert events.count("sentence") == len(res.sentences)
     data = res.to_json()
     _check_shape(data)

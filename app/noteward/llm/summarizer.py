@@ -369,8 +369,9 @@ class SummaryService:
 
     ``model_id`` None means the settings' or manifest's default; ``threads`` None means the
     machine's cores. ``use_model=False`` gives the skeleton alone (no model is loaded).
-    Callbacks run on the calling thread (``on_sentence``) or the model's owner thread
-    (``on_token``); they must be quick and must not block.
+    Both callbacks (``on_sentence``, ``on_token``) run on the calling thread, never on the
+    model's owner thread (tokens are handed over in batches, every 50 ms at most); they
+    must be quick and must not block.
     """
 
     model_id: str | None = None
@@ -567,10 +568,12 @@ class SummaryService:
         pending: list[tuple[str, str, list[int]]] = []
         lock = threading.Lock()
 
-        def token(piece: str) -> None:
+        pieces: list[str] = []  # for on_token, handed over on this (the caller's) thread
+
+        def token(piece: str) -> None:  # runs on the model's owner thread
             buf.append(piece)
-            if on_token is not None:
-                on_token(piece)
+            with lock:
+                pieces.append(piece)
             if "\n" in piece:
                 bullets = prompts.parse_output("".join(buf))
                 with lock:
@@ -587,9 +590,16 @@ class SummaryService:
         )
 
         def drain() -> None:
+            # Callbacks run here, on the caller's thread, never on the model's: in the app
+            # they emit Qt signals, which a plain Python thread must not do.
             with lock:
                 items = list(pending)
                 pending.clear()
+                new_pieces = list(pieces)
+                pieces.clear()
+            if on_token is not None:
+                for piece in new_pieces:
+                    on_token(piece)
             for section, text, cites in items:
                 self._add_model_bullet(sel, sentences, emit, section, text, cites, unit_ids)
 
