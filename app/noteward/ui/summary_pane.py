@@ -137,6 +137,11 @@ class SummaryPane(QWidget):
         self.summary: dict[str, Any] | None = None
         self.sentences: list[SummarySentence] = []
         self.views: list[SentenceView] = []
+        # Widgets handed to deleteLater(), kept referenced until the next clear (long after
+        # Qt has deleted them): their Python wrappers must not be released (by the garbage
+        # collector, on whatever thread runs it) while Qt is destroying the C++ objects,
+        # which crashed PySide in BindingManager::releaseWrapper.
+        self._retired: list[QWidget] = []
         self.job: Job | None = None
         self.tokens = 0
         self._started = 0.0
@@ -248,10 +253,10 @@ class SummaryPane(QWidget):
     def _clear_sentences(self) -> None:
         self._pending = []
         self._flush_timer.stop()
-        for v in self.views:
-            v.deleteLater()
-        for lab in self.section_labels.values():
-            lab.deleteLater()
+        self._retired = [*self.views, *self.section_labels.values()]
+        for w in self._retired:
+            w.hide()
+            w.deleteLater()
         self.views = []
         self.sentences = []
         self.section_labels = {}
