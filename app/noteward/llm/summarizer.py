@@ -568,12 +568,11 @@ class SummaryService:
         pending: list[tuple[str, str, list[int]]] = []
         lock = threading.Lock()
 
-        pieces: list[str] = []  # for on_token, handed over on this (the caller's) thread
+        forwarded = [0]  # how many of buf's pieces on_token has had
 
         def token(piece: str) -> None:  # runs on the model's owner thread
-            buf.append(piece)
             with lock:
-                pieces.append(piece)
+                buf.append(piece)
             if "\n" in piece:
                 bullets = prompts.parse_output("".join(buf))
                 with lock:
@@ -595,8 +594,8 @@ class SummaryService:
             with lock:
                 items = list(pending)
                 pending.clear()
-                new_pieces = list(pieces)
-                pieces.clear()
+                new_pieces = buf[forwarded[0] :]
+                forwarded[0] = len(buf)
             if on_token is not None:
                 for piece in new_pieces:
                     on_token(piece)

@@ -301,8 +301,7 @@ class Services:
         reader = result.pop("reader", None)
         self.vault_path = result.get("path")
         if reader is not None:
-            job = self.model_thread.submit("adopt-reader", _adopt_reader, reader)
-            job.runs_if_cancelled = True  # set before the next event-loop turn queues it
+            self.model_thread.submit("adopt-reader", _adopt_reader, reader, runs_if_cancelled=True)
 
     def lock(self) -> list[Job]:
         """Cancel all work, close both vault connections and drop every cache derived

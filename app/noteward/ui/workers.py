@@ -65,9 +65,7 @@ class Job(QObject):
         self.cancel_event = threading.Event()
         self.finished = False
         self.outcome: str | None = None  # "succeeded" | "failed" | "cancelled"
-        # A job that owns something only its function can release (a connection handed
-        # over) runs even when cancelled before it started; its function checks ctx.cancel.
-        self.runs_if_cancelled = False
+        self.runs_if_cancelled = False  # see OwnerThread.submit
         q = Qt.ConnectionType.QueuedConnection
         self._did_progress.connect(self.job_did_progress, q)
         self._did_stream.connect(self.job_did_stream, q)
@@ -154,8 +152,14 @@ class OwnerThread(QThread):
         """Register a function run on this thread when it stops (closes its resource)."""
         self._closers.append(closer)
 
-    def submit(self, name: str, fn: Work, *args: Any, **kwargs: Any) -> Job:
-        """Queue ``fn(ctx, *args, **kwargs)`` on this thread and return its Job."""
+    def submit(
+        self, name: str, fn: Work, *args: Any, runs_if_cancelled: bool = False, **kwargs: Any
+    ) -> Job:
+        """Queue ``fn(ctx, *args, **kwargs)`` on this thread and return its Job.
+
+        ``runs_if_cancelled``: run ``fn`` even if the job is cancelled before it starts (it
+        then sees ``ctx.cancel`` set), for work that owns something only it can release.
+        """
         if not self.isRunning():
             self.start()
         # The Job's C++ side belongs to the application object, not to this thread:
@@ -169,6 +173,7 @@ class OwnerThread(QThread):
         if app is None:
             raise RuntimeError("OwnerThread needs a QCoreApplication (queued signals do too)")
         job = Job(name, parent=app)
+        job.runs_if_cancelled = runs_if_cancelled
         self._live.add(job)
         job.job_did_end.connect(self._job_did_end)
         self._pending.append((job, fn, args, kwargs))
