@@ -33,15 +33,14 @@ boilerplate of long records collapses in the de-duplication step.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import NotewardError
 from noteward.core.ids import new_id
@@ -56,6 +55,9 @@ from noteward.llm.grounding import (
     rules,
     split_units,
 )
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +420,7 @@ class SummaryService:
 
     def summarize_patient(
         self,
-        vault: Any,
+        vault: Vault,
         patient_id: str,
         *,
         on_sentence: OnSentence | None = None,
@@ -659,102 +661,66 @@ def _date_range(notes: Sequence[SourceNote]) -> list[str | None]:
 # ---- persistence -------------------------------------------------------------------------
 
 
-def save_summary(vault: Any, result: SummaryResult) -> str:
+def save_summary(vault: Vault, result: SummaryResult) -> str:
     """Store a summary with provenance (model id + sha256, prompt version, sources, covers)."""
-    from noteward.store import audit
-    from noteward.store.vault import now_iso
+    from noteward.store import summaries
 
     sid = new_id("sm")
     body = result.to_json()
     body["timings_detail"] = {k: round(float(v), 1) for k, v in result.timings.items()}
-    with vault.transaction() as conn:
-        conn.execute(
-            "INSERT INTO summaries(id, patient_id, created_at, model_id, model_sha256, prompt_version, covers, body)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (
-                sid,
-                result.patient,
-                now_iso(),
-                result.model["id"],
-                result.model["sha256"],
-                result.prompt_version,
-                json.dumps(result.covers),
-                json.dumps(body, ensure_ascii=False),
-            ),
-        )
-        audit.append(
-            conn,
-            "summary.create",
-            [sid] + ([result.patient] if result.patient else []),
-            {
-                "sentences": len(result.sentences),
-                "supported": sum(s.supported for s in result.sentences),
-            },
-        )
+    summaries.add(
+        vault,
+        sid,
+        result.patient,
+        result.model,
+        result.prompt_version,
+        result.covers,
+        body,
+        {
+            "sentences": len(result.sentences),
+            "supported": sum(s.supported for s in result.sentences),
+        },
+    )
     return sid
 
 
-def load_summary(vault: Any, summary_id: str) -> dict[str, Any]:
+def load_summary(vault: Vault, summary_id: str) -> dict[str, Any]:
     """A stored summary: provenance, body, approval and whether newer notes exist."""
-    row = vault.conn.execute(
-        "SELECT id, patient_id, created_at, model_id, model_sha256, prompt_version, covers, body,"
-        " approved_text, approved_at FROM summaries WHERE id = ?",
-        (summary_id,),
-    ).fetchone()
-    if row is None:
+    from noteward.store import summaries
+
+    stored = summaries.get(vault, summary_id)
+    if stored is None:
         raise NotewardError(
             "Unknown summary id. List a patient's summaries with `noteward summaries`."
         )
-    keys = (
-        "id",
-        "patient_id",
-        "created_at",
-        "model_id",
-        "model_sha256",
-        "prompt_version",
-        "covers",
-        "body",
-        "approved_text",
-        "approved_at",
-    )
-    out = dict(zip(keys, row, strict=True))
-    out["covers"] = json.loads(out["covers"])
-    out["body"] = json.loads(out["body"])
+    out = asdict(stored)
     out["out_of_date"] = is_out_of_date(vault, summary_id, out)
     return out
 
 
-def latest_summary(vault: Any, patient_id: str) -> dict[str, Any] | None:
+def latest_summary(vault: Vault, patient_id: str) -> dict[str, Any] | None:
     """The newest stored summary for a patient (or None)."""
-    row = vault.conn.execute(
-        "SELECT id FROM summaries WHERE patient_id = ? ORDER BY created_at DESC LIMIT 1",
-        (patient_id,),
-    ).fetchone()
-    return load_summary(vault, row[0]) if row else None
+    from noteward.store import summaries
+
+    sid = summaries.latest_id(vault, patient_id)
+    return load_summary(vault, sid) if sid else None
 
 
-def is_out_of_date(vault: Any, summary_id: str, stored: Mapping[str, Any] | None = None) -> bool:
+def is_out_of_date(vault: Vault, summary_id: str, stored: Mapping[str, Any] | None = None) -> bool:
     """True when the patient has notes the summary did not cover (newer notes arrived)."""
+    from noteward.store import notes
+
     if stored is None:
         stored = load_summary(vault, summary_id)
     pid = stored["patient_id"]
     if not pid:
         return False
     covered = set(stored["covers"].get("note_ids", []))
-    rows = vault.conn.execute("SELECT id FROM notes WHERE patient_id = ?", (pid,)).fetchall()
-    return any(r[0] not in covered for r in rows)
+    return any(nid not in covered for nid in notes.ids_for_patient(vault, pid))
 
 
-def save_approved(vault: Any, summary_id: str, text: str) -> None:
+def save_approved(vault: Vault, summary_id: str, text: str) -> None:
     """Store the clinician-approved text of a summary (with the time it was approved)."""
-    from noteward.store import audit
-    from noteward.store.vault import now_iso
+    from noteward.store import summaries
 
-    with vault.transaction() as conn:
-        cur = conn.execute(
-            "UPDATE summaries SET approved_text = ?, approved_at = ? WHERE id = ?",
-            (text, now_iso(), summary_id),
-        )
-        if cur.rowcount == 0:
-            raise NotewardError("Unknown summary id: nothing was approved.")
-        audit.append(conn, "summary.approve", [summary_id], {"chars": len(text)})
+    summaries.approve(vault, summary_id, text)
