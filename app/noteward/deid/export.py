@@ -19,7 +19,7 @@ from typing import Any
 
 from noteward.core.errors import UsageError
 from noteward.deid.surrogates import Surrogates
-from noteward.store import audit
+from noteward.store import events
 
 FORMATS = ("jsonl", "fhir")
 # Base of the Bundle's fullUrls: absolute (as FHIR asks) and never resolvable.
@@ -205,7 +205,6 @@ def write_export(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    with vault.transaction() as conn:
-        action = "export_deidentified" if deidentify else "export_identified"
-        audit.append(conn, action, list(patient_ids), {**counts, "fhir": int(fmt == "fhir")})
+    action = "export_deidentified" if deidentify else "export_identified"
+    events.record(vault, action, list(patient_ids), {**counts, "fhir": int(fmt == "fhir")})
     return counts
