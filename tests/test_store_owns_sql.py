@@ -13,8 +13,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO
 
 PACKAGE = REPO / "app" / "noteward"
@@ -69,7 +67,6 @@ def test_the_scan_finds_sql(tmp_path: Path):
     assert kinds == [".execute()", "SQL", "SQL", "reaches"], found
 
 
-@pytest.mark.xfail(strict=True, reason="queries still live in ingest, retrieval, llm and training")
 def test_no_sql_outside_store():
     leaks = [
         f
