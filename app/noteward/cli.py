@@ -2,8 +2,8 @@
 
 Subcommands live beside the code they drive: each area has a ``commands.py`` with a
 ``register(sub, groups)`` function (``groups`` holds the shared ``eval`` and ``bench``
-sub-parsers). This module only builds the parser, opens the vault for commands that need
-one, and turns errors into messages and exit codes:
+sub-parsers). This module only builds the parser and turns errors into messages and exit
+codes (what every command needs from the console is in ``noteward.console``):
 
 0 ok, 2 usage, 3 wrong passphrase or not a vault, 4 input errors under --strict,
 5 model missing or failing its hash, 6 unknown patient, 7 vault busy, 130 cancelled.
@@ -12,18 +12,15 @@ one, and turns errors into messages and exit codes:
 from __future__ import annotations
 
 import argparse
-import getpass
 import importlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from noteward.core.errors import NotewardError, UsageError, VaultLockedError
-from noteward.settings import default_vault_path, load_settings
+from noteward.console import add_vault_args, vault_path
+from noteward.core.errors import NotewardError
 
 COMMAND_MODULES = [
     "noteward.store.commands",
@@ -37,56 +34,6 @@ COMMAND_MODULES = [
 ]
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def vault_path(args: argparse.Namespace) -> Path:
-    if getattr(args, "vault", None):
-        return Path(args.vault).expanduser()
-    env = os.environ.get("NOTEWARD_VAULT")
-    return Path(env).expanduser() if env else default_vault_path()
-
-
-def read_passphrase(args: argparse.Namespace, prompt: str = "Vault passphrase: ") -> str:
-    """Passphrase from --passphrase-file, NOTEWARD_PASSPHRASE, or an interactive prompt."""
-    pf = getattr(args, "passphrase_file", None)
-    if pf:
-        try:
-            return Path(pf).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise UsageError(f"Cannot read the passphrase file: {exc.strerror}.") from None
-    env = os.environ.get("NOTEWARD_PASSPHRASE")
-    if env is not None:
-        return env
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "No passphrase: give --passphrase-file or set NOTEWARD_PASSPHRASE "
-            "(there is no terminal to ask on)."
-        )
-    return getpass.getpass(prompt)
-
-
-def open_vault(args: argparse.Namespace) -> Any:
-    """Unlock the vault the arguments name; failed unlocks are recorded."""
-    from noteward.store.vault import Vault
-
-    path = vault_path(args)
-    passphrase = read_passphrase(args)
-    settings = load_settings()
-    try:
-        return Vault.open(path, passphrase, busy_timeout_ms=settings.busy_timeout_ms)
-    except VaultLockedError:
-        Vault.record_failed_unlock(path)
-        raise
-
-
-def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
-
-
-def add_vault_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vault", help="vault file (default: NOTEWARD_VAULT or the user data folder)")
-    p.add_argument("--passphrase-file", help="read the passphrase from this file")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

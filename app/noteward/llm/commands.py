@@ -8,20 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from noteward import console
 from noteward.core.errors import NotewardError, UsageError
+from noteward.store.unlock import open_vault
 
 LABEL = "Machine-generated summary: check each sentence against its sources before relying on it."
 
 
-def _cli() -> Any:
-    from noteward import cli
-
-    return cli
-
-
 def register(sub: Any, groups: dict[str, Any]) -> None:
     """Add `summarize`, `eval summarize` and `bench summarize` to the parser."""
-    cli = _cli()
     p = sub.add_parser(
         "summarize", help="grounded summary of a patient's notes or of one text file"
     )
@@ -39,7 +34,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument(
         "--no-model", action="store_true", help="extractive skeleton only (no model run)"
     )
-    cli.add_vault_args(p)
+    console.add_vault_args(p)
     p.set_defaults(handler=cmd_summarize)
 
     e = groups["eval"].add_parser(
@@ -114,7 +109,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         if args.text_file:
             result = svc.summarize_text(read_text_file(args.text_file))
         else:
-            vault = _cli().open_vault(args)
+            vault = open_vault(args)
             try:
                 result = svc.summarize_patient(vault, args.patient)
             finally:
@@ -122,7 +117,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     finally:
         svc.close()
     if args.json:
-        _cli().print_json(result.to_json())
+        console.print_json(result.to_json())
     else:
         print_summary(result, args.hide_unsupported)
     if result.summary_id:
@@ -143,7 +138,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=lambda m: print(m, file=sys.stderr, flush=True),
     )
     if args.json:
-        _cli().print_json(res)
+        console.print_json(res)
         return 0
 
     def f(x: Any) -> str:
@@ -170,7 +165,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     res = run_bench(tuple(args.patient or BENCH_PATIENTS), args.model, args.threads, args.repeat)
     if args.json:
-        _cli().print_json(res)
+        console.print_json(res)
     else:
         print(json.dumps(res, indent=2))
     return 0
