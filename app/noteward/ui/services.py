@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noteward.core.errors import NotewardError, VaultLockedError
+from noteward.core.errors import NotewardError
 from noteward.core.models import Note, Patient
 from noteward.settings import Settings
 from noteward.ui.workers import Job, JobContext, OwnerThread
@@ -48,17 +48,14 @@ def _close_vault(state: dict[str, Any]) -> None:
 
 
 def _open(ctx: JobContext, path: str, passphrase: str, create: bool, busy_ms: int) -> dict[str, Any]:
+    from noteward.store.unlock import unlock
     from noteward.store.vault import Vault
 
     _close_vault(ctx.state)
     if create:
         vault = Vault.create(path, passphrase, busy_timeout_ms=busy_ms)
     else:
-        try:
-            vault = Vault.open(path, passphrase, busy_timeout_ms=busy_ms)
-        except VaultLockedError:
-            Vault.record_failed_unlock(path)
-            raise
+        vault = unlock(path, passphrase, busy_timeout_ms=busy_ms)  # a wrong passphrase is counted
     ctx.state["vault"] = vault
     # A second connection for the model thread, which owns it from here on.
     reader = Vault.open(path, passphrase, busy_timeout_ms=busy_ms, audit_unlock=False)
