@@ -27,7 +27,7 @@ class PatientChunk(NamedTuple):
 class ChunkSpan(NamedTuple):
     """How many chunks a patient has, and the smallest and largest of their ids."""
 
-    count: int
+    size: int
     first: int
     last: int
 
