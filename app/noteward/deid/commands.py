@@ -43,7 +43,7 @@ def cmd_deid(args: argparse.Namespace) -> int:
             raise UsageError(f"Cannot read {args.text_file}: {exc.strerror}.") from None
         except UnicodeDecodeError:
             raise UsageError(f"{args.text_file} is not UTF-8 text; convert it first.") from None
-    secret = _read_secret(args.secret_file)
+    secret: bytes | str | None = _read_secret(args.secret_file)
     patient = None
     if args.patient:
         vault = open_vault(args)

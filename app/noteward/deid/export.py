@@ -15,11 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import UsageError
 from noteward.deid.surrogates import Surrogates
 from noteward.store import events
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 FORMATS = ("jsonl", "fhir")
 # Base of the Bundle's fullUrls: absolute (as FHIR asks) and never resolvable.
@@ -42,7 +45,7 @@ def _birth(patient: Any, sur: Surrogates | None) -> str | None:
 
 
 def patient_records(
-    vault: Any,
+    vault: Vault,
     patient_ids: list[str],
     deidentify: bool,
     mode: str = "surrogate",
@@ -163,7 +166,7 @@ def _fhir_bundle(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> di
 
 
 def write_export(
-    vault: Any,
+    vault: Vault,
     patient_ids: list[str],
     out: str | Path,
     fmt: str = "jsonl",
