@@ -30,11 +30,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import UsageError
 from noteward.llm import prompts
 from noteward.training.text import best_sources, content_words, split_dialogue, split_sentences
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 SOURCES = ("mts-dialog", "aci-bench", "meqsum", "synthea", "vault")
 
@@ -593,7 +596,7 @@ def synthea(data_dir: Path, max_tokens: int, seed: int = 0, per_patient: int = 6
 # ---- vault ----------------------------------------------------------------------------
 
 
-def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
+def vault_examples(vault: Vault, max_tokens: int) -> Iterator[Example]:
     """Clinician-approved summaries from a vault, de-identified before they leave it.
 
     The notes a summary covers and its approved text both go through
@@ -694,7 +697,7 @@ def build_examples(
     seed: int = 0,
     max_tokens: int = 640,
     limits: dict[str, int] | None = None,
-    vault: Any = None,
+    vault: Vault | None = None,
     verify: bool = False,
     aci_window: int = 6,
     aci_visit_prompts: int = 0,
