@@ -41,4 +41,5 @@ def write_index_blob(vault: Vault, data: bytes) -> None:
 
 
 def read_index_blob(vault: Vault) -> bytes:
+    """The BLOB :func:`write_index_blob` stored."""
     return bytes(vault.conn.execute("SELECT data FROM bench_faiss_blob WHERE id = 1").fetchone()[0])

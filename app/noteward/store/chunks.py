@@ -62,6 +62,7 @@ def add_many(vault: Vault, chunks: Sequence[PatientChunk]) -> None:
 
 
 def count(vault: Vault) -> int:
+    """How many chunks the vault holds (all patients)."""
     return int(vault.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
 
@@ -104,6 +105,7 @@ def patient_span(vault: Vault, patient_id: str) -> ChunkSpan | None:
 
 
 def patient_with_most_chunks(vault: Vault) -> str | None:
+    """The id of the patient with the most chunks (ties: the smallest id); None when empty."""
     row = vault.conn.execute(
         "SELECT n.patient_id FROM chunks c JOIN notes n ON n.id = c.note_id"
         " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()

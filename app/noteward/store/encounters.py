@@ -26,6 +26,7 @@ def ids_by_source(vault: Vault) -> dict[str, str]:
 
 
 def add(vault: Vault, encounter: Encounter) -> None:
+    """Insert one encounter (its patient must exist)."""
     vault.conn.execute(
         "INSERT INTO encounters(id, patient_id, source_id, date, end_date, type) VALUES (?,?,?,?,?,?)",
         tuple(encounter),

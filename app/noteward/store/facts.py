@@ -30,6 +30,7 @@ def source_keys(vault: Vault) -> set[tuple[str, str]]:
 
 
 def add(vault: Vault, fact: Fact) -> None:
+    """Insert one fact (its patient must exist)."""
     vault.conn.execute(
         "INSERT INTO facts(patient_id, kind, source_id, code, display, status, date, end_date,"
         " encounter_id) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -46,4 +46,5 @@ def all_ids(vault: Vault) -> list[str]:
 
 
 def count(vault: Vault) -> int:
+    """How many patients the vault holds."""
     return int(vault.conn.execute("SELECT count(*) FROM patients").fetchone()[0])
