@@ -207,7 +207,6 @@ def test_missing_x_libraries_are_named_with_the_apt_command():
     assert display.gui_problem({"QT_QPA_PLATFORM": "offscreen"}, table) is None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: bench summarize says 'internal error (LookupError)'")
 def test_bench_summarize_without_shared_data_names_the_folder(tmp_path: Path):
     missing = tmp_path / "no-shared-data"
     r = run("bench", "summarize", "--repeat", "1", env={"NOTEWARD_SHARED_DATA": str(missing)})
