@@ -87,7 +87,6 @@ def _all_parsers(parser):  # noqa: ANN001, ANN202
                 yield from _all_parsers(child)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 (11): argparse prefix matching")
 def test_an_option_prefix_is_not_taken_for_a_longer_option(tmp_path: Path):
     """`--passphrase X` was silently read as `--passphrase-file X`."""
     from noteward.cli import build_parser
@@ -102,7 +101,6 @@ def test_an_option_prefix_is_not_taken_for_a_longer_option(tmp_path: Path):
     assert "secret" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: there is no --version")
 def test_version_names_noteward_python_and_the_default_model_without_qt():
     from noteward import __version__
     from noteward.llm.manifest import load_manifest

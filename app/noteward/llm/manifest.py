@@ -386,6 +386,21 @@ def merged_weights(entry: ModelEntry) -> Path | None:
         return None
 
 
+def describe_default_model() -> str:
+    """One line naming the model a summary would run (settings, then the manifest default)
+    and the sha256 prefixes the manifest pins, for `noteward --version`. Reads the manifest
+    only: no package import, no hashing."""
+    from noteward.settings import load_settings
+
+    entry = load_manifest().get(load_settings().model or None)
+    line = f"Default model: {entry.id} ("
+    if entry.base is not None:
+        line += f"adapter sha256 {entry.sha256[:12]}) on {entry.base.id} (sha256 {entry.base.sha256[:12]})"
+    else:
+        line += f"sha256 {entry.sha256[:12]})"
+    return line
+
+
 def resolve_model(model_id: str | None = None, manifest: Manifest | None = None) -> ResolvedModel:
     """Find, verify and describe the model to run (default from settings, then manifest)."""
     if manifest is None:
