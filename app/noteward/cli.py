@@ -125,6 +125,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    from noteward.ui.display import gui_problem  # Qt-free: checked before Qt loads
+
+    problem = gui_problem()
+    if problem:
+        raise UsageError(problem)
     try:
         from noteward.ui.app import main as gui_main  # the one allowed Qt import
     except ImportError as exc:
@@ -133,6 +138,10 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import resource
+
+    # A core file of this process could hold decrypted notes: never write one (CLI and GUI).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     parser, _ = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
