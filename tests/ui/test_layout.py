@@ -31,7 +31,6 @@ def shown_whole(widget: QWidget, top: QWidget) -> bool:
     return w is top
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the field is disabled when focus returns")
 def test_wrong_passphrase_leaves_the_field_ready_to_retype(qtbot, window, vault_path) -> None:  # noqa: ANN001
     """After a wrong passphrase the field was still disabled when focus came back to it."""
     from noteward.store.vault import Vault

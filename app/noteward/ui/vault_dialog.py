@@ -200,9 +200,14 @@ class VaultDialog(QDialog):
             w.setEnabled(not busy)
         if busy:
             self.submit.setText("Unlocking…" if not self.creating else "Creating…")
-        else:
-            self._set_path(self.path) if not self.error.isVisible() else None
-            self.submit.setText("&Create vault" if self.creating else "&Unlock")
+            return
+        if not self.error.isVisible():
+            self._set_path(self.path)
+        self.submit.setText("&Create vault" if self.creating else "&Unlock")
+        # Focus can only go to an enabled field: after a failure it is given back here, with
+        # what was typed selected so the next keystrokes replace it (End keeps it to fix a typo).
+        self.passphrase.setFocus()
+        self.passphrase.selectAll()
 
     def _did_unlock(self, result: dict) -> None:
         self.passphrase.clear()
@@ -211,8 +216,6 @@ class VaultDialog(QDialog):
         self.accept()
 
     def _did_fail(self, message: str) -> None:
-        self.passphrase.clear()
-        self.passphrase.setFocus()
         if "wrong passphrase" in message.lower():
             message = (
                 "Wrong passphrase: the vault was not unlocked. Check Caps Lock and the keyboard "
