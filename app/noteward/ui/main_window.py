@@ -35,6 +35,9 @@ from noteward.ui.workers import Job
 
 log = logging.getLogger(__name__)
 
+PREFERRED_SIZE = (1360, 860)
+FRAME_ALLOWANCE = (16, 48)  # a window manager's frame and title bar, not known before show
+
 
 class MainWindow(QMainWindow):
     """Patients on the left, the record in the middle, summary and search on the right."""
@@ -54,7 +57,6 @@ class MainWindow(QMainWindow):
         self.vault_dialog: VaultDialog | None = None
         self._record_job: Job | None = None
         self.setWindowTitle("Noteward")
-        self.resize(1360, 860)
 
         self.patient_list = PatientList()
         self.header = PatientHeader()
@@ -83,8 +85,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.summary, "Su&mmary")
         self.tabs.addTab(self.search, "Sea&rch")
         self.tabs.setAccessibleName("Summary and search")
-        self.tabs.setMinimumWidth(400)
-        self.timeline.setMinimumHeight(150)
+        self.tabs.setMinimumWidth(260)
+        self.timeline.setMinimumHeight(90)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.patient_list)
@@ -115,6 +117,17 @@ class MainWindow(QMainWindow):
         self.import_dialog.import_did_finish.connect(self._import_did_finish)
         self.viewer.deid_button.toggled.connect(self.deid_action.setChecked)
         self._set_locked_ui(True)
+        self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """Open at the preferred size, or smaller: within the screen's available area, frame
+        included (at 150% on a 1366x768 laptop that is 910x512 logical pixels)."""
+        avail = self.screen().availableGeometry()
+        width = min(PREFERRED_SIZE[0], avail.width() - FRAME_ALLOWANCE[0])
+        height = min(PREFERRED_SIZE[1], avail.height() - FRAME_ALLOWANCE[1])
+        self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
+        self.move(avail.x() + max(0, (avail.width() - self.width() - FRAME_ALLOWANCE[0]) // 2),
+                  avail.y() + max(0, (avail.height() - self.height() - FRAME_ALLOWANCE[1]) // 2))
 
     # -- actions and shortcuts -----------------------------------------------------------
 

@@ -52,6 +52,7 @@ class NoteViewer(QWidget):
         self.title = QLabel("No note selected")
         self.title.setObjectName("PaneTitle")
         self.title.setAccessibleName("Note title")
+        self.title.setWordWrap(True)  # a long title wraps instead of widening the window
         self.deid_button = QPushButton("De-identified view")
         self.deid_button.setCheckable(True)
         self.deid_button.setToolTip("Show the note with personal identifiers replaced by tags (Ctrl+D)")

@@ -58,7 +58,7 @@ class PatientList(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setUniformItemSizes(True)
         self.view.setObjectName("PatientListView")
-        self.view.setMinimumWidth(230)
+        self.view.setMinimumWidth(150)  # narrow windows (1024 px, 150% scaling); names elide
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.count = QLabel()
         self.count.setObjectName("Hint")
@@ -131,9 +131,11 @@ class PatientHeader(QWidget):
         self.name.setObjectName("PatientName")
         self.name.setAccessibleName("Patient name")
         self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.name.setWordWrap(True)  # a long name wraps instead of widening the window
         self.facts = QLabel()
         self.facts.setObjectName("PatientFacts")
         self.facts.setAccessibleName("Patient details")
+        self.facts.setWordWrap(True)
         self.deceased = QLabel()
         self.deceased.setObjectName("Deceased")
         self.deceased.setAccessibleName("Deceased")
