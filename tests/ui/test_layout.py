@@ -141,7 +141,6 @@ def test_window_and_summary_pane_fit_small_and_scaled_screens(
                         "tall_enough": True}, name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: there is no zoom")
 def test_zoom_changes_note_and_summary_text_and_is_remembered(qtbot, window, vault_path) -> None:  # noqa: ANN001
     from PySide6.QtGui import QKeySequence
 

@@ -35,6 +35,10 @@ from noteward.ui.workers import Job
 
 log = logging.getLogger(__name__)
 
+TEXT_POINTS = 10.5  # the theme's text size (resources/ui/noteward.qss) at 100%
+ZOOM_STEP_PERCENT = 10
+ZOOM_MIN_PERCENT = 50
+ZOOM_MAX_PERCENT = 300
 PREFERRED_SIZE = (1360, 860)
 FRAME_ALLOWANCE = (16, 48)  # a window manager's frame and title bar, not known before show
 
@@ -117,6 +121,7 @@ class MainWindow(QMainWindow):
         self.import_dialog.import_did_finish.connect(self._import_did_finish)
         self.viewer.deid_button.toggled.connect(self.deid_action.setChecked)
         self._set_locked_ui(True)
+        self.apply_text_zoom(settings.text_zoom_percent)
         self.fit_to_screen()
 
     def fit_to_screen(self) -> None:
@@ -157,6 +162,10 @@ class MainWindow(QMainWindow):
         self.hide_unsupported_action = self._action(
             "&Hide unsupported sentences", "Ctrl+U", lambda: self.summary.hide_unsupported.toggle()
         )
+        self.zoom_in_action = self._action("Zoom &in", QKeySequence.StandardKey.ZoomIn, lambda: self.zoom(+1))
+        self.zoom_in_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.ZoomIn), QKeySequence("Ctrl+=")])
+        self.zoom_out_action = self._action("Zoom &out", QKeySequence.StandardKey.ZoomOut, lambda: self.zoom(-1))
+        self.zoom_reset_action = self._action("&Actual size", "Ctrl+0", lambda: self.zoom(0))
         self.next_source_action = self._action("Next source", "F8", lambda: self.viewer.step_source(1))
         self.prev_source_action = self._action("Previous source", "Shift+F8", lambda: self.viewer.step_source(-1))
 
@@ -166,6 +175,9 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         for a in (self.find_patient_action, self.search_notes_action, self.deid_action,
                   self.hide_unsupported_action, self.next_source_action, self.prev_source_action):
+            view_menu.addAction(a)
+        view_menu.addSeparator()
+        for a in (self.zoom_in_action, self.zoom_out_action, self.zoom_reset_action):
             view_menu.addAction(a)
         summary_menu = self.menuBar().addMenu("&Summary")
         summary_menu.addAction(self.summarize_action)
@@ -190,6 +202,24 @@ class MainWindow(QMainWindow):
     def _focus_search(self) -> None:
         self.tabs.setCurrentWidget(self.search)
         self.search.query.setFocus()
+
+    # -- text size -------------------------------------------------------------------------
+
+    def zoom(self, step: int) -> None:
+        """Ctrl+Plus / Ctrl+Minus / Ctrl+0: note and summary text size, kept in the settings."""
+        pct = 100 if step == 0 else self.settings.text_zoom_percent + step * ZOOM_STEP_PERCENT
+        pct = max(ZOOM_MIN_PERCENT, min(ZOOM_MAX_PERCENT, pct))
+        self.apply_text_zoom(pct)
+        if pct != self.settings.text_zoom_percent:
+            self.settings = self.settings.model_copy(update={"text_zoom_percent": pct})
+            save_settings(self.settings)
+        self.statusBar().showMessage(f"Text size {pct}%.", 2000)
+
+    def apply_text_zoom(self, percent: int) -> None:
+        points = TEXT_POINTS * percent / 100
+        self.viewer.set_text_points(points)
+        self.summary.set_text_points(points)
+        self.search.set_text_points(points)
 
     def _toggle_deid(self) -> None:
         self.viewer.set_deidentified(self.deid_action.isChecked())

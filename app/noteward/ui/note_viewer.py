@@ -108,6 +108,10 @@ class NoteViewer(QWidget):
         layout.addWidget(self.deid_banner)
         layout.addWidget(self.text, 1)
 
+    def set_text_points(self, points: float) -> None:
+        """The note text's size (the window's zoom); a style sheet, as the theme sets it."""
+        self.text.setStyleSheet(f"QPlainTextEdit {{ font-size: {points:.1f}pt; }}")
+
     # -- content -------------------------------------------------------------------------
 
     def set_patient(self, patient: Patient | None, notes: list[Note]) -> None:

@@ -224,6 +224,10 @@ class SummaryPane(QWidget):
         self.approve_button.clicked.connect(self.edit_and_approve)
         self.set_patient(None)
 
+    def set_text_points(self, points: float) -> None:
+        """The size of the sentences and their headings (the window's zoom)."""
+        self.body.setStyleSheet(f"QLabel {{ font-size: {points:.1f}pt; }}")
+
     # -- state ---------------------------------------------------------------------------
 
     def set_show_unsupported(self, show: bool) -> None:
