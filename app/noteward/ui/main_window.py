@@ -231,7 +231,9 @@ class MainWindow(QMainWindow):
         for a in (self.import_action, self.lock_action, self.summarize_action, self.deid_action,
                   self.find_patient_action, self.search_notes_action):
             a.setEnabled(not locked)
-        self.centralWidget().setEnabled(not locked)
+        central = self.centralWidget()
+        if central is not None:
+            central.setEnabled(not locked)
 
     def request_unlock(self) -> VaultDialog:
         """Show the create/unlock dialog (window-modal; the event loop keeps running)."""

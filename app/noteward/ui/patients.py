@@ -212,7 +212,7 @@ class NotesTimeline(QTreeWidget):
     def select_note(self, note_id: str) -> None:
         for i in range(self.topLevelItemCount()):
             it = self.topLevelItem(i)
-            if it.data(0, Qt.ItemDataRole.UserRole) == note_id:
+            if it is not None and it.data(0, Qt.ItemDataRole.UserRole) == note_id:
                 self.blockSignals(True)
                 self.setCurrentItem(it)
                 self.scrollToItem(it)

@@ -210,7 +210,7 @@ class SummaryPane(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.body)
         scroll.setAccessibleName("Summary sentences")
-        self.scroll = scroll
+        self.scroll = scroll  # type: ignore[assignment,method-assign]  # shadows QWidget.scroll()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -402,7 +402,8 @@ class SummaryPane(QWidget):
         heading = self.section_labels[section]
         pos = self.body_layout.indexOf(heading) + 1
         while pos < self.body_layout.count() - 1:
-            w = self.body_layout.itemAt(pos).widget()
+            item = self.body_layout.itemAt(pos)
+            w = item.widget() if item is not None else None
             if not isinstance(w, SentenceView):
                 break
             pos += 1

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from noteward.ui.services import Services
+from noteward.ui.workers import Job
 
 MIN_LENGTH = 10
 
@@ -55,7 +56,7 @@ class VaultDialog(QDialog):
         self.setWindowTitle("Noteward — unlock")
         self.setAccessibleName("Unlock vault")
         self.setMinimumWidth(520)
-        self._job = None
+        self._job: Job | None = None
 
         title = QLabel("Noteward")
         title.setObjectName("PatientName")
@@ -172,7 +173,9 @@ class VaultDialog(QDialog):
     def show_error(self, message: str) -> None:
         self.error.setText(message)
         self.error.show()
-        self.layout().activate()
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
         self.resize(self.width(), max(self.height(), self.sizeHint().height()))
 
     def _submit(self) -> None:
