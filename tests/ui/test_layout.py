@@ -183,3 +183,25 @@ def test_zoom_changes_note_and_summary_text_and_is_remembered(qtbot, window, vau
     qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert sizes() == (note0, summary0)
     assert load_settings().text_zoom_percent == 100
+
+
+@pytest.mark.xfail(strict=True, reason="the source bar's list widened the window past the screen")
+def test_showing_a_sentences_sources_keeps_the_window_within_a_small_screen(qtbot, window) -> None:  # noqa: ANN001
+    """Under Xvfb at 1024x700 the window grew to 1,032 px when a sentence's sources were
+    shown: the source list was as wide as its longest entry (the note date and type)."""
+    from noteward.core.models import Note, Patient, SourceSpan
+
+    patient = Patient("p1", "src-1", "Denis399 Lincoln623 Schmitt836", "2011-03-23", "male")
+    notes = [
+        Note(f"n{i}", "p1", "Patient is presenting with fracture of ankle. " * 20,
+             f"2022-04-0{i}", "History and physical note, emergency department follow-up",
+             "Dr. Quentin28 Kertzmann286")
+        for i in range(1, 4)
+    ]
+    window.viewer.set_patient(patient, notes)
+    narrow = window.minimumSizeHint().width()
+    assert window.viewer.show_sources([SourceSpan(n.id, 0, 45) for n in notes])
+    qtbot.waitUntil(lambda: window.viewer.source_bar.isVisible())
+    qtbot.wait(20)  # the layout request that updates the window's minimum
+    wide = window.minimumSizeHint().width()
+    assert wide * 1.5 <= 1366 and wide <= 1024 - 16, (narrow, wide)
