@@ -185,7 +185,6 @@ def test_zoom_changes_note_and_summary_text_and_is_remembered(qtbot, window, vau
     assert load_settings().text_zoom_percent == 100
 
 
-@pytest.mark.xfail(strict=True, reason="the source bar's list widened the window past the screen")
 def test_showing_a_sentences_sources_keeps_the_window_within_a_small_screen(qtbot, window) -> None:  # noqa: ANN001
     """Under Xvfb at 1024x700 the window grew to 1,032 px when a sentence's sources were
     shown: the source list was as wide as its longest entry (the note date and type)."""

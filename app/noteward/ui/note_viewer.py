@@ -70,6 +70,10 @@ class NoteViewer(QWidget):
         self.source_list.setAccessibleName("Sources of the selected sentence")
         self.source_list.setToolTip("All source passages of the selected sentence (F8 / Shift+F8 to step)")
         self.source_list.activated.connect(self._pick_source)
+        # As wide as the bar allows, not as its longest entry: a long note type made the
+        # window wider than a 1024 px screen. The tooltip and the note title show it whole.
+        self.source_list.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_list.setMinimumContentsLength(8)
         self.prev_button = QPushButton("◀ Previous")
         self.prev_button.setAccessibleName("Previous source")
         self.next_button = QPushButton("Next ▶")

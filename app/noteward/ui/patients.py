@@ -141,9 +141,8 @@ class PatientHeader(QWidget):
         self.deceased.setAccessibleName("Deceased")
         self.deceased.hide()
         row = QHBoxLayout()
-        row.addWidget(self.facts)
+        row.addWidget(self.facts, 1)  # the row's width, so the facts wrap only when narrow
         row.addWidget(self.deceased)
-        row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.addWidget(self.name)
