@@ -204,3 +204,46 @@ def test_showing_a_sentences_sources_keeps_the_window_within_a_small_screen(qtbo
     qtbot.wait(20)  # the layout request that updates the window's minimum
     wide = window.minimumSizeHint().width()
     assert wide * 1.5 <= 1366 and wide <= 1024 - 16, (narrow, wide)
+
+
+DIALOGS = """
+import json, sys
+from noteward.ui.app import build_window, ensure_app
+from noteward.ui.summary_pane import ApproveDialog
+app = ensure_app()
+window, services = build_window(sys.argv[1])
+window.show()
+dialogs = {"import": window.open_import(), "approve": ApproveDialog("Problems\\n- x\\n", window)}
+dialogs["approve"].show()
+for _ in range(30):
+    app.processEvents()
+avail = window.screen().availableGeometry()
+out = {}
+for name, d in dialogs.items():
+    f = d.frameGeometry()
+    out[name] = [f.x(), f.y(), f.width(), f.height()]
+    d.close()
+print(json.dumps({"avail": [avail.x(), avail.y(), avail.width(), avail.height()], "dialogs": out}))
+window.close()
+services.shutdown()
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="the import dialog opens taller than a 1366x768 screen at 150%")
+def test_dialogs_open_within_a_1366x768_screen_at_150_percent(tmp_path: Path) -> None:
+    """Seen under Xvfb: at 150% the import dialog was 1080x780 px on a 768 px high screen."""
+    config = tmp_path / "screen.json"
+    config.write_text(json.dumps({"screens": [{
+        "name": "screen", "x": 0, "y": 0, "width": 1366, "height": 768,
+        "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1,
+    }]}))
+    env = child_env({"QT_QPA_PLATFORM": f"offscreen:configfile={config}", "QT_SCALE_FACTOR": "1.5"})
+    r = subprocess.run([sys.executable, "-c", DIALOGS, str(tmp_path / "v.nwv")], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-800:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    ax, ay, aw, ah = got["avail"]
+    for name, (x, y, w, h) in got["dialogs"].items():
+        # the whole frame, with room for a title bar the offscreen screen does not draw
+        assert ax <= x and x + w <= ax + aw, (name, got)
+        assert ay <= y and h <= ah - 40, (name, got)
