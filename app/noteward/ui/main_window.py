@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from noteward.core.models import SummarySentence
 from noteward.settings import Settings, save_settings
 from noteward.ui.autolock import ClipboardGuard, IdleWatcher
+from noteward.ui.geometry import fit_to_screen
 from noteward.ui.import_dialog import ImportDialog
 from noteward.ui.note_viewer import NoteViewer
 from noteward.ui.patients import NotesTimeline, PatientHeader, PatientList
@@ -40,7 +41,6 @@ ZOOM_STEP_PERCENT = 10
 ZOOM_MIN_PERCENT = 50
 ZOOM_MAX_PERCENT = 300
 PREFERRED_SIZE = (1360, 860)
-FRAME_ALLOWANCE = (16, 48)  # a window manager's frame and title bar, not known before show
 
 
 class MainWindow(QMainWindow):
@@ -122,17 +122,9 @@ class MainWindow(QMainWindow):
         self.viewer.deid_button.toggled.connect(self.deid_action.setChecked)
         self._set_locked_ui(True)
         self.apply_text_zoom(settings.text_zoom_percent)
-        self.fit_to_screen()
-
-    def fit_to_screen(self) -> None:
-        """Open at the preferred size, or smaller: within the screen's available area, frame
-        included (at 150% on a 1366x768 laptop that is 910x512 logical pixels)."""
-        avail = self.screen().availableGeometry()
-        width = min(PREFERRED_SIZE[0], avail.width() - FRAME_ALLOWANCE[0])
-        height = min(PREFERRED_SIZE[1], avail.height() - FRAME_ALLOWANCE[1])
-        self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
-        self.move(avail.x() + max(0, (avail.width() - self.width() - FRAME_ALLOWANCE[0]) // 2),
-                  avail.y() + max(0, (avail.height() - self.height() - FRAME_ALLOWANCE[1]) // 2))
+        # the preferred size or less: within the screen, frame included (at 150% on a
+        # 1366x768 laptop that is 910x512 logical pixels)
+        fit_to_screen(self, PREFERRED_SIZE, centre=True)
 
     # -- actions and shortcuts -----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from noteward.core.models import SECTIONS, SourceSpan, SummarySentence
 from noteward.ui.flow_layout import FlowLayout
+from noteward.ui.geometry import fit_to_screen
 from noteward.ui.services import Services
 from noteward.ui.workers import Job
 
@@ -105,7 +106,7 @@ class ApproveDialog(QDialog):
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit and approve summary")
-        self.resize(640, 480)
+        fit_to_screen(self, (640, 480))
         hint = QLabel(
             "Correct the machine-generated summary, then approve it. The approved text is stored "
             "beside the original; the original is not changed."
