@@ -22,7 +22,11 @@ $(STAMP): $(REQS) pyproject.toml
 
 install: $(STAMP)
 
+# The desktop client needs a display and the X libraries Qt links (libxcb-cursor0 and others
+# on Debian/Ubuntu): checked first, with the apt-get command for whatever is missing. Without
+# any display the demo runs on the command line instead.
 run: install
+	@$(BIN)/python -m noteward.ui.display
 	$(BIN)/noteward demo
 
 test: install

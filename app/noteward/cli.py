@@ -38,9 +38,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
-        prog="noteward", description="Noteward: encrypted clinical notes, grounded summaries."
+        prog="noteward",
+        description="Noteward: encrypted clinical notes, grounded summaries.",
+        allow_abbrev=False,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version, Python and default model; exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, Any] = {}
     gui = sub.add_parser("gui", help="open the desktop app")
@@ -52,10 +57,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         gp.set_defaults(handler=lambda a, gp=gp: (gp.print_help(), 2)[1])
     for modname in COMMAND_MODULES:
         importlib.import_module(modname).register(sub, groups)
+
+    # No prefix matching anywhere: `--passphrase X` was silently read as `--passphrase-file X`.
+    # Sub-parsers are made by each area's register(), so the flag is set on the finished tree.
+    def no_abbrev(p: argparse.ArgumentParser) -> None:
+        p.allow_abbrev = False
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    no_abbrev(child)
+
+    no_abbrev(parser)
     return parser, groups
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    from noteward.ui.display import gui_problem  # Qt-free: checked before Qt loads
+
+    problem = gui_problem()
+    if problem:
+        raise UsageError(problem)
     try:
         from noteward.ui.app import main as gui_main  # the one allowed Qt import
     except ImportError as exc:
@@ -64,8 +85,36 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import resource
+
+    # A core file of this process could hold decrypted notes: never write one (CLI and GUI).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     parser, _ = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse would echo the values, and a mistyped `--passphrase SECRET` would print
+        # the secret: name the options only.
+        shown = " ".join(a if a.startswith("-") else "…" for a in unknown)
+        hint = (
+            "; give the passphrase with --passphrase-file or NOTEWARD_PASSPHRASE"
+            if any(a.startswith("--passphrase") for a in unknown)
+            else ""
+        )
+        parser.error(f"unrecognized arguments: {shown}{hint}")
+    if args.version:
+        import platform
+
+        from noteward import __version__
+        from noteward.llm.manifest import describe_default_model
+
+        print(f"noteward {__version__}")
+        print(f"Python {platform.python_version()} ({platform.python_implementation()}, "
+              f"{platform.system()} {platform.machine()})")
+        try:
+            print(describe_default_model())
+        except NotewardError as exc:
+            print(f"Default model: unavailable ({exc})")
+        return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     autolock_minutes: int = Field(default=10, ge=1, le=480)
     show_unsupported: bool = True
     busy_timeout_ms: int = Field(default=5000, ge=100)
+    text_zoom_percent: int = Field(default=100, ge=50, le=300)  # note and summary text (Ctrl+Plus)
 
     def resolved_threads(self) -> int:
         if self.threads:

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
@@ -22,6 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from noteward.core.models import SECTIONS, SourceSpan, SummarySentence
+from noteward.ui.flow_layout import FlowLayout
+from noteward.ui.geometry import fit_to_screen
 from noteward.ui.services import Services
 from noteward.ui.workers import Job
 
@@ -105,7 +106,7 @@ class ApproveDialog(QDialog):
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit and approve summary")
-        self.resize(640, 480)
+        fit_to_screen(self, (640, 480))
         hint = QLabel(
             "Correct the machine-generated summary, then approve it. The approved text is stored "
             "beside the original; the original is not changed."
@@ -171,14 +172,12 @@ class SummaryPane(QWidget):
         self.approve_button.setEnabled(False)
         self.hide_unsupported = QCheckBox("&Hide unsupported")
         self.hide_unsupported.setAccessibleName("Hide unsupported sentences")
-        top = QHBoxLayout()
-        top.addWidget(title, 1)
-        top.addWidget(self.summarize_button)
-        top.addWidget(self.cancel_button)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.hide_unsupported)
-        row2.addStretch(1)
-        row2.addWidget(self.approve_button)
+        # One wrapping row: in a narrow pane (1024x700, 150% scaling) the buttons move onto
+        # further lines instead of being cut off.
+        actions = FlowLayout(spacing=6)
+        for w in (title, self.summarize_button, self.cancel_button, self.hide_unsupported,
+                  self.approve_button):
+            actions.addWidget(w)
 
         self.machine_label = QLabel()
         self.machine_label.setObjectName("MachineLabel")
@@ -202,22 +201,22 @@ class SummaryPane(QWidget):
         self.body = QWidget()
         self.body_layout = QVBoxLayout(self.body)
         self.body_layout.setContentsMargins(2, 2, 2, 2)
+        # The notices scroll with the sentences: in a short pane (1024x700, 150% scaling)
+        # fixed ones were squeezed and cut off. The machine-generated label stays fixed above.
+        for notice in (self.out_of_date, self.approved_label, self.status):
+            self.body_layout.addWidget(notice)
         self.body_layout.addStretch(1)
         self.section_labels: dict[str, QLabel] = {}
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.body)
         scroll.setAccessibleName("Summary sentences")
-        self.scroll = scroll
+        self.scroll = scroll  # type: ignore[assignment,method-assign]  # shadows QWidget.scroll()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addLayout(row2)
+        layout.addLayout(actions)
         layout.addWidget(self.machine_label)
-        layout.addWidget(self.out_of_date)
-        layout.addWidget(self.approved_label)
-        layout.addWidget(self.status)
         layout.addWidget(scroll, 1)
 
         self.summarize_button.clicked.connect(self.summarize)
@@ -225,6 +224,10 @@ class SummaryPane(QWidget):
         self.hide_unsupported.toggled.connect(self._apply_visibility)
         self.approve_button.clicked.connect(self.edit_and_approve)
         self.set_patient(None)
+
+    def set_text_points(self, points: float) -> None:
+        """The size of the sentences and their headings (the window's zoom)."""
+        self.body.setStyleSheet(f"QLabel {{ font-size: {points:.1f}pt; }}")
 
     # -- state ---------------------------------------------------------------------------
 
@@ -400,7 +403,8 @@ class SummaryPane(QWidget):
         heading = self.section_labels[section]
         pos = self.body_layout.indexOf(heading) + 1
         while pos < self.body_layout.count() - 1:
-            w = self.body_layout.itemAt(pos).widget()
+            item = self.body_layout.itemAt(pos)
+            w = item.widget() if item is not None else None
             if not isinstance(w, SentenceView):
                 break
             pos += 1
