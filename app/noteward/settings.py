@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     autolock_minutes: int = Field(default=10, ge=1, le=480)
     show_unsupported: bool = True
     busy_timeout_ms: int = Field(default=5000, ge=100)
+    # "Recent findings" covers this many months back from the newest note
+    summary_recent_months: int = Field(default=12, ge=1, le=1200)
+    # the whole summary's length cap, in sentences (the top line included)
+    summary_max_sentences: int = Field(default=15, ge=3, le=200)
 
     def resolved_threads(self) -> int:
         if self.threads:
