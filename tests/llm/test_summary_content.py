@@ -326,7 +326,6 @@ def test_old_saved_summaries_still_load(content_vault: Any, tmp_path: Path) -> N
     assert "smollm2-135m-instruct-q4_1" in out.getvalue() and "No Known Allergies." in out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="model sentences are not checked against stopped orders")
 def test_a_model_sentence_naming_a_stopped_medication_carries_the_stop(content_vault: Any) -> None:
     """The model copied 'Nitrofurantoin 5 mg/ml oral suspension' (stopped in 1986) as current."""
     from noteward.llm.composition import compose

@@ -95,6 +95,16 @@ class Composition:
     window: tuple[str | None, str | None]  # Recent findings: (first day, newest note's date)
     max_sentences: int
     has_allergy_state: bool
+    stopped: dict[str, str] = field(default_factory=dict)  # medication (lower) -> last ordered
+
+    def conflicts_for(self, text: str) -> list[Conflict]:
+        """What the record says against a model sentence (a medication it has stopped)."""
+        low = " ".join(text.lower().split())
+        return [
+            Conflict(f"Stopped in the record (last ordered {last})", last, [])
+            for name, last in self.stopped.items()
+            if name in low or (len(low) > 12 and low.rstrip(".") in name)
+        ][:1]
 
     def place_model_sentence(self, section: str, text: str, when: str | None) -> str | None:
         """The section a model sentence goes under, or None when it must not be shown.
@@ -704,7 +714,23 @@ def compose(
         window=(since, newest),
         max_sentences=max_sentences,
         has_allergy_state=bool(sections["Allergies"]),
+        stopped=_stopped_medications(facts),
     )
+
+
+def _stopped_medications(facts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Medications whose latest order the record has stopped: name (lower) -> its date."""
+    last: dict[str, Mapping[str, Any]] = {}
+    for f in facts:
+        if f.get("kind") == "medication" and f.get("display"):
+            k = " ".join(str(f["display"]).lower().split())
+            if k not in last or str(f.get("date") or "") >= str(last[k].get("date") or ""):
+                last[k] = f
+    return {
+        k: iso_date(str(f.get("date") or "")) or "undated"
+        for k, f in last.items()
+        if str(f.get("status") or "active").lower() in _ENDED
+    }
 
 
 def _cap(sections: Mapping[str, list[Draft]], budget: int) -> tuple[list[Draft], dict[str, int]]:

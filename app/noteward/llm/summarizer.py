@@ -435,7 +435,7 @@ class SummaryService:
         emit(
             SummarySentence(
                 text, placed, al.sources, al.support, al.supported,
-                date=when or comp.window[1], origin="model",
+                date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(text),
             )
         )
 
