@@ -453,7 +453,10 @@ def _note_list_conflicts(
             continue
         last = iso_date(str(fs[-1].get("date") or ""))
         if last and last < note_date:
-            d = Draft("Medications", " ".join(c.unit.text.split()), "extract", note_date, unit_idx=i)
+            d = Draft(
+                "Medications", " ".join(c.unit.text.split()), "extract", note_date,
+                unit_idx=i, spans=[_unit_span(c.unit)],
+            )
             d.conflicts = [
                 Conflict(f"Stopped in the record (last ordered {last})", last, [])
             ]
@@ -763,11 +766,10 @@ def _cap(sections: Mapping[str, list[Draft]], budget: int) -> tuple[list[Draft],
         chosen = items[: taken[sec]]
         rest = items[taken[sec] :]
         if rest and sec in _LISTED and len(chosen) >= 2:
-            # the rest of the record's list in one line, rather than left out
-            tail = [d for d in [chosen[-1], *rest] if not d.conflicts and d.origin == "fact"]
-            if len(tail) >= 2 and not chosen[-1].conflicts:
-                chosen = [*chosen[:-1], _listed(sec, tail)]
-                rest = [d for d in rest if d not in tail]
+            # the rest of the list in one line (with its items' conflicts), not left out
+            tail = [chosen[-1], *rest]
+            chosen = [*chosen[:-1], _listed(sec, tail)]
+            rest = []
         drafts.extend(chosen)
         if rest:
             omitted[sec] = len(rest)
@@ -783,4 +785,7 @@ def _listed(section: str, items: Sequence[Draft]) -> Draft:
     spans = [sp for d in items for sp in d.spans]
     located = sum(d.located for d in items) / len(items)
     when = max((d.date for d in items if d.date), default=None)
-    return Draft(section, text, "fact", when, spans=spans, located=located)
+    conflicts = [
+        Conflict(f"{d.text}: {c.text}", c.date, c.sources) for d in items for c in d.conflicts
+    ]
+    return Draft(section, text, "fact", when, spans=spans, located=located, conflicts=conflicts)
