@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from noteward.console import add_vault_args, vault_path
-from noteward.core.errors import NotewardError
+from noteward.core.errors import NotewardError, UsageError
 
 COMMAND_MODULES = [
     "noteward.store.commands",

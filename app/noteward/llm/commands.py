@@ -34,6 +34,17 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument(
         "--no-model", action="store_true", help="extractive skeleton only (no model run)"
     )
+    p.add_argument(
+        "--recent-months",
+        type=_positive,
+        help="months of the record 'Recent findings' covers, back from the newest note"
+        " (default: settings, 12)",
+    )
+    p.add_argument(
+        "--max-sentences",
+        type=_positive,
+        help="length cap for the whole summary (default: settings, 15)",
+    )
     console.add_vault_args(p)
     p.set_defaults(handler=cmd_summarize)
 
@@ -56,6 +67,16 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     b.set_defaults(handler=cmd_bench)
 
 
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return n
+
+
 def read_text_file(path: str) -> str:
     """The file decoded as UTF-8, BOM removed, newlines untranslated (offsets index this)."""
     try:
@@ -74,29 +95,39 @@ def read_text_file(path: str) -> str:
 
 
 def print_summary(result: Any, hide_unsupported: bool = False, out: Any = None) -> None:
-    """Human-readable summary with its sources and support, labelled machine-generated."""
-    from noteward.core.models import SECTIONS
+    """Human-readable summary with dates, conflicts, sources and support, labelled
+    machine-generated and with the model that wrote it (a ``Summary``, fresh or stored)."""
+    from noteward.core.models import SUMMARY_SECTIONS
 
     out = out or sys.stdout
     print(LABEL, file=out)
     print(f"Model: {result.model['id']} ({result.model['sha256'][:12]})", file=out)
-    for section in SECTIONS:
+    known = set(SUMMARY_SECTIONS)
+    for section in SUMMARY_SECTIONS:
         items = [
             s
             for s in result.sentences
-            if s.section == section and (s.supported or not hide_unsupported)
+            if (s.section if s.section in known else "Other") == section
+            and (s.supported or not hide_unsupported)
         ]
         if not items:
             continue
         print(f"\n{section}:", file=out)
         for s in items:
             flag = "" if s.supported else "  [UNSUPPORTED]"
+            when = f"[{s.date}] " if s.date else ""
             srcs = ", ".join(f"{x.note_id}:{x.start}-{x.end}" for x in s.sources) or "no source"
-            print(f"- {s.text}{flag}\n    sources: {srcs}; support {s.support:.2f}", file=out)
+            origin = f"{s.origin}; " if s.origin else ""
+            print(f"- {when}{s.text}{flag}", file=out)
+            for c in s.conflicts:
+                print(f"    CONFLICT: {c.date or 'undated'}: {c.text}", file=out)
+            print(f"    {origin}sources: {srcs}; support {s.support:.2f}", file=out)
     t = result.timings
+    left = sum(getattr(result, "omitted", {}).values())
     print(
         f"\n{len(result.sentences)} sentences, {sum(s.supported for s in result.sentences)} supported; "
-        f"{t.get('total_ms', 0):.0f} ms",
+        f"{t.get('total_ms', 0):.0f} ms"
+        + (f"; {left} more left out by the length cap" if left else ""),
         file=out,
     )
 
@@ -104,7 +135,13 @@ def print_summary(result: Any, hide_unsupported: bool = False, out: Any = None) 
 def cmd_summarize(args: argparse.Namespace) -> int:
     from noteward.llm.summarizer import SummaryService
 
-    svc = SummaryService(model_id=args.model, threads=args.threads, use_model=not args.no_model)
+    svc = SummaryService(
+        model_id=args.model,
+        threads=args.threads,
+        use_model=not args.no_model,
+        recent_months=args.recent_months,
+        max_sentences=args.max_sentences,
+    )
     try:
         if args.text_file:
             result = svc.summarize_text(read_text_file(args.text_file))
