@@ -1,4 +1,4 @@
-"""The audit chain's head is kept inside the vault and, MAC'd, beside it: rewriting the
+"""The audit chain's head is kept inside the vault and, MAC'd, outside it: rewriting the
 chain's tail together with the in-vault head (which the in-vault check alone cannot see)
 is caught by `noteward audit verify` and `check`. Restore and passwd keep the copy valid."""
 
@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 from noteward.store import audit
 from noteward.store.vault import Vault
@@ -42,7 +40,6 @@ def _rewrite_tail_and_head(path: Path, keep: int, passphrase: str = PASSPHRASE) 
         v.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 11: a rewritten tail and head verify as intact")
 def test_rewritten_tail_and_head_is_caught(sample_copy: Path) -> None:
     _chained(sample_copy)
     r = noteward("audit", "verify", "--vault", str(sample_copy), passphrase=PASSPHRASE)
@@ -51,12 +48,11 @@ def test_rewritten_tail_and_head_is_caught(sample_copy: Path) -> None:
     r = noteward("audit", "verify", "--json", "--vault", str(sample_copy), passphrase=PASSPHRASE)
     assert r.returncode == 1, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert any("beside the vault" in p for p in out["problems"]), out["problems"]
+    assert any("outside the vault" in p for p in out["problems"]), out["problems"]
     r = noteward("check", "--json", "--vault", str(sample_copy), passphrase=PASSPHRASE)
     assert r.returncode == 1 and json.loads(r.stdout)["audit"] == "failed"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 11: no head copy beside the vault yet")
 def test_head_copy_is_kept_valid_by_restore_and_passwd(sample_copy: Path, tmp_path: Path) -> None:
     backup = tmp_path / "backup.nwv"
     v = Vault.open(sample_copy, PASSPHRASE)
@@ -76,17 +72,21 @@ def test_head_copy_is_kept_valid_by_restore_and_passwd(sample_copy: Path, tmp_pa
     # and it still guards the chain after both
     _rewrite_tail_and_head(sample_copy, keep=2, passphrase=new)
     r = noteward("audit", "verify", "--vault", str(sample_copy), passphrase=new)
-    assert r.returncode == 1 and "beside the vault" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 1 and "outside the vault" in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 11: no head copy beside the vault yet")
 def test_a_forged_head_copy_is_reported(sample_copy: Path) -> None:
     _chained(sample_copy)
-    copies = [p for p in sample_copy.parent.iterdir() if p.name.endswith(".audit-head")]
-    assert len(copies) == 1
-    data = json.loads(copies[0].read_text())
-    data["seq"] = int(data["seq"]) + 5
-    copies[0].write_text(json.dumps(data))
+    v = Vault.open(sample_copy, PASSPHRASE, audit_unlock=False)
+    try:
+        copy = audit.head_copy_path(v.conn, sample_copy)
+    finally:
+        v.close()
+    assert copy is not None and copy.is_file()
+    assert not copy.is_relative_to(sample_copy.parent), "kept outside the vault's folder"
+    data = json.loads(copy.read_text())
+    data["seq"] = int(data["seq"]) - 1  # an older head, but not signed
+    copy.write_text(json.dumps(data))
     r = noteward("audit", "verify", "--json", "--vault", str(sample_copy), passphrase=PASSPHRASE)
     assert r.returncode == 1, r.stdout
-    assert any("beside the vault" in p for p in json.loads(r.stdout)["problems"])
+    assert any("outside the vault" in p for p in json.loads(r.stdout)["problems"])

@@ -25,7 +25,6 @@ def _restore_over(vault: Path, tmp_path: Path) -> Path:
     return kept
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 10: erase misses the pre-restore copy")
 def test_erase_covers_the_copy_restore_kept(sample_copy: Path, tmp_path: Path) -> None:
     kept = _restore_over(sample_copy, tmp_path)
     assert any(b"Beta note" in page for _, page in sp.all_plaintext(kept, PASSPHRASE))
@@ -44,7 +43,6 @@ def test_erase_covers_the_copy_restore_kept(sample_copy: Path, tmp_path: Path) -
     assert kept.name in r.stdout, "the user is told the kept copy was erased too"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 10: erase misses the pre-restore copy")
 def test_erase_names_a_kept_copy_it_cannot_open(sample_copy: Path, tmp_path: Path) -> None:
     kept = _restore_over(sample_copy, tmp_path)
     new = "a passphrase set after the restore 5"

@@ -25,7 +25,6 @@ tmpfs /tmp tmpfs rw 0 0
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a vault on a network share is not detected")
 @pytest.mark.parametrize(
     ("folder", "expected"),
     [
@@ -47,7 +46,6 @@ def test_network_filesystem_detection(folder: str, expected: str | None) -> None
     assert network_filesystem(Path(folder), MOUNTS) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a vault on a network share is opened without warning")
 def test_vault_on_a_network_share_is_refused(vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from noteward.store import vault as vault_module
 

@@ -28,7 +28,6 @@ def _actions(path: Path) -> list[str]:
 # -- defect 5: URI characters in the vault's path -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 5: URI characters in the path are not escaped")
 @pytest.mark.parametrize(
     ("folder", "name"),
     [
@@ -57,7 +56,6 @@ def test_vault_path_with_uri_characters(tmp_path: Path, folder: str, name: str) 
 # -- defect 6: passwd without a new passphrase ----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 6: passwd without a new passphrase reports a change")
 def test_passwd_without_a_new_passphrase_is_refused(sample_copy: Path) -> None:
     before = _actions(sample_copy)
     r = noteward("passwd", "--vault", str(sample_copy), passphrase=PASSPHRASE)  # stdin: not a tty
@@ -68,7 +66,6 @@ def test_passwd_without_a_new_passphrase_is_refused(sample_copy: Path) -> None:
     Vault.open(sample_copy, PASSPHRASE).close()  # still the old passphrase
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 6: passwd to the same passphrase reports a change")
 def test_passwd_to_the_same_passphrase_is_refused(sample_copy: Path, tmp_path: Path) -> None:
     new = tmp_path / "new.txt"
     new.write_text(PASSPHRASE + "\n")
@@ -81,7 +78,6 @@ def test_passwd_to_the_same_passphrase_is_refused(sample_copy: Path, tmp_path: P
 # -- defect 7: NUL bytes and empty passphrases ----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 7: a NUL byte leaves a 0-byte vault")
 def test_init_with_a_nul_byte_in_the_passphrase_file(tmp_path: Path) -> None:
     d = tmp_path / "v"
     d.mkdir()
@@ -96,7 +92,6 @@ def test_init_with_a_nul_byte_in_the_passphrase_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 7: a NUL byte leaves a 0-byte vault")
 def test_api_refuses_a_nul_byte_and_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "vault.nwv"
     with pytest.raises(UsageError, match="NUL"):
@@ -104,7 +99,6 @@ def test_api_refuses_a_nul_byte_and_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 7: NUL/empty passphrase reported as damage or crash")
 @pytest.mark.parametrize(
     ("content", "words"),
     [(b"correct horse\x00battery\n", "NUL"), (b"", "empty"), (b"\n", "empty")],
@@ -124,7 +118,6 @@ def test_open_with_an_unusable_passphrase_is_a_usage_error(
     assert listing(sample_copy.parent) == files, "not counted as a failed unlock"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 7: an empty passphrase says the vault is damaged")
 def test_empty_passphrase_from_the_environment(sample_copy: Path) -> None:
     r = noteward("check", "--vault", str(sample_copy), passphrase="")
     assert r.returncode == 2, r.stdout + r.stderr
@@ -134,7 +127,6 @@ def test_empty_passphrase_from_the_environment(sample_copy: Path) -> None:
 # -- defect 11: restore errors name the user's files, not internal ones --------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 11: restore errors name the internal temp file")
 @pytest.mark.parametrize("spoil", [_corrupt_middle_page, _truncate], ids=["corrupt-page", "truncated"])
 def test_restore_error_names_the_backup_not_a_temp_file(sample_copy: Path, tmp_path: Path, spoil) -> None:
     backup = tmp_path / "backup.nwv"

@@ -70,7 +70,6 @@ def _setup(sample_vault: Path, shared_dir: Path, *, file_mode: int, folder_mode:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 8: a read-only vault is reported damaged")
 @pytest.mark.parametrize(
     ("file_mode", "folder_mode", "what"),
     [(0o400, 0o700, "file"), (0o600, 0o500, "folder")],

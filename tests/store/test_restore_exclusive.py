@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from noteward.store.vault import Vault
 from tests.conftest import PASSPHRASE
 from tests.store.conftest import listing
@@ -30,7 +28,6 @@ print("released", flush=True)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 3: restore replaces a vault another process has open")
 def test_restore_refuses_while_another_process_has_the_vault_open(sample_copy: Path, tmp_path: Path) -> None:
     backup = tmp_path / "backup.nwv"
     v = Vault.open(sample_copy, PASSPHRASE)
