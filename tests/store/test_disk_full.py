@@ -156,3 +156,44 @@ def test_erase_on_a_full_disk_says_what_was_done(big_copy: Path, fraction: float
     else:
         assert "nothing was erased" in r.stderr and "disk" in r.stderr, r.stderr
     _assert_whole(big_copy)
+
+
+def test_passwd_killed_at_any_point_leaves_one_whole_vault(big_vault: Path, tmp_path: Path) -> None:
+    """SIGKILL during passwd: afterwards exactly one of the two passphrases opens the vault,
+    and it is whole. (The kill points are spread over one measured run; the assertion holds
+    wherever the kill lands.)"""
+    import os
+    import time
+
+    new = tmp_path / "new-passphrase.txt"
+    new.write_text(NEW_PASSPHRASE + "\n")
+
+    def start(path: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "noteward.cli", "passwd", "--vault", str(path), "--new-passphrase-file", str(new)],
+            cwd=REPO, env=child_env({"NOTEWARD_PASSPHRASE": PASSPHRASE}), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        )
+
+    probe = tmp_path / "probe" / "vault.nwv"
+    probe.parent.mkdir()
+    probe.write_bytes(big_vault.read_bytes())
+    t0 = time.monotonic()
+    assert start(probe).wait(timeout=300) == 0
+    full = time.monotonic() - t0
+    for i, fraction in enumerate((0.3, 0.5, 0.7, 0.85, 0.95)):
+        path = tmp_path / f"run{i}" / "vault.nwv"
+        path.parent.mkdir()
+        path.write_bytes(big_vault.read_bytes())
+        proc = start(path)
+        time.sleep(full * fraction)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        opened = []
+        for passphrase in (PASSPHRASE, NEW_PASSPHRASE):
+            try:
+                _assert_whole(path, passphrase)
+                opened.append(passphrase)
+            except VaultLockedError:
+                pass
+        assert len(opened) == 1, f"kill at {fraction:.0%}: opened with {len(opened)} passphrases"
