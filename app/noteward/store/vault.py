@@ -4,6 +4,11 @@ Notes, the full-text index, embeddings, summaries and the audit trail all live i
 one encrypted file; nothing from a vault is written anywhere else unencrypted. The key is
 derived from the passphrase by SQLCipher's own KDF (PBKDF2-HMAC-SHA512, 256,000
 iterations by default in SQLCipher 4). A lost passphrase cannot be recovered.
+
+Operations that put a new file in the vault's place (passwd, restore) never change the
+vault in place: they build the new file beside it, check and flush it, and rename it in,
+holding the vault exclusively (a flock every open holds shared), so a full disk, a kill
+or another process using the vault cannot leave it half-changed.
 """
 
 from __future__ import annotations
@@ -508,14 +513,16 @@ class Vault:
         try:
             cls._configure(conn, busy_timeout_ms, read_only=True)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
+                raise NotewardError(
+                    f"This vault was written by a newer Noteward (schema {version}, this one "
+                    f"knows {SCHEMA_VERSION}). Update Noteward to open it."
+                )
+            if version < SCHEMA_VERSION:  # the migration cannot be written
                 raise VaultReadOnlyError(
                     f"{path} needs an update to this Noteward's format (schema {version} to "
                     f"{SCHEMA_VERSION}) but its {denied} is read-only; open it once as a user "
                     "who can write it."
-                ) if version < SCHEMA_VERSION else NotewardError(
-                    f"This vault was written by a newer Noteward (schema {version}, this one "
-                    f"knows {SCHEMA_VERSION}). Update Noteward to open it."
                 )
         except BaseException:
             conn.close()
