@@ -9,8 +9,9 @@ from typing import Any
 
 from noteward import console
 from noteward.core.errors import NotewardError, UsageError
+from noteward.settings import load_settings
 from noteward.store.unlock import open_vault
-from noteward.store.vault import LOST_PASSPHRASE_WARNING, Vault
+from noteward.store.vault import LOST_PASSPHRASE_WARNING, Vault, check_passphrase
 
 
 def patient_json(p: Any) -> dict[str, Any]:
@@ -47,9 +48,18 @@ def _new_passphrase(args: argparse.Namespace, what: str) -> str:
             import os
 
             env = os.environ.get("NOTEWARD_NEW_PASSPHRASE")
-            if env:
-                return env
-        return str(console.read_passphrase(ns if ns.passphrase_file else args))
+            if env is not None:
+                return check_passphrase(env, "new passphrase")
+            # Never fall back to the current passphrase's sources: that "changes" the
+            # passphrase to itself and reports a change that did not happen.
+            raise UsageError(
+                "No new passphrase: give --new-passphrase-file or set NOTEWARD_NEW_PASSPHRASE "
+                "(there is no terminal to ask on); nothing was changed."
+            )
+        return check_passphrase(
+            str(console.read_passphrase(ns if ns.passphrase_file else args)),
+            "new passphrase" if what == "new" else "passphrase",
+        )
     first = getpass.getpass(f"{what.capitalize()} passphrase: ")
     if first != getpass.getpass("Repeat it: "):
         raise UsageError("The two passphrases differ; nothing was changed.")
@@ -68,10 +78,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
+    # Without a terminal the new passphrase must come from a file or the environment:
+    # find out before unlocking anything.
+    new = _new_passphrase(args, "new") if args.new_passphrase_file or not sys.stdin.isatty() else None
     vault = open_vault(args)
     try:
         print(LOST_PASSPHRASE_WARNING, file=sys.stderr)
-        vault.change_passphrase(_new_passphrase(args, "new"))
+        vault.change_passphrase(new if new is not None else _new_passphrase(args, "new"))
     finally:
         vault.close()
     print("Passphrase changed.")
@@ -90,7 +103,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     target = console.vault_path(args)
-    kept = Vault.restore(args.backup, target, console.read_passphrase(args))
+    kept = Vault.restore(
+        args.backup, target, console.read_passphrase(args), busy_timeout_ms=load_settings().busy_timeout_ms
+    )
     print(f"Restored {target} from {args.backup}.")
     if kept:
         print(f"The vault it replaced is kept, encrypted, at {kept}.")
@@ -100,9 +115,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     try:
-        from noteward.store import audit
-
-        problems = audit.verify(vault.conn)
+        problems = vault.verify_audit()
         n = vault.conn.execute("SELECT count(*) FROM audit").fetchone()[0]
     finally:
         vault.close()
@@ -199,6 +212,14 @@ def cmd_erase(args: argparse.Namespace) -> int:
     finally:
         vault.close()
     print(f"Erased patient {patient.id}: {counts['notes']} notes, {counts['chunks']} chunks.")
+    for kept in counts["kept_copies_erased"]:
+        print(f"Also erased from the copy restore kept at {kept}.")
+    for kept in counts["kept_copies_not_opened"]:
+        print(
+            f"noteward: warning: {kept} (a vault restore set aside) could not be opened with this "
+            "passphrase, so it may still hold this patient; delete it if it is no longer needed.",
+            file=sys.stderr,
+        )
     return 0
 
 
