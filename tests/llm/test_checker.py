@@ -191,3 +191,16 @@ def test_eval_checker_command_prints_the_table() -> None:
     for row in ("perturbed: invented_drug", "perturbed: stitched", "verbatim source sentences",
                 "human reference: mts_dialog", "human reference: aci_bench", "ms per sentence"):
         assert row in out.stdout, out.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="a question without a question mark reads as a statement")
+def test_a_transcript_question_without_a_question_mark_answered_no_is_a_denial() -> None:
+    """ACI-Bench transcripts drop punctuation: "[doctor] have you had any numbness" then
+    "[patient] no": the reference's "She denies any numbness." is supported."""
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {"d": "[doctor] okay and then have you experienced any numbness or tingling\n[patient] no\n"}
+    )
+    assert index.align("She denies any numbness or tingling.", patient_sex="female").supported
+    assert not index.align("She reports numbness and tingling.", patient_sex="female").supported
