@@ -231,6 +231,18 @@ _YES_ANSWER_RE = re.compile(
 )
 
 
+# transcripts often drop the question mark: "[doctor] have you had any numbness"
+_QUESTION_RE = re.compile(
+    r"\?\s*$|\b(?:do|did|does|have|are|were|can|could|would)\s+(?:you|anyone|anybody)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """A dialogue turn that asks rather than states (a question asserts nothing)."""
+    return _QUESTION_RE.search(text) is not None
+
+
 def negated_words(text: str, window: int | None = NEGATION_WINDOW) -> set[str]:
     """Content words within ``window`` words after a negation cue (None: to the clause's
     end), never past a "but"."""
@@ -790,7 +802,7 @@ class SourceIndex:
         for i in chosen:
             text = self.units[i].text
             nxt = i + 1
-            if not text.rstrip().endswith("?"):
+            if not is_question(text):
                 texts.append(text)
                 continue
             if nxt >= len(self.units) or self.units[nxt].note_id != self.units[i].note_id:
