@@ -132,6 +132,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_INLINE_HEADER = re.compile(r"^[A-Z][A-Za-z/&]*(?:\s(?:[A-Z][A-Za-z/&]*|and|of)){0,4}:\s+(?=\S)")
 _HEADER_LINE = re.compile(r"^\s*(?:#+\s*)?[A-Z][A-Z /&\-]{2,60}:?\s*$")
 
 
@@ -142,6 +143,8 @@ def note_sentences(text: str) -> list[str]:
         if not line.strip() or _HEADER_LINE.match(line):
             continue
         line = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s+", "", line).strip()
+        # an inline header ("Musculoskeletal: ...", "Medical Treatment: ...") is structure
+        line = _INLINE_HEADER.sub("", line)
         for s in _SENT_RE.split(line):
             s = s.strip()
             if len(content_words(s)) >= 3 and len(s) <= 400:

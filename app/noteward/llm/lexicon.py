@@ -177,7 +177,8 @@ def default_vocabulary() -> Vocabulary:
 
     english = english_frequencies()
     terms = clinical_terms()
-    drugs = {_fold(w) for w in package_drug_words()}
+    # folded forms that are English words are no drug ("dids" -> "did")
+    drugs = {f for f in map(_fold, package_drug_words()) if zipf(f) < KNOWN_ZIPF}
     # the project's own list holds everyday drug words too ("aspirin", "insulin")
     drugs |= {_fold(w) for n in rules()["drug_names"] for w in _NAME_WORD_RE.findall(n.lower())}
     clinical = {
