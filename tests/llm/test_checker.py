@@ -221,3 +221,18 @@ def test_reference_sentences_lose_their_inline_headers() -> None:
         "• Musculoskeletal: 1+ pitting edema bilateral lower extremities.\n"
         "Patient Education and Counseling: I advised him to monitor his weight daily.\n"
     ) == ["1+ pitting edema bilateral lower extremities.", "I advised him to monitor his weight daily."]
+
+
+@pytest.mark.xfail(strict=True, reason="the drug dictionary is unpickled (seconds) in every process")
+def test_drug_words_are_cached_in_the_user_data_folder() -> None:
+    """The package's dictionary takes seconds to unpickle; its drug words are kept in the
+    (per-test) user data folder so the next process reads a small text file instead."""
+    from noteward.llm import lexicon
+    from noteward.settings import user_data_dir
+
+    lexicon.package_drug_words.cache_clear()
+    first = lexicon.package_drug_words()
+    files = list((user_data_dir() / "cache").glob("drug-words-*.txt"))
+    assert len(files) == 1
+    lexicon.package_drug_words.cache_clear()
+    assert lexicon.package_drug_words() == first
