@@ -223,7 +223,6 @@ def test_reference_sentences_lose_their_inline_headers() -> None:
     ) == ["1+ pitting edema bilateral lower extremities.", "I advised him to monitor his weight daily."]
 
 
-@pytest.mark.xfail(strict=True, reason="the drug dictionary is unpickled (seconds) in every process")
 def test_drug_words_are_cached_in_the_user_data_folder() -> None:
     """The package's dictionary takes seconds to unpickle; its drug words are kept in the
     (per-test) user data folder so the next process reads a small text file instead."""

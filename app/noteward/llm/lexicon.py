@@ -53,17 +53,18 @@ def clinical_terms() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def english_frequencies() -> Mapping[str, float]:
-    """Zipf frequency of general English words (wordfreq's large list, about 320,000 words)."""
-    import math
-
+    """Zipf frequency of the general English words at or above :data:`KNOWN_ZIPF`
+    (wordfreq's large list; about 29,000 words). Rarer words read as 0.0."""
     import wordfreq
 
-    freqs = wordfreq.get_frequency_dict("en", wordlist="large")
-    return {w: math.log10(f) + 9.0 for w, f in freqs.items() if f > 0}
+    # the list is bucketed by centibels: bucket i holds words of frequency 10^(-i/100)
+    buckets = wordfreq.get_frequency_list("en", wordlist="large")
+    last = int(round((9.0 - KNOWN_ZIPF) * 100))
+    return {w: 9.0 - i / 100 for i, bucket in enumerate(buckets[: last + 1]) for w in bucket}
 
 
 def zipf(word: str) -> float:
-    """A word's Zipf frequency in general English (0.0 when wordfreq does not list it)."""
+    """A word's Zipf frequency in general English (0.0 below :data:`KNOWN_ZIPF`)."""
     return english_frequencies().get(word, 0.0)
 
 
@@ -72,17 +73,21 @@ def package_drug_words() -> frozenset[str]:
     """Single-word drug names from the ``drug-named-entity-recognition`` package.
 
     Its dictionary is read from the package's own data file (importing the package builds a
-    fuzzy-match index this checker does not use, seconds of start-up); when a later version
-    moves the file, the package's public table is used instead.
+    fuzzy-match index this checker does not use, and imports requests); when a later version
+    moves the file, the package's public table is used instead. Unpickling takes seconds,
+    so the words are kept in the user data folder, keyed by the file's size and time.
     """
-    # find_spec locates the package without importing it (its __init__ imports requests
-    # and builds the fuzzy index)
+    # find_spec locates the package without importing it
     spec = importlib.util.find_spec("drug_named_entity_recognition")
     folders = list(spec.submodule_search_locations or []) if spec else []
+    data = Path(folders[0]) / "drug_ner_dictionary.pkl.bz2" if folders else None
+    cache = _drug_cache_file(data)
+    if cache is not None and cache.exists():
+        return frozenset(cache.read_text(encoding="utf-8").split())
     try:
-        if not folders:
+        if data is None:
             raise FileNotFoundError("drug_named_entity_recognition")
-        with bz2.open(Path(folders[0]) / "drug_ner_dictionary.pkl.bz2", "rb") as fh:
+        with bz2.open(data, "rb") as fh:
             variants: Iterable[str] = pickle.load(fh)["drug_variant_to_canonical"].keys()
     except (FileNotFoundError, KeyError, OSError):
         from drug_named_entity_recognition import drugs_finder
@@ -90,7 +95,25 @@ def package_drug_words() -> frozenset[str]:
         variants = drugs_finder.drug_variant_to_canonical.keys()
     # one-word names only: the words of its multi-word names ("bent", "ruby", "canyon")
     # are no evidence of a drug on their own
-    return frozenset(_drug_name_words(v for v in variants if v.isalpha()))
+    words = frozenset(_drug_name_words(v for v in variants if v.isalpha()))
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text("\n".join(sorted(words)) + "\n", encoding="utf-8")
+            tmp.replace(cache)
+        except OSError:
+            pass  # a read-only data folder only costs the next process the seconds again
+    return words
+
+
+def _drug_cache_file(data: Path | None) -> Path | None:
+    if data is None or not data.exists():
+        return None
+    from noteward.settings import user_data_dir
+
+    st = data.stat()
+    return user_data_dir() / "cache" / f"drug-words-{st.st_size}-{st.st_mtime_ns}-{KNOWN_ZIPF}.txt"
 
 
 def _drug_name_words(names: Iterable[str]) -> Iterable[str]:
