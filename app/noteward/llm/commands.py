@@ -1,4 +1,4 @@
-"""Summary subcommands: `summarize`, `eval summarize`, `bench summarize`."""
+"""Summary subcommands: `summarize`, `eval summarize`, `eval checker`, `bench summarize`."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         "--model", action="append", help="model id (repeatable; default: every manifest model)"
     )
     e.set_defaults(handler=cmd_eval)
+
+    c = groups["eval"].add_parser(
+        "checker", help="flag rates of the grounding checker on perturbed and human sentences"
+    )
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--per-kind", type=int, default=200, help="sentences sampled per kind")
+    c.set_defaults(handler=cmd_eval_checker)
 
     b = groups["bench"].add_parser("summarize", help="speed of summaries vs raw llama.cpp")
     b.add_argument("--json", action="store_true")
@@ -194,6 +201,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"{f(m['hallucinated_number_rate_supported_only']):>8} "
                 f"{f(m['key_fact_recall']):>8} {m['mean_ms'] or 0:>8.0f}"
             )
+    return 0
+
+
+def cmd_eval_checker(args: argparse.Namespace) -> int:
+    from noteward.llm.checker_eval import grounding_report
+    from noteward.settings import shared_data_dir
+
+    if not (shared_data_dir() / "mts_dialog").exists():
+        raise NotewardError(
+            f"Shared data not found at {shared_data_dir()}; set NOTEWARD_SHARED_DATA."
+        )
+    report = grounding_report(
+        per_kind=args.per_kind, progress=lambda m: print(m, file=sys.stderr, flush=True)
+    )
+    if args.json:
+        _cli().print_json(report.to_json())
+    else:
+        print("\n".join(report.lines()))
     return 0
 
 
