@@ -216,7 +216,7 @@ def cmd_eval_checker(args: argparse.Namespace) -> int:
         per_kind=args.per_kind, progress=lambda m: print(m, file=sys.stderr, flush=True)
     )
     if args.json:
-        _cli().print_json(report.to_json())
+        console.print_json(report.to_json())
     else:
         print("\n".join(report.lines()))
     return 0
