@@ -65,7 +65,6 @@ BAD_LINES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: importer crashes instead of reporting")
 @pytest.mark.parametrize("bad, reason", BAD_LINES)
 def test_bad_fhir_line_is_reported_and_neighbours_imported(vault, tmp_path, bad, reason):
     path = _write_ndjson(tmp_path / "mixed.ndjson", [_patient(), _encounter(), bad, _doc("d1", "A good note.")])
@@ -81,7 +80,6 @@ def test_bad_fhir_line_is_reported_and_neighbours_imported(vault, tmp_path, bad,
     assert "good note" not in json.dumps(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: importer crashes instead of reporting")
 @pytest.mark.parametrize("bad, reason", BAD_LINES[:1] + BAD_LINES[3:4] + BAD_LINES[10:11])
 def test_bad_fhir_line_under_strict_imports_nothing(vault, tmp_path, bad, reason):
     path = _write_ndjson(tmp_path / "mixed.ndjson", [_patient(), bad, _doc("d1", "A good note.")])
@@ -92,7 +90,6 @@ def test_bad_fhir_line_under_strict_imports_nothing(vault, tmp_path, bad, reason
     assert vault.counts() == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a deeply nested JSON file crashes the import")
 def test_deeply_nested_json_file_is_reported(vault, tmp_path):
     data = tmp_path / "in"
     data.mkdir()
@@ -103,7 +100,6 @@ def test_deeply_nested_json_file_is_reported(vault, tmp_path):
     assert [(p.file, "nested" in p.reason) for p in report.problems] == [("deep.json", True)]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a bad Bundle entry loses the rest of the Bundle")
 def test_bad_bundle_entry_keeps_the_other_entries(vault, tmp_path):
     bundle = {"resourceType": "Bundle", "entry": [
         {"resource": _patient()}, ["not", "an", "entry"], {"resource": _doc("d1", date=7)}, {"resource": _doc("d2")},
@@ -114,7 +110,6 @@ def test_bad_bundle_entry_keeps_the_other_entries(vault, tmp_path):
     assert sorted(p.resource or "" for p in report.problems) == ["DocumentReference entry #3", "entry #2"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: FHIR notes bypass the note size limit")
 def test_fhir_note_over_the_limit_is_refused(vault, tmp_path, monkeypatch):
     monkeypatch.setenv("NOTEWARD_MAX_NOTE_MB", "1")
     path = _write_ndjson(tmp_path / "big.ndjson", [_patient(), _doc("big", "x" * 1_500_000), _doc("small", "Small.")])
@@ -125,7 +120,6 @@ def test_fhir_note_over_the_limit_is_refused(vault, tmp_path, monkeypatch):
     assert p.line == 2 and "limit" in p.reason and "1.5 MB" in p.reason
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 11: invalid UTF-8 in NDJSON is not counted as repaired")
 def test_invalid_utf8_in_ndjson_is_repaired_and_counted(vault, tmp_path):
     path = tmp_path / "latin.ndjson"
     lines = [json.dumps(_patient()).encode(), json.dumps(_patient("p2", name=[{"text": "Zoë Müller"}]),
@@ -137,7 +131,6 @@ def test_invalid_utf8_in_ndjson_is_repaired_and_counted(vault, tmp_path):
     assert vault.patient("p2").name == "Zoë Müller"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a CSV row with extra fields crashes the import")
 def test_csv_row_with_more_fields_than_the_header(vault, tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text("patient_name,text,date\nAnn,Good note one.,2020-01-01\nBob,Bad,2020-01-02,extra,more\n"
@@ -148,7 +141,6 @@ def test_csv_row_with_more_fields_than_the_header(vault, tmp_path):
     assert "5 fields" in report.problems[0].reason and "header has 3" in report.problems[0].reason
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 11: an unterminated CSV quote passes --strict")
 def test_csv_unterminated_quote_is_reported(vault, tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text('patient_name,text\nAnn,Good note.\nBob,"never closed\nCy,swallowed\n')
@@ -160,7 +152,6 @@ def test_csv_unterminated_quote_is_reported(vault, tmp_path):
         import_paths(vault, [path], strict=True)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a CSV note over 128 KB crashes the csv module")
 def test_csv_note_larger_than_csv_field_limit(vault, tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text("patient_name,text\nAnn,\"" + "word " * 60_000 + "\"\n")
@@ -168,7 +159,6 @@ def test_csv_note_larger_than_csv_field_limit(vault, tmp_path):
     assert report.problems == [] and report.counts["notes"]["imported"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a section of 1 MB or more overflows the chunker's stack")
 @pytest.mark.parametrize("unit", ["word ", "x", "line\n"])
 def test_chunker_handles_a_section_of_several_megabytes(unit):
     text = "HPI:\n" + unit * (3_000_000 // len(unit))
@@ -178,7 +168,6 @@ def test_chunker_handles_a_section_of_several_megabytes(unit):
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a section of 1 MB or more crashes the import")
 def test_large_single_section_note_imports(vault, tmp_path):
     folder = tmp_path / "Ann Roe"
     folder.mkdir()
@@ -187,7 +176,6 @@ def test_large_single_section_note_imports(vault, tmp_path):
     assert report.counts["notes"]["imported"] == 1 and report.problems == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: a binary file becomes a garbage note")
 @pytest.mark.parametrize("name", ["scan.txt", "blob", "photo.md"])
 def test_binary_file_in_a_folder_is_reported_not_imported(vault, tmp_path, name):
     folder = tmp_path / "Ann Roe"
@@ -199,7 +187,6 @@ def test_binary_file_in_a_folder_is_reported_not_imported(vault, tmp_path, name)
     assert [p.file for p in report.problems] == [name] and "binary" in report.problems[0].reason
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 4: the CLI exits 1 and loses the import")
 def test_cli_reports_hostile_folder_and_strict_exits_4(tmp_path):
     data = tmp_path / "in"
     (data / "Ann Roe").mkdir(parents=True)
@@ -221,7 +208,6 @@ def test_cli_reports_hostile_folder_and_strict_exits_4(tmp_path):
     assert where == [("blob.txt", 0), ("fhir.ndjson", 2), ("fhir.ndjson", 3), ("fhir.ndjson", 5), ("notes.csv", 3)]
 
 
-@pytest.mark.xfail(strict=True, reason="records of an unknown patient are reported under 'Encounter'/'condition', no line")
 def test_record_of_unknown_patient_is_reported_with_its_file_and_line(vault, tmp_path):
     nobody = {"reference": "Patient/nobody"}
     path = _write_ndjson(tmp_path / "orphans.ndjson", [
