@@ -33,6 +33,10 @@ def decode_bytes(raw: bytes) -> tuple[str, bool]:
         return raw.decode("cp1252", errors="replace"), True
 
 
+# Every byte but the control characters looks_binary counts (tab, LF, FF and CR are text).
+_NOT_CONTROL = bytes(b for b in range(256) if b >= 32 or b in (9, 10, 12, 13))
+
+
 def looks_binary(raw: bytes) -> bool:
     """True for content that is not text in any encoding Noteward reads (images, PDFs,
     archives, UTF-16): judged on the first 8 KB, it holds a NUL byte and is not UTF-8, or
@@ -42,7 +46,7 @@ def looks_binary(raw: bytes) -> bool:
     head = raw[:8192]
     if not head:
         return False
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    controls = len(head.translate(None, _NOT_CONTROL))
     if controls * 10 > len(head):
         return True
     return b"\x00" in head and not _utf8_prefix(head)

@@ -23,7 +23,7 @@ DEFAULT_MAX_NOTE_BYTES = 10_000_000  # NOTEWARD_MAX_NOTE_MB's default
 
 def has_lone_surrogate(text: str) -> bool:
     """True when ``text`` cannot be encoded as UTF-8 (JSON's ``\\ud800`` escapes give such)."""
-    return _SURROGATE.search(text) is not None
+    return not text.isascii() and _SURROGATE.search(text) is not None  # isascii is O(1)
 
 
 def check_record(record: Any) -> None:
