@@ -34,8 +34,8 @@ test: install
 bench: install
 	$(BIN)/noteward bench import
 
-# Fault campaign (never part of `make test` or CI; 20 runs took 7.6 min on a shared two-core
-# machine, so 500 take hours; FAULTS_ARGS="--ops import,passwd --seed S" narrows it): N runs that SIGKILL a real `noteward` import, index, summarize, passwd or backup
+# Fault campaign (never part of `make test` or CI; 20 runs take 2.5-7.6 min on two cores,
+# so 500 take 1-3 hours; FAULTS_ARGS="--ops import,passwd --seed S" narrows it): N runs that SIGKILL a real `noteward` import, index, summarize, passwd or backup
 # at a random moment or fill the disk under it, then check that the vault opens, passes
 # `noteward check` and holds exactly the committed data. Exits non-zero on any failure.
 N ?= 500

@@ -1,8 +1,9 @@
 """Fault campaign: SIGKILL and disk-full faults against the real `noteward` command.
 
-``make faults`` (N runs, default 500; not part of ``make test`` or CI: 20 runs took 7.6 min
-on a shared two-core machine, most of it in index runs loading the embedding model, so 500
-take hours; ``FAULTS_ARGS="--ops import,passwd"`` runs a subset). Each run copies a prepared vault, starts one real
+``make faults`` (N runs, default 500; not part of ``make test`` or CI: 20 runs took 2.5 min
+on a quiet two-core machine and 7.6 min on a busy one, most of it in index runs loading
+the embedding model, so 500 take one to three hours; ``FAULTS_ARGS="--ops import,passwd"``
+runs a subset). Each run copies a prepared vault, starts one real
 ``python -m noteward.cli`` child doing one of import, index, summarize (which saves the
 summary in the vault), passwd and backup, and either SIGKILLs it at a random moment of a
 normal run's duration or runs it under a random file-size limit (RLIMIT_FSIZE: writes past
