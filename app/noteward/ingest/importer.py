@@ -24,7 +24,7 @@ from noteward.core.models import Note, Patient
 from noteward.ingest.chunking import chunk_note
 from noteward.ingest.cleaning import is_empty, normalize
 from noteward.ingest.fhir import parse_fhir_file
-from noteward.ingest.records import ImportProblem, ImportReport, ParsedBatch
+from noteward.ingest.records import ImportProblem, ImportReport, ParsedBatch, problem_at
 from noteward.ingest.textfiles import parse_csv_file, parse_text_file
 from noteward.store import chunks, encounters, facts, imports, notes, patients
 from noteward.store.vault import Vault, now_iso
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".note", ""}
 FHIR_SUFFIXES = {".ndjson", ".json"}
+PARSER_FAILED = "Noteward could not parse this file (please report it)"
 
 
 def max_note_bytes() -> int:
@@ -78,7 +79,7 @@ def parse_paths(paths: Iterable[str | Path], csv_map: dict[str, str] | None = No
         suffix = f.suffix.lower()
         try:
             if suffix in FHIR_SUFFIXES:
-                batch.extend(parse_fhir_file(f))
+                batch.extend(parse_fhir_file(f, limit))
             elif suffix == ".csv":
                 batch.extend(parse_csv_file(f, csv_map or {}, limit))
             elif suffix in TEXT_SUFFIXES:
@@ -87,6 +88,9 @@ def parse_paths(paths: Iterable[str | Path], csv_map: dict[str, str] | None = No
                 batch.problems.append(ImportProblem(f.name, f"unsupported file type '{suffix}' (use .txt, .csv, .ndjson or .json)"))
         except OSError as exc:
             batch.problems.append(ImportProblem(f.name, f"cannot read file: {exc.strerror}"))
+        except Exception as exc:  # a parser's oversight costs one file, never the import
+            log.warning("parser failed on a file (%s); reported and skipped", type(exc).__name__)
+            batch.problems.append(ImportProblem(f.name, f"{PARSER_FAILED} ({type(exc).__name__}); skipped"))
     return batch
 
 
@@ -196,7 +200,7 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
         def patient_for(source_id: str, what: str, origin: str) -> str | None:
             if source_id in patient_ids:
                 return patient_ids[source_id]
-            report.problems.append(ImportProblem(origin.split(":")[0], f"{what} refers to a patient that is neither in this import nor in the vault"))
+            report.problems.append(problem_at(origin, f"{what} refers to a patient that is neither in this import nor in the vault"))
             return None
 
         encounter_ids = encounters.ids_by_source(vault)
@@ -205,7 +209,7 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
             if e.source_id in encounter_ids:
                 report.bump("encounters", "skipped")
                 continue
-            epid = patient_for(e.patient_source_id, "an Encounter", "Encounter")
+            epid = patient_for(e.patient_source_id, "an Encounter", e.origin)
             if epid is None:
                 report.bump("encounters", "skipped")
                 continue
@@ -261,7 +265,7 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
             if f.source_id and (f.kind, f.source_id) in facts_known:
                 report.bump("facts", "skipped")
                 continue
-            fpid = patient_for(f.patient_source_id, f"a {f.kind} record", f.kind)
+            fpid = patient_for(f.patient_source_id, f"a {f.kind} record", f.origin)
             if fpid is None:
                 report.bump("facts", "skipped")
                 continue
