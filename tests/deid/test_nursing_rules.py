@@ -26,8 +26,6 @@ SHORT_DATES = [
     ("Repeat cx from 3/23 pending.", "3/23", "default"),
 ]
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 12: nursing-note rules, operating points and provenance not built yet")
-
 @pytest.mark.parametrize("text,needle,point", SHORT_DATES)
 def test_short_dates(deid: Any, text: str, needle: str, point: str) -> None:
     start = text.index(needle)
