@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import require_shared
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.xfail(strict=True, reason="issue 12: locked split and char scores not built yet")]
+pytestmark = pytest.mark.shared_data
 
 
 def test_locked_test_is_the_committed_hash_rule() -> None:
