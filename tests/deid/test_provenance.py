@@ -11,7 +11,6 @@ import pytest
 
 from tests.deid.test_export import loaded_vault  # noqa: F401  (the real-vault fixture)
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 12: nursing-note rules, operating points and provenance not built yet")
 
 def test_provenance_names_engine_rules_and_mode() -> None:
     from noteward.deid.export import provenance, rules_sha256
@@ -64,7 +63,7 @@ def test_identified_export_is_refused_and_deidentified_export_is_read(loaded_vau
 
 
 @pytest.mark.shared_data
-def test_finetuning_pipeline_refuses_raw_vault_text(loaded_vault: Any, monkeypatch: Any)  # noqa: F811 -> None:
+def test_finetuning_pipeline_refuses_raw_vault_text(loaded_vault: Any, monkeypatch: Any) -> None:  # noqa: F811
     """The 'vault' training source takes text only through training_text and checks its
     provenance: a de-identifier that hands back raw text (faked here, the one fault the
     real engine cannot be made to show) stops the build instead of leaking notes."""
