@@ -502,7 +502,9 @@ def _not_a_name(vocab: Any, span: str) -> bool:
     letters = "".join(words)
     if letters.isupper() or letters.islower():
         return not any(
-            (vocab.census.is_name(w) or w.lower() in vocab.names) and not vocab.not_name_word(w) for w in words
+            ((vocab.census.is_name(w) or w.lower() in vocab.names) and not vocab.not_name_word(w))
+            or (vocab.census.is_name(w, 2) and not vocab.shorthand(w))
+            for w in words
         )
     return False
 

@@ -243,9 +243,9 @@ class PlaceRecognizer(EntityRecognizer):
             ):
                 continue  # "120 80 Sitting" is a blood pressure, not an address
             street = any(w.lower().rstrip(".") in _STREET_WORDS for w in words)
-            titled = all(w[:1].isupper() and not w.isupper() for w in words)
+            titled = any(w[:1].isupper() and not w.isupper() for w in words)
             if (street or titled) and not any(
-                self.v.clinical(w) or w.lower() in _UNITS or self.v.shorthand(w) for w in words
+                self.v.clinical(w) or w.lower() in _UNITS for w in words
             ):
                 out.append(_result("LOCATION", m.start(), m.end(), 0.7, "house_number", True))
         return out
@@ -336,10 +336,15 @@ class Vocabulary:
 
     def not_name_word(self, word: str) -> bool:
         """This word alone is not a name: shorthand, or a dictionary word written in a case
-        that tells nothing (all lower or ALL CAPS, as nursing notes are written)."""
-        if self.shorthand(word):
-            return True
+        that tells nothing (all lower or ALL CAPS, as nursing notes are written). A
+        capitalised word is never taken for a misspelling ("Katrine" is no "latrine")."""
         bare = word.strip(".,;:'’()")
+        if bare[:1].isupper() and not bare.isupper():
+            lw = bare.lower()
+            if lw in self.allow or self.clinical(lw):
+                return True
+        elif self.shorthand(word):
+            return True
         if bare.islower() or (bare.isupper() and len(bare) > 1):
             return self.known_word(bare.lower())
         return False
@@ -656,6 +661,12 @@ _ROLE_NAME = re.compile(
 _CUE_NAME = re.compile(
     rf"(?i)(?:\b(?:per|by|to|with|and|called|notified|paged|informed|told|spoke with|discussed with)\s+|\bw/\s*)({_NAME_WORD})"
 )
+# A product name followed (within three words) by a dose: "Camila 28 Day Pack",
+# "Alendronic acid 10 MG", "NITROFURANTOIN, MACROCRYSTALS 50 MG".
+_DOSE_AHEAD = re.compile(
+    r"(?:[,\s]+[A-Za-z/-]+){0,3}[,\s]+\d+(?:\.\d+)?\s*(?:mg|mcg|ml|unt|units?|%|day\s+pack|hr|meq|mmol|actuat)\b",
+    re.IGNORECASE,
+)
 _WORD_RE = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*(?![\w])")
 
 
@@ -825,14 +836,13 @@ class NursingContextRecognizer(EntityRecognizer):
                 continue
             title = w[0].isupper() and not w.isupper()
             known = v.known_word(lw)
+            if lw in v.lex.eponyms:
+                continue  # "Framingham score", "Lyme disease"
             if lw in v.us_places and not known and lw not in v.names and not v.census.is_name(lw):
                 out.append(_result("LOCATION", m.start(), m.end(), 0.7, "us_place", True, recall_only=not title))
                 continue
-            if known:
-                # the recall point takes common given names even when they are words too
-                if title and v.census.is_name(lw, 1):
-                    out.append(_result("NAME", m.start(), m.end(), 0.5, "census_name", True, recall_only=True))
-                continue
+            if known or "'" in w or "’" in w or _DOSE_AHEAD.match(text, m.end()):
+                continue  # dictionary words, contractions, and products before a dose
             if v.census.is_name(lw) or lw in v.names:
                 out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True, recall_only=True))
             elif (title or w.isupper()) and len(lw) >= (4 if title else 5) and re.search(r"[aeiouy]", lw):
