@@ -101,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     points = ("default", "recall") if args.mode == "both" else (args.mode,)
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
     report = evaluation.run(data_dir, synthea, which=args.split, limit=args.limit, baseline=not args.no_baseline,
-                            points=points, folds=folds, physionet=not args.no_physionet)
+                            points=points, folds=folds, physionet=not args.no_physionet, locked=args.locked_final_test)
     if args.json:
         for res in report["engines"].values():
             for r in res.values():
@@ -272,6 +272,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="operating point(s) to score (default both)")
     e.add_argument("--folds", help="PhysioNet development folds to score, e.g. 0,1 (default all five)")
     e.add_argument("--no-physionet", action="store_true", help="skip the PhysioNet development notes")
+    e.add_argument("--locked-final-test", action="store_true",
+                   help="score the 25 locked PhysioNet patients instead (once, at the end; never tune on it)")
     e.set_defaults(handler=cmd_eval)
 
     b = groups["bench"].add_parser("deid", help="notes/s de-identifying the PhysioNet dev (or Synthea) notes")

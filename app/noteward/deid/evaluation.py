@@ -245,12 +245,13 @@ def over_redaction(names: list[str], predict: Callable[[str], list[tuple[int, in
 
 def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int | None = None,
         baseline: bool = True, points: tuple[str, ...] = ("default",), folds: Iterable[int] | None = None,
-        physionet: bool = True) -> dict[str, Any]:
+        physionet: bool = True, locked: bool = False) -> dict[str, Any]:
     """Score Noteward's engine (and Presidio's default configuration) on the dev sets.
 
     Per operating point in ``points``: entity/token scores on the synthetic sets (as
     before), character scores on every set, and, when ``physionet_dev.jsonl`` is there,
-    character scores on its development folds (``folds``; never the locked test)."""
+    character scores on its development folds (``folds``). ``locked`` scores the locked
+    final-test patients instead: meant to be run once, at the end of a development round."""
     from noteward.deid.engine import PRESIDIO_TO_NOTEWARD, Deidentifier, presidio_default_analyzer
 
     if which not in ("odd", "even", "all"):
@@ -266,7 +267,8 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
     deid = Deidentifier()
     notes: list[Note] = []
     if physionet and (data_dir / PHYSIONET_FILE).exists():
-        notes = load_physionet(data_dir / PHYSIONET_FILE, "dev", folds)[: limit * 5 if limit else None]
+        split_name = "locked" if locked else "dev"
+        notes = load_physionet(data_dir / PHYSIONET_FILE, split_name, folds)[: limit * 5 if limit else None]
     engines: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {}
     for point in points:
         def ours(text: str, point: str = point) -> list[tuple[int, int, str]]:
@@ -288,7 +290,10 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
 
         engines["presidio_default"] = presidio
     report: dict[str, Any] = {"split": which, "sets": {k: len(v) for k, v in sets.items()}, "engines": {}}
-    if notes:
+    if notes and locked:
+        sets.clear()  # the locked test is scored on its own
+        report["sets"] = {"physionet_locked": len(notes)}
+    elif notes:
         report["sets"]["physionet_dev"] = len(notes)
         report["physionet_folds"] = sorted(set(folds)) if folds is not None else list(range(N_FOLDS))
     names = synthea_clinical_names(synthea_dir) if synthea_dir and synthea_dir.exists() else []
@@ -303,7 +308,9 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
             res[set_name] = score(recs, fn)
             res[set_name]["chars"] = char_score([(r.text, r.gold) for r in recs], fn)
         if notes:
-            res["physionet_dev"] = {"chars": char_score([(n.text, list(n.gold)) for n in notes], fn, neutral)}
+            res["physionet_locked" if locked else "physionet_dev"] = {
+                "chars": char_score([(n.text, list(n.gold)) for n in notes], fn, neutral)
+            }
         if names:
             res["over_redaction"] = over_redaction(names, fn)
         report["engines"][name] = res
