@@ -664,7 +664,7 @@ _CUE_NAME = re.compile(
 # A product name followed (within three words) by a dose: "Camila 28 Day Pack",
 # "Alendronic acid 10 MG", "NITROFURANTOIN, MACROCRYSTALS 50 MG".
 _DOSE_AHEAD = re.compile(
-    r"(?:[,\s]+[A-Za-z/-]+){0,3}[,\s]+\d+(?:\.\d+)?\s*(?:mg|mcg|ml|unt|units?|%|day\s+pack|hr|meq|mmol|actuat)\b",
+    r"(?:[,\s]+[A-Za-z/-]+){0,3}[,\s]+\d*\.?\d+(?:/\d*\.?\d+)*\s*(?:mg|mcg|ml|unt|units?|%|day\s+pack|hr|meq|mmol|actuat)\b",
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*(?![\w])")
@@ -845,5 +845,5 @@ class NursingContextRecognizer(EntityRecognizer):
                 continue  # dictionary words, contractions, and products before a dose
             if v.census.is_name(lw) or lw in v.names:
                 out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True, recall_only=True))
-            elif (title or w.isupper()) and len(lw) >= (4 if title else 5) and re.search(r"[aeiouy]", lw):
+            elif title and len(lw) >= 4 and re.search(r"[aeiouy]", lw):
                 out.append(_result("NAME", m.start(), m.end(), 0.5, "unknown_word", True, recall_only=True))
