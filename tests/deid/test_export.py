@@ -139,4 +139,6 @@ def test_export_command(loaded_vault: Any, vault_path: Path, tmp_path: Path, cap
     assert main([*args, "--deidentify", "--format", "jsonl", str(out)]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert lines[0]["kind"] == "patient" and "name" not in lines[0]
-    assert all(set(r) <= {"kind", "patient", "note", "date", "type", "text", "sex", "birth_date", "deceased", "facts"} for r in lines)
+    assert all(set(r) <= {"kind", "patient", "note", "date", "type", "text", "sex", "birth_date", "deceased", "facts",
+                          "deid"} for r in lines)
+    assert all(r["deid"]["mode"] == "recall" for r in lines)  # text leaving the vault: the recall point

@@ -53,7 +53,7 @@ def cmd_deid(args: argparse.Namespace) -> int:
                 secret = vault.meta("deid_secret")
         finally:
             vault.close()
-    result = Deidentifier().anonymize(text, mode=args.mode, patient=patient, secret=secret)
+    result = Deidentifier(point=args.point).anonymize(text, mode=args.mode, patient=patient, secret=secret)
     if args.json:
         console.print_json(result.to_json())
     else:
@@ -94,7 +94,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data_dir = Path(args.data)
     if args.synthea:
         synthea = Path(args.synthea)
-    report = evaluation.run(data_dir, synthea, which=args.split, limit=args.limit, baseline=not args.no_baseline)
+    points = ("default", "recall") if args.mode == "both" else (args.mode,)
+    folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+    report = evaluation.run(data_dir, synthea, which=args.split, limit=args.limit, baseline=not args.no_baseline,
+                            points=points, folds=folds, physionet=not args.no_physionet, locked=args.locked_final_test)
     if args.json:
         for res in report["engines"].values():
             for r in res.values():
@@ -129,11 +132,22 @@ def synthea_notes(folder: Path, limit: int | None = None) -> list[str]:
 _BATCH = 16
 
 
+_POINT = {"point": "default"}
+
+
+def physionet_notes(folder: Path, limit: int | None = None) -> list[str]:
+    """Texts of the PhysioNet deid development notes (never the locked final test)."""
+    from noteward.deid.evaluation import PHYSIONET_FILE, load_physionet
+
+    notes = load_physionet(folder / PHYSIONET_FILE, "dev")
+    return [n.text for n in notes][:limit]
+
+
 def _work(texts: list[str]) -> int:
     """De-identify a batch of notes (tags), as an export does; returns entities found."""
     from noteward.deid.engine import Deidentifier
 
-    d = Deidentifier()
+    d = Deidentifier(point=_POINT["point"])
     n = 0
     for text, ents in zip(texts, d.analyze_many(texts), strict=True):
         n += len(d.anonymize(text, mode="tag", entities=ents).entities)
@@ -164,14 +178,21 @@ def _rate(fn: Any, texts: list[str], workers: int) -> tuple[float, int]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from noteward.deid import engine
-    from noteward.deid.evaluation import default_paths
+    from noteward.deid.evaluation import PHYSIONET_FILE, default_paths
 
-    folder = Path(args.synthea) if args.synthea else default_paths()[1]
-    if not folder.exists():
-        raise UsageError(f"No Synthea FHIR folder at {folder}; give --synthea DIR.")
-    texts = synthea_notes(folder, args.limit)
+    _POINT["point"] = args.mode
+    if args.corpus == "physionet":
+        folder = Path(args.data) if args.data else default_paths()[0]
+        if not (folder / PHYSIONET_FILE).exists():
+            raise UsageError(f"No {PHYSIONET_FILE} in {folder}; give --data DIR or --corpus synthea.")
+        texts = physionet_notes(folder, args.limit)
+    else:
+        folder = Path(args.synthea) if args.synthea else default_paths()[1]
+        if not folder.exists():
+            raise UsageError(f"No Synthea FHIR folder at {folder}; give --synthea DIR.")
+        texts = synthea_notes(folder, args.limit)
     if not texts:
-        raise UsageError(f"No DocumentReference notes in {folder}.")
+        raise UsageError(f"No notes in {folder}.")
     t0 = time.perf_counter()
     engine.Deidentifier.warm()
     load_s = time.perf_counter() - t0
@@ -182,6 +203,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cpu_per_note_ms = (time.process_time() - cpu0) / len(texts) * 1000
     rate_n = _rate(_work, texts, workers)[0] if workers > 1 else rate1
     report: dict[str, Any] = {
+        "corpus": args.corpus,
+        "point": args.mode,
         "notes": len(texts),
         "mean_chars": round(sum(map(len, texts)) / len(texts)),
         "load_s": round(load_s, 2),
@@ -189,7 +212,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "cpu_ms_per_note": round(cpu_per_note_ms, 1),
         "notes_per_s_1_process": round(rate1, 2),
         f"notes_per_s_{workers}_processes": round(rate_n, 2),
-        "target_notes_per_s": 20,
+        "target_notes_per_s_1_process": 50,
     }
     if not args.no_baseline:
         engine.presidio_default_analyzer()
@@ -209,6 +232,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p = sub.add_parser("deid", help="de-identify a text file (prints the result)")
     p.add_argument("--text-file", required=True, help="UTF-8 text file to de-identify ('-' for stdin)")
     p.add_argument("--mode", choices=("tag", "surrogate"), default="tag", help="[NAME] tags or surrogate values")
+    p.add_argument("--point", choices=("default", "recall"), default="default",
+                   help="operating point: default (the de-identified view) or recall (text leaving the vault)")
     p.add_argument("--secret-file", help="secret for surrogates (hex or bytes); default: random per run")
     p.add_argument("--patient", help="also use this vault patient's own record (and the vault's secret)")
     p.add_argument("--json", action="store_true", help="print {text, entities} with offsets into the input")
@@ -237,10 +262,20 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     e.add_argument("--no-baseline", action="store_true", help="skip Presidio's default configuration")
     e.add_argument("--data", help="folder with asq_phi.jsonl and presidio_synth_v2.json")
     e.add_argument("--synthea", help="Synthea FHIR folder for the over-redaction check")
+    e.add_argument("--mode", choices=("default", "recall", "both"), default="both",
+                   help="operating point(s) to score (default both)")
+    e.add_argument("--folds", help="PhysioNet development folds to score, e.g. 0,1 (default all five)")
+    e.add_argument("--no-physionet", action="store_true", help="skip the PhysioNet development notes")
+    e.add_argument("--locked-final-test", action="store_true",
+                   help="score the 25 locked PhysioNet patients instead (once, at the end; never tune on it)")
     e.set_defaults(handler=cmd_eval)
 
-    b = groups["bench"].add_parser("deid", help="notes/s de-identifying the Synthea notes")
+    b = groups["bench"].add_parser("deid", help="notes/s de-identifying the PhysioNet dev (or Synthea) notes")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--corpus", choices=("physionet", "synthea"), default="physionet",
+                   help="PhysioNet deid development notes (default) or the Synthea notes")
+    b.add_argument("--mode", choices=("default", "recall"), default="default", help="operating point")
+    b.add_argument("--data", help="folder with physionet_dev.jsonl")
     b.add_argument("--limit", type=int, default=300, help="notes to time (default 300)")
     b.add_argument("--workers", type=int, help="processes (default: 2 or the core count)")
     b.add_argument("--synthea", help="Synthea FHIR folder")

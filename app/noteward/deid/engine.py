@@ -56,6 +56,11 @@ PRESIDIO_TO_NOTEWARD = {
     "UK_NHS": "HEALTH_PLAN_ID",
 }
 MIN_SCORE = 0.5
+# Operating points. "default" (the de-identified view): spans at least half covered,
+# character precision first; a bare year may stay (Safe Harbor allows it). "recall"
+# (training exports and any text that leaves the vault): every character of nearly every
+# span, years removed too, at the cost of more clinical words hidden.
+POINTS = ("default", "recall")
 
 _lock = threading.Lock()
 _shared: dict[str, Any] = {}
@@ -144,6 +149,9 @@ def _english_words(engine: Any) -> frozenset[str]:
     return frozenset(words)
 
 
+# Lab panels ("7.34/50/95"), pressure ranges ("117-161/63-78") and clock ranges
+# ("0600-0800") that libphonenumber would take for numbers.
+_NOT_A_PHONE = re.compile(r"/|\d\.\d|^\s*(?:[01]\d|2[0-3])[0-5]\d\s*[-–]\s*(?:[01]\d|2[0-4])[0-5]\d\s*$")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "SE", "CH")
 
 
@@ -159,7 +167,12 @@ def _phone_recognizer() -> Any:
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
             from noteward.deid.recognizers import STRONG
 
-            out = super().analyze(text, ["PHONE_NUMBER"], nlp_artifacts)
+            out = [
+                r for r in super().analyze(text, ["PHONE_NUMBER"], nlp_artifacts)
+                if not _NOT_A_PHONE.search(text[r.start : r.end])
+                and text[max(0, r.start - 1) : r.start] not in ("/", ".")
+                and text[r.end : r.end + 1] not in ("/", ".")
+            ]
             for r in out:
                 r.entity_type = "PHONE"
                 r.score = max(r.score, 0.6)
@@ -182,6 +195,7 @@ def analyzer() -> Any:
         ClinicalPatternRecognizer,
         LabelledIdRecognizer,
         NameRecognizer,
+        NursingContextRecognizer,
         PlaceRecognizer,
         Vocabulary,
     )
@@ -197,6 +211,7 @@ def analyzer() -> Any:
         _phone_recognizer(),
         NameRecognizer(vocab),
         ClinicalNerRecognizer(vocab),
+        NursingContextRecognizer(vocab),
     ):
         registry.add_recognizer(rec)
     an = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
@@ -464,6 +479,55 @@ _DOSE_NEXT = re.compile(
 _FAX = re.compile(r"(?i)\bfax\b[^\n]{0,20}$")
 
 
+def _check_point(point: str) -> str:
+    if point not in POINTS:
+        raise UsageError(f"Unknown operating point {point!r}: use 'default' or 'recall'.")
+    return point
+
+
+# Name rules whose hit stands whatever the word ("Dr. Foley" is a person).
+_TITLED = frozenset({
+    "relation_name", "credential_name", "census_name", "unknown_word", "title_name", "initial_name", "role_name",
+    "cue_name", "first_last",
+})
+
+
+def _not_a_name(vocab: Any, span: str) -> bool:
+    """Every word of the span is clinical shorthand or an uninformative dictionary word;
+    or the span is written all in capitals or all in lower case (as nursing notes are,
+    so case says nothing) and holds no listed name ("SMALL ECCHYMOTIC", "tol PSV")."""
+    words = re.findall(r"[^\W\d_][\w'’-]*", span)
+    if not words or all(vocab.not_name_word(w) for w in words):
+        return bool(words)
+    letters = "".join(words)
+    if letters.isupper() or letters.islower():
+        return not any(
+            ((vocab.census.is_name(w) or w.lower() in vocab.names) and not vocab.not_name_word(w))
+            or (vocab.census.is_name(w, 2) and not vocab.shorthand(w))
+            for w in words
+        )
+    return False
+
+
+def _propagate_places(text: str, ents: list[Entity], vocab: Any) -> list[Entity]:
+    """A place found once in a note ("transfer to GH") is a place wherever its words recur
+    there ("retired from GH"), in any case."""
+    words: set[str] = set()
+    for e in ents:
+        if e.type != "LOCATION":
+            continue
+        for w in re.findall(r"[^\W\d_][\w'’-]*", e.text):
+            lw = w.lower()
+            if len(w) >= 2 and not vocab.known_word(lw) and not vocab.shorthand(lw) and lw not in vocab.lex.titles:
+                words.add(lw)
+    if not words:
+        return []
+    rx = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w])",
+                    re.IGNORECASE)
+    return [Entity("LOCATION", m.start(), m.end(), 0.75, m.group(0)) for m in rx.finditer(text)
+            if not any(e.start < m.end() and m.start() < e.end for e in ents)]
+
+
 class Deidentifier:
     """Find and replace PHI in clinical text (HIPAA Safe Harbor's 18 identifier types).
 
@@ -471,8 +535,9 @@ class Deidentifier:
     are shared by every Deidentifier in the process. Thread-safe for reading.
     """
 
-    def __init__(self, min_score: float = MIN_SCORE) -> None:
+    def __init__(self, min_score: float = MIN_SCORE, point: str = "default") -> None:
         self.min_score = min_score
+        self.point = _check_point(point)
         self._known: OrderedDict[str, _KnownMatcher] = OrderedDict()
         self._known_lock = threading.Lock()
 
@@ -494,20 +559,24 @@ class Deidentifier:
                     self._known.popitem(last=False)
             return m
 
-    def analyze(self, text: str, patient: Any = None) -> list[Entity]:
+    def analyze(self, text: str, patient: Any = None, point: str | None = None) -> list[Entity]:
         """PHI spans in ``text``: non-overlapping, sorted, offsets into ``text``.
 
         ``patient`` (a vault Patient) adds the strings of their own record — names,
-        identifiers, address, phone — which are found wherever they appear.
+        identifiers, address, phone — which are found wherever they appear. ``point``
+        ("default" or "recall", see ``POINTS``) overrides the Deidentifier's own.
         """
         if not isinstance(text, str):
             raise UsageError("De-identification needs text (a str).")
         if not text.strip():
             return []
-        return self._analyze(text, patient, None)
+        return self._analyze(text, patient, None, _check_point(point or self.point))
 
-    def analyze_many(self, texts: list[str], patient: Any = None, batch_size: int = 16) -> list[list[Entity]]:
+    def analyze_many(
+        self, texts: list[str], patient: Any = None, batch_size: int = 16, point: str | None = None
+    ) -> list[list[Entity]]:
         """``analyze`` for many texts at once (spaCy batches them: faster for exports)."""
+        point = _check_point(point or self.point)
         if any(not isinstance(t, str) for t in texts):
             raise UsageError("De-identification needs text (a str).")
         an = analyzer()
@@ -515,20 +584,27 @@ class Deidentifier:
         todo = [(i, t) for i, t in enumerate(texts) if t.strip()]
         arts = an.nlp_engine.process_batch([t for _, t in todo], language="en", batch_size=batch_size)
         for (i, t), (_, art) in zip(todo, arts, strict=True):
-            out[i] = self._analyze(t, patient, art)
+            out[i] = self._analyze(t, patient, art, point)
         return out
 
-    def _analyze(self, text: str, patient: Any, nlp_artifacts: Any) -> list[Entity]:
+    def _analyze(self, text: str, patient: Any, nlp_artifacts: Any, point: str = "default") -> list[Entity]:
         an = analyzer()
-        from noteward.deid.recognizers import STRONG, eponym_span
+        from noteward.deid.recognizers import RECALL_ONLY, STRONG, eponym_span
 
         vocab = _shared["vocab"]
         cands: list[tuple[Entity, int]] = []
         for r in an.analyze(text=text, language="en", score_threshold=0.0, nlp_artifacts=nlp_artifacts):
             if r.score < self.min_score:
                 continue
-            strong = bool((r.recognition_metadata or {}).get(STRONG))
+            meta = r.recognition_metadata or {}
+            if meta.get(RECALL_ONLY) and point != "recall":
+                continue
+            strong = bool(meta.get(STRONG))
             etype = r.entity_type
+            titled = (meta.get("rule") in _TITLED or (meta.get("rule") == "name_rules" and strong)
+                      or meta.get("recognizer_name") == "NotewardPatterns")
+            if etype == "NAME" and not titled and _not_a_name(vocab, text[r.start : r.end]):
+                continue  # clinical shorthand ("cont", "OOB", "foley"), misspellings, dictionary words
             if not strong and etype in ("NAME", "LOCATION") and eponym_span(vocab, text, r.start, r.end):
                 continue
             if not strong and etype == "NAME" and _DOSE_NEXT.match(text, r.end):
@@ -544,6 +620,7 @@ class Deidentifier:
         ents = _resolve(text, cands)
         ents = _extend_addresses(text, ents)
         extra = _propagate_names(text, ents, vocab, eponym_span) + _coordinated_names(text, ents, vocab)
+        extra += _propagate_places(text, ents, vocab)
         if extra:
             ents = _resolve(text, [(e, 2) for e in ents] + [(e, 1) for e in extra])
         out = []
@@ -560,6 +637,7 @@ class Deidentifier:
         patient: Any = None,
         secret: bytes | str | None = None,
         entities: list[Entity] | None = None,
+        point: str | None = None,
     ) -> DeidResult:
         """Replace PHI: ``mode="tag"`` writes ``[NAME]``, ``[DATE]``...; ``mode="surrogate"``
         writes realistic stand-ins, the same for the same value within a patient, with
@@ -568,7 +646,7 @@ class Deidentifier:
         the output differs from run to run."""
         if mode not in ("tag", "surrogate"):
             raise UsageError(f"Unknown de-identification mode {mode!r}: use 'tag' or 'surrogate'.")
-        ents = self.analyze(text, patient=patient) if entities is None else entities
+        ents = self.analyze(text, patient=patient, point=point) if entities is None else entities
         if mode == "surrogate":
             from noteward.deid.surrogates import Surrogates
 
@@ -595,9 +673,12 @@ class Deidentifier:
 _default: Deidentifier | None = None
 
 
-def deidentify_text(text: str, mode: str = "tag", patient: Any = None, secret: bytes | str | None = None) -> str:
-    """De-identified copy of ``text`` (tags by default) with a process-wide Deidentifier."""
+def deidentify_text(
+    text: str, mode: str = "tag", patient: Any = None, secret: bytes | str | None = None, point: str = "recall"
+) -> str:
+    """De-identified copy of ``text`` (tags by default) with a process-wide Deidentifier.
+    Used for text that leaves the vault (training), so the recall point is the default."""
     global _default
     if _default is None:
         _default = Deidentifier()
-    return _default.anonymize(text, mode=mode, patient=patient, secret=secret).text
+    return _default.anonymize(text, mode=mode, patient=patient, secret=secret, point=point).text

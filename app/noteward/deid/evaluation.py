@@ -244,8 +244,14 @@ def over_redaction(names: list[str], predict: Callable[[str], list[tuple[int, in
 
 
 def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int | None = None,
-        baseline: bool = True) -> dict[str, Any]:
-    """Score Noteward's engine (and Presidio's default configuration) on the dev sets."""
+        baseline: bool = True, points: tuple[str, ...] = ("default",), folds: Iterable[int] | None = None,
+        physionet: bool = True, locked: bool = False) -> dict[str, Any]:
+    """Score Noteward's engine (and Presidio's default configuration) on the dev sets.
+
+    Per operating point in ``points``: entity/token scores on the synthetic sets (as
+    before), character scores on every set, and, when ``physionet_dev.jsonl`` is there,
+    character scores on its development folds (``folds``). ``locked`` scores the locked
+    final-test patients instead: meant to be run once, at the end of a development round."""
     from noteward.deid.engine import PRESIDIO_TO_NOTEWARD, Deidentifier, presidio_default_analyzer
 
     if which not in ("odd", "even", "all"):
@@ -259,11 +265,16 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
     if synth.exists():
         sets["presidio_synth"] = split(load_synth(synth), which)[:limit]
     deid = Deidentifier()
+    notes: list[Note] = []
+    if physionet and (data_dir / PHYSIONET_FILE).exists():
+        split_name = "locked" if locked else "dev"
+        notes = load_physionet(data_dir / PHYSIONET_FILE, split_name, folds)[: limit * 5 if limit else None]
+    engines: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {}
+    for point in points:
+        def ours(text: str, point: str = point) -> list[tuple[int, int, str]]:
+            return [(e.start, e.end, e.type) for e in deid.analyze(text, point=point)]
 
-    def ours(text: str) -> list[tuple[int, int, str]]:
-        return [(e.start, e.end, e.type) for e in deid.analyze(text)]
-
-    engines: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {"noteward": ours}
+        engines["noteward" if point == "default" else f"noteward_{point}"] = ours
     if baseline:
         base = presidio_default_analyzer()
 
@@ -279,6 +290,12 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
 
         engines["presidio_default"] = presidio
     report: dict[str, Any] = {"split": which, "sets": {k: len(v) for k, v in sets.items()}, "engines": {}}
+    if notes and locked:
+        sets.clear()  # the locked test is scored on its own
+        report["sets"] = {"physionet_locked": len(notes)}
+    elif notes:
+        report["sets"]["physionet_dev"] = len(notes)
+        report["physionet_folds"] = sorted(set(folds)) if folds is not None else list(range(N_FOLDS))
     names = synthea_clinical_names(synthea_dir) if synthea_dir and synthea_dir.exists() else []
     if names and which != "all":
         names = [n for i, n in enumerate(names) if i % 2 == (1 if which == "odd" else 0)]
@@ -286,8 +303,14 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
         names = names[: limit * 2]
     for name, fn in engines.items():
         res: dict[str, Any] = {}
+        neutral = DEFAULT_NEUTRAL if name in ("noteward", "presidio_default") else frozenset()
         for set_name, recs in sets.items():
             res[set_name] = score(recs, fn)
+            res[set_name]["chars"] = char_score([(r.text, r.gold) for r in recs], fn)
+        if notes:
+            res["physionet_locked" if locked else "physionet_dev"] = {
+                "chars": char_score([(n.text, list(n.gold)) for n in notes], fn, neutral)
+            }
         if names:
             res["over_redaction"] = over_redaction(names, fn)
         report["engines"][name] = res
@@ -298,12 +321,40 @@ def _fmt(x: float | None) -> str:
     return "  -  " if x is None else f"{x:.3f}"
 
 
+def format_chars(title: str, c: dict[str, Any]) -> list[str]:
+    """Per-type character table: n spans beside the rates."""
+    lines = [f"\n-- {title}: characters (letters and digits) and spans",
+             f"{'gold type':<20}{'n':>6} {'half R':>7} {'full R':>7} {'char R':>7}"]
+    for t, r in c["by_gold_type"].items():
+        lines.append(f"{t:<20}{r['n']:>6} {_fmt(r['span_half_recall']):>7} {_fmt(r['span_full_recall']):>7}"
+                     f" {_fmt(r['char_recall']):>7}")
+    a = c["ALL"]
+    lines.append(f"{'ALL':<20}{a['n']:>6} {_fmt(a['span_half_recall']):>7} {_fmt(a['span_full_recall']):>7}"
+                 f" {_fmt(a['char_recall']):>7}   char precision {_fmt(a['char_precision'])}"
+                 f"   clinical tokens kept {_fmt(a['clinical_tokens_kept'])}")
+    lines.append(f"{'predicted type':<20}{'chars':>6} {'char P':>7}")
+    for t, r in c["by_predicted_type"].items():
+        lines.append(f"{t:<20}{r['chars']:>6} {_fmt(r['char_precision']):>7}")
+    return lines
+
+
 def format_report(report: dict[str, Any]) -> str:
     """Plain-text tables: per set, per engine, entity and token level."""
     lines = [f"De-identification eval on the {report['split']} half: " + ", ".join(f"{k} {v} records" for k, v in report["sets"].items())]
     for eng, res in report["engines"].items():
         for set_name, r in res.items():
             if set_name == "over_redaction":
+                continue
+            if "entity" not in r:
+                lines.append(f"\n== {eng} on {set_name} ({r['chars']['records']} notes, {r['chars']['seconds']} s)")
+                lines += format_chars(set_name, r["chars"])
+                point = "recall" if eng.endswith("_recall") else "default"
+                if eng.startswith("noteward"):
+                    met = meets_targets(r["chars"]["ALL"], point)
+                    lines.append(f"targets of the {point} point: " + ", ".join(
+                        f"{k} >= {TARGETS[point][k]}: {'met' if v else 'NOT met'}" for k, v in met.items()))
+                    if point == "default":
+                        lines.append("(DateYear is neutral here: Safe Harbor lets a bare year stay in the default view)")
                 continue
             lines.append(f"\n== {eng} on {set_name} ({r['records']} records, {r['seconds']} s)")
             lines.append(f"{'type':<22}{'gold':>6}{'pred':>6}  {'ent R':>6} {'ent P':>6} {'ent F2':>6}   {'tok R':>6} {'tok P':>6} {'tok F2':>6}")
@@ -315,6 +366,8 @@ def format_report(report: dict[str, Any]) -> str:
                     f"{t:<22}{e['gold']:>6}{e['pred']:>6}  {_fmt(e['recall']):>6} {_fmt(e['precision']):>6} {_fmt(e['f2']):>6}"
                     f"   {_fmt(k.get('recall')):>6} {_fmt(k.get('precision')):>6} {_fmt(k.get('f2')):>6}"
                 )
+            if "chars" in r:
+                lines += format_chars(set_name, r["chars"])
         if "over_redaction" in res:
             o = res["over_redaction"]
             lines.append(f"\n== {eng}: over-redaction {o['overlapped']}/{o['names']} Synthea condition/medication names = {o['rate']:.2%} (target <= 1%)")
@@ -334,3 +387,205 @@ def misses_by_type(report: dict[str, Any], engine: str = "noteward") -> dict[str
         for m in r["misses"]:
             out[m["type"]].append(m["text"])
     return dict(out)
+
+
+# ---- PhysioNet deid dev notes: locked final test, folds by patient, character scores ----
+
+PHYSIONET_FILE = "physionet_dev.jsonl"
+LOCKED_FILE = "physionet_locked_test.json"
+N_LOCKED = 25
+N_FOLDS = 5
+# Gold types of the PhysioNet deid corpus. DateYear (a bare year) is allowed under Safe
+# Harbor: the default operating point may keep it, so there it is neutral.
+PHYSIONET_TYPES = (
+    "PTName", "PTNameInitial", "RelativeProxyName", "HCPName", "Date", "DateYear", "Age", "Phone",
+    "Location", "Other",
+)
+DEFAULT_NEUTRAL = frozenset({"DateYear"})
+# Targets of the two operating points (issue 12).
+TARGETS = {
+    "recall": {"span_full_recall": 0.98, "char_precision": 0.30, "clinical_tokens_kept": 0.90},
+    "default": {"span_half_recall": 0.95, "char_precision": 0.60},
+}
+_ALNUM = re.compile(r"[^\W_]", re.UNICODE)
+_CLIN_TOKEN = re.compile(r"[^\W\d_][\w'’-]*")
+
+
+def _sha(pid: int | str) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(pid).encode()).hexdigest()
+
+
+def locked_patients(all_ids: Iterable[int]) -> list[int]:
+    """The locked final test: the N_LOCKED patient ids whose sha256 sorts lowest. The rule
+    reads ids only; its result is committed in resources/deid/physionet_locked_test.json
+    and checked against it, so it cannot drift."""
+    return sorted(sorted(set(all_ids), key=_sha)[:N_LOCKED])
+
+
+def fold_of(pid: int) -> int:
+    """Cross-validation fold (0..N_FOLDS-1) of a development patient."""
+    return int(_sha(pid), 16) % N_FOLDS
+
+
+@dataclass
+class Note:
+    patient: int
+    nid: int
+    text: str
+    gold: list[tuple[int, int, str]]
+
+
+def load_physionet(path: Path, which: str = "dev", folds: Iterable[int] | None = None) -> list[Note]:
+    """Notes of the PhysioNet deid dev file. ``which``: 'dev' (every patient but the
+    locked ones; ``folds`` narrows it) or 'locked' (the final test, to be scored once)."""
+    from noteward.deid.rules import resources_dir
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    locked = locked_patients(r["patient_id"] for r in rows)
+    committed = json.loads((resources_dir() / LOCKED_FILE).read_text(encoding="utf-8"))["patients"]
+    if locked != sorted(committed):
+        raise UsageError("The locked PhysioNet test set no longer matches resources/deid/physionet_locked_test.json.")
+    locked_set = set(locked)
+    want = set(folds) if folds is not None else None
+    out = []
+    for r in rows:
+        pid = int(r["patient_id"])
+        if which == "locked":
+            if pid not in locked_set:
+                continue
+        elif which == "dev":
+            if pid in locked_set or (want is not None and fold_of(pid) not in want):
+                continue
+        else:
+            raise UsageError("which must be 'dev' or 'locked'.")
+        gold = [(int(p["start"]), int(p["end"]), str(p["type"])) for p in r.get("phi", [])]
+        out.append(Note(pid, int(r["note_id"]), r["text"], gold))
+    return out
+
+
+def _alnum_positions(text: str, start: int, end: int) -> list[int]:
+    return [m.start() for m in _ALNUM.finditer(text, start, end)]
+
+
+class _CharTally:
+    """Span and character recall per gold type, character precision per predicted type."""
+
+    def __init__(self) -> None:
+        self.n: Counter[str] = Counter()
+        self.half: Counter[str] = Counter()
+        self.full: Counter[str] = Counter()
+        self.gchars: Counter[str] = Counter()
+        self.gcovered: Counter[str] = Counter()
+        self.pchars: Counter[str] = Counter()
+        self.pcorrect: Counter[str] = Counter()
+        self.tokens = 0
+        self.tokens_kept = 0
+
+    def add(self, text: str, gold: list[tuple[int, int, str | None]], preds: list[tuple[int, int, str]],
+            neutral: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+        """Tally one record; returns (kind, type, text) of misses and false alarms."""
+        covered: dict[int, str] = {}
+        for ps, pe, pt in preds:
+            for i in _alnum_positions(text, ps, pe):
+                covered.setdefault(i, pt)
+        phi: dict[int, str] = {}
+        neut: set[int] = set()
+        any_gold: set[int] = set()
+        errors: list[tuple[str, str, str]] = []
+        for s, e, t in gold:
+            pos = _alnum_positions(text, s, e)
+            any_gold.update(range(s, e))
+            if t is None or t in neutral:
+                neut.update(pos)
+                continue
+            for i in pos:
+                phi[i] = t
+            if not pos:
+                continue
+            hit = sum(1 for i in pos if i in covered)
+            self.n[t] += 1
+            self.gchars[t] += len(pos)
+            self.gcovered[t] += hit
+            self.half[t] += hit * 2 >= len(pos)
+            self.full[t] += hit == len(pos)
+            if hit < len(pos):
+                errors.append(("miss" if hit * 2 < len(pos) else "partial", t, text[s:e]))
+        for i, t in covered.items():
+            if i in neut:
+                continue
+            self.pchars[t] += 1
+            self.pcorrect[t] += i in phi
+        for s, e, t in preds:
+            pos = [i for i in _alnum_positions(text, s, e) if i not in neut]
+            if pos and not any(i in phi for i in pos):
+                errors.append(("false", t, text[s:e]))
+        for m in _CLIN_TOKEN.finditer(text):
+            if any(i in any_gold for i in range(m.start(), m.end())):
+                continue
+            self.tokens += 1
+            self.tokens_kept += not any(ps < m.end() and m.start() < pe for ps, pe, _ in preds)
+        return errors
+
+    def table(self) -> dict[str, Any]:
+        def ratio(a: float, b: float) -> float | None:
+            return a / b if b else None
+
+        rows: dict[str, Any] = {}
+        for t in sorted(self.n):
+            rows[t] = {
+                "n": self.n[t],
+                "span_half_recall": ratio(self.half[t], self.n[t]),
+                "span_full_recall": ratio(self.full[t], self.n[t]),
+                "char_recall": ratio(self.gcovered[t], self.gchars[t]),
+            }
+        predicted = {}
+        for t in sorted(self.pchars):
+            predicted[t] = {"chars": self.pchars[t], "char_precision": ratio(self.pcorrect[t], self.pchars[t])}
+        n = sum(self.n.values())
+        return {
+            "by_gold_type": rows,
+            "by_predicted_type": predicted,
+            "ALL": {
+                "n": n,
+                "span_half_recall": ratio(sum(self.half.values()), n),
+                "span_full_recall": ratio(sum(self.full.values()), n),
+                "char_recall": ratio(sum(self.gcovered.values()), sum(self.gchars.values())),
+                "char_precision": ratio(sum(self.pcorrect.values()), sum(self.pchars.values())),
+                "clinical_tokens_kept": ratio(self.tokens_kept, self.tokens),
+            },
+        }
+
+
+def char_score(
+    records: Iterable[tuple[str, list[tuple[int, int, str | None]]]],
+    predict: Callable[[str], list[tuple[int, int, str]]],
+    neutral: frozenset[str] = frozenset(),
+    keep_errors: int = 0,
+) -> dict[str, Any]:
+    """Span recall (at least half / every letter or digit of a gold span covered), character
+    recall and character precision, per type. Only letters and digits count as
+    characters (a space or a full stop identifies no one). Gold types in ``neutral`` (and
+    None labels) are neither hits nor false alarms. ``clinical_tokens_kept``: the share
+    of words outside every gold span that no prediction touches."""
+    tally = _CharTally()
+    errors: list[tuple[str, str, str]] = []
+    t0 = time.perf_counter()
+    count = 0
+    for text, gold in records:
+        count += 1
+        errs = tally.add(text, gold, predict(text), neutral)
+        if len(errors) < keep_errors:
+            errors += errs
+    out = tally.table()
+    out["records"] = count
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    if keep_errors:
+        out["errors"] = errors[:keep_errors]
+    return out
+
+
+def meets_targets(row: dict[str, Any], point: str) -> dict[str, bool]:
+    """Which targets of an operating point an ``ALL`` row meets."""
+    return {k: (row.get(k) or 0.0) >= v for k, v in TARGETS[point].items()}

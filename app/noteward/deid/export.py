@@ -9,8 +9,11 @@ the year (tag mode). Every export appends an audit event with ids and counts onl
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -25,6 +28,72 @@ if TYPE_CHECKING:
     from noteward.store.vault import Vault
 
 FORMATS = ("jsonl", "fhir")
+ENGINE_NAME = "noteward-deid"
+# The files whose content decides what the engine finds: their hash is the rules hash.
+_RULE_FILES = ("patterns.yaml", "lexicons.yaml", "names.txt", "us_places.txt", "clinical_allow.txt")
+
+
+class ProvenanceError(UsageError):
+    """A record meant for training lacks recall-point de-identification provenance."""
+
+
+@functools.lru_cache(maxsize=1)
+def rules_sha256() -> str:
+    """sha256 over the de-identification rule files (resources/deid), in a fixed order."""
+    from noteward.deid.rules import resources_dir
+
+    h = hashlib.sha256()
+    for name in _RULE_FILES:
+        h.update(name.encode() + b"\0" + (resources_dir() / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def provenance(point: str) -> dict[str, str]:
+    """What de-identified a record: engine (with version), rules hash and operating point."""
+    from noteward import __version__
+
+    return {"engine": f"{ENGINE_NAME}/{__version__}", "rules_sha256": rules_sha256(), "mode": point}
+
+
+def require_recall_provenance(record: Any) -> dict[str, Any]:
+    """Return ``record`` if it carries recall-point de-identification provenance, else raise
+    ProvenanceError. The fine-tuning pipeline calls this on every record it takes from a
+    vault, so raw vault text (or text cleaned only for the on-screen view) is refused."""
+    deid = record.get("deid") if isinstance(record, dict) else None
+    ok = (
+        isinstance(deid, dict)
+        and str(deid.get("engine", "")).startswith(ENGINE_NAME + "/")
+        and deid.get("mode") == "recall"
+        and re.fullmatch(r"[0-9a-f]{64}", str(deid.get("rules_sha256", ""))) is not None
+    )
+    if not ok:
+        raise ProvenanceError(
+            "Refusing a training record without recall-mode de-identification provenance: vault text must go "
+            "through `noteward export --deidentify` (or noteward.deid.export.training_text) first."
+        )
+    return record
+
+
+def training_text(text: str, patient: Any = None) -> dict[str, Any]:
+    """Vault text made fit for training: recall-point de-identification (tags) plus its
+    provenance, as ``{"text", "deid"}``."""
+    from noteward.deid.engine import deidentify_text
+
+    return {"text": deidentify_text(text, mode="tag", patient=patient, point="recall"), "deid": provenance("recall")}
+
+
+def read_training_export(path: str | Path) -> list[dict[str, Any]]:
+    """Note records of a JSONL export for training, each checked by
+    ``require_recall_provenance`` (an identified or older export is refused whole)."""
+    out = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = require_recall_provenance(json.loads(line))
+            if rec.get("kind", "note") == "note":
+                out.append(rec)
+    return out
 # Base of the Bundle's fullUrls: absolute (as FHIR asks) and never resolvable.
 _BASE = "https://noteward.invalid/fhir"
 
@@ -57,7 +126,8 @@ def patient_records(
     if deidentify:
         from noteward.deid.engine import Deidentifier
 
-        deid = Deidentifier()
+        deid = Deidentifier(point="recall")  # text that leaves the vault: the recall point
+    prov = provenance("recall") if deidentify else None
     done = 0
     for pid in patient_ids:
         p = vault.patient(pid)
@@ -79,6 +149,7 @@ def patient_records(
                     }
                     for f in facts
                 ],
+                "deid": prov,
             }
         else:
             prec = {
@@ -106,6 +177,7 @@ def patient_records(
                     "date": sur.shift_iso(n.date) if sur else _year(n.date),
                     "type": n.type,
                     "text": res.text,
+                    "deid": prov,
                 })
             else:
                 notes.append({

@@ -33,7 +33,12 @@ _EPONYM_CUE = re.compile(
 )
 
 
-def _result(entity: str, start: int, end: int, score: float, name: str, strong: bool) -> RecognizerResult:
+RECALL_ONLY = "recall_only"
+
+
+def _result(
+    entity: str, start: int, end: int, score: float, name: str, strong: bool, recall_only: bool = False
+) -> RecognizerResult:
     return RecognizerResult(
         entity_type=entity,
         start=start,
@@ -43,6 +48,7 @@ def _result(entity: str, start: int, end: int, score: float, name: str, strong: 
         recognition_metadata={
             "rule": name,
             STRONG: strong,
+            RECALL_ONLY: recall_only,
         },
     )
 
@@ -84,7 +90,7 @@ class ClinicalPatternRecognizer(EntityRecognizer):
                         continue
                     if has:
                         score = min(1.0, score + 0.35)
-                out.append(_result(rule.entity, start, end, score, rule.name, not rule.weak))
+                out.append(_result(rule.entity, start, end, score, rule.name, not rule.weak, rule.recall_only))
         return out
 
 
@@ -205,6 +211,13 @@ class PlaceRecognizer(EntityRecognizer):
         for m in self.facility.finditer(text):
             if text[m.end() : m.end() + 1] == ":":
                 continue  # a heading such as "General:"
+            if not re.search(r"[a-z]", m.group(0)) or m.group(0).islower():
+                # all capitals or all lower case: some word besides the facility word must
+                # be no dictionary word ("URINE OUT SKIN INTACT GENERAL" is no hospital)
+                rest = [w for w in re.findall(r"[A-Za-z]+", m.group(0))
+                        if not any(w.lower() in f.split() for f in self.lex.facility_words)]
+                if not any(not self.v.known_word(w.lower()) and not self.v.shorthand(w) for w in rest):
+                    continue
             end = m.end()
             if text[end - 1] == "." and len(text[m.start() : end].split()[-1]) > 4:
                 end -= 1  # a full stop, not an abbreviation
@@ -212,6 +225,10 @@ class PlaceRecognizer(EntityRecognizer):
         for m in self.known.finditer(text):
             out.append(_result("LOCATION", m.start(), m.end(), 0.8, "gazetteer", True))
         for m in self.city_state.finditer(text):
+            city = m.group(0).split(",")[0].split()
+            if m.group(0).isupper() or any(self.v.shorthand(w) or self.v.known_word(w.lower()) for w in city):
+                if not all(w.lower() in self.v.us_places or w.lower() in self.v.places for w in city):
+                    continue  # "NT, ND", "sats wnl, CT": shorthand before a state code
             out.append(_result("LOCATION", m.start(), m.end(), 0.85, "city_state", True))
         for m in self.saint.finditer(text):
             out.append(_result("LOCATION", m.start(), m.end(), 0.75, "saint", True))
@@ -225,7 +242,9 @@ class PlaceRecognizer(EntityRecognizer):
                 w.lower().rstrip(".") in _STREET_WORDS or not self.v.known_word(w.lower()) for w in words
             ):
                 continue  # "120 80 Sitting" is a blood pressure, not an address
-            if any(w[:1].isupper() for w in words) and not any(
+            street = any(w.lower().rstrip(".") in _STREET_WORDS for w in words)
+            titled = any(w[:1].isupper() and not w.isupper() for w in words)
+            if (street or titled) and not any(
                 self.v.clinical(w) or w.lower() in _UNITS for w in words
             ):
                 out.append(_result("LOCATION", m.start(), m.end(), 0.7, "house_number", True))
@@ -233,6 +252,8 @@ class PlaceRecognizer(EntityRecognizer):
 
     def _place_word(self, w: str) -> bool:
         lw = w.lower()
+        if self.v.shorthand(lw):
+            return False
         if lw in self.v.places:
             return True
         if w.isupper() and len(w) <= 4:
@@ -256,6 +277,77 @@ class Vocabulary:
         self.stop = stop
         self.names = lex.first_names | lex.surnames
         self.places = frozenset(w for p in lex.places for w in p.split())
+        from noteward.deid.lists import clinical_allow, name_lists, us_places
+
+        self.allow = clinical_allow()
+        self.census = name_lists()
+        self.us_places = us_places()
+        self._misspelt: dict[str, bool] = {}
+        self._known: dict[str, bool] = {}
+        self._short: dict[str, bool] = {}
+
+    def misspelt_word(self, word: str) -> bool:
+        """One edit away from a dictionary word ("recieved", "tollerating"): nursing notes
+        misspell ordinary words far more often than they misspell names. Words of five
+        letters or more only; a listed name is never a misspelling."""
+        w = word.lower()
+        if len(w) < 4 or not w.isalpha() or w in self.names or self.census.is_name(w, 2):
+            return False
+        hit = self._misspelt.get(w)
+        if hit is None:
+            letters = "abcdefghijklmnopqrstuvwxyz"
+            splits = [(w[:i], w[i:]) for i in range(len(w) + 1)]
+            # swapped letters from four letters on ("wtih"); other edits only in longer
+            # words, where a surname is rarely one letter from a dictionary word
+            cands = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+            if len(w) >= 7:
+                cands |= {a + b[1:] for a, b in splits if b}
+                cands |= {a + c + b[1:] for a, b in splits if b for c in letters}
+                cands |= {a + c + b for a, b in splits for c in letters}
+            cands.discard(w)
+            english = self.english
+            hit = any(c in english for c in cands if len(c) >= 4)
+            if len(self._misspelt) < 50000:
+                self._misspelt[w] = hit
+        return hit
+
+    def shorthand(self, word: str) -> bool:
+        """A clinical word, abbreviation or shorthand form that is never PHI on its own:
+        the allow-list, apostrophe forms of known words ("rec'd", "sxn'd"), misspellings."""
+        w = word.lower().strip(".,;:()[]")
+        hit = self._short.get(w)
+        if hit is None:
+            hit = self._shorthand(w)
+            if len(self._short) < 200000:
+                self._short[w] = hit
+        return hit
+
+    def _shorthand(self, w: str) -> bool:
+        if not w:
+            return True
+        if w in self.allow or self.clinical(w):
+            return True
+        m = re.fullmatch(r"([a-z]+)['’](?:d|ed|s|ing)", w)
+        if m and (m.group(1) in self.allow or self.known_word(m.group(1)) or len(m.group(1)) <= 4):
+            return True
+        if "-" in w and all(p in self.allow or self.known_word(p) for p in w.split("-") if p):
+            return True
+        return self.misspelt_word(w)
+
+    def not_name_word(self, word: str) -> bool:
+        """This word alone is not a name: shorthand, or a dictionary word written in a case
+        that tells nothing (all lower or ALL CAPS, as nursing notes are written). A
+        capitalised word is never taken for a misspelling ("Katrine" is no "latrine")."""
+        bare = word.strip(".,;:'’()")
+        if bare[:1].isupper() and not bare.isupper():
+            lw = bare.lower()
+            if lw in self.allow or self.clinical(lw):
+                return True
+        elif self.shorthand(word):
+            return True
+        if bare.islower() or (bare.isupper() and len(bare) > 1):
+            return self.known_word(bare.lower())
+        return False
 
     def clinical(self, word: str) -> bool:
         w = word.lower().strip(".,;:'’")
@@ -266,6 +358,14 @@ class Vocabulary:
     def known_word(self, word: str) -> bool:
         """In the dictionary, directly or as an inflected form ("appears", "diagnosed")."""
         w = word.lower().replace("’", "'")
+        hit = self._known.get(w)
+        if hit is None:
+            hit = self._known_word(w)
+            if len(self._known) < 200000:
+                self._known[w] = hit
+        return hit
+
+    def _known_word(self, w: str) -> bool:
         if w in self.english or w in self.stop:
             return True
         for suffix, repl in _INFLECTIONS:
@@ -295,6 +395,10 @@ class Vocabulary:
         if not bare.replace("-", "").replace("'", "").replace("’", "").isalpha():
             return False
         w = bare.lower()
+        if after_title and bare[0].isupper() and w not in self.stop and w not in self.lex.titles \
+                and w not in self.lex.post_titles:
+            if w not in self.allow and w not in self.lex.clinical_words:
+                return True  # "Dr. Bakaitis": a suffix such as -itis says nothing after a title
         if w in self.stop or w in self.lex.titles or w in self.lex.post_titles or self.clinical(w):
             return w in self.names and bare[0].isupper() and w not in self.stop
         if bare[0].isupper():
@@ -512,3 +616,234 @@ def eponym_span(vocab: Vocabulary, text: str, start: int, end: int) -> bool:
     if all(w not in vocab.names for w in words):
         return True
     return bool(_EPONYM_CUE.match(text[end : end + 30]))
+
+
+# ---- nursing-note context rules ------------------------------------------------------
+
+_RELATION = (
+    r"son|sons|dtr|dtrs|daughter|daughters|dau|wife|husband|hus|spouse|sister|sisters|sis|brother|brothers|"
+    r"bro|mother|mom|father|dad|niece|nephew|grandson|granddaughter|grandaughter|grandchild|aunt|uncle|"
+    r"cousin|friend|neighbor|neighbour|proxy|hcp|hcproxy|poa|sil|dil|fiance|fiancee|boyfriend|girlfriend|"
+    r"companion|partner|stepson|stepdaughter|significant other|so|in-law|in law"
+)
+_NAME_WORD = r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)?"
+_RELATION_NAME = re.compile(
+    rf"(?i)\b(?:{_RELATION})\b(?:\s*[,:(-]\s*|\s+)(?:(?:is|was|named|called|\(?name)\s+)?"
+    rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
+)
+_NAME_BEFORE_RELATION = re.compile(
+    rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION})\b)"
+)
+_CREDENTIAL = re.compile(
+    r"((?:[A-Za-z]\.?\s+)?(?:[A-Za-z][A-Za-z'’-]+\s+)?(?:[A-Za-z]\.\s*)?[A-Za-z][A-Za-z'’-]+)"
+    r"\s*,?\s*\b(?:RN|R\.N\.|RRT|MD|M\.D\.|NP|PA|PA-C|SN|RPH|CRNA|LPN|PCT|LICSW|MSW|SW|CCRN|BSN|RT|PT|rn|np|rrt)\b(?![\w/-])"
+)
+_PAGER = re.compile(r"(?i)\b(?:pager|pgr|beeper|bpr|page|pg)\b\s*(?:#|number|num|no\.?)?\s*[:#]?\s*(\d{3,6}(?:-\d{4})?)\b")
+_PLACE_VERB = re.compile(
+    r"(?i)\b(?:transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|adm|admit|sent|medflight(?:ed)?|"
+    r"flown|arrived|came|coming|taken|return(?:ed|ing)?|retired|works?|worked|working|lives|lived|living|"
+    r"resides?|resided|visiting|vacationing|went|go(?:ing)?|seen|followed|discharged|d/c'?d?|home)"
+    r"\s+(?:back\s+)?(?:to|from|in|at|for|@|with)\s+(?:the\s+)?"
+)
+_PLACE_TOKENS = re.compile(r"([A-Za-z][A-Za-z'’.-]*)(?:\s+([A-Za-z][A-Za-z'’.-]*))?(?:\s+([A-Za-z][A-Za-z'’.-]*))?")
+_SAINT = re.compile(r"(?i)\b(?:st\.?|saint|mt\.?|mount)\s+([a-z]+(?:['’]s)?)\b")
+_U_OF = re.compile(r"\b(?:U|Univ\.?|University)\s+(?:of\s+)?([A-Z][A-Za-z]+)\b")
+_TITLE_NAME = re.compile(
+    rf"(?i)\b(?:drs?|mr|mrs|ms|miss|dr's)\b\.?\s*({_NAME_WORD}(?:\s+{_NAME_WORD})?(?:\s*(?:,|and|&)\s*{_NAME_WORD})?)"
+)
+# An initial then a surname ("B. KARGAS", "J SMITH"); without a full stop, letters that
+# are shorthand in notes (w/ith, r/ight, l/eft, o, c, s, p, x, v) do not start a name.
+_INITIAL_NAME = re.compile(rf"(?<![\w.'’/])(?:([B-HJ-Zb-hj-z])\.\s*|([BDFGJKMQUYZ])\s+)({_NAME_WORD})")
+_ROLE_NAME = re.compile(
+    rf"(?i)\b(?:md|np|rn|pa|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case manager|social worker)"
+    rf"\s+({_NAME_WORD})"
+)
+_CUE_NAME = re.compile(
+    rf"(?i)(?:\b(?:per|by|to|with|and|called|notified|paged|informed|told|spoke with|discussed with)\s+|\bw/\s*)({_NAME_WORD})"
+)
+# A product name followed (within three words) by a dose: "Camila 28 Day Pack",
+# "Alendronic acid 10 MG", "NITROFURANTOIN, MACROCRYSTALS 50 MG".
+_DOSE_AHEAD = re.compile(
+    r"(?:[,\s]+[A-Za-z/-]+){0,3}[,\s]+\d*\.?\d+(?:/\d*\.?\d+)*\s*(?:mg|mcg|ml|unt|units?|%|day\s+pack|hr|meq|mmol|actuat)\b",
+    re.IGNORECASE,
+)
+_WORD_RE = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*(?![\w])")
+
+
+class NursingContextRecognizer(EntityRecognizer):
+    """Context rules for clinical shorthand: names after relationship words ("dtr
+    laverne", "son Nick", "proxy suzette") and before credentials ("Q. LANDER RRT"),
+    pager numbers, places after transfer verbs ("trans to GH", "lives in Catonsville"),
+    US towns, and (recall point only) any name-list word or unknown capitalised word."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.v = vocab
+        super().__init__(supported_entities=["NAME", "LOCATION", "PHONE"], name="NotewardNursingContext",
+                         supported_language="en", context=[])
+
+    def load(self) -> None:
+        pass
+
+    def _name_word(self, w: str, after_cue: bool) -> bool:
+        lw = w.lower().strip("'’")
+        if len(lw) < 2 or lw in self.v.stop or lw in self.v.lex.titles or lw in self.v.lex.post_titles:
+            return False
+        if self.v.shorthand(lw):
+            return self.v.census.is_first(lw, 2) and after_cue and not lw.endswith(("'d", "’d"))
+        if self.v.census.is_first(lw) or lw in self.v.names:
+            return True
+        return not self.v.known_word(lw) and lw not in self.v.us_places
+
+    def _surname_like(self, lw: str) -> bool:
+        """A listed name that is no dictionary word, or a word no dictionary knows."""
+        v = self.v
+        if len(lw) < 2 or lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or v.shorthand(lw):
+            return False
+        return not v.known_word(lw) or (v.census.is_name(lw, 2) and lw in v.names)
+
+    def _place_word(self, w: str) -> bool:
+        lw = w.lower().rstrip(".")
+        if len(lw) < 2 or lw in self.v.stop or lw in self.v.lex.titles:
+            return False
+        if w.isupper() and len(w) <= 4:
+            return lw not in self.v.allow and not self.v.clinical(lw) and not self.v.known_word(lw)
+        if self.v.shorthand(lw):
+            return False
+        return lw in self.v.us_places or lw in self.v.places or not self.v.known_word(lw)
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        out: list[RecognizerResult] = []
+        self._name_rules(text, out)
+        self._place_rules(text, out)
+        self._word_rules(text, out)
+        return out
+
+    def _name_rules(self, text: str, out: list[RecognizerResult]) -> None:
+        v = self.v
+        for m in _RELATION_NAME.finditer(text):
+            words = list(re.finditer(_NAME_WORD, m.group(1)))
+            keep = []
+            for w in words:
+                if not self._name_word(w.group(0), after_cue=True):
+                    break
+                keep.append(w)
+            if keep:
+                s = m.start(1) + keep[0].start()
+                e = m.start(1) + keep[-1].end()
+                if text[e - 2 : e] in ("'s", "’s"):
+                    e -= 2
+                out.append(_result("NAME", s, e, 0.85, "relation_name", True))
+        for m in _NAME_BEFORE_RELATION.finditer(text):
+            words = list(re.finditer(_NAME_WORD, m.group(1)))
+            keep = []
+            for w in reversed(words):
+                if not self._name_word(w.group(0), after_cue=True):
+                    break
+                keep.insert(0, w)
+            if keep:
+                out.append(_result("NAME", m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), 0.85,
+                                   "relation_name", True))
+        for m in _CREDENTIAL.finditer(text):
+            words = list(_WORD_RE.finditer(m.group(1)))
+            keep = []
+            for w in reversed(words):
+                t = w.group(0)
+                if len(t) == 1 and t.isalpha():
+                    keep.insert(0, w)
+                    continue
+                lw = t.lower()
+                good = (v.census.is_name(lw) or not v.known_word(lw)) and not v.shorthand(lw) and lw not in v.stop
+                if t.islower() and not v.census.is_name(lw):
+                    good = False
+                if not good:
+                    break
+                keep.insert(0, w)
+            if keep and any(len(w.group(0)) > 1 for w in keep):
+                s = m.start(1) + keep[0].start()
+                e = m.start(1) + keep[-1].end()
+                out.append(_result("NAME", s, e, 0.85, "credential_name", True))
+        for m in _TITLE_NAME.finditer(text):
+            spans = []
+            for w in re.finditer(_NAME_WORD, m.group(1)):
+                t = w.group(0)
+                lw = t.lower()
+                if lw in ("and",):
+                    continue
+                if lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
+                    v.known_word(lw) and not v.census.is_name(lw)) or (v.shorthand(lw) and not v.census.is_name(lw)):
+                    break
+                spans.append((m.start(1) + w.start(), m.start(1) + w.end()))
+            for a, b in spans:
+                out.append(_result("NAME", a, b, 0.9, "title_name", True))
+        for m in _INITIAL_NAME.finditer(text):
+            t = m.group(3)
+            lw = t.lower()
+            if self._surname_like(lw) and not (t.islower() and not v.census.is_name(lw)):
+                out.append(_result("NAME", m.start(), m.end(3), 0.8, "initial_name", True))
+        for m in _ROLE_NAME.finditer(text):
+            lw = m.group(1).lower()
+            if self._surname_like(lw):
+                out.append(_result("NAME", m.start(1), m.end(1), 0.8, "role_name", True))
+        for m in _CUE_NAME.finditer(text):
+            t = m.group(1)
+            lw = t.lower()
+            if v.census.is_name(lw) and not v.known_word(lw) and not v.shorthand(lw) and lw not in v.us_places:
+                out.append(_result("NAME", m.start(1), m.end(1), 0.75, "cue_name", True))
+
+    def _place_rules(self, text: str, out: list[RecognizerResult]) -> None:
+        v = self.v
+        for m in _PAGER.finditer(text):
+            out.append(_result("PHONE", m.start(1), m.end(1), 0.9, "pager", True))
+        for m in _PLACE_VERB.finditer(text):
+            num = re.match(r"\d{1,4}\s+", text[m.end() : m.end() + 6])
+            t = _PLACE_TOKENS.match(text, m.end() + (num.end() if num else 0))
+            if not t:
+                continue
+            keep_end = None
+            for g in (1, 2, 3):
+                w = t.group(g)
+                if not w or not self._place_word(w):
+                    break
+                keep_end = t.end(g)
+            if keep_end is not None:
+                e = keep_end - 1 if text[keep_end - 1] == "." else keep_end
+                out.append(_result("LOCATION", t.start(1), e, 0.8, "place_after_verb", True))
+        for m in _SAINT.finditer(text):
+            w = m.group(1).lower().removesuffix("'s").removesuffix("’s")
+            if v.census.is_first(w) or w in v.names:
+                out.append(_result("LOCATION", m.start(), m.end(), 0.8, "saint_place", True))
+        for m in _U_OF.finditer(text):
+            if m.group(1).lower() in v.us_places or m.group(1).lower() in v.lex.places:
+                out.append(_result("LOCATION", m.start(), m.end(), 0.8, "university", True))
+
+    def _word_rules(self, text: str, out: list[RecognizerResult]) -> None:
+        v = self.v
+        words = list(_WORD_RE.finditer(text))
+        for i, m in enumerate(words[:-1]):
+            a, b = m.group(0).lower(), words[i + 1].group(0).lower()
+            if text[m.end() : words[i + 1].start()].strip(" \t"):
+                continue
+            pair = f"{a} {b}"
+            if pair in v.us_places and (m.group(0)[0].isupper() or not (v.known_word(a) and v.known_word(b))):
+                out.append(_result("LOCATION", m.start(), words[i + 1].end(), 0.75, "us_place", True))
+            elif (v.census.is_first(a) and not v.known_word(a) and not v.shorthand(a)
+                  and self._surname_like(b) and b not in v.us_places):
+                out.append(_result("NAME", m.start(), words[i + 1].end(), 0.75, "first_last", True))
+        for m in words:
+            w = m.group(0)
+            lw = w.lower()
+            if len(lw) < 3 or lw in v.stop or v.shorthand(lw):
+                continue
+            title = w[0].isupper() and not w.isupper()
+            known = v.known_word(lw)
+            if lw in v.lex.eponyms:
+                continue  # "Framingham score", "Lyme disease"
+            if lw in v.us_places and not known and lw not in v.names and not v.census.is_name(lw):
+                out.append(_result("LOCATION", m.start(), m.end(), 0.7, "us_place", True, recall_only=not title))
+                continue
+            if known or "'" in w or "’" in w or _DOSE_AHEAD.match(text, m.end()):
+                continue  # dictionary words, contractions, and products before a dose
+            if v.census.is_name(lw) or lw in v.names:
+                out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True, recall_only=True))
+            elif title and len(lw) >= 4 and re.search(r"[aeiouy]", lw):
+                out.append(_result("NAME", m.start(), m.end(), 0.5, "unknown_word", True, recall_only=True))

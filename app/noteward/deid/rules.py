@@ -34,6 +34,7 @@ class Rule:
     not_before: re.Pattern[str] | None = None
     not_after: re.Pattern[str] | None = None
     weak: bool = False
+    recall_only: bool = False  # only the recall operating point uses it (e.g. bare years)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def load_rules() -> tuple[tuple[Rule, ...], LabelledIds]:
                 not_before=_compile(spec["not_before"], 0, name) if spec.get("not_before") else None,
                 not_after=_compile(spec["not_after"], 0, name) if spec.get("not_after") else None,
                 weak=bool(spec.get("weak", False)),
+                recall_only=bool(spec.get("recall_only", False)),
             )
         )
     ids = data["labelled_ids"]

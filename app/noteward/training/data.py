@@ -600,22 +600,22 @@ def vault_examples(vault: Vault, max_tokens: int) -> Iterator[Example]:
     """Clinician-approved summaries from a vault, de-identified before they leave it.
 
     The notes a summary covers and its approved text both go through
-    ``noteward.deid.engine.deidentify_text`` (with the patient's own identifiers as known
-    PHI). Fails with a clear message when de-identification is not available, so no
+    ``noteward.deid.export.training_text`` (the recall point, with the patient's own
+    identifiers as known PHI) and its provenance is checked. Fails with a clear message when de-identification is not available, so no
     identifiable text ever reaches a training set.
     """
-    deidentify: Any = None
     try:
-        from noteward.deid import engine as deid_engine
-
-        deidentify = getattr(deid_engine, "deidentify_text", None)
+        from noteward.deid import export as deid_export
     except ImportError:
-        pass
-    if deidentify is None:
         raise UsageError(
-            "The 'vault' training source needs de-identification (noteward.deid.engine.deidentify_text), "
+            "The 'vault' training source needs de-identification (noteward.deid.export), "
             "which this installation lacks; train from the shared corpora instead."
-        )
+        ) from None
+
+    def deidentify(text: str, patient: Any = None) -> str:
+        # recall-point text with its provenance, checked: raw vault text is refused
+        return str(deid_export.require_recall_provenance(deid_export.training_text(text, patient))["text"])
+
     from noteward.store import summaries
 
     for row in summaries.approved(vault):
