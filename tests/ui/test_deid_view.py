@@ -193,7 +193,6 @@ def test_without_the_view_the_walk_finds_identifiers(opened) -> None:  # noqa: A
     assert any("Notes timeline" in f for f in found), found
 
 
-@pytest.mark.xfail(strict=True, reason="the de-identified view masks only the note text")
 def test_deidentified_view_masks_every_visible_identifier(qtbot, opened) -> None:  # noqa: ANN001
     window, record = opened
     deid_on(qtbot, window)
@@ -219,7 +218,6 @@ def test_deidentified_view_masks_every_visible_identifier(qtbot, opened) -> None
     assert record.patient.name in window.header.name.text()
 
 
-@pytest.mark.xfail(strict=True, reason="the de-identified view masks only the note text")
 def test_clipboard_gets_the_masked_text(qtbot, opened) -> None:  # noqa: ANN001
     window, record = opened
     deid_on(qtbot, window)
