@@ -220,7 +220,6 @@ def test_deidentified_view_masks_every_visible_identifier(qtbot, opened) -> None
     assert not window.viewer.deid_button.isChecked()
 
 
-@pytest.mark.xfail(strict=True, reason="turning the view on with a source shown raised KeyError")
 def test_viewer_button_turns_on_the_whole_view_with_a_source_shown(qtbot, opened) -> None:  # noqa: ANN001
     window, record = opened
     window.show_sentence_sources(window.summary.sentences[0])

@@ -224,6 +224,8 @@ class NoteViewer(QWidget):
             return  # the masked text is not there yet: applied when it comes
         start, end = self._span
         if self.deidentified:
+            if self.note.id not in self._masked:
+                return
             spans = self._masked[self.note.id]["spans"]
             start, end = masked_offset(spans, start), masked_offset(spans, end)
         a, b = self._map.to_doc(start), self._map.to_doc(end)
@@ -296,18 +298,17 @@ class NoteViewer(QWidget):
             "De-identified view: identifiers are replaced by tags such as [NAME] and [DATE]."
         )
         self.deid_banner.setVisible(on)
-        if self._sources:
+        if self.note is not None:
+            self.title.setText(note_title(self.note, on))
+            if on:
+                self._show_masked_note()
+            else:
+                self._map = PositionMap(self.note.text)
+                self.text.setPlainText(self.note.text)
+                self.text.setExtraSelections([])
+                self._apply_highlight()
+        if self._sources:  # their labels show dates and authors
             self.show_sources(self._sources, self._source_index)
-        if self.note is None:
-            return
-        self.title.setText(note_title(self.note, on))
-        if on:
-            self._show_masked_note()
-        else:
-            self._map = PositionMap(self.note.text)
-            self.text.setPlainText(self.note.text)
-            self.text.setExtraSelections([])
-            self._apply_highlight()
 
     def _show_masked_note(self) -> None:
         assert self.note is not None
