@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self.summary.sentence_did_activate.connect(self.show_sentence_sources)
         self.search.hit_did_activate.connect(self.show_search_hit)
         self.import_dialog.import_did_finish.connect(self._import_did_finish)
-        self.viewer.deid_button.toggled.connect(self.deid_action.setChecked)
+        self.viewer.deid_did_toggle.connect(self.deid_action.setChecked)
         self.deid_action.toggled.connect(self.set_deidentified)
         self._set_locked_ui(True)
         self.apply_text_zoom(settings.text_zoom_percent)

@@ -35,7 +35,7 @@ def note_title(note: Note, deidentified: bool = False) -> str:
 class NoteViewer(QWidget):
     """Shows one note; highlights source spans given as code-point offsets into its text."""
 
-    deid_did_toggle = Signal(bool)
+    deid_did_toggle = Signal(bool)  # the clinician pressed the view's button (on / off)
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -264,22 +264,11 @@ def _forget_deid(ctx: JobContext) -> None:
     ctx.state.pop("deid", None)
 
 
-def _deidentify(ctx: JobContext, text: str, patient: Patient | None) -> dict[str, Any]:
-    from noteward.deid.engine import Deidentifier
-
-    engine = ctx.state.get("deid")
-    if engine is None:
-        engine = ctx.state["deid"] = Deidentifier()
-    ctx.check()
-    result = engine.anonymize(text, mode="tag", patient=patient)
-    entities = [{"type": e.type, "start": e.start, "end": e.end} for e in result.entities]
-    return {"text": result.text, "entities": entities}
-
-
 # -- the de-identified view: masking what the screen shows ----------------------------------
 #
-# The view uses the engine's default (tag) mode, which replaces every date it finds in free
-# text with [DATE] and may leave a bare year (HIPAA Safe Harbor keeps years). Structured
+# The view uses the engine's tag mode at its default operating point (Deidentifier()), which
+# replaces every date it finds in free text with [DATE] and may leave a bare year (HIPAA Safe
+# Harbor keeps years). Structured
 # dates the screen shows (note dates, summary dates, birth and death dates) are generalised
 # the same way: to their year, so the timeline keeps its order and no day or month shows.
 
@@ -401,9 +390,6 @@ class Services:
     def warm_up(self) -> Job:
         """Import the heavy libraries in the background while the clinician unlocks."""
         return self.nlp_thread.submit("warm-up", _warm_up)
-
-    def deidentify(self, text: str, patient: Patient | None) -> Job:
-        return self.nlp_thread.submit("deid", _deidentify, text, patient)
 
     def mask_texts(self, texts: list[str], patient: Patient | None) -> Job:
         """De-identify what the screen shows (the de-identified view), off the GUI thread."""
