@@ -119,7 +119,8 @@ class MainWindow(QMainWindow):
         self.summary.sentence_did_activate.connect(self.show_sentence_sources)
         self.search.hit_did_activate.connect(self.show_search_hit)
         self.import_dialog.import_did_finish.connect(self._import_did_finish)
-        self.viewer.deid_button.toggled.connect(self.deid_action.setChecked)
+        self.viewer.deid_did_toggle.connect(self.deid_action.setChecked)
+        self.deid_action.toggled.connect(self.set_deidentified)
         self._set_locked_ui(True)
         self.apply_text_zoom(settings.text_zoom_percent)
         # the preferred size or less: within the screen, frame included (at 150% on a
@@ -128,14 +129,15 @@ class MainWindow(QMainWindow):
 
     # -- actions and shortcuts -----------------------------------------------------------
 
-    def _action(self, text: str, shortcut: Any, slot: Any, tip: str = "") -> QAction:
+    def _action(self, text: str, shortcut: Any, slot: Any | None, tip: str = "") -> QAction:
         act = QAction(text, self)
         if shortcut is not None:
             act.setShortcut(QKeySequence(shortcut))
         act.setToolTip(f"{text.replace('&', '').rstrip('…')} ({QKeySequence(shortcut).toString()})" if shortcut else text)
         if tip:
             act.setStatusTip(tip)
-        act.triggered.connect(slot)
+        if slot is not None:
+            act.triggered.connect(slot)
         self.addAction(act)
         return act
 
@@ -149,7 +151,10 @@ class MainWindow(QMainWindow):
         self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.find_patient_action = self._action("Find &patient", "Ctrl+F", self._focus_patient_filter)
         self.search_notes_action = self._action("Search &notes", "Ctrl+Shift+F", self._focus_search)
-        self.deid_action = self._action("&De-identified view", "Ctrl+D", self._toggle_deid)
+        self.deid_action = self._action(
+            "&De-identified view", "Ctrl+D", None,
+            "Mask names, dates, ids and authors everywhere on screen, so the screen can be shared",
+        )
         self.deid_action.setCheckable(True)
         self.hide_unsupported_action = self._action(
             "&Hide unsupported sentences", "Ctrl+U", lambda: self.summary.hide_unsupported.toggle()
@@ -213,8 +218,31 @@ class MainWindow(QMainWindow):
         self.summary.set_text_points(points)
         self.search.set_text_points(points)
 
-    def _toggle_deid(self) -> None:
-        self.viewer.set_deidentified(self.deid_action.isChecked())
+    # -- the de-identified view -------------------------------------------------------------
+
+    @property
+    def deidentified(self) -> bool:
+        return self.deid_action.isChecked()
+
+    def set_deidentified(self, on: bool) -> None:
+        """Mask every identifier the window shows (Ctrl+D): patient list and header, the
+        timeline's dates and authors, the note, summary sentences and search results.
+        Free text is masked on the nlp thread; dates become years (see services.year_only)."""
+        if self.deid_action.isChecked() != on:
+            self.deid_action.setChecked(on)  # re-enters through toggled
+            return
+        patient = self.record.patient if self.record is not None else None
+        self.patient_list.set_deidentified(on)
+        self.header.set_deidentified(on)
+        self.timeline.set_deidentified(on)
+        self.viewer.set_deidentified(on)
+        self.summary.set_deidentified(patient if on else None)
+        self.search.set_deidentified(patient if on else None)
+        self.statusBar().showMessage("De-identified view on." if on else "De-identified view off.", 3000)
+
+    def deid_settled(self) -> bool:
+        """True when nothing is waiting to be masked (tests and screenshots wait on this)."""
+        return not (self.viewer.deid_pending or self.summary.deid_pending or self.search.deid_pending)
 
     # -- locking -------------------------------------------------------------------------
 
@@ -280,6 +308,8 @@ class MainWindow(QMainWindow):
         self.viewer.forget_patient()
         self.summary.clear()
         self.search.set_patient(None)
+        self.summary.set_deidentified(None)  # drop the patient held for masking
+        self.search.set_deidentified(None)
 
     # -- patients ------------------------------------------------------------------------
 
@@ -319,6 +349,9 @@ class MainWindow(QMainWindow):
         if self.summary.patient_id != record.patient.id or self.summary.job is None:
             self.summary.set_patient(record.patient.id, record.latest_summary)
         self.search.set_patient(record.patient.id, record.notes)
+        if self.deidentified:
+            self.summary.set_deidentified(record.patient)
+            self.search.set_deidentified(record.patient)
         self.record_did_load.emit(record)
 
     # -- summary and search --------------------------------------------------------------

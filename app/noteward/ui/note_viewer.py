@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from noteward.core.models import Note, Patient, SourceSpan
-from noteward.ui.services import Services
+from noteward.ui.services import MASKED_NAME, Services, masked_offset, year_only
 from noteward.ui.text_positions import PositionMap
 from noteward.ui.workers import Job
 
@@ -24,18 +24,18 @@ HIGHLIGHT = QColor("#ffe58a")
 HIGHLIGHT_EDGE = QColor("#b88a00")
 
 
-def note_title(note: Note) -> str:
-    date = (note.date or "undated")[:10]
+def note_title(note: Note, deidentified: bool = False) -> str:
+    date = year_only(note.date) if deidentified else (note.date or "undated")[:10]
     parts = [date, note.type or "Note"]
     if note.author:
-        parts.append(note.author)
+        parts.append(MASKED_NAME if deidentified else note.author)
     return " · ".join(parts)
 
 
 class NoteViewer(QWidget):
     """Shows one note; highlights source spans given as code-point offsets into its text."""
 
-    deid_did_toggle = Signal(bool)
+    deid_did_toggle = Signal(bool)  # the clinician pressed the view's button (on / off)
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +48,9 @@ class NoteViewer(QWidget):
         self._sources: list[SourceSpan] = []
         self._source_index = 0
         self._deid_job: Job | None = None
+        self.deidentified = False
+        # note id -> {"text", "spans"} from Services.mask_texts, while the view is on
+        self._masked: dict[str, dict] = {}
 
         self.title = QLabel("No note selected")
         self.title.setObjectName("PaneTitle")
@@ -57,7 +60,7 @@ class NoteViewer(QWidget):
         self.deid_button.setCheckable(True)
         self.deid_button.setToolTip("Show the note with personal identifiers replaced by tags (Ctrl+D)")
         self.deid_button.setAccessibleName("De-identified view")
-        self.deid_button.toggled.connect(self.set_deidentified)
+        self.deid_button.toggled.connect(self.deid_did_toggle)
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
         top.addWidget(self.deid_button)
@@ -136,14 +139,12 @@ class NoteViewer(QWidget):
         self.text.clear()
         self.title.setText("No note selected")
         self.source_bar.hide()
-        self.deid_banner.hide()
-        self.deid_button.blockSignals(True)
-        self.deid_button.setChecked(False)
-        self.deid_button.blockSignals(False)
+        self.deid_banner.setVisible(self.deidentified)
 
     def forget_patient(self) -> None:
         self.patient = None
         self.notes_by_id = {}
+        self._masked = {}
         self.clear()
 
     def show_note(self, note: Note) -> None:
@@ -153,13 +154,14 @@ class NoteViewer(QWidget):
         self._load(note)
 
     def _load(self, note: Note) -> None:
-        if self.deid_button.isChecked():
-            self.deid_button.setChecked(False)  # offsets index the original text
-        if self.note is None or self.note.id != note.id or self._map is None:
+        if self.note is None or self.note.id != note.id or (self._map is None and self._deid_job is None):
             self.note = note
-            self._map = PositionMap(note.text)
-            self.text.setPlainText(note.text)
-            self.title.setText(note_title(note))
+            self.title.setText(note_title(note, self.deidentified))
+            if self.deidentified:
+                self._show_masked_note()
+            else:
+                self._map = PositionMap(note.text)
+                self.text.setPlainText(note.text)
         self._span = None
         self.text.setExtraSelections([])
 
@@ -175,9 +177,11 @@ class NoteViewer(QWidget):
         self.source_list.clear()
         for i, span in enumerate(usable):
             note = self.notes_by_id[span.note_id]
-            self.source_list.addItem(f"{(note.date or 'undated')[:10]} {note.type or 'note'}")
+            date = year_only(note.date) if self.deidentified else (note.date or "undated")[:10]
+            self.source_list.addItem(f"{date} {note.type or 'note'}")
             self.source_list.setItemData(
-                i, f"{note_title(note)}, characters {span.start}–{span.end}", Qt.ItemDataRole.ToolTipRole
+                i, f"{note_title(note, self.deidentified)}, characters {span.start}–{span.end}",
+                Qt.ItemDataRole.ToolTipRole,
             )
         self.source_list.blockSignals(False)
         self._show_current_source()
@@ -200,18 +204,30 @@ class NoteViewer(QWidget):
         n = len(self._sources)
         note = self.notes_by_id[span.note_id]
         self.source_label.setText(f"Source {self._source_index + 1} of {n}:")
-        self.source_label.setToolTip(note_title(note))
+        self.source_label.setToolTip(note_title(note, self.deidentified))
         self.source_list.setCurrentIndex(self._source_index)
         self.prev_button.setEnabled(n > 1)
         self.next_button.setEnabled(n > 1)
         self.source_bar.show()
 
     def highlight(self, note: Note, start: int, end: int) -> None:
-        """Show ``note``, highlight ``note.text[start:end]`` and scroll it into view."""
+        """Show ``note``, highlight ``note.text[start:end]`` and scroll it into view (in the
+        de-identified view: the same passage of the masked text, once it is ready)."""
         self._load(note)
-        assert self._map is not None
         start = max(0, min(start, len(note.text)))
         end = max(start, min(end, len(note.text)))
+        self._span = (start, end)
+        self._apply_highlight()
+
+    def _apply_highlight(self) -> None:
+        if self._span is None or self.note is None or self._map is None:
+            return  # the masked text is not there yet: applied when it comes
+        start, end = self._span
+        if self.deidentified:
+            if self.note.id not in self._masked:
+                return
+            spans = self._masked[self.note.id]["spans"]
+            start, end = masked_offset(spans, start), masked_offset(spans, end)
         a, b = self._map.to_doc(start), self._map.to_doc(end)
         cursor = QTextCursor(self.text.document())
         cursor.setPosition(a)
@@ -225,7 +241,6 @@ class NoteViewer(QWidget):
         sel.format = fmt
         sel.cursor = cursor
         self.text.setExtraSelections([sel])
-        self._span = (start, end)
         # Scroll: put the span's end, then its start, in view so the whole span shows.
         view = QTextCursor(self.text.document())
         view.setPosition(b)
@@ -260,45 +275,83 @@ class NoteViewer(QWidget):
 
     # -- de-identified view --------------------------------------------------------------
 
+    @property
+    def deid_pending(self) -> bool:
+        """True while a note's masked text is being computed."""
+        return self._deid_job is not None
+
     def set_deidentified(self, on: bool) -> None:
+        """Show notes with identifiers replaced by tags, and years instead of dates in the
+        title and source list. Offsets (highlights) keep indexing the original text."""
         if self.deid_button.isChecked() != on:
-            self.deid_button.setChecked(on)  # re-enters through toggled
+            self.deid_button.blockSignals(True)
+            self.deid_button.setChecked(on)
+            self.deid_button.blockSignals(False)
+        if on == self.deidentified:
             return
+        self.deidentified = on
         if self._deid_job is not None:
             self._deid_job.cancel()
             self._deid_job = None
-        if self.note is None:
-            self.deid_banner.hide()
+        self._masked = {}
+        self.deid_banner.setText(
+            "De-identified view: identifiers are replaced by tags such as [NAME] and [DATE]."
+        )
+        self.deid_banner.setVisible(on)
+        if self.note is not None:
+            self.title.setText(note_title(self.note, on))
+            if on:
+                self._show_masked_note()
+            else:
+                self._map = PositionMap(self.note.text)
+                self.text.setPlainText(self.note.text)
+                self.text.setExtraSelections([])
+                self._apply_highlight()
+        if self._sources:  # their labels show dates and authors
+            self.show_sources(self._sources, self._source_index)
+
+    def _show_masked_note(self) -> None:
+        assert self.note is not None
+        note = self.note
+        if self._deid_job is not None:
+            self._deid_job.cancel()
+            self._deid_job = None
+        self.text.setExtraSelections([])
+        cached = self._masked.get(note.id)
+        if cached is not None:
+            self._put_masked(cached)
             return
-        if not on:
-            self.deid_banner.hide()
-            self.text.setPlainText(self.note.text)
-            self._span = None
-            self.text.setExtraSelections([])
-            self.deid_did_toggle.emit(False)
-            return
+        self._map = None  # nothing of the original is shown meanwhile
+        self.text.clear()
         self.deid_banner.setText("De-identifying this note…")
         self.deid_banner.show()
-        self._deid_job = job = self.services.deidentify(self.note.text, self.patient)
-        note_id = self.note.id
-        job.job_did_succeed.connect(lambda r, nid=note_id: self._show_deidentified(nid, r))
-        job.job_did_fail.connect(self._deid_failed)
+        self._deid_job = job = self.services.mask_texts([note.text], self.patient)
+        job.job_did_succeed.connect(lambda r, nid=note.id, j=job: self._did_mask(j, nid, r[0]))
+        job.job_did_fail.connect(lambda m, j=job: self._deid_failed(j, m))
 
-    def _show_deidentified(self, note_id: str, result: dict) -> None:
-        if self.note is None or self.note.id != note_id or not self.deid_button.isChecked():
+    def _did_mask(self, job: Job, note_id: str, masked: dict) -> None:
+        if job is not self._deid_job:
             return
-        self.text.setExtraSelections([])
-        self._span = None
-        self.text.setPlainText(result["text"])
-        n = len(result.get("entities", []))
-        self.deid_banner.setText(
-            f"De-identified view: {n} identifier{'s' if n != 1 else ''} replaced by tags such as "
-            "[NAME] and [DATE]. Source highlights are shown on the original text."
-        )
-        self.deid_did_toggle.emit(True)
+        self._deid_job = None
+        if not self.deidentified:
+            return
+        self._masked[note_id] = masked
+        if self.note is not None and self.note.id == note_id:
+            self._put_masked(masked)
 
-    def _deid_failed(self, message: str) -> None:
-        self.deid_banner.setText(f"The de-identified view is not available: {message}")
-        self.deid_button.blockSignals(True)
-        self.deid_button.setChecked(False)
-        self.deid_button.blockSignals(False)
+    def _put_masked(self, masked: dict) -> None:
+        self._map = PositionMap(masked["text"])
+        self.text.setPlainText(masked["text"])
+        n = len(masked["spans"])
+        self.deid_banner.setText(
+            f"De-identified view: {n} identifier{'s' if n != 1 else ''} in this note replaced by tags "
+            "such as [NAME] and [DATE]; dates elsewhere are shown as years."
+        )
+        self.deid_banner.show()
+        self._apply_highlight()
+
+    def _deid_failed(self, job: Job, message: str) -> None:
+        if job is not self._deid_job:
+            return
+        self._deid_job = None
+        self.deid_banner.setText(f"The de-identified view is not available for this note: {message}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtGui import QAction, QGuiApplication, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from noteward.core.models import Note, Patient
+from noteward.ui.services import MASKED_NAME, year_only
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -73,23 +74,38 @@ class PatientList(QWidget):
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.filter.textChanged.connect(self._update_count)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.patients: list[Patient] = []
+        self.deidentified = False
         self._update_count()
+
+    def set_deidentified(self, on: bool) -> None:
+        """The de-identified view: rows show "Patient N" instead of the name and id."""
+        if on != self.deidentified:
+            self.deidentified = on
+            self.set_patients(self.patients)
 
     def set_patients(self, patients: list[Patient]) -> None:
         current = self.current_id()
+        self.patients = list(patients)
         self.model.clear()
-        for p in patients:
-            item = QStandardItem(f"{p.name or '(no name)'}\n{p.note_count} notes · {p.id}")
+        for i, p in enumerate(patients, 1):
+            if self.deidentified:
+                item = QStandardItem(f"Patient {i}\n{p.note_count} notes")
+                item.setToolTip("De-identified view: names and ids are hidden")
+                item.setAccessibleText(f"Patient {i}, {p.note_count} notes")
+            else:
+                item = QStandardItem(f"{p.name or '(no name)'}\n{p.note_count} notes · {p.id}")
+                item.setToolTip(f"Noteward id {p.id}")
+                item.setAccessibleText(f"{p.name}, {p.note_count} notes")
             item.setData(p.id, ID_ROLE)
             item.setData(" ".join(x for x in (p.name, p.id, p.source_id or "") if x), SEARCH_ROLE)
-            item.setToolTip(f"Noteward id {p.id}")
-            item.setAccessibleText(f"{p.name}, {p.note_count} notes")
             self.model.appendRow(item)
         self._update_count()
         if current:
             self.select(current, emit=False)
 
     def clear(self) -> None:
+        self.patients = []
         self.model.clear()
         self.filter.clear()
         self._update_count()
@@ -147,8 +163,28 @@ class PatientHeader(QWidget):
         layout.setContentsMargins(10, 6, 10, 6)
         layout.addWidget(self.name)
         layout.addLayout(row)
+        self.patient: Patient | None = None
+        self.deidentified = False
+        self.copy_action = QAction("&Copy patient details", self)
+        self.copy_action.triggered.connect(self.copy)
+        self.addAction(self.copy_action)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    def set_deidentified(self, on: bool) -> None:
+        """The de-identified view: no name, birth year instead of the date, ages over 89 as 90+."""
+        self.deidentified = on
+        self.set_patient(self.patient)
+
+    def copy(self) -> None:
+        """Put the header as shown (masked in the de-identified view) on the clipboard."""
+        shown = [w.text() for w in (self.name, self.facts, self.deceased) if w.text() and not w.isHidden()]
+        QGuiApplication.clipboard().setText("\n".join(shown))
 
     def set_patient(self, p: Patient | None) -> None:
+        self.patient = p
+        if p is not None and self.deidentified:
+            self._show_masked(p)
+            return
         if p is None:
             self.name.setText("No patient selected")
             self.facts.clear()
@@ -171,6 +207,24 @@ class PatientHeader(QWidget):
         else:
             self.deceased.hide()
 
+    def _show_masked(self, p: Patient) -> None:
+        self.name.setText(f"Patient {MASKED_NAME}")
+        age = age_years(p.birth_date, p.deceased_date if p.deceased else None)
+        parts = []
+        if age is not None:
+            label = "Age at death" if p.deceased and p.deceased_date else "Age"
+            parts.append(f"{label} {'90+' if age > 89 else age}")
+        if p.birth_date and (age is None or age <= 89):
+            parts.append(f"born {year_only(p.birth_date)}")
+        parts.append({"male": "Male", "female": "Female"}.get((p.sex or "").lower(), p.sex or "Sex not recorded"))
+        parts.append(f"{p.note_count} notes")
+        self.facts.setText(" · ".join(parts))
+        if p.deceased:
+            self.deceased.setText(f"Deceased {year_only(p.deceased_date)}" if p.deceased_date else "Deceased")
+            self.deceased.show()
+        else:
+            self.deceased.hide()
+
 
 class NotesTimeline(QTreeWidget):
     """The patient's notes, newest first: date, type, author."""
@@ -186,7 +240,24 @@ class NotesTimeline(QTreeWidget):
         self.setAlternatingRowColors(False)
         self.setAccessibleName("Notes timeline")
         self.notes: dict[str, Note] = {}
+        self.deidentified = False
         self.currentItemChanged.connect(self._changed)
+
+    def set_deidentified(self, on: bool) -> None:
+        """The de-identified view: years instead of dates, no author names (order kept)."""
+        if on == self.deidentified:
+            return
+        self.deidentified = on
+        current = self.currentItem()
+        note_id = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
+        self.set_notes(list(self.notes.values()))
+        if note_id:
+            self.select_note(note_id)
+
+    def row_texts(self, n: Note) -> list[str]:
+        if self.deidentified:
+            return [year_only(n.date), n.type or "Note", MASKED_NAME if n.author else ""]
+        return [(n.date or "undated")[:10], n.type or "Note", n.author or ""]
 
     def set_notes(self, notes: list[Note]) -> None:
         self.blockSignals(True)
@@ -194,7 +265,7 @@ class NotesTimeline(QTreeWidget):
         self.notes = {n.id: n for n in notes}
         items = []
         for n in sorted(notes, key=lambda n: (n.date or "", n.id), reverse=True):
-            it = QTreeWidgetItem([(n.date or "undated")[:10], n.type or "Note", n.author or ""])
+            it = QTreeWidgetItem(self.row_texts(n))
             it.setData(0, Qt.ItemDataRole.UserRole, n.id)
             items.append(it)
         self.addTopLevelItems(items)

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from noteward.ui.services import Services
+from noteward.core.models import Patient
+from noteward.ui.services import Services, masked_offset, year_only
 from noteward.ui.workers import Job
 
 
@@ -48,6 +49,11 @@ class SearchPane(QWidget):
         self.hits: list[dict[str, Any]] = []
         self.notes_by_id: dict[str, Any] = {}
         self.rendered = ""
+        # The de-identified view: whose identifiers to mask (None: off), the masked hits
+        # (text and offset map from Services.mask_texts) and the job computing them.
+        self._deid_patient: Patient | None = None
+        self._masked: list[dict[str, Any]] | None = None
+        self._mask_job: Job | None = None
         self.query = QLineEdit()
         self.query.setPlaceholderText("Search this patient's notes (words or a question)")
         self.query.setAccessibleName("Search notes")
@@ -86,6 +92,7 @@ class SearchPane(QWidget):
         if self.job is not None:
             self.job.cancel()
             self.job = None
+        self._cancel_mask()
         self.hits = []
         self.results.clear()
         self.rendered = ""
@@ -112,13 +119,34 @@ class SearchPane(QWidget):
             return
         self.job = None
         self.hits = hits
+        self._cancel_mask()  # masks of the previous results
+        self._render()
+
+    def _render(self) -> None:
+        """Show ``self.hits``; in the de-identified view only once their masked text is in."""
+        hits = self.hits
+        masked = self._masked
+        if self._deid_patient is not None and masked is None:
+            self.results.clear()
+            self.rendered = ""
+            if hits:
+                self._request_masks()
+                self.status.setText("De-identifying the results…")
+            return
         blocks = []
         for i, h in enumerate(hits):
             how = " and ".join(w for w, on in (("keyword", h["keyword"]), ("meaning", h["semantic"])) if on)
             note = self.notes_by_id.get(h["note_id"])
-            where = f"{(note.date or '')[:10]} {note.type or ''}".strip() if note else ""
-            marks = [(a - h["start"], b - h["start"]) for a, b in h["marks"]]
-            passage = marked_html(h["text"], marks if marks else [(0, len(h["text"]))])
+            where = ""
+            if note is not None:
+                date = year_only(note.date, "") if masked is not None else (note.date or "")[:10]
+                where = f"{date} {note.type or ''}".strip()
+            marks = [(a - h["start"], b - h["start"]) for a, b in h["marks"]] or [(0, len(h["text"]))]
+            text = h["text"]
+            if masked is not None:
+                spans, text = masked[i]["spans"], masked[i]["text"]
+                marks = [(masked_offset(spans, a), masked_offset(spans, b)) for a, b in marks]
+            passage = marked_html(text, marks)
             blocks.append(
                 f"<p style='margin:0 0 10px 0'><a href='hit:{i}' style='color:#2f6f7e'>"
                 f"{html.escape(where or 'Note')}</a>"
@@ -130,6 +158,44 @@ class SearchPane(QWidget):
         self.status.setText(
             f"{len(hits)} passages found. Select a date to see the passage in its note." if hits else "Nothing found."
         )
+
+    # -- the de-identified view --------------------------------------------------------------
+
+    @property
+    def deid_pending(self) -> bool:
+        return self._mask_job is not None
+
+    def set_deidentified(self, patient: Patient | None) -> None:
+        """Show result passages masked for ``patient``, dates as years (None: as they are)."""
+        self._cancel_mask()
+        self._deid_patient = patient
+        if self.hits:
+            self._render()
+
+    def _cancel_mask(self) -> None:
+        if self._mask_job is not None:
+            self._mask_job.cancel()
+            self._mask_job = None
+        self._masked = None
+
+    def _request_masks(self) -> None:
+        if self._mask_job is not None:
+            return
+        self._mask_job = job = self.services.mask_texts([h["text"] for h in self.hits], self._deid_patient)
+        job.job_did_succeed.connect(lambda r, j=job: self._did_mask(j, r))
+        job.job_did_fail.connect(lambda m, j=job: self._mask_failed(j, m))
+
+    def _did_mask(self, job: Job, masked: list[dict[str, Any]]) -> None:
+        if job is not self._mask_job:
+            return
+        self._mask_job = None
+        self._masked = masked
+        self._render()
+
+    def _mask_failed(self, job: Job, message: str) -> None:
+        if job is self._mask_job:
+            self._mask_job = None
+            self.status.setText(f"The results could not be de-identified: {message}")
 
     def _anchor(self, url: QUrl) -> None:
         text = url.toString()

@@ -264,16 +264,54 @@ def _forget_deid(ctx: JobContext) -> None:
     ctx.state.pop("deid", None)
 
 
-def _deidentify(ctx: JobContext, text: str, patient: Patient | None) -> dict[str, Any]:
+# -- the de-identified view: masking what the screen shows ----------------------------------
+#
+# The view uses the engine's tag mode at its default operating point (Deidentifier()), which
+# replaces every date it finds in free text with [DATE] and may leave a bare year (HIPAA Safe
+# Harbor keeps years). Structured
+# dates the screen shows (note dates, summary dates, birth and death dates) are generalised
+# the same way: to their year, so the timeline keeps its order and no day or month shows.
+
+
+def _mask_texts(ctx: JobContext, texts: list[str], patient: Patient | None) -> list[dict[str, Any]]:
+    """Tag-mode de-identification of ``texts``, batched: for each, the masked text and its
+    ``spans`` [(start, end, new_start, new_end)] mapping original offsets to masked ones."""
     from noteward.deid.engine import Deidentifier
 
     engine = ctx.state.get("deid")
     if engine is None:
         engine = ctx.state["deid"] = Deidentifier()
     ctx.check()
-    result = engine.anonymize(text, mode="tag", patient=patient)
-    entities = [{"type": e.type, "start": e.start, "end": e.end} for e in result.entities]
-    return {"text": result.text, "entities": entities}
+    found = engine.analyze_many(list(texts), patient=patient)
+    out = []
+    for text, ents in zip(texts, found, strict=True):
+        ctx.check()
+        result = engine.anonymize(text, mode="tag", patient=patient, entities=ents)
+        spans = [(e.start, e.end, r.start, r.end) for e, r in zip(result.entities, result.replacements, strict=True)]
+        out.append({"text": result.text, "spans": spans})
+    return out
+
+
+def masked_offset(spans: list[tuple[int, int, int, int]], offset: int) -> int:
+    """An offset into the original text as an offset into its masked copy (one inside a
+    replaced span lands on the replacement's start)."""
+    shift = 0
+    for start, end, new_start, new_end in spans:
+        if offset < start:
+            break
+        if offset < end:
+            return new_start
+        shift = new_end - end
+    return offset + shift
+
+
+def year_only(iso: str | None, missing: str = "undated") -> str:
+    """A date as the de-identified view shows it: its year (``missing`` when there is none)."""
+    text = (iso or "").strip()
+    return text[:4] if len(text) >= 4 and text[:4].isdigit() else missing
+
+
+MASKED_NAME = "[NAME]"
 
 
 class Services:
@@ -353,8 +391,9 @@ class Services:
         """Import the heavy libraries in the background while the clinician unlocks."""
         return self.nlp_thread.submit("warm-up", _warm_up)
 
-    def deidentify(self, text: str, patient: Patient | None) -> Job:
-        return self.nlp_thread.submit("deid", _deidentify, text, patient)
+    def mask_texts(self, texts: list[str], patient: Patient | None) -> Job:
+        """De-identify what the screen shows (the de-identified view), off the GUI thread."""
+        return self.nlp_thread.submit("mask", _mask_texts, list(texts), patient)
 
     def shutdown(self) -> None:
         """Stop every thread, closing its resource on that thread."""

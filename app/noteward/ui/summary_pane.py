@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from noteward.core.models import SUMMARY_SECTIONS, Summary, SummarySentence
+from noteward.core.models import SUMMARY_SECTIONS, Patient, Summary, SummarySentence
 from noteward.ui.flow_layout import FlowLayout
 from noteward.ui.geometry import fit_to_screen
-from noteward.ui.services import Services
+from noteward.ui.services import Services, year_only
 from noteward.ui.workers import Job
 
 SECTIONS = SUMMARY_SECTIONS  # the order sections are shown in
@@ -39,7 +39,7 @@ def as_summary(result: Summary | Mapping[str, Any]) -> Summary:
     return result if isinstance(result, Summary) else Summary.from_json(result)
 
 
-def covers_text(covers: Any) -> str:
+def covers_text(covers: Any, deidentified: bool = False) -> str:
     """'Covers 15 notes, 2015-03-02 to 2023-01-10.' from a summary's covers record."""
     if not covers:
         return ""
@@ -50,7 +50,10 @@ def covers_text(covers: Any) -> str:
         lo, hi = (rng + [None, None])[:2] if isinstance(rng, list) else (None, None)
         out = f"Covers {n} note{'s' if n != 1 else ''}"
         if lo or hi:
-            out += f", {str(lo or '?')[:10]} to {str(hi or '?')[:10]}"
+            if deidentified:
+                out += f", {year_only(lo, '?')} to {year_only(hi, '?')}"
+            else:
+                out += f", {str(lo or '?')[:10]} to {str(hi or '?')[:10]}"
         return out + "."
     return ""
 
@@ -70,25 +73,38 @@ class SentenceView(QLabel):
         self.setTextFormat(Qt.TextFormat.PlainText)
         self.setProperty("supported", sentence.supported)
         self.setProperty("selected", False)
+        self.render(None)
+
+    def render(self, masked: dict[str, str] | None) -> None:
+        """Show the sentence; with ``masked`` (original -> de-identified text) as the
+        de-identified view shows it: masked texts, dates as years."""
+        sentence = self.sentence
+
+        def text(t: str) -> str:
+            return t if masked is None else masked.get(t, "[de-identifying…]")
+
+        def when(d: str | None, missing: str = "") -> str:
+            return (d or missing) if masked is None else year_only(d, missing)
+
         n = len(sentence.sources)
         prefix = "" if sentence.supported else "⚠ Unsupported — "
         if sentence.conflicts:
             prefix += "⚠ Conflict — "
-        dated = f"{sentence.date} · " if sentence.date else ""
-        self.setText(prefix + dated + sentence.text)
+        dated = f"{when(sentence.date)} · " if sentence.date else ""
+        self.setText(prefix + dated + text(sentence.text))
         state = "supported" if sentence.supported else "NOT supported by its sources; check it"
         origin = {"model": "Written by the model", "extract": "Copied from a note",
                   "fact": "From the structured record"}.get(sentence.origin or "", "")
         conflicts = "".join(
-            f"\nDisagrees with ({c.date or 'undated'}): {c.text}" for c in sentence.conflicts
+            f"\nDisagrees with ({when(c.date, 'undated')}): {text(c.text)}" for c in sentence.conflicts
         )
         self.setToolTip(
-            (f"{origin}, {sentence.date}.\n" if origin and sentence.date else f"{origin}.\n" if origin else "")
+            (f"{origin}, {when(sentence.date)}.\n" if origin and sentence.date else f"{origin}.\n" if origin else "")
             + f"Support score {sentence.support:.2f} ({state}).\n"
             + (f"{n} source span{'s' if n != 1 else ''}: click to show" if n else "No source span found.")
             + conflicts
         )
-        self.setAccessibleName(prefix + sentence.text)
+        self.setAccessibleName(prefix + text(sentence.text))
         self.setAccessibleDescription(
             f"{sentence.section}; {'supported' if sentence.supported else 'unsupported'}; "
             f"support score {sentence.support:.2f}; {n} source{'s' if n != 1 else ''}. Press Enter to show."
@@ -105,9 +121,16 @@ class SentenceView(QLabel):
             self.sentence_did_activate.emit(self.sentence)
         super().mousePressEvent(event)
 
+    def copy(self) -> None:
+        """Ctrl+C: the sentence as shown (masked in the de-identified view)."""
+        QGuiApplication.clipboard().setText(self.text())
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
             self.sentence_did_activate.emit(self.sentence)
+            return
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy()
             return
         super().keyPressEvent(event)
 
@@ -168,6 +191,11 @@ class SummaryPane(QWidget):
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(0)
         self._flush_timer.timeout.connect(self._flush_pending)
+        # The de-identified view: the patient whose identifiers are masked (None: off) and
+        # the masked text of each sentence and conflict, filled by Services.mask_texts.
+        self._deid_patient: Patient | None = None
+        self._masked: dict[str, str] | None = None
+        self._mask_jobs: list[Job] = []
 
         title = QLabel("Summary")
         title.setObjectName("PaneTitle")
@@ -241,6 +269,46 @@ class SummaryPane(QWidget):
         self.show_unsupported_button.clicked.connect(self.hide_unsupported.toggle)
         self.approve_button.clicked.connect(self.edit_and_approve)
         self.set_patient(None)
+
+    # -- the de-identified view --------------------------------------------------------------
+
+    @property
+    def deid_pending(self) -> bool:
+        return bool(self._mask_jobs) or (self._masked is not None and bool(self._pending))
+
+    def set_deidentified(self, patient: Patient | None) -> None:
+        """Mask the sentences, conflicts and dates shown for ``patient`` (None: show them as they are)."""
+        if patient is not None and self._deid_patient is not None and patient.id == self._deid_patient.id:
+            return
+        for job in self._mask_jobs:
+            job.cancel()
+        self._mask_jobs = []
+        self._deid_patient = patient
+        self._masked = None if patient is None else {}
+        for v in self.views:
+            v.render(self._masked)
+        self._request_masks(self.views)
+        if self.summary is not None:
+            self._label_machine(self.summary)
+
+    def _request_masks(self, views: list[SentenceView]) -> None:
+        if self._masked is None:
+            return
+        texts = sorted({t for v in views for t in [v.sentence.text, *(c.text for c in v.sentence.conflicts)]}
+                       - set(self._masked))
+        if not texts:
+            return
+        job = self.services.mask_texts(texts, self._deid_patient)
+        self._mask_jobs.append(job)
+        job.job_did_succeed.connect(lambda r, j=job, t=texts: self._did_mask(j, t, r))
+        job.job_did_end.connect(lambda j=job: self._mask_jobs.remove(j) if j in self._mask_jobs else None)
+
+    def _did_mask(self, job: Job, texts: list[str], results: list[dict[str, Any]]) -> None:
+        if job not in self._mask_jobs or self._masked is None:
+            return
+        self._masked.update({t: r["text"] for t, r in zip(texts, results, strict=True)})
+        for v in self.views:
+            v.render(self._masked)
 
     def set_text_points(self, points: float) -> None:
         """The size of the sentences and their headings (the window's zoom)."""
@@ -347,6 +415,7 @@ class SummaryPane(QWidget):
             self.body.setUpdatesEnabled(False)
             for s in batch:
                 self._add_sentence(s)
+            self._request_masks(self.views[-len(batch):])
             self.body.setUpdatesEnabled(True)
             if self.first_sentence_ms is None:
                 self.first_sentence_ms = (time.perf_counter() - self._started) * 1000
@@ -382,14 +451,7 @@ class SummaryPane(QWidget):
             self._clear_sentences()
             self._pending = list(sentences)
             self._flush_timer.start()
-        label = "Machine-generated summary — check each sentence against its sources before relying on it."
-        cov = covers_text(summary.covers)
-        if cov:
-            label += " " + cov
-        if summary.model.get("id"):
-            label += f" Model: {summary.model['id']}."
-        self.machine_label.setText(label)
-        self.machine_label.show()
+        self._label_machine(summary)
         self.out_of_date.setVisible(summary.out_of_date)
         if summary.approved_text:
             self.approved_label.setText("A clinician approved an edited version of this summary.")
@@ -401,6 +463,16 @@ class SummaryPane(QWidget):
             + ("" if sentences else " The model produced no usable sentence.")
         )
         self.approve_button.setEnabled(bool(self._summary_id()))
+
+    def _label_machine(self, summary: Summary) -> None:
+        label = "Machine-generated summary — check each sentence against its sources before relying on it."
+        cov = covers_text(summary.covers, self._masked is not None)
+        if cov:
+            label += " " + cov
+        if summary.model.get("id"):
+            label += f" Model: {summary.model['id']}."
+        self.machine_label.setText(label)
+        self.machine_label.show()
 
     def _add_sentence(self, s: SummarySentence) -> None:
         section = s.section if s.section in SECTIONS else "Other"
@@ -416,6 +488,8 @@ class SummaryPane(QWidget):
             self.body_layout.insertWidget(pos, heading)
             self.section_labels[section] = heading
         view = SentenceView(s)
+        if self._masked is not None:
+            view.render(self._masked)
         view.sentence_did_activate.connect(self._activate)
         # insert after the last widget of this section
         heading = self.section_labels[section]
