@@ -12,8 +12,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PASSPHRASE
 from tests.support.cli import noteward, python
 
@@ -29,7 +27,6 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a torn checkpoint extension is refused as damaged")
 def test_a_checkpoint_torn_at_the_end_of_the_file_keeps_every_committed_row(
     sample_vault: Path, tmp_path: Path
 ) -> None:

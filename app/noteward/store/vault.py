@@ -383,7 +383,15 @@ class Vault:
         head_copy: bool,
     ) -> Vault:
         size = path.stat().st_size
-        if size == 0 or size % PAGE_SIZE:
+        wal_file = Path(str(path) + "-wal")
+        # A checkpoint that extended the file and stopped at a full disk leaves part of a
+        # page at its end; every committed page is still in the write-ahead log, so the
+        # log is merged in below (once the key is known good), as SQLite itself would.
+        torn_tail = bool(
+            size > PAGE_SIZE and size % PAGE_SIZE and wal_file.exists()
+            and wal_file.stat().st_size and not _write_access(path)
+        )
+        if size == 0 or (size % PAGE_SIZE and not torn_tail):
             raise VaultCorruptError(
                 f"{path} is damaged or truncated ({size} bytes is not a whole number of pages); "
                 "it was left untouched. Restore it from a backup with `noteward restore`."
@@ -421,7 +429,7 @@ class Vault:
             if any(str(b).endswith(" page 1") for b in bad):
                 raise VaultLockedError(WRONG_PASSPHRASE)
             wal = Path(str(path) + "-wal")
-            if bad and not denied and existed[wal] and wal.stat().st_size:
+            if (bad or torn_tail) and not denied and existed[wal] and wal.stat().st_size:
                 # A checkpoint that stopped half-way (a crash, a full disk) leaves torn pages
                 # in the file whose good copies are still in the write-ahead log: merge the
                 # log in, as SQLite itself would, and check again.
@@ -429,6 +437,12 @@ class Vault:
                 cls._merge_wal(path, passphrase, busy_timeout_ms)
                 conn = cls._connect(path, passphrase, busy_timeout_ms, **params)
                 bad = [r[0] for r in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
+                if path.stat().st_size % PAGE_SIZE:
+                    raise VaultCorruptError(
+                        f"{path} is damaged or truncated (not a whole number of pages, and its "
+                        "write-ahead log could not mend it). Restore it from a backup with "
+                        "`noteward restore`."
+                    )
             if bad:
                 raise VaultCorruptError(
                     f"{path} is damaged: {len(bad)} page(s) fail their integrity check; it was "
