@@ -75,7 +75,6 @@ def test_a_model_sentence_naming_a_drug_absent_from_the_record_is_flagged(
     assert not s.supported and s.support < 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="the summarizer does not pass the patient's FHIR names to the checker yet")
 def test_a_condition_the_record_names_but_the_cited_notes_lack_is_flagged(
     content_vault: Any, scripted: Any
 ) -> None:

@@ -55,6 +55,7 @@ from noteward.llm.selection import (  # noqa: F401 - re-exported for evaluation 
 )
 
 if TYPE_CHECKING:
+    from noteward.llm.lexicon import Vocabulary
     from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,12 @@ class SummaryService:
             if self.max_sentences is None:
                 self.max_sentences = settings.summary_max_sentences
         if not self.use_model:
+            preload_vocabulary()
             # provenance says honestly that no model wrote any of it
             self._resolved = None
             self.model_info = {"id": EXTRACTIVE_MODEL_ID, "sha256": ""}
             return
+        preload_vocabulary()  # read while the model loads, not before the first sentence
         self._resolved = resolve_model(self.model_id)  # fails early (ModelError) when missing
         self.model_info = {"id": self._resolved.id, "sha256": self._resolved.sha256}
 
@@ -216,6 +219,9 @@ class SummaryService:
             facts,
             unit_cache=self._unit_cache,
             recent_since=months_before(newest, months) if newest else None,
+            # the checker knows the record's own drug and condition names and its sex
+            vocabulary=patient_vocabulary(facts),
+            patient_sex=who.sex if who is not None else None,
         )
         comp = compose(
             sel,
@@ -440,6 +446,51 @@ class SummaryService:
                 date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(text),
             )
         )
+
+
+# ---- the checker's vocabulary -------------------------------------------------------------
+
+_vocabulary_lock = threading.Lock()
+_vocabulary_loader: threading.Thread | None = None
+
+
+def preload_vocabulary() -> None:
+    """Start reading the checker's default vocabulary on a background thread (once per
+    process): the drug dictionary and English word frequencies take about half a second
+    when the word cache exists, seconds on the very first run. Started when a service is
+    made (and by the app's warm-up), so a summary's first sentence does not wait for it."""
+    global _vocabulary_loader
+    with _vocabulary_lock:
+        if _vocabulary_loader is None:
+            _vocabulary_loader = threading.Thread(
+                target=_load_vocabulary, name="noteward-vocabulary", daemon=True
+            )
+            _vocabulary_loader.start()
+
+
+def _load_vocabulary() -> None:
+    from noteward.llm.lexicon import default_vocabulary
+
+    try:
+        default_vocabulary()
+    except Exception as exc:  # noqa: BLE001 - the summary loads it again and reports the error
+        log.info("checker vocabulary: preload failed (%s)", type(exc).__name__)
+
+
+def patient_vocabulary(facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
+    """The checker's vocabulary for one patient: the default one plus the distinctive words
+    of the record's FHIR medication names (drugs) and condition and procedure names, so a
+    condition the record names ("coronary") must be in a sentence's sources."""
+    from noteward.llm.lexicon import vocabulary_from_names
+
+    preload_vocabulary()
+    assert _vocabulary_loader is not None
+    _vocabulary_loader.join()  # at once unless a summary starts right after the process
+    meds = [str(f.get("display") or "") for f in facts if f.get("kind") == "medication"]
+    conditions = [
+        str(f.get("display") or "") for f in facts if f.get("kind") in ("condition", "procedure")
+    ]
+    return vocabulary_from_names(meds, conditions)
 
 
 def _newest_source_date(sel: Selection, sources: Sequence[Any]) -> str | None:

@@ -249,6 +249,12 @@ def _warm_up(ctx: JobContext) -> int:
             log.info("warm-up: a module is not installed")
         ctx.progress(i + 1, len(WARM_MODULES))
     ctx.check()
+    try:  # the grounding checker's vocabulary, so the first summary does not wait for it
+        from noteward.llm.summarizer import preload_vocabulary
+
+        preload_vocabulary()
+    except ImportError:
+        log.info("warm-up: the summarizer is not installed")
     try:  # the embedding model too: loading it holds the GIL in long stretches
         from noteward.retrieval.embeddings import get_embedder
 
