@@ -94,6 +94,7 @@ class SummaryService:
     synopsis_writer: SynopsisWriter | None = None
     _runtime: Any = field(default=None, repr=False)
     _unit_cache: dict[tuple[str, int], list[SourceUnit]] = field(default_factory=dict, repr=False)
+    _vocabulary_cache: dict[tuple[str, ...], Vocabulary] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         from noteward.llm.manifest import resolve_model
@@ -219,10 +220,16 @@ class SummaryService:
             facts,
             unit_cache=self._unit_cache,
             recent_since=months_before(newest, months) if newest else None,
-            # the checker knows the record's own drug and condition names and its sex
-            vocabulary=patient_vocabulary(facts),
+            # the checker knows the record's own drug and condition names (given below,
+            # once the default vocabulary is read) and the record's sex
+            vocabulary=self._patient_vocabulary(facts) if vocabulary_ready() else None,
             patient_sex=who.sex if who is not None else None,
         )
+
+        def checker_ready() -> None:
+            if sel.index.vocabulary is None:
+                sel.index.vocabulary = self._patient_vocabulary(facts)
+
         comp = compose(
             sel,
             facts,
@@ -247,7 +254,11 @@ class SummaryService:
         for draft in comp.drafts:
             if cancel.is_set():
                 raise CancelledError("Cancelled.")
-            emit(self._sentence(sel, draft))
+            # fact lines and verbatim copies need no vocabulary: they go out while it loads
+            if not _copied_verbatim(sel, draft):
+                checker_ready()
+            emit(self._sentence(sel, draft, checker_ready))
+        checker_ready()
 
         model_text = ""
         if self.use_model:
@@ -295,9 +306,22 @@ class SummaryService:
         if text and top is not None:
             top.text, top.origin, top.unit_idx, top.spans = " ".join(text.split()), "model", None, []
 
-    def _sentence(self, sel: Selection, d: Draft) -> SummarySentence:
+    def _patient_vocabulary(self, facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
+        key = tuple(sorted(f"{f.get('kind')}|{f.get('display')}" for f in facts))
+        vocab = self._vocabulary_cache.get(key)
+        if vocab is None:
+            if len(self._vocabulary_cache) >= 8:
+                self._vocabulary_cache.clear()
+            vocab = self._vocabulary_cache[key] = patient_vocabulary(facts)
+        return vocab
+
+    def _sentence(
+        self, sel: Selection, d: Draft, checker_ready: Callable[[], None] | None = None
+    ) -> SummarySentence:
         """A composed draft as a checked sentence: copied text is aligned to its unit, fact
-        lines cite where their facts are written (the structured record backs them)."""
+        lines cite where their facts are written (the structured record backs them).
+        ``checker_ready`` gives the index its vocabulary when a copy turns out not to be
+        verbatim after all (its words must then be checked)."""
         if d.origin == "model":
             al = sel.index.align(d.text, [])
             return SummarySentence(
@@ -306,6 +330,9 @@ class SummaryService:
             )
         if d.origin == "extract" and d.unit_idx is not None:
             al = sel.index.align(d.text, [d.unit_idx])
+            if not al.exact and checker_ready is not None and sel.index.vocabulary is None:
+                checker_ready()
+                al = sel.index.align(d.text, [d.unit_idx])
             sources, support, supported = al.sources, al.support, al.supported
         else:
             sources, support, supported = list(d.spans), round(d.located, 4), True
@@ -475,6 +502,22 @@ def _load_vocabulary() -> None:
         default_vocabulary()
     except Exception as exc:  # noqa: BLE001 - the summary loads it again and reports the error
         log.info("checker vocabulary: preload failed (%s)", type(exc).__name__)
+
+
+def vocabulary_ready() -> bool:
+    """True when the default vocabulary is read (building a patient's is then quick)."""
+    loader = _vocabulary_loader
+    return loader is not None and not loader.is_alive()
+
+
+def _copied_verbatim(sel: Selection, d: Draft) -> bool:
+    """True for a draft the checker passes without its vocabulary: a line of facts, or a
+    copy found verbatim in the notes."""
+    if d.origin == "fact":
+        return True
+    if d.origin != "extract" or d.unit_idx is None:
+        return False
+    return sel.index.find_exact(d.text, [sel.index.units[d.unit_idx].note_id]) is not None
 
 
 def patient_vocabulary(facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
