@@ -90,7 +90,6 @@ def test_a_condition_the_record_names_but_the_cited_notes_lack_is_flagged(
 UNSUPPORTED = "He was started on warfarin for a clot in the leg."
 
 
-@pytest.mark.xfail(strict=True, reason="approval keeps unsupported sentences")
 def test_approval_leaves_out_unsupported_sentences_unless_edited(content_vault: Any, scripted: Any) -> None:
     from noteward.llm.summarizer import approval_text, load_summary, save_approved
 

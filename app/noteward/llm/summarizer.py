@@ -30,6 +30,7 @@ boilerplate of long records collapses in the de-duplication step.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -608,8 +609,46 @@ def is_out_of_date(vault: Vault, summary_id: str, stored: Mapping[str, Any] | No
     return any(nid not in covered for nid in notes.ids_for_patient(vault, pid))
 
 
-def save_approved(vault: Vault, summary_id: str, text: str) -> None:
-    """Store the clinician-approved text of a summary (with the time it was approved)."""
+def approval_text(summary: Summary) -> str:
+    """The text a clinician is offered to edit and approve: the supported sentences under
+    their section headings (unsupported ones are left out; the clinician may write them
+    back in their own words)."""
+    return summary.text(include_unsupported=False) + "\n"
+
+
+def save_approved(vault: Vault, summary_id: str, text: str) -> int:
+    """Store the clinician-approved text of a summary (with the time it was approved).
+
+    A line that repeats one of the summary's unsupported sentences unedited is left out:
+    nothing in the notes backs it and nobody changed it. An edited line is the clinician's
+    own and is kept. Returns how many lines were left out (also audited, as a count)."""
     from noteward.store import summaries
 
-    summaries.approve(vault, summary_id, text)
+    stored = summaries.get(vault, summary_id)
+    if stored is None:
+        raise NotewardError("Unknown summary id: nothing was approved.")
+    kept, left_out = without_unsupported(text, Summary.from_stored(asdict(stored)).sentences)
+    summaries.approve(vault, summary_id, kept, unsupported_left_out=left_out)
+    return left_out
+
+
+def without_unsupported(text: str, sentences: Sequence[SummarySentence]) -> tuple[str, int]:
+    """``text`` without the lines that are an unsupported sentence word for word (bullet,
+    case and spacing aside), and how many lines that removed."""
+    supported = {_line_key(s.text) for s in sentences if s.supported}
+    unsupported = {_line_key(s.text) for s in sentences if not s.supported} - supported
+    kept: list[str] = []
+    left_out = 0
+    for line in text.splitlines(keepends=True):
+        if _line_key(line) in unsupported:
+            left_out += 1
+        else:
+            kept.append(line)
+    return "".join(kept), left_out
+
+
+_BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+def _line_key(line: str) -> str:
+    return " ".join(_BULLET_RE.sub("", line).split()).casefold()

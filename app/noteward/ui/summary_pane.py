@@ -121,7 +121,8 @@ class ApproveDialog(QDialog):
         fit_to_screen(self, (640, 480))
         hint = QLabel(
             "Correct the machine-generated summary, then approve it. The approved text is stored "
-            "beside the original; the original is not changed."
+            "beside the original; the original is not changed. Sentences not supported by their "
+            "sources are left out: write one back in your own words if you have checked it."
         )
         hint.setWordWrap(True)
         self.editor = QPlainTextEdit(text)
@@ -459,12 +460,16 @@ class SummaryPane(QWidget):
         return self.summary.summary_id
 
     def summary_text(self) -> str:
-        """The summary as plain text, by section (what the clinician edits)."""
+        """The summary as plain text, by section (what the clinician edits). Unsupported
+        sentences are left out: approving never saves one the clinician did not write."""
         if self.summary and self.summary.approved_text:
             return str(self.summary.approved_text)
         lines: list[str] = []
         for section in SECTIONS:
-            items = [s for s in self.sentences if (s.section if s.section in SECTIONS else "Other") == section]
+            items = [
+                s for s in self.sentences
+                if s.supported and (s.section if s.section in SECTIONS else "Other") == section
+            ]
             if items:
                 lines.append(section)
                 lines.extend(f"- {s.text}" for s in items)
