@@ -142,7 +142,7 @@ class SummaryPane(QWidget):
     """Summarize a patient: sentences stream in under their sections; click one for its source."""
 
     sentence_did_activate = Signal(object)
-    summary_did_finish = Signal(object)
+    summary_did_finish = Signal(object)  # the finished Summary
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -356,7 +356,7 @@ class SummaryPane(QWidget):
         if self._pending:
             self._flush_timer.start()
 
-    def _did_succeed(self, result: Summary | Mapping[str, Any]) -> None:
+    def _did_succeed(self, result: Summary) -> None:
         self._show_result(result, saved=False)
         self.summary_did_finish.emit(result)
 
@@ -486,7 +486,7 @@ class SummaryPane(QWidget):
 
     def approve(self, summary_id: str, text: str) -> Job:
         self._approve_job = job = self.services.save_approved(summary_id, text)
-        job.job_did_succeed.connect(lambda _r, t=text: self._did_approve(t))
+        job.job_did_succeed.connect(self._did_approve)  # the text as stored
         job.job_did_fail.connect(lambda m: self.status.setText(f"Approving failed: {m}"))
         return job
 
