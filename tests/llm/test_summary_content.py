@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 import pytest
 
 from noteward import cli
-from tests.conftest import PASSPHRASE, require_shared
+from tests.conftest import PASSPHRASE
+from tests.llm.conftest import ADDED_DATE
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -25,31 +25,6 @@ ALLERGIC = "a5cb8ce9"  # FHIR allergies recorded 1928; every note says "No Known
 SMALL = "63ee2253"  # 15 notes, 2013-2022 (plus the added note below)
 PREGNANT = "ca15b832"  # 63 notes, many social findings
 
-ADDED_DATE = "2022-09-14"
-ADDED_NOTE = f"""Patient-ID: 63ee2253-bdd5-da55-2ad2-b4984d0ad700
-Date: {ADDED_DATE}
-Type: Progress note
-
-{ADDED_DATE}
-
-# Chief Complaint
-Itchy rash and hives two days after starting amoxicillin.
-
-# History of Present Illness
-Denis399 is an 11 year-old male seen for hives that began two days after starting amoxicillin for sinusitis.
-
-# Allergies
-Penicillin allergy: hives after amoxicillin.
-
-# Medications
-ibuprofen 100 mg oral tablet
-
-# Assessment and Plan
-Allergic reaction to penicillin with hives. Amoxicillin stopped.
-Penicillin allergy added to the allergy list; avoid penicillins.
-Cetirizine 5 mg daily for 5 days.
-"""
-
 # Synthea's social and administrative "(finding)"/"(situation)" codes, as a reader names them
 SOCIAL = re.compile(
     r"employment|education|criminal|stress|housing|labor force|social contact|isolation"
@@ -57,24 +32,6 @@ SOCIAL = re.compile(
     re.IGNORECASE,
 )
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-@pytest.fixture(scope="session")
-def content_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from noteward.ingest.importer import import_paths
-    from noteward.store.vault import Vault
-
-    src = require_shared("synthea_fhir")
-    base = tmp_path_factory.mktemp("content_vault")
-    v = Vault.create(base / "content.nwv", PASSPHRASE, busy_timeout_ms=2000)
-    import_paths(v, [src])
-    added = base / "added"
-    added.mkdir()
-    (added / f"{ADDED_DATE}.txt").write_text(ADDED_NOTE, encoding="utf-8")
-    report = import_paths(v, [added])
-    assert report.counts["notes"]["imported"] == 1
-    yield v
-    v.close()
 
 
 def patient(vault: Any, prefix: str) -> Any:

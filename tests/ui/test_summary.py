@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from noteward.core.models import SUMMARY_SECTIONS
+from noteward.core.models import SUMMARY_SECTIONS, Summary, SummarySentence
 from tests.ui.conftest import SMALL_PATIENT, unlock
 from tests.ui.test_flows import import_into, select_first_patient
 
@@ -34,9 +34,9 @@ def summarized(qtbot, window, one_patient_dir):  # noqa: ANN001, ANN201
 def test_summary_streams_and_each_sentence_shows_its_exact_source(qtbot, summarized) -> None:  # noqa: ANN001
     window, record, result, streamed = summarized
     pane, viewer = window.summary, window.viewer
-    assert result["sentences"], "the summary has no sentences"
+    assert result.sentences, "the summary has no sentences"
     assert any(not isinstance(x, str) for x in streamed), "no sentence was streamed before the end"
-    assert len(pane.views) == len(result["sentences"])
+    assert len(pane.views) == len(result.sentences)
     label = pane.machine_label.text()
     assert "Machine-generated" in label and "Covers 15 notes" in label
     assert not pane.out_of_date.isVisible()
@@ -92,12 +92,27 @@ def test_summary_streams_and_each_sentence_shows_its_exact_source(qtbot, summari
     assert all(v.isVisibleTo(pane) for v in pane.views)
 
 
+def test_the_pane_gets_the_typed_summary_fresh_and_saved(qtbot, summarized) -> None:  # noqa: ANN001
+    window, record, result, streamed = summarized
+    assert isinstance(result, Summary) and result.summary_id
+    assert window.summary.summary is result  # no round trip through a dict
+    assert all(isinstance(x, (str, SummarySentence)) for x in streamed)
+    # the saved summary comes back typed with the patient's record
+    job = window.services.patient_record(record.patient.id)
+    with qtbot.waitSignal(job.job_did_succeed, timeout=20_000) as blocker:
+        pass
+    saved = blocker.args[0].latest_summary
+    assert isinstance(saved, Summary) and saved.summary_id == result.summary_id
+    assert [s.text for s in saved.sentences] == [s.text for s in result.sentences]
+    assert [s.date for s in saved.sentences] == [s.date for s in result.sentences]
+
+
 def test_approve_is_stored_beside_the_original_and_new_notes_mark_it_out_of_date(
     qtbot, summarized, tmp_path: Path, one_patient_dir: Path  # noqa: ANN001
 ) -> None:
     window, record, result, _ = summarized
     pane = window.summary
-    summary_id = result["id"]
+    summary_id = result.summary_id
     assert summary_id and pane.approve_button.isEnabled()
     text = pane.summary_text().replace("- ", "- (checked) ", 1)
     with qtbot.waitSignal(pane.approve(summary_id, text).job_did_succeed, timeout=10_000):
@@ -121,10 +136,10 @@ def test_approve_is_stored_beside_the_original_and_new_notes_mark_it_out_of_date
     with qtbot.waitSignal(window.record_did_load, timeout=20_000) as blocker:
         import_into(qtbot, window, [newer])
     latest = blocker.args[0].latest_summary
-    assert latest["id"] == summary_id
-    assert latest["approved_text"] == text
-    assert [s["text"] for s in latest["sentences"]] == [s["text"] for s in result["sentences"]]
-    assert latest["out_of_date"] is True
+    assert latest.summary_id == summary_id
+    assert latest.approved_text == text
+    assert [s.text for s in latest.sentences] == [s.text for s in result.sentences]
+    assert latest.out_of_date is True
     assert pane.out_of_date.isVisible()
 
 

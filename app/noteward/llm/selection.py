@@ -30,6 +30,7 @@ from noteward.llm.grounding import (
     rules,
     split_units,
 )
+from noteward.llm.lexicon import Vocabulary
 from noteward.settings import resources_dir
 
 
@@ -176,11 +177,15 @@ def select(
     unit_cache: dict[tuple[str, int], list[SourceUnit]] | None = None,
     caps: Mapping[str, int] | None = None,
     recent_since: str | None = None,
+    vocabulary: Vocabulary | None = None,
+    patient_sex: str | None = None,
 ) -> Selection:
     """Pick the skeleton and the ranked extra units from the notes (no model involved).
 
     ``recent_since`` (ISO date): findings from notes older than this stay out of the
     skeleton's Recent findings (they may still be shown to the model as extras).
+    ``vocabulary`` and ``patient_sex`` go to the checker (:class:`SourceIndex`): the
+    patient's own FHIR names and recorded sex.
     """
     caps = {
         "Problems": 10,
@@ -216,7 +221,12 @@ def select(
                 continue
             latest[body.lower()] = Candidate(u, section, 0.0, recency, iso_date(note.date))
     cands = sorted(latest.values(), key=lambda c: (c.recency, c.unit.ordinal))
-    index = SourceIndex({n.id: n.text for n in notes}, [c.unit for c in cands])
+    index = SourceIndex(
+        {n.id: n.text for n in notes},
+        [c.unit for c in cands],
+        vocabulary=vocabulary,
+        patient_sex=patient_sex,
+    )
     n_notes = max(1, len(ordered))
     for c in cands:
         uniq = set(content_words(c.unit.text))

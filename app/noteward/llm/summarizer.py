@@ -30,6 +30,7 @@ boilerplate of long records collapses in the de-duplication step.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +56,7 @@ from noteward.llm.selection import (  # noqa: F401 - re-exported for evaluation 
 )
 
 if TYPE_CHECKING:
+    from noteward.llm.lexicon import Vocabulary
     from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ class SummaryService:
     synopsis_writer: SynopsisWriter | None = None
     _runtime: Any = field(default=None, repr=False)
     _unit_cache: dict[tuple[str, int], list[SourceUnit]] = field(default_factory=dict, repr=False)
+    _vocabulary_cache: dict[tuple[str, ...], Vocabulary] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         from noteward.llm.manifest import resolve_model
@@ -105,10 +108,12 @@ class SummaryService:
             if self.max_sentences is None:
                 self.max_sentences = settings.summary_max_sentences
         if not self.use_model:
+            preload_vocabulary()
             # provenance says honestly that no model wrote any of it
             self._resolved = None
             self.model_info = {"id": EXTRACTIVE_MODEL_ID, "sha256": ""}
             return
+        preload_vocabulary()  # read while the model loads, not before the first sentence
         self._resolved = resolve_model(self.model_id)  # fails early (ModelError) when missing
         self.model_info = {"id": self._resolved.id, "sha256": self._resolved.sha256}
 
@@ -216,7 +221,16 @@ class SummaryService:
             facts,
             unit_cache=self._unit_cache,
             recent_since=months_before(newest, months) if newest else None,
+            # the checker knows the record's own drug and condition names (given below,
+            # once the default vocabulary is read) and the record's sex
+            vocabulary=self._patient_vocabulary(facts) if vocabulary_ready() else None,
+            patient_sex=who.sex if who is not None else None,
         )
+
+        def checker_ready() -> None:
+            if sel.index.vocabulary is None:
+                sel.index.vocabulary = self._patient_vocabulary(facts)
+
         comp = compose(
             sel,
             facts,
@@ -241,7 +255,11 @@ class SummaryService:
         for draft in comp.drafts:
             if cancel.is_set():
                 raise CancelledError("Cancelled.")
-            emit(self._sentence(sel, draft))
+            # fact lines and verbatim copies need no vocabulary: they go out while it loads
+            if not _copied_verbatim(sel, draft):
+                checker_ready()
+            emit(self._sentence(sel, draft, checker_ready))
+        checker_ready()
 
         model_text = ""
         if self.use_model:
@@ -289,9 +307,22 @@ class SummaryService:
         if text and top is not None:
             top.text, top.origin, top.unit_idx, top.spans = " ".join(text.split()), "model", None, []
 
-    def _sentence(self, sel: Selection, d: Draft) -> SummarySentence:
+    def _patient_vocabulary(self, facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
+        key = tuple(sorted(f"{f.get('kind')}|{f.get('display')}" for f in facts))
+        vocab = self._vocabulary_cache.get(key)
+        if vocab is None:
+            if len(self._vocabulary_cache) >= 8:
+                self._vocabulary_cache.clear()
+            vocab = self._vocabulary_cache[key] = patient_vocabulary(facts)
+        return vocab
+
+    def _sentence(
+        self, sel: Selection, d: Draft, checker_ready: Callable[[], None] | None = None
+    ) -> SummarySentence:
         """A composed draft as a checked sentence: copied text is aligned to its unit, fact
-        lines cite where their facts are written (the structured record backs them)."""
+        lines cite where their facts are written (the structured record backs them).
+        ``checker_ready`` gives the index its vocabulary when a copy turns out not to be
+        verbatim after all (its words must then be checked)."""
         if d.origin == "model":
             al = sel.index.align(d.text, [])
             return SummarySentence(
@@ -300,6 +331,9 @@ class SummaryService:
             )
         if d.origin == "extract" and d.unit_idx is not None:
             al = sel.index.align(d.text, [d.unit_idx])
+            if not al.exact and checker_ready is not None and sel.index.vocabulary is None:
+                checker_ready()
+                al = sel.index.align(d.text, [d.unit_idx])
             sources, support, supported = al.sources, al.support, al.supported
         else:
             sources, support, supported = list(d.spans), round(d.located, 4), True
@@ -442,6 +476,67 @@ class SummaryService:
         )
 
 
+# ---- the checker's vocabulary -------------------------------------------------------------
+
+_vocabulary_lock = threading.Lock()
+_vocabulary_loader: threading.Thread | None = None
+
+
+def preload_vocabulary() -> None:
+    """Start reading the checker's default vocabulary on a background thread (once per
+    process): the drug dictionary and English word frequencies take about half a second
+    when the word cache exists, seconds on the very first run. Started when a service is
+    made (and by the app's warm-up), so a summary's first sentence does not wait for it."""
+    global _vocabulary_loader
+    with _vocabulary_lock:
+        if _vocabulary_loader is None:
+            _vocabulary_loader = threading.Thread(
+                target=_load_vocabulary, name="noteward-vocabulary", daemon=True
+            )
+            _vocabulary_loader.start()
+
+
+def _load_vocabulary() -> None:
+    from noteward.llm.lexicon import default_vocabulary
+
+    try:
+        default_vocabulary()
+    except Exception as exc:  # noqa: BLE001 - the summary loads it again and reports the error
+        log.info("checker vocabulary: preload failed (%s)", type(exc).__name__)
+
+
+def vocabulary_ready() -> bool:
+    """True when the default vocabulary is read (building a patient's is then quick)."""
+    loader = _vocabulary_loader
+    return loader is not None and not loader.is_alive()
+
+
+def _copied_verbatim(sel: Selection, d: Draft) -> bool:
+    """True for a draft the checker passes without its vocabulary: a line of facts, or a
+    copy found verbatim in the notes."""
+    if d.origin == "fact":
+        return True
+    if d.origin != "extract" or d.unit_idx is None:
+        return False
+    return sel.index.find_exact(d.text, [sel.index.units[d.unit_idx].note_id]) is not None
+
+
+def patient_vocabulary(facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
+    """The checker's vocabulary for one patient: the default one plus the distinctive words
+    of the record's FHIR medication names (drugs) and condition and procedure names, so a
+    condition the record names ("coronary") must be in a sentence's sources."""
+    from noteward.llm.lexicon import vocabulary_from_names
+
+    preload_vocabulary()
+    assert _vocabulary_loader is not None
+    _vocabulary_loader.join()  # at once unless a summary starts right after the process
+    meds = [str(f.get("display") or "") for f in facts if f.get("kind") == "medication"]
+    conditions = [
+        str(f.get("display") or "") for f in facts if f.get("kind") in ("condition", "procedure")
+    ]
+    return vocabulary_from_names(meds, conditions)
+
+
 def _newest_source_date(sel: Selection, sources: Sequence[Any]) -> str | None:
     """The date of the newest note among a sentence's sources."""
     dates = [d for d in (sel.note_dates.get(s.note_id) for s in sources) if d]
@@ -514,8 +609,46 @@ def is_out_of_date(vault: Vault, summary_id: str, stored: Mapping[str, Any] | No
     return any(nid not in covered for nid in notes.ids_for_patient(vault, pid))
 
 
-def save_approved(vault: Vault, summary_id: str, text: str) -> None:
-    """Store the clinician-approved text of a summary (with the time it was approved)."""
+def approval_text(summary: Summary) -> str:
+    """The text a clinician is offered to edit and approve: the supported sentences under
+    their section headings (unsupported ones are left out; the clinician may write them
+    back in their own words)."""
+    return summary.text(include_unsupported=False) + "\n"
+
+
+def save_approved(vault: Vault, summary_id: str, text: str) -> int:
+    """Store the clinician-approved text of a summary (with the time it was approved).
+
+    A line that repeats one of the summary's unsupported sentences unedited is left out:
+    nothing in the notes backs it and nobody changed it. An edited line is the clinician's
+    own and is kept. Returns how many lines were left out (also audited, as a count)."""
     from noteward.store import summaries
 
-    summaries.approve(vault, summary_id, text)
+    stored = summaries.get(vault, summary_id)
+    if stored is None:
+        raise NotewardError("Unknown summary id: nothing was approved.")
+    kept, left_out = without_unsupported(text, Summary.from_stored(asdict(stored)).sentences)
+    summaries.approve(vault, summary_id, kept, unsupported_left_out=left_out)
+    return left_out
+
+
+def without_unsupported(text: str, sentences: Sequence[SummarySentence]) -> tuple[str, int]:
+    """``text`` without the lines that are an unsupported sentence word for word (bullet,
+    case and spacing aside), and how many lines that removed."""
+    supported = {_line_key(s.text) for s in sentences if s.supported}
+    unsupported = {_line_key(s.text) for s in sentences if not s.supported} - supported
+    kept: list[str] = []
+    left_out = 0
+    for line in text.splitlines(keepends=True):
+        if _line_key(line) in unsupported:
+            left_out += 1
+        else:
+            kept.append(line)
+    return "".join(kept), left_out
+
+
+_BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+def _line_key(line: str) -> str:
+    return " ".join(_BULLET_RE.sub("", line).split()).casefold()

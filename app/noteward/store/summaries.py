@@ -93,8 +93,11 @@ def latest_id(vault: Vault, patient_id: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def approve(vault: Vault, summary_id: str, text: str) -> None:
-    """Store the clinician-approved text of a summary, with the time it was approved."""
+def approve(vault: Vault, summary_id: str, text: str, *, unsupported_left_out: int = 0) -> None:
+    """Store the clinician-approved text of a summary, with the time it was approved.
+
+    ``unsupported_left_out``: how many unedited unsupported sentences the caller removed
+    from the text (audited as a count)."""
     with vault.transaction() as conn:
         cur = conn.execute(
             "UPDATE summaries SET approved_text = ?, approved_at = ? WHERE id = ?",
@@ -102,7 +105,12 @@ def approve(vault: Vault, summary_id: str, text: str) -> None:
         )
         if cur.rowcount == 0:
             raise NotewardError("Unknown summary id: nothing was approved.")
-        audit.append(conn, "summary.approve", [summary_id], {"chars": len(text)})
+        audit.append(
+            conn,
+            "summary.approve",
+            [summary_id],
+            {"chars": len(text), "unsupported_left_out": unsupported_left_out},
+        )
 
 
 def approved(vault: Vault) -> list[ApprovedSummary]:

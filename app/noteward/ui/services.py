@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import NotewardError
-from noteward.core.models import Note, Patient
+from noteward.core.models import Note, Patient, Summary
 from noteward.settings import Settings
 from noteward.ui.workers import Job, JobContext, OwnerThread
 
@@ -36,7 +36,7 @@ class PatientRecord:
 
     patient: Patient
     notes: list[Note]
-    latest_summary: dict[str, Any] | None = None
+    latest_summary: Summary | None = None
     facts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -91,30 +91,14 @@ def _record(ctx: JobContext, patient_id: str) -> PatientRecord:
     return PatientRecord(patient, notes, _latest_summary(vault, patient.id, notes))
 
 
-def _latest_summary(vault: Vault, patient_id: str, notes: list[Note]) -> dict[str, Any] | None:
+def _latest_summary(vault: Vault, patient_id: str, notes: list[Note]) -> Summary | None:
+    """The patient's newest saved summary, typed (with its approval and out-of-date state)."""
     try:
         from noteward.llm.summarizer import latest_summary
     except ImportError:
         return None
     stored = latest_summary(vault, patient_id)
-    if stored is None:
-        return None
-    body = dict(stored.get("body") or {})
-    body.update(
-        id=stored["id"],
-        covers=stored.get("covers"),
-        out_of_date=bool(stored.get("out_of_date")),
-        approved_text=stored.get("approved_text"),
-        created_at=stored.get("created_at"),
-    )
-    return body
-
-
-def _summary_json(result: Any) -> dict[str, Any]:
-    """A fresh SummaryResult as the dict the summary pane shows (like a stored one)."""
-    data = dict(result.to_json())
-    data.update(id=result.summary_id, covers=result.covers, out_of_date=False, approved_text=None)
-    return data
+    return Summary.from_stored(stored) if stored is not None else None
 
 
 def _import(ctx: JobContext, paths: list[str], strict: bool) -> dict[str, Any]:
@@ -161,10 +145,12 @@ def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list
 
 
 def _save_approved(ctx: JobContext, summary_id: str, text: str) -> str:
-    from noteward.llm.summarizer import save_approved
+    """Approve; returns the text as stored (unedited unsupported sentences left out)."""
+    from noteward.llm.summarizer import load_summary, save_approved
 
-    save_approved(_vault(ctx), summary_id, text)
-    return summary_id
+    vault = _vault(ctx)
+    save_approved(vault, summary_id, text)
+    return str(load_summary(vault, summary_id)["approved_text"] or "")
 
 
 # -- functions run on the model thread ------------------------------------------------------
@@ -201,7 +187,7 @@ def _reset_model(ctx: JobContext) -> None:
         service.close()
 
 
-def _summarize(ctx: JobContext, patient_id: str, model_id: str | None, threads: int | None) -> dict[str, Any]:
+def _summarize(ctx: JobContext, patient_id: str, model_id: str | None, threads: int | None) -> Summary:
     from noteward.llm.summarizer import SummaryService
 
     reader = ctx.state.get("reader")
@@ -216,7 +202,7 @@ def _summarize(ctx: JobContext, patient_id: str, model_id: str | None, threads: 
         reader, patient_id, on_sentence=ctx.stream, on_token=ctx.stream, cancel=ctx.cancel
     )
     ctx.check()
-    return _summary_json(result)
+    return result  # the typed summary (saved: it carries its id), as the pane shows it
 
 
 # -- functions run on the nlp thread --------------------------------------------------------
@@ -249,6 +235,12 @@ def _warm_up(ctx: JobContext) -> int:
             log.info("warm-up: a module is not installed")
         ctx.progress(i + 1, len(WARM_MODULES))
     ctx.check()
+    try:  # the grounding checker's vocabulary, so the first summary does not wait for it
+        from noteward.llm.summarizer import preload_vocabulary
+
+        preload_vocabulary()
+    except ImportError:
+        log.info("warm-up: the summarizer is not installed")
     try:  # the embedding model too: loading it holds the GIL in long stretches
         from noteward.retrieval.embeddings import get_embedder
 

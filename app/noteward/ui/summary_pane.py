@@ -144,7 +144,8 @@ class ApproveDialog(QDialog):
         fit_to_screen(self, (640, 480))
         hint = QLabel(
             "Correct the machine-generated summary, then approve it. The approved text is stored "
-            "beside the original; the original is not changed."
+            "beside the original; the original is not changed. Sentences not supported by their "
+            "sources are left out: write one back in your own words if you have checked it."
         )
         hint.setWordWrap(True)
         self.editor = QPlainTextEdit(text)
@@ -164,7 +165,7 @@ class SummaryPane(QWidget):
     """Summarize a patient: sentences stream in under their sections; click one for its source."""
 
     sentence_did_activate = Signal(object)
-    summary_did_finish = Signal(object)
+    summary_did_finish = Signal(object)  # the finished Summary
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -424,7 +425,7 @@ class SummaryPane(QWidget):
         if self._pending:
             self._flush_timer.start()
 
-    def _did_succeed(self, result: Summary | Mapping[str, Any]) -> None:
+    def _did_succeed(self, result: Summary) -> None:
         self._show_result(result, saved=False)
         self.summary_did_finish.emit(result)
 
@@ -533,12 +534,16 @@ class SummaryPane(QWidget):
         return self.summary.summary_id
 
     def summary_text(self) -> str:
-        """The summary as plain text, by section (what the clinician edits)."""
+        """The summary as plain text, by section (what the clinician edits). Unsupported
+        sentences are left out: approving never saves one the clinician did not write."""
         if self.summary and self.summary.approved_text:
             return str(self.summary.approved_text)
         lines: list[str] = []
         for section in SECTIONS:
-            items = [s for s in self.sentences if (s.section if s.section in SECTIONS else "Other") == section]
+            items = [
+                s for s in self.sentences
+                if s.supported and (s.section if s.section in SECTIONS else "Other") == section
+            ]
             if items:
                 lines.append(section)
                 lines.extend(f"- {s.text}" for s in items)
@@ -555,7 +560,7 @@ class SummaryPane(QWidget):
 
     def approve(self, summary_id: str, text: str) -> Job:
         self._approve_job = job = self.services.save_approved(summary_id, text)
-        job.job_did_succeed.connect(lambda _r, t=text: self._did_approve(t))
+        job.job_did_succeed.connect(self._did_approve)  # the text as stored
         job.job_did_fail.connect(lambda m: self.status.setText(f"Approving failed: {m}"))
         return job
 
