@@ -538,8 +538,14 @@ def _allergies(sel: Selection, loc: _Locator, facts: Sequence[Mapping[str, Any]]
         for s in kept:
             drafts.append(_statement_draft(s, conflict))
         return drafts
-    # the newest statement says no known allergies; every recorded allergy disagrees with it
-    return [_statement_draft(newest_neg, [_as_conflict(s) for s in kept])]
+    # The newest statement says no known allergies and recorded allergies disagree with it.
+    # Neither wins silently: each allergy keeps its own line (a clinician must not find a
+    # documented allergy only inside a tooltip), every line carrying the other side.
+    # The negative statement comes first so that the cap, which folds a long list's tail
+    # into one "Also recorded" line, never drops it.
+    drafts = [_statement_draft(newest_neg, [_as_conflict(s) for s in kept])]
+    drafts += [_statement_draft(s, [_as_conflict(newest_neg)]) for s in kept]
+    return drafts
 
 
 def _unit_span(u: Any) -> SourceSpan:
@@ -776,7 +782,12 @@ def _cap(sections: Mapping[str, list[Draft]], budget: int) -> tuple[list[Draft],
     return drafts, omitted
 
 
-_LISTED = {"Problems": "Also active", "Medications": "Also current", "Resolved problems": "Also resolved"}
+_LISTED = {
+    "Allergies": "Also recorded",  # an allergy is never left out by the cap
+    "Problems": "Also active",
+    "Medications": "Also current",
+    "Resolved problems": "Also resolved",
+}
 
 
 def _listed(section: str, items: Sequence[Draft]) -> Draft:
