@@ -80,10 +80,15 @@ def format_target(bullets: list[tuple[str, str, list[int]]]) -> str:
 
 _HEADING_RE = re.compile(r"^\s*(?:#+\s*)?\**\s*([A-Za-z][A-Za-z ]*?)\s*\**\s*:\s*\**\s*$")
 _BULLET_RE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.*\S)\s*$")
-_CITE_RE = re.compile(r"\[\s*S\s*(\d+)\s*\]", re.IGNORECASE)
+# "[S3]", and the malformed ones a small model writes: "[S30.5]", "[S3, S4]", "[S2-S5]".
+_CITE_RE = re.compile(r"\[\s*S\s*\d+(?:\s*[.,;\-\u2013]\s*S?\s*\d+)*\s*\]", re.IGNORECASE)
+# The sentence ids inside one citation: the first number, then any number written "S<n>".
+_CITE_ID_RE = re.compile(r"^\[\s*S\s*(\d+)|S\s*(\d+)", re.IGNORECASE)
 # A line that starts with a bare sentence id ("S3. text" or "[S3] text"): a copied source line.
 _LEAD_ID_RE = re.compile(r"^\s*(?:\[\s*S(\d+)\s*\]|S(\d+)[.:)])\s*", re.IGNORECASE)
-_TRAILING_CITES_RE = re.compile(r"(?:\s*\[\s*S\s*\d+\s*\](?:\s*,)?)+\s*[.;]?\s*$", re.IGNORECASE)
+_TRAILING_CITES_RE = re.compile(
+    r"(?:\s*" + _CITE_RE.pattern + r"(?:\s*,)?)+\s*[.;]?\s*$", re.IGNORECASE
+)
 _SECTION_ALIASES = {s.lower(): s for s in SECTIONS} | {
     "problem": "Problems",
     "problem list": "Problems",
@@ -110,7 +115,11 @@ def section_for_heading(text: str) -> str | None:
 
 def split_citations(bullet: str) -> tuple[str, list[int]]:
     """Split 'text [S2][S7]' into ('text', [2, 7]); citations inside the text count too."""
-    ids = [int(x) for x in _CITE_RE.findall(bullet)]
+    ids = [
+        int(a or b)
+        for cite in _CITE_RE.finditer(bullet)
+        for a, b in _CITE_ID_RE.findall(cite.group(0))
+    ]
     text = _TRAILING_CITES_RE.sub("", bullet)
     text = _CITE_RE.sub("", text)
     return " ".join(text.split()).strip(), list(dict.fromkeys(ids))
