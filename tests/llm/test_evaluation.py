@@ -7,24 +7,12 @@ from typing import Any
 
 import pytest
 
-try:  # not written yet in this commit
-    from noteward.llm import metrics
-except ImportError:
-    pass
-try:  # not written yet in this commit
-    from noteward.llm.evaluation import EvalItem, Scores, output_sentences
-except ImportError:
-    pass
+from noteward.llm import metrics
+from noteward.llm.evaluation import EvalItem, Scores, output_sentences
 from noteward.llm.grounding import SourceIndex
-
-try:  # not written yet in this commit
-    from noteward.llm.reference import divide_aci_note
-except ImportError:
-    pass
+from noteward.llm.reference import divide_aci_note
 from noteward.llm.summarizer import SourceNote
 from tests.conftest import require_shared
-
-pytestmark = pytest.mark.xfail(strict=True, reason="rouge-1/2/L/Lsum, copied 4-grams, groups and model-only rows not written yet")
 
 
 def test_rouge_lsum_reads_one_sentence_per_line() -> None:
