@@ -8,19 +8,12 @@ from typing import Any
 
 import pytest
 
-try:  # not written yet in this commit
-    from noteward.llm import reference
-except ImportError:
-    pass
+from noteward.llm import reference
 from noteward.settings import shared_data_dir
-
-try:  # not written yet in this commit
-    from noteward.training import export, reference_data, trainer
-except ImportError:
-    pass
+from noteward.training import export, reference_data, trainer
 from tests.conftest import require_shared
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.xfail(strict=True, reason="the reference-v2 recipe is not written yet")]
+pytestmark = pytest.mark.shared_data
 
 ALL = ["mts-dialog", "aci-bench", "meqsum", "synthea"]
 
