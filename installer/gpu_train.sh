@@ -47,9 +47,13 @@ with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
             continue
         origin = pathlib.Path(spec.origin)
         root = origin.parent if origin.name == "__init__.py" else origin
-        for f in ([root] if root.is_file() else sorted(root.rglob("*"))):
-            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".so":
-                z.write(f, f.relative_to(root.parent))
+        # the package and its dist-info: transformers checks gguf's version through its metadata
+        dist = [d for d in root.parent.glob("*.dist-info") if d.name.split("-")[0].lower().replace("_", "-")
+                == {"rouge_score": "rouge-score", "yaml": "pyyaml", "absl": "absl-py"}.get(name, name)]
+        for top in [root, *dist]:
+            for f in ([top] if top.is_file() else sorted(top.rglob("*"))):
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".so":
+                    z.write(f, f.relative_to(root.parent))
 EOF
     echo "$NAME" > "$CARRY/bundle/name"
     du -cb "$CARRY/base.part1" | tail -1

@@ -98,7 +98,6 @@ def test_the_job_writes_curve_timings_and_an_adapter_in_returnable_pieces(in_job
     assert "OK" in in_job["logs"][2]  # the base GGUF joined from its two pieces passed its hash
 
 
-@pytest.mark.xfail(strict=True, reason="site.zip carries the packages without their dist-info")
 def test_carried_packages_bring_their_metadata(in_job: dict[str, Any]) -> None:
     """transformers reads the GGUF only when gguf's version is found in its metadata."""
     import importlib.metadata

@@ -97,8 +97,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument(
         "--full",
         action="store_true",
-        help="fine-tune the linear layers' full weights instead of LoRA; shipped as a rank---rank "
-        "low-rank extraction of the update",
+        help="fine-tune the linear layers' full weights instead of LoRA; shipped as a "
+        "low-rank extraction (rank --rank) of the update",
     )
     p.add_argument(
         "--dev-limit", type=int, default=None,
