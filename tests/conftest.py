@@ -7,12 +7,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from noteward.settings import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = shared_data_dir()
 PASSPHRASE = "correct horse battery staple 7!"
+
+# Property-based tests (tests/*/test_properties.py): `ci` when CI is set, else `dev`;
+# HYPOTHESIS_PROFILE picks another. No deadline: the hang guard is pytest-timeout, never
+# a clock. No example database: nothing is written into the checkout (a failure prints
+# its example and a reproduction blob). Function-scoped fixtures are allowed because the
+# autouse `_isolated_dirs` only sets environment variables, the same for every example.
+_PROFILE = {
+    "deadline": None,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+hypothesis_settings.register_profile("ci", max_examples=25, **_PROFILE)
+hypothesis_settings.register_profile("dev", max_examples=10, **_PROFILE)
+hypothesis_settings.register_profile("thorough", max_examples=1000, **_PROFILE)  # by hand, before a release
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def require_shared(*parts: str) -> Path:

@@ -75,3 +75,144 @@ def test_demo_without_display(tmp_path: Path):
     assert "No display: running the command-line demo" in r.stdout
     assert "Demo passphrase: noteward-demo" in r.stdout
     assert (tmp_path / "data" / "demo" / "demo.nwv").exists()
+
+
+def _all_parsers(parser):  # noqa: ANN001, ANN202
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _all_parsers(child)
+
+
+def test_an_option_prefix_is_not_taken_for_a_longer_option(tmp_path: Path):
+    """`--passphrase X` was silently read as `--passphrase-file X`."""
+    from noteward.cli import build_parser
+
+    parser, _ = build_parser()
+    parsers = list(_all_parsers(parser))
+    assert len(parsers) > 20
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+    r = run("patients", "--passphrase", "secret", vault=tmp_path / "v.nwv")
+    assert r.returncode == 2
+    assert "unrecognized arguments: --passphrase" in r.stderr
+    assert "secret" not in r.stderr
+
+
+def test_version_names_noteward_python_and_the_default_model_without_qt():
+    from noteward import __version__
+    from noteward.llm.manifest import load_manifest
+
+    r = run("--version")
+    assert r.returncode == 0, r.stderr
+    m = load_manifest()
+    entry = m.get(m.default)
+    assert f"noteward {__version__}" in r.stdout
+    assert f"Python {sys.version.split()[0]}" in r.stdout
+    assert entry.id in r.stdout and entry.sha256[:12] in r.stdout
+    probe = "import sys; from noteward import cli; rc = cli.main(['--version']); " \
+            "print('QT', any(m.startswith('PySide6') for m in sys.modules), rc)"
+    from tests.support.cli import python
+
+    out = python(probe)
+    assert out.returncode == 0 and out.stdout.strip().endswith("QT False 0"), out.stderr
+    # -v stays --verbose
+    from noteward.cli import build_parser
+
+    parser, _ = build_parser()
+    assert parser.parse_args(["-v", "patients"]).verbose is True
+
+
+def _with_core_limit():  # noqa: ANN202
+    """preexec_fn: let the child write core files (soft limit = hard limit), so the test
+    shows the app lowering it rather than an inherited 0."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "from noteward import cli; rc = cli.main(['--version'])",
+        "from noteward.ui import app; rc = app.main()",  # no display: returns instead of aborting
+    ],
+    ids=["cli", "gui"],
+)
+def test_core_files_are_disabled_at_start(tmp_path: Path, entry: str):
+    import resource
+
+    from tests.support.cli import child_env
+
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
+        pytest.skip("the hard core-file limit is already 0 here; the test could not fail")
+    env = child_env()
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        env.pop(var, None)
+    code = entry + "; import resource; print('LIMIT', resource.getrlimit(resource.RLIMIT_CORE), rc)"
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120, preexec_fn=_with_core_limit, stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+    assert "LIMIT (0, 0)" in r.stdout
+
+
+def test_gui_without_a_display_says_so_and_exits_2(tmp_path: Path):
+    from tests.support.cli import child_env
+
+    env = child_env({"NOTEWARD_DATA_DIR": str(tmp_path / "data")})
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        env.pop(var, None)
+    for args in ([], ["gui"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "noteward.cli", *args], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: __import__("resource").setrlimit(
+                __import__("resource").RLIMIT_CORE, (0, 0)),  # no core file even before the fix
+        )
+        assert r.returncode == 2, (args, r.returncode, r.stderr[-500:])
+        assert "No display" in r.stderr and "DISPLAY" in r.stderr
+        assert "Traceback" not in r.stderr
+    # an X display that is not there is not a display either
+    env["DISPLAY"] = ":97"
+    r = subprocess.run(
+        [sys.executable, "-m", "noteward.cli", "gui"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_CORE, (0, 0)),
+    )
+    assert r.returncode == 2, (r.returncode, r.stderr[-500:])
+    # which message depends on the machine: libraries are checked before the display answers
+    assert "DISPLAY=':97'" in r.stderr or "sudo apt-get install -y" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_x_libraries_are_named_with_the_apt_command():
+    """A made-up library stands in for a missing one: whether the real ones are missing
+    depends on the machine the test runs on."""
+    from noteward.ui import display
+
+    table = {**display.XCB_LIBRARIES, "libxcb-notthere-test.so.0": "libxcb-notthere0"}
+    missing = display.missing_libraries(table)
+    assert "libxcb-notthere0" in missing and set(missing) <= set(table.values())
+    problem = display.check_gui({"DISPLAY": ":0"}, table)
+    assert problem is not None and problem.kind == "libraries"
+    apt_line = next(ln for ln in problem.message.splitlines() if "apt-get" in ln)
+    assert apt_line.split() == ["sudo", "apt-get", "install", "-y", *missing]
+    # with every library there, an X display nobody answers on is named
+    problem = display.check_gui({"DISPLAY": ":97"}, {})
+    assert problem is not None and problem.kind == "connection" and "DISPLAY=':97'" in problem.message
+    # offscreen needs neither a display nor the X libraries
+    assert display.gui_problem({"QT_QPA_PLATFORM": "offscreen"}, table) is None
+    assert display.check_gui({}, table).kind == "no-display"  # type: ignore[union-attr]
+
+
+def test_bench_summarize_without_shared_data_names_the_folder(tmp_path: Path):
+    missing = tmp_path / "no-shared-data"
+    r = run("bench", "summarize", "--repeat", "1", env={"NOTEWARD_SHARED_DATA": str(missing)})
+    assert r.returncode == 2, (r.returncode, r.stderr[-500:])
+    assert "internal error" not in r.stderr
+    assert str(missing / "synthea_fhir") in r.stderr and "NOTEWARD_SHARED_DATA" in r.stderr

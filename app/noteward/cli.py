@@ -2,8 +2,8 @@
 
 Subcommands live beside the code they drive: each area has a ``commands.py`` with a
 ``register(sub, groups)`` function (``groups`` holds the shared ``eval`` and ``bench``
-sub-parsers). This module only builds the parser, opens the vault for commands that need
-one, and turns errors into messages and exit codes:
+sub-parsers). This module only builds the parser and turns errors into messages and exit
+codes (what every command needs from the console is in ``noteward.console``):
 
 0 ok, 2 usage, 3 wrong passphrase or not a vault, 4 input errors under --strict,
 5 model missing or failing its hash, 6 unknown patient, 7 vault busy, 130 cancelled.
@@ -12,18 +12,15 @@ one, and turns errors into messages and exit codes:
 from __future__ import annotations
 
 import argparse
-import getpass
 import importlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from noteward.core.errors import NotewardError, UsageError, VaultLockedError
-from noteward.settings import default_vault_path, load_settings
+from noteward.console import add_vault_args, vault_path
+from noteward.core.errors import NotewardError, UsageError
 
 COMMAND_MODULES = [
     "noteward.store.commands",
@@ -39,61 +36,16 @@ COMMAND_MODULES = [
 Handler = Callable[[argparse.Namespace], int]
 
 
-def vault_path(args: argparse.Namespace) -> Path:
-    if getattr(args, "vault", None):
-        return Path(args.vault).expanduser()
-    env = os.environ.get("NOTEWARD_VAULT")
-    return Path(env).expanduser() if env else default_vault_path()
-
-
-def read_passphrase(args: argparse.Namespace, prompt: str = "Vault passphrase: ") -> str:
-    """Passphrase from --passphrase-file, NOTEWARD_PASSPHRASE, or an interactive prompt."""
-    pf = getattr(args, "passphrase_file", None)
-    if pf:
-        try:
-            return Path(pf).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise UsageError(f"Cannot read the passphrase file: {exc.strerror}.") from None
-    env = os.environ.get("NOTEWARD_PASSPHRASE")
-    if env is not None:
-        return env
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "No passphrase: give --passphrase-file or set NOTEWARD_PASSPHRASE "
-            "(there is no terminal to ask on)."
-        )
-    return getpass.getpass(prompt)
-
-
-def open_vault(args: argparse.Namespace) -> Any:
-    """Unlock the vault the arguments name; failed unlocks are recorded."""
-    from noteward.store.vault import Vault
-
-    path = vault_path(args)
-    passphrase = read_passphrase(args)
-    settings = load_settings()
-    try:
-        return Vault.open(path, passphrase, busy_timeout_ms=settings.busy_timeout_ms)
-    except VaultLockedError:
-        Vault.record_failed_unlock(path)
-        raise
-
-
-def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
-
-
-def add_vault_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vault", help="vault file (default: NOTEWARD_VAULT or the user data folder)")
-    p.add_argument("--passphrase-file", help="read the passphrase from this file")
-
-
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
-        prog="noteward", description="Noteward: encrypted clinical notes, grounded summaries."
+        prog="noteward",
+        description="Noteward: encrypted clinical notes, grounded summaries.",
+        allow_abbrev=False,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version, Python and default model; exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, Any] = {}
     gui = sub.add_parser("gui", help="open the desktop app")
@@ -105,10 +57,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         gp.set_defaults(handler=lambda a, gp=gp: (gp.print_help(), 2)[1])
     for modname in COMMAND_MODULES:
         importlib.import_module(modname).register(sub, groups)
+
+    # No prefix matching anywhere: `--passphrase X` was silently read as `--passphrase-file X`.
+    # Sub-parsers are made by each area's register(), so the flag is set on the finished tree.
+    def no_abbrev(p: argparse.ArgumentParser) -> None:
+        p.allow_abbrev = False
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    no_abbrev(child)
+
+    no_abbrev(parser)
     return parser, groups
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    from noteward.ui.display import gui_problem  # Qt-free: checked before Qt loads
+
+    problem = gui_problem()
+    if problem:
+        raise UsageError(problem)
     try:
         from noteward.ui.app import main as gui_main  # the one allowed Qt import
     except ImportError as exc:
@@ -117,8 +85,36 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import resource
+
+    # A core file of this process could hold decrypted notes: never write one (CLI and GUI).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     parser, _ = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse would echo the values, and a mistyped `--passphrase SECRET` would print
+        # the secret: name the options only.
+        shown = " ".join(a if a.startswith("-") else "…" for a in unknown)
+        hint = (
+            "; give the passphrase with --passphrase-file or NOTEWARD_PASSPHRASE"
+            if any(a.startswith("--passphrase") for a in unknown)
+            else ""
+        )
+        parser.error(f"unrecognized arguments: {shown}{hint}")
+    if args.version:
+        import platform
+
+        from noteward import __version__
+        from noteward.llm.manifest import describe_default_model
+
+        print(f"noteward {__version__}")
+        print(f"Python {platform.python_version()} ({platform.python_implementation()}, "
+              f"{platform.system()} {platform.machine()})")
+        try:
+            print(describe_default_model())
+        except NotewardError as exc:
+            print(f"Default model: unavailable ({exc})")
+        return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -13,9 +13,12 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.settings import demo_vault_path, resources_dir, shared_data_dir
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 DEMO_PASSPHRASE = "noteward-demo"
 
@@ -89,7 +92,7 @@ def command_line_demo(path: Path) -> int:
     return 0
 
 
-def _summarize(vault: Any, patient: dict[str, Any]) -> None:
+def _summarize(vault: Vault, patient: dict[str, Any]) -> None:
     if importlib.util.find_spec("noteward.llm.summarizer") is None:
         print("\n(Summaries are not available in this build.)")
         return

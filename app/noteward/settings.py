@@ -66,8 +66,13 @@ class Settings(BaseSettings):
     model: str = ""  # model id from the manifest; empty means the manifest default
     threads: int = Field(default=0, ge=0)  # 0: choose from the machine's cores
     autolock_minutes: int = Field(default=10, ge=1, le=480)
-    show_unsupported: bool = True
+    show_unsupported: bool = False  # unsupported sentences hidden until asked for (one click)
     busy_timeout_ms: int = Field(default=5000, ge=100)
+    text_zoom_percent: int = Field(default=100, ge=50, le=300)  # note and summary text (Ctrl+Plus)
+    # "Recent findings" covers this many months back from the newest note
+    summary_recent_months: int = Field(default=12, ge=1, le=1200)
+    # the whole summary's length cap, in sentences (the top line included)
+    summary_max_sentences: int = Field(default=15, ge=3, le=200)
 
     def resolved_threads(self) -> int:
         if self.threads:

@@ -57,8 +57,8 @@ def test_real_smollm_file_verifies() -> None:
     r = mf.resolve_model("smollm2-135m-instruct-q4_1")
     assert r.path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert r.sha256 == mf.load_manifest().get(r.id).raw["sha256"]
-    cache = json.loads((user_data_dir() / "models" / "verified.json").read_text())
-    assert str(r.path.resolve()) in cache
+    # no verdict cache: a cache keyed by path, size and mtime was fooled by `touch -r`
+    assert not (user_data_dir() / "models" / "verified.json").exists()
 
 
 def test_overlay_adds_a_model_and_sets_default(tmp_path: Path) -> None:
@@ -136,15 +136,13 @@ def test_unknown_model_id_lists_known_ones() -> None:
         mf.resolve_model("no-such-model")
 
 
-def test_hash_cache_is_keyed_by_size_and_mtime(tmp_path: Path) -> None:
+def test_every_load_hashes_the_file_even_with_size_and_mtime_kept(tmp_path: Path) -> None:
     path, sha = _file(tmp_path, "w.gguf", b"weights-v1")
     _overlay([{"id": "w", "source": {"kind": "path", "path": str(path)}, "sha256": sha}])
     mf.resolve_model("w")
     st = path.stat()
     path.write_bytes(b"weights-v2")  # same size, different bytes
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    mf.resolve_model("w")  # cached verdict: same path, size and mtime
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     with pytest.raises(ModelError, match="sha256"):
         mf.resolve_model("w")
 
@@ -170,3 +168,79 @@ def test_adapter_entry_names_base_and_verifies_adapter(tmp_path: Path) -> None:
     os.utime(adapter, ns=(0, 10**9))
     with pytest.raises(ModelError, match="sha256"):
         mf.resolve_model()
+
+
+NOTE = (
+    "Patient seen for follow-up of hypertension. Blood pressure 150/95 today.\n"
+    "Plan: start lisinopril 10 mg daily and recheck in four weeks.\n"
+)
+
+
+def test_flipped_adapter_byte_with_restored_mtime_is_refused_by_the_cli(tmp_path: Path) -> None:
+    """Defect 2: flip one byte of a real copy of the shipped adapter, restore its mtime with
+    `touch -r`, and `noteward summarize` must refuse it (exit 5), not report the old sha256."""
+    import shutil
+    import subprocess
+
+    from tests.support.cli import noteward
+
+    shipped = mf.load_manifest().get("smollm2-135m-clinical")
+    adapter = shipped.adapter_file()
+    assert adapter is not None
+    copy = tmp_path / "adapter-copy.gguf"
+    shutil.copy2(adapter.path, copy)
+    _overlay(
+        [
+            {
+                "id": "clinical-copy",
+                "base": shipped.raw["base"],
+                "adapter": {"path": str(copy), "sha256": adapter.sha256, "size": adapter.size},
+            }
+        ]
+    )
+    note = tmp_path / "note.txt"
+    note.write_text(NOTE, encoding="utf-8")
+    # the untouched copy passes its check (and, before the fix, lands in the hash cache)
+    assert mf.resolve_model("clinical-copy").adapter_path == copy
+
+    with copy.open("r+b") as fh:  # one byte in the middle of the tensor data
+        fh.seek(copy.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    subprocess.run(["touch", "-r", str(adapter.path), str(copy)], check=True)
+    assert copy.stat().st_mtime_ns == adapter.path.stat().st_mtime_ns
+    assert mf.sha256_file(copy) != adapter.sha256
+
+    r = noteward("summarize", "--text-file", str(note), "--model", "clinical-copy", "--json",
+                 "--threads", "2")
+    assert r.returncode == 5, (r.returncode, r.stdout[-300:])
+    assert "clinical-copy" in r.stderr and "sha256" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_merged_weights_and_their_folders_are_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from noteward.llm.merge import merge_lora
+
+    monkeypatch.setenv("NOTEWARD_CACHE_DIR", str(tmp_path / "cache"))
+    shipped = mf.load_manifest().get("smollm2-135m-clinical")
+    adapter = shipped.adapter_file()
+    assert adapter is not None
+    old = os.umask(0o022)
+    try:
+        # a real merge made elsewhere gives the pin; the cached one is built by the app
+        pin_file = merge_lora(shipped.model_file().path, adapter.path, tmp_path / "pin" / "x.gguf")
+        pin = {"type": "Q8_0", "sha256": mf.sha256_file(pin_file), "size": pin_file.stat().st_size}
+        pin_file.unlink()
+        entry = mf.ModelEntry(shipped.id, {**shipped.raw, "merge": pin}, shipped.origin, shipped.base)
+        path = mf.merged_weights(entry)
+    finally:
+        os.umask(old)
+    assert path is not None and path.parent == mf.model_cache_dir() / "merged"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for folder in (path.parent, mf.model_cache_dir()):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

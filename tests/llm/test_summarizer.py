@@ -11,6 +11,7 @@ import pytest
 
 from noteward import cli
 from noteward.core.ids import new_id
+from noteward.core.models import SUMMARY_SECTIONS
 from noteward.llm.grounding import content_words
 from noteward.llm.summarizer import SummaryService, latest_summary, load_summary, save_approved
 from noteward.settings import user_data_dir
@@ -38,15 +39,11 @@ def _check_shape(data: dict[str, Any]) -> None:
         "total_ms",
     }
     for s in data["sentences"]:
-        assert set(s) == {"text", "section", "sources", "support", "supported"}
-        assert s["section"] in (
-            "Problems",
-            "Medications",
-            "Allergies",
-            "Recent findings",
-            "Plan",
-            "Other",
-        )
+        assert set(s) == {
+            "text", "section", "sources", "support", "supported", "date", "origin", "conflicts"
+        }
+        assert s["section"] in SUMMARY_SECTIONS
+        assert s["origin"] in ("model", "extract", "fact")
         assert 0.0 <= s["support"] <= 1.0 and isinstance(s["supported"], bool)
         for src in s["sources"]:
             assert set(src) == {"note_id", "start", "end"} and src["start"] < src["end"]

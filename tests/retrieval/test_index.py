@@ -11,7 +11,8 @@ import pytest
 
 from noteward.core.errors import CancelledError
 from noteward.retrieval.embeddings import DIM, MODEL_ID, from_blobs, to_blob
-from noteward.retrieval.index import build_faiss, index_vault, pending_chunks
+from noteward.retrieval.index import build_faiss, index_vault
+from noteward.store import embeddings
 from tests.retrieval.conftest import EXTRA_NOTE, import_notes, write_notes
 
 
@@ -35,7 +36,7 @@ def test_incremental_index_embeds_only_new_chunks(filled_vault: Any, embedder: A
 
     mrn, date, body = EXTRA_NOTE
     import_notes(v, write_notes(tmp_path / "more", {mrn: [(date, body)]}))
-    new_ids = {cid for cid, _ in pending_chunks(v.conn)}
+    new_ids = {cid for cid, _ in embeddings.pending(v, MODEL_ID)}
     assert new_ids and not (new_ids & set(before))
     third = index_vault(v, embedder=embedder)
     assert third.added == len(new_ids)
@@ -67,7 +68,7 @@ def test_blob_round_trip() -> None:
 
 def test_cancel_keeps_finished_batches_and_the_next_run_continues(filled_vault: Any, embedder: Any) -> None:
     v = filled_vault
-    total = len(pending_chunks(v.conn))
+    total = len(embeddings.pending(v, MODEL_ID))
     cancel = threading.Event()
 
     def progress(done: int, _total: int) -> None:
@@ -106,17 +107,17 @@ def test_dense_index_follows_imports_and_erasure_without_rebuild(filled_vault: A
     v = filled_vault
     index_vault(v, embedder=embedder)
     index = build_faiss(v)
-    assert not index.refresh(v.conn)  # nothing changed
+    assert not index.refresh(v)  # nothing changed
     n = len(index)
     mrn, date, body = EXTRA_NOTE
     import_notes(v, write_notes(tmp_path / "more", {mrn: [(date, body)]}))
     added = index_vault(v, embedder=embedder).added
-    assert index.refresh(v.conn) and len(index) == n + added
+    assert index.refresh(v) and len(index) == n + added
     pid = v.patient("MRN-B").id
     b_chunks = {int(r[0]) for r in v.conn.execute(
         "SELECT c.id FROM chunks c JOIN notes n ON n.id = c.note_id WHERE n.patient_id = ?", (pid,))}
     v.erase_patient(pid)
-    assert index.refresh(v.conn)
+    assert index.refresh(v)
     assert len(index) == n + added - len(b_chunks)
     assert not (set(index.chunk_ids.tolist()) & b_chunks)
     assert set(index.chunk_ids.tolist()) == set(_vectors(v))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from noteward.core.models import SUMMARY_SECTIONS
 from tests.ui.conftest import SMALL_PATIENT, unlock
 from tests.ui.test_flows import import_into, select_first_patient
 
@@ -42,8 +43,7 @@ def test_summary_streams_and_each_sentence_shows_its_exact_source(qtbot, summari
     # sentences sit under their section headings, in the canonical order
     headings = [pane.body_layout.itemAt(i).widget() for i in range(pane.body_layout.count() - 1)]
     order = [w.text() for w in headings if w.objectName() == "SectionHeading"]
-    assert order and order == sorted(order, key=["Problems", "Medications", "Allergies",
-                                                  "Recent findings", "Plan", "Other"].index)
+    assert order and order == sorted(order, key=list(SUMMARY_SECTIONS).index)
 
     with_sources = [v for v in pane.views if v.sentence.sources]
     assert with_sources, "no sentence has a source span"

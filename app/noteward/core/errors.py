@@ -27,6 +27,11 @@ class VaultCorruptError(VaultLockedError):
     """The file is damaged or truncated; it is left untouched (exit 3)."""
 
 
+class VaultReadOnlyError(NotewardError):
+    """The vault file or its folder cannot be written by this user: reading works, a change
+    is refused with this error. Not a failed unlock (exit 1)."""
+
+
 class InputError(NotewardError):
     """Malformed input under --strict (exit 4)."""
 

@@ -11,13 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from noteward import console
 from noteward.core.errors import UsageError
-
-
-def _cli() -> Any:
-    from noteward import cli
-
-    return cli
+from noteward.store.unlock import open_vault
 
 
 def _read_secret(path: str | None) -> bytes | None:
@@ -47,10 +43,10 @@ def cmd_deid(args: argparse.Namespace) -> int:
             raise UsageError(f"Cannot read {args.text_file}: {exc.strerror}.") from None
         except UnicodeDecodeError:
             raise UsageError(f"{args.text_file} is not UTF-8 text; convert it first.") from None
-    secret = _read_secret(args.secret_file)
+    secret: bytes | str | None = _read_secret(args.secret_file)
     patient = None
     if args.patient:
-        vault = _cli().open_vault(args)
+        vault = open_vault(args)
         try:
             patient = vault.patient(args.patient)
             if secret is None:
@@ -59,7 +55,7 @@ def cmd_deid(args: argparse.Namespace) -> int:
             vault.close()
     result = Deidentifier().anonymize(text, mode=args.mode, patient=patient, secret=secret)
     if args.json:
-        _cli().print_json(result.to_json())
+        console.print_json(result.to_json())
     else:
         sys.stdout.write(result.text)
         if not result.text.endswith("\n"):
@@ -74,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("Choose one of --deidentify (for research and training) or --identified (audited).")
     if bool(args.patient) == bool(args.all):
         raise UsageError("Choose --patient ID or --all.")
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         ids = [vault.patient(args.patient).id] if args.patient else [p.id for p in vault.patients()]
         if not ids:
@@ -104,7 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             for r in res.values():
                 r.pop("misses", None)
                 r.pop("false_alarms", None)
-        _cli().print_json(report)
+        console.print_json(report)
     else:
         print(evaluation.format_report(report))
     return 0
@@ -202,7 +198,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report["baseline_presidio_default_notes_per_s_1_process"] = round(_rate(_baseline_work, sample, 1)[0], 2)
         report["baseline_notes"] = len(sample)
     if args.json:
-        _cli().print_json(report)
+        console.print_json(report)
     else:
         for k, v in report.items():
             print(f"{k:<48} {v}")
@@ -210,19 +206,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
-    from noteward.cli import add_vault_args
-
     p = sub.add_parser("deid", help="de-identify a text file (prints the result)")
     p.add_argument("--text-file", required=True, help="UTF-8 text file to de-identify ('-' for stdin)")
     p.add_argument("--mode", choices=("tag", "surrogate"), default="tag", help="[NAME] tags or surrogate values")
     p.add_argument("--secret-file", help="secret for surrogates (hex or bytes); default: random per run")
     p.add_argument("--patient", help="also use this vault patient's own record (and the vault's secret)")
     p.add_argument("--json", action="store_true", help="print {text, entities} with offsets into the input")
-    add_vault_args(p)
+    console.add_vault_args(p)
     p.set_defaults(handler=cmd_deid)
 
     p = sub.add_parser("export", help="export notes, de-identified (or identified, audited)")
-    add_vault_args(p)
+    console.add_vault_args(p)
     who = p.add_mutually_exclusive_group()
     who.add_argument("--patient", help="patient id or source id")
     who.add_argument("--all", action="store_true", help="every patient")

@@ -15,11 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import UsageError
 from noteward.deid.surrogates import Surrogates
-from noteward.store import audit
+from noteward.store import events
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 FORMATS = ("jsonl", "fhir")
 # Base of the Bundle's fullUrls: absolute (as FHIR asks) and never resolvable.
@@ -42,7 +45,7 @@ def _birth(patient: Any, sur: Surrogates | None) -> str | None:
 
 
 def patient_records(
-    vault: Any,
+    vault: Vault,
     patient_ids: list[str],
     deidentify: bool,
     mode: str = "surrogate",
@@ -163,7 +166,7 @@ def _fhir_bundle(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> di
 
 
 def write_export(
-    vault: Any,
+    vault: Vault,
     patient_ids: list[str],
     out: str | Path,
     fmt: str = "jsonl",
@@ -205,7 +208,6 @@ def write_export(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    with vault.transaction() as conn:
-        action = "export_deidentified" if deidentify else "export_identified"
-        audit.append(conn, action, list(patient_ids), {**counts, "fhir": int(fmt == "fhir")})
+    action = "export_deidentified" if deidentify else "export_identified"
+    events.record(vault, action, list(patient_ids), {**counts, "fhir": int(fmt == "fhir")})
     return counts

@@ -15,25 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlcipher3 import dbapi2 as sqlcipher
-
 from noteward.core.errors import UsageError
 from noteward.ingest.importer import import_paths
 from noteward.settings import shared_data_dir
-from noteward.store.vault import APP_ID, Vault, now_iso
+from noteward.store.bench import checkpoint, plain_vault
+from noteward.store.vault import Vault
 
 TARGET_NOTES_PER_S = 200.0
 TARGET_OVERHEAD = 1.3
-
-
-def _plain_vault(path: Path) -> Vault:
-    conn = sqlcipher.connect(str(path), timeout=5, isolation_level=None, check_same_thread=False)
-    Vault._configure(conn, 5000)
-    v = Vault(path, conn, "", 5000)
-    v._migrate()
-    with v.transaction():
-        conn.execute("INSERT INTO meta(key, value) VALUES ('app', ?), ('created_at', ?)", (APP_ID, now_iso()))
-    return v
 
 
 def default_data() -> Path:
@@ -50,11 +39,11 @@ def bench_import(data: str | Path | None = None, repeat: int = 3) -> dict[str, A
         for i in range(repeat):
             for variant in ("encrypted", "plain"):
                 path = Path(tmp) / f"{variant}-{i}.db"
-                v = Vault.create(path, "bench-passphrase") if variant == "encrypted" else _plain_vault(path)
+                v = Vault.create(path, "bench-passphrase") if variant == "encrypted" else plain_vault(path)
                 try:
                     t0 = time.perf_counter()
                     report = import_paths(v, [src])
-                    v.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    checkpoint(v)
                     times[variant].append(time.perf_counter() - t0)
                     notes = report.counts["notes"]["imported"]
                 finally:

@@ -83,15 +83,23 @@ _BREAKS = (re.compile(r"\n\s*\n"), re.compile(r"\n"), re.compile(r"(?<=[.!?;])\s
 
 
 def _split(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
-    if end - start <= max_chars:
-        return [(start, end)]
-    for brk in _BREAKS:
-        cut = None
-        for m in brk.finditer(text, start + max_chars // 3, start + max_chars):
-            cut = m.end()
-        if cut and start < cut < end:
-            return [(start, cut), *_split(text, cut, end, max_chars)]
-    return [(start, start + max_chars), *_split(text, start + max_chars, end, max_chars)]
+    """Cut ``text[start:end]`` into pieces of at most ``max_chars``, each cut at the last
+    paragraph, line, sentence or word break in the piece's last two thirds (a loop, not
+    recursion: one section may be megabytes long)."""
+    pieces: list[tuple[int, int]] = []
+    while end - start > max_chars:
+        cut = start + max_chars
+        for brk in _BREAKS:
+            found = None
+            for m in brk.finditer(text, start + max_chars // 3, start + max_chars):
+                found = m.end()
+            if found and start < found < end:
+                cut = found
+                break
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
 
 
 def chunk_note(text: str, rules: SectionRules | None = None) -> list[ChunkSpan]:

@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from noteward import console
 from noteward.core.errors import InputError, UsageError
+from noteward.store.unlock import open_vault
 
 
 def _parse_map(items: list[str] | None) -> dict[str, str]:
@@ -21,10 +23,9 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from noteward import cli
     from noteward.ingest.importer import import_paths
 
-    vault = cli.open_vault(args)
+    vault = open_vault(args)
 
     def progress(done: int, total: int) -> None:
         if not args.json and sys.stderr.isatty():
@@ -35,14 +36,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     except InputError as exc:
         rep = getattr(exc, "report", None)
         if args.json and rep is not None:
-            cli.print_json(rep.to_json())
+            console.print_json(rep.to_json())
         elif rep is not None:
             _print_problems(rep)
         raise
     finally:
         vault.close()
     if args.json:
-        cli.print_json(report.to_json())
+        console.print_json(report.to_json())
         return 0
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -72,12 +73,11 @@ def _print_problems(report: Any) -> None:
 
 
 def cmd_bench_import(args: argparse.Namespace) -> int:
-    from noteward import cli
     from noteward.ingest.bench import bench_import
 
     result = bench_import(args.data, repeat=args.repeat)
     if args.json:
-        cli.print_json(result)
+        console.print_json(result)
     else:
         for line in result["lines"]:
             print(line)
@@ -85,10 +85,8 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
-    from noteward.cli import add_vault_args
-
     p = sub.add_parser("import", help="import notes: text files or folders, CSV, FHIR NDJSON or Bundle")
-    add_vault_args(p)
+    console.add_vault_args(p)
     p.add_argument("paths", nargs="+", help="files or folders to import")
     p.add_argument("--strict", action="store_true", help="abort and change nothing on any malformed record")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")

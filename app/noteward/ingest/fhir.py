@@ -11,18 +11,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import Any
 
-from noteward.ingest.cleaning import decode_text
+from noteward.ingest.cleaning import decode_bytes, decode_text, looks_binary
 from noteward.ingest.records import (
+    DEFAULT_MAX_NOTE_BYTES,
     EncounterRecord,
     FactRecord,
     ImportProblem,
     NoteRecord,
     ParsedBatch,
     PatientRecord,
+    RecordError,
+    has_lone_surrogate,
+    too_big_reason,
 )
 
 FACT_KINDS = {
@@ -34,8 +38,75 @@ FACT_KINDS = {
 }
 
 
-class ResourceError(ValueError):
-    """A resource is missing something Noteward needs (message says what)."""
+class ResourceError(RecordError):
+    """A resource is missing something Noteward needs or holds a value of the wrong type
+    (the message names the element, never its value)."""
+
+
+# FHIR R4 date and dateTime (an instant is a dateTime with seconds and a zone), as the
+# specification's regular expressions give them, ASCII digits only.
+_DATE = (
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+    r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"
+)
+_TIME = r"T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+DATE_RE = re.compile(_DATE)
+DATETIME_RE = re.compile(_DATE + "(" + _TIME + ")?")
+# A Bundle inside a Bundle inside ... is legal but never this deep in an export.
+MAX_BUNDLE_DEPTH = 8
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object element (absent: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ResourceError(f"{where} is not an object")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    """A repeating element (absent: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ResourceError(f"{where} is not a list")
+    return value
+
+
+def _objs(value: Any, where: str) -> list[dict[str, Any]]:
+    return [_obj(v, f"{where}[{i}]") for i, v in enumerate(_list(value, where))]
+
+
+def _str(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ResourceError(f"{where} is not a string")
+    if has_lone_surrogate(value):
+        raise ResourceError(f"{where} is not valid Unicode (it holds a lone surrogate)")
+    return value
+
+
+def _strs(value: Any, where: str) -> list[str]:
+    return [s for i, v in enumerate(_list(value, where)) if (s := _str(v, f"{where}[{i}]")) is not None]
+
+
+def _date(value: Any, where: str, *, with_time: bool = True) -> str | None:
+    """A FHIR date (``with_time`` False) or dateTime; anything else is an error."""
+    s = _str(value, where)
+    if s is None:
+        return None
+    if not (DATETIME_RE if with_time else DATE_RE).fullmatch(s):
+        raise ResourceError(f"{where} is not a FHIR {'dateTime' if with_time else 'date'}")
+    return s
+
+
+def _id(res: dict[str, Any], required: bool = True) -> str | None:
+    rid = _str(res.get("id"), f"{res['resourceType']}.id")
+    if required and not rid:
+        raise ResourceError(f"{res['resourceType']} has no id")
+    return rid or None
 
 
 def ref_id(ref: Any) -> str | None:
@@ -45,228 +116,299 @@ def ref_id(ref: Any) -> str | None:
     if not isinstance(ref, str) or not ref:
         return None
     if ref.startswith("urn:uuid:"):
-        return ref[len("urn:uuid:"):]
+        return ref[len("urn:uuid:"):] or None
     if "?" in ref:  # conditional reference (Practitioner?identifier=...): no id
         return None
-    return ref.rsplit("/", 1)[-1]
+    return ref.rsplit("/", 1)[-1] or None
 
 
-def _concept_text(cc: Any) -> str | None:
-    if not isinstance(cc, dict):
+def _concept_text(cc: Any, where: str) -> str | None:
+    if cc is None:
         return None
-    if cc.get("text"):
-        return str(cc["text"])
-    for coding in cc.get("coding") or []:
-        if isinstance(coding, dict) and coding.get("display"):
-            return str(coding["display"])
+    cc = _obj(cc, where)
+    text = _str(cc.get("text"), f"{where}.text")
+    if text:
+        return text
+    for i, coding in enumerate(_objs(cc.get("coding"), f"{where}.coding")):
+        display = _str(coding.get("display"), f"{where}.coding[{i}].display")
+        if display:
+            return display
     return None
 
 
-def _concept_code(cc: Any) -> str | None:
-    if isinstance(cc, dict):
-        for coding in cc.get("coding") or []:
-            if isinstance(coding, dict) and coding.get("code"):
-                return f"{coding.get('system', '')}|{coding['code']}"
+def _concept_code(cc: Any, where: str) -> str | None:
+    if cc is None:
+        return None
+    for i, coding in enumerate(_objs(_obj(cc, where).get("coding"), f"{where}.coding")):
+        code = _str(coding.get("code"), f"{where}.coding[{i}].code")
+        if code:
+            return f"{_str(coding.get('system'), f'{where}.coding[{i}].system') or ''}|{code}"
     return None
 
 
 def _status(res: dict[str, Any]) -> str | None:
-    cs = res.get("clinicalStatus")
-    if isinstance(cs, dict):
-        for coding in cs.get("coding") or []:
-            if coding.get("code"):
-                return str(coding["code"])
-    return res.get("status")
+    rtype = res["resourceType"]
+    if res.get("clinicalStatus") is not None:
+        cs = _obj(res["clinicalStatus"], f"{rtype}.clinicalStatus")
+        for i, coding in enumerate(_objs(cs.get("coding"), f"{rtype}.clinicalStatus.coding")):
+            code = _str(coding.get("code"), f"{rtype}.clinicalStatus.coding[{i}].code")
+            if code:
+                return code
+    return _str(res.get("status"), f"{rtype}.status")
 
 
-def _name(res: dict[str, Any]) -> str:
-    names = res.get("name") or []
-    chosen = next((n for n in names if n.get("use") == "official"), names[0] if names else None)
+def _human_names(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Patient.name, every element checked: (use, text, prefix, given, family) per name."""
+    out = []
+    for i, n in enumerate(_objs(res.get("name"), "Patient.name")):
+        w = f"Patient.name[{i}]"
+        out.append({
+            "use": _str(n.get("use"), f"{w}.use"),
+            "text": _str(n.get("text"), f"{w}.text"),
+            "prefix": _strs(n.get("prefix"), f"{w}.prefix"),
+            "given": _strs(n.get("given"), f"{w}.given"),
+            "family": _str(n.get("family"), f"{w}.family") or "",
+        })
+    return out
+
+
+def _name(names: list[dict[str, Any]]) -> str:
+    chosen = next((n for n in names if n["use"] == "official"), names[0] if names else None)
     if not chosen:
         return ""
-    if chosen.get("text"):
+    if chosen["text"]:
         return str(chosen["text"])
-    return " ".join([*chosen.get("given", []), chosen.get("family", "")]).strip()
+    return " ".join([*chosen["given"], chosen["family"]]).strip()
 
 
 def parse_patient(res: dict[str, Any]) -> PatientRecord:
-    if not res.get("id"):
-        raise ResourceError("Patient has no id")
-    identifiers = [
-        {"type": ((i.get("type") or {}).get("text") or (i.get("system") or "")), "value": i.get("value")}
-        for i in res.get("identifier") or []
-        if i.get("value")
+    rid = _id(res)
+    assert rid is not None
+    names = _human_names(res)
+    identifiers = []
+    for i, ident in enumerate(_objs(res.get("identifier"), "Patient.identifier")):
+        w = f"Patient.identifier[{i}]"
+        value = _str(ident.get("value"), f"{w}.value")
+        if value:
+            kind = _str(_obj(ident.get("type"), f"{w}.type").get("text"), f"{w}.type.text")
+            identifiers.append({"type": kind or _str(ident.get("system"), f"{w}.system") or "", "value": value})
+    all_names = [" ".join([*n["prefix"], *n["given"], n["family"]]).strip() for n in names]
+    telecom = [
+        v for i, t in enumerate(_objs(res.get("telecom"), "Patient.telecom"))
+        if (v := _str(t.get("value"), f"Patient.telecom[{i}].value"))
     ]
-    all_names = [
-        " ".join([*n.get("prefix", []), *n.get("given", []), n.get("family", "")]).strip()
-        for n in res.get("name") or []
-    ]
-    details = {
-        "names": [n for n in all_names if n],
-        "identifiers": identifiers,
-        "telecom": [t.get("value") for t in res.get("telecom") or [] if t.get("value")],
-        "address": [
-            {
-                "line": a.get("line", []),
-                "city": a.get("city"),
-                "state": a.get("state"),
-                "postalCode": a.get("postalCode"),
-                "country": a.get("country"),
-            }
-            for a in res.get("address") or []
-        ],
-    }
-    deceased_dt = res.get("deceasedDateTime")
+    address = []
+    for i, a in enumerate(_objs(res.get("address"), "Patient.address")):
+        w = f"Patient.address[{i}]"
+        address.append({
+            "line": _strs(a.get("line"), f"{w}.line"),
+            **{k: _str(a.get(k), f"{w}.{k}") for k in ("city", "state", "postalCode", "country")},
+        })
+    deceased_dt = _date(res.get("deceasedDateTime"), "Patient.deceasedDateTime")
+    deceased_bool = res.get("deceasedBoolean")
+    if deceased_bool is not None and not isinstance(deceased_bool, bool):
+        raise ResourceError("Patient.deceasedBoolean is not true or false")
     return PatientRecord(
-        source_id=str(res["id"]),
-        name=_name(res),
-        birth_date=res.get("birthDate"),
-        sex=res.get("gender"),
-        deceased=bool(deceased_dt or res.get("deceasedBoolean")),
+        source_id=rid,
+        name=_name(names),
+        birth_date=_date(res.get("birthDate"), "Patient.birthDate", with_time=False),
+        sex=_str(res.get("gender"), "Patient.gender"),
+        deceased=bool(deceased_dt or deceased_bool),
         deceased_date=deceased_dt,
-        details=details,
+        details={"names": [n for n in all_names if n], "identifiers": identifiers, "telecom": telecom,
+                 "address": address},
     )
 
 
-def parse_encounter(res: dict[str, Any]) -> EncounterRecord:
+def parse_encounter(res: dict[str, Any], origin: str = "") -> EncounterRecord:
+    rid = _id(res, required=False)
     pid = ref_id(res.get("subject"))
-    if not res.get("id") or not pid:
+    if not rid or not pid:
         raise ResourceError("Encounter has no id or no subject")
-    period = res.get("period") or {}
-    types = res.get("type") or []
+    period = _obj(res.get("period"), "Encounter.period")
+    types = _list(res.get("type"), "Encounter.type")
     return EncounterRecord(
-        source_id=str(res["id"]),
+        source_id=rid,
         patient_source_id=pid,
-        date=period.get("start"),
-        end_date=period.get("end"),
-        type=_concept_text(types[0]) if types else None,
+        date=_date(period.get("start"), "Encounter.period.start"),
+        end_date=_date(period.get("end"), "Encounter.period.end"),
+        type=_concept_text(types[0], "Encounter.type[0]") if types else None,
+        origin=origin,
     )
 
 
-def parse_document(res: dict[str, Any], origin: str) -> tuple[NoteRecord | None, bool]:
-    """A DocumentReference's text/plain attachment as a note; (note, encoding_repaired)."""
+def parse_document(res: dict[str, Any], origin: str, max_bytes: int) -> tuple[NoteRecord | None, bool]:
+    """A DocumentReference's text/plain attachment as a note; (note, encoding_repaired).
+
+    Notes over ``max_bytes`` are refused before their attachment is decoded."""
+    rid = _id(res, required=False)
     pid = ref_id(res.get("subject"))
     if not pid:
         raise ResourceError("DocumentReference has no subject")
     attachment = None
-    for content in res.get("content") or []:
-        att = content.get("attachment") or {}
-        if str(att.get("contentType", "")).startswith("text/plain") and "data" in att:
+    for i, content in enumerate(_objs(res.get("content"), "DocumentReference.content")):
+        att = _obj(content.get("attachment"), f"DocumentReference.content[{i}].attachment")
+        ctype = _str(att.get("contentType"), f"DocumentReference.content[{i}].attachment.contentType") or ""
+        if ctype.startswith("text/plain") and "data" in att:
             attachment = att
             break
     if attachment is None:
         raise ResourceError("DocumentReference has no text/plain attachment with data")
+    data = _str(attachment["data"], "DocumentReference attachment data") or ""
+    if len(data) // 4 * 3 > max_bytes + 3:
+        raise ResourceError(too_big_reason(len(data) // 4 * 3, max_bytes))
     try:
-        raw = base64.b64decode(attachment["data"], validate=True)
-    except (binascii.Error, ValueError, TypeError):
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
         raise ResourceError("DocumentReference attachment is not valid base64") from None
+    if len(raw) > max_bytes:
+        raise ResourceError(too_big_reason(len(raw), max_bytes))
+    if looks_binary(raw):
+        raise ResourceError("DocumentReference attachment is binary, not text")
     text, repaired = decode_text(raw)
-    types = (res.get("type") or {}).get("coding") or []
-    authors = res.get("author") or []
-    enc = ((res.get("context") or {}).get("encounter") or [None])[0]
-    period = (res.get("context") or {}).get("period") or {}
+    dtype = res.get("type")
+    type_codings = _objs(_obj(dtype, "DocumentReference.type").get("coding"), "DocumentReference.type.coding")
+    authors = _objs(res.get("author"), "DocumentReference.author")
+    context = _obj(res.get("context"), "DocumentReference.context")
+    encounters = _list(context.get("encounter"), "DocumentReference.context.encounter")
+    period = _obj(context.get("period"), "DocumentReference.context.period")
+    date = _date(res.get("date"), "DocumentReference.date") or _date(
+        period.get("start"), "DocumentReference.context.period.start")
+    first_display = _str(type_codings[0].get("display"), "DocumentReference.type.coding[0].display") \
+        if type_codings else None
     return (
         NoteRecord(
             patient_source_id=pid,
             text=text,
             origin=origin,
-            date=res.get("date") or period.get("start"),
-            type=(types[0].get("display") if types else None) or _concept_text(res.get("type")),
-            author=authors[0].get("display") if authors else None,
+            date=date,
+            type=first_display or _concept_text(dtype, "DocumentReference.type"),
+            author=_str(authors[0].get("display"), "DocumentReference.author[0].display") if authors else None,
             source="fhir",
-            source_id=res.get("id"),
-            encounter_source_id=ref_id(enc) if enc else None,
+            source_id=rid,
+            encounter_source_id=ref_id(encounters[0]) if encounters else None,
         ),
         repaired,
     )
 
 
-def parse_fact(res: dict[str, Any]) -> FactRecord:
-    kind, concept_key, subject_key = FACT_KINDS[res["resourceType"]]
+def parse_fact(res: dict[str, Any], origin: str = "") -> FactRecord:
+    rtype = res["resourceType"]
+    kind, concept_key, subject_key = FACT_KINDS[rtype]
     pid = ref_id(res.get(subject_key))
     if not pid:
-        raise ResourceError(f"{res['resourceType']} has no {subject_key}")
+        raise ResourceError(f"{rtype} has no {subject_key}")
     concept = res.get(concept_key)
-    display = _concept_text(concept)
+    display = _concept_text(concept, f"{rtype}.{concept_key}")
     if not display:
-        raise ResourceError(f"{res['resourceType']} has no {concept_key} text")
-    date = (
-        res.get("onsetDateTime")
-        or res.get("authoredOn")
-        or res.get("recordedDate")
-        or res.get("occurrenceDateTime")
-        or (res.get("performedPeriod") or {}).get("start")
-        or res.get("performedDateTime")
-    )
-    end = res.get("abatementDateTime") or (res.get("performedPeriod") or {}).get("end")
+        raise ResourceError(f"{rtype} has no {concept_key} text")
+    performed = _obj(res.get("performedPeriod"), f"{rtype}.performedPeriod")
+    starts = [(res.get(k), f"{rtype}.{k}") for k in
+              ("onsetDateTime", "authoredOn", "recordedDate", "occurrenceDateTime")]
+    starts += [(performed.get("start"), f"{rtype}.performedPeriod.start"),
+               (res.get("performedDateTime"), f"{rtype}.performedDateTime")]
+    dates = [_date(v, w) for v, w in starts]
+    ends = [_date(res.get("abatementDateTime"), f"{rtype}.abatementDateTime"),
+            _date(performed.get("end"), f"{rtype}.performedPeriod.end")]
     return FactRecord(
         kind=kind,
         patient_source_id=pid,
         display=display,
-        source_id=res.get("id"),
-        code=_concept_code(concept),
+        source_id=_id(res, required=False),
+        code=_concept_code(concept, f"{rtype}.{concept_key}"),
         status=_status(res),
-        date=date,
-        end_date=end,
+        date=next((d for d in dates if d), None),
+        end_date=next((d for d in ends if d), None),
         encounter_source_id=ref_id(res.get("encounter")),
+        origin=origin,
     )
 
 
-def add_resource(batch: ParsedBatch, res: Any, file: str, line: int | None, position: str) -> None:
+def add_resource(batch: ParsedBatch, res: Any, file: str, line: int | None, position: str,
+                 max_bytes: int = DEFAULT_MAX_NOTE_BYTES, depth: int = 0) -> None:
     """Parse one resource into ``batch``; problems are recorded, never raised."""
     if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
         batch.problems.append(ImportProblem(file, "not a FHIR resource (no resourceType)", line, position))
         return
     rtype = res["resourceType"]
     where = f"{rtype} {position}"
+    origin = f"{file}:{line}" if line else f"{file}:{where}"
     try:
         if rtype == "Bundle":
-            for i, entry in enumerate(res.get("entry") or [], start=1):
-                add_resource(batch, (entry or {}).get("resource"), file, line, f"entry #{i}")
+            if depth >= MAX_BUNDLE_DEPTH:
+                raise ResourceError(f"Bundle nested more than {MAX_BUNDLE_DEPTH} deep")
+            for i, entry in enumerate(_list(res.get("entry"), "Bundle.entry"), start=1):
+                if not isinstance(entry, dict):
+                    batch.problems.append(ImportProblem(file, "Bundle entry is not an object", line, f"entry #{i}"))
+                    continue
+                add_resource(batch, entry.get("resource"), file, line, f"entry #{i}", max_bytes, depth + 1)
         elif rtype == "Patient":
             batch.patients.append(parse_patient(res))
         elif rtype == "Encounter":
-            batch.encounters.append(parse_encounter(res))
+            batch.encounters.append(parse_encounter(res, origin))
         elif rtype == "DocumentReference":
-            note, repaired = parse_document(res, f"{file}:{line or position}")
+            note, repaired = parse_document(res, origin, max_bytes)
             if note is not None:
                 batch.notes.append(note)
                 batch.repaired_encoding += int(repaired)
         elif rtype in FACT_KINDS:
-            batch.facts.append(parse_fact(res))
+            batch.facts.append(parse_fact(res, origin))
         else:
             batch.ignored[rtype] = batch.ignored.get(rtype, 0) + 1
-    except ResourceError as exc:
+    except RecordError as exc:
         batch.problems.append(ImportProblem(file, str(exc), line, where))
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
         batch.problems.append(ImportProblem(file, f"malformed {rtype}: unexpected structure ({type(exc).__name__})", line, where))
 
 
-def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            yield n, raw.decode("utf-8", errors="replace")
+class BadJSON(ValueError):
+    """Text that is not JSON; ``lineno`` where the parser stopped, when it knows."""
+
+    def __init__(self, reason: str, lineno: int | None = None) -> None:
+        super().__init__(reason)
+        self.lineno = lineno
 
 
-def parse_fhir_file(path: Path) -> ParsedBatch:
-    """Parse an NDJSON bulk-export file or a JSON Bundle / single resource."""
+def _loads(text: str) -> Any:
+    """``json.loads`` whose every failure is a :class:`BadJSON` with a message that quotes
+    no input: too deep nesting and over-long integers included."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadJSON(f"invalid JSON: {exc.msg}", exc.lineno) from None
+    except RecursionError:
+        raise BadJSON("invalid JSON: nested too deeply") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise BadJSON("invalid JSON: a number is too long") from None
+
+
+def parse_fhir_file(path: Path, max_bytes: int = DEFAULT_MAX_NOTE_BYTES) -> ParsedBatch:
+    """Parse an NDJSON bulk-export file or a JSON Bundle / single resource.
+
+    Text that is not UTF-8 is read as Windows-1252 and counted as repaired (per NDJSON
+    line, per JSON file). A line that is not JSON is reported and the next one read."""
     batch = ParsedBatch(files=1)
     name = path.name
     if path.suffix.lower() == ".ndjson":
-        for n, line in _ndjson_lines(path):
-            if not line.strip():
-                continue
-            try:
-                res = json.loads(line)
-            except json.JSONDecodeError as exc:
-                batch.problems.append(ImportProblem(name, f"invalid JSON: {exc.msg}", n))
-                continue
-            add_resource(batch, res, name, n, f"line {n}")
+        with path.open("rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                line, repaired = decode_bytes(raw)
+                try:
+                    res = _loads(line)
+                except BadJSON as exc:
+                    batch.problems.append(ImportProblem(name, str(exc), n))
+                    continue
+                batch.repaired_encoding += int(repaired)
+                add_resource(batch, res, name, n, f"line {n}", max_bytes)
         return batch
+    text, repaired = decode_bytes(path.read_bytes())
     try:
-        res = json.loads(path.read_bytes().decode("utf-8-sig", errors="replace"))
-    except json.JSONDecodeError as exc:
-        batch.problems.append(ImportProblem(name, f"invalid JSON: {exc.msg}", exc.lineno))
+        res = _loads(text)
+    except BadJSON as exc:
+        batch.problems.append(ImportProblem(name, str(exc), exc.lineno))
         return batch
-    add_resource(batch, res, name, None, "#1")
+    batch.repaired_encoding += int(repaired)
+    add_resource(batch, res, name, None, "#1", max_bytes)
     return batch

@@ -9,7 +9,6 @@ do not count it twice. Re-importing the same files adds nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -21,12 +20,13 @@ from typing import Any
 
 from noteward.core.errors import CancelledError, InputError, UsageError
 from noteward.core.ids import new_id
+from noteward.core.models import Note, Patient
 from noteward.ingest.chunking import chunk_note
 from noteward.ingest.cleaning import is_empty, normalize
 from noteward.ingest.fhir import parse_fhir_file
-from noteward.ingest.records import ImportProblem, ImportReport, ParsedBatch
+from noteward.ingest.records import ImportProblem, ImportReport, ParsedBatch, problem_at
 from noteward.ingest.textfiles import parse_csv_file, parse_text_file
-from noteward.store import audit
+from noteward.store import chunks, encounters, facts, imports, notes, patients
 from noteward.store.vault import Vault, now_iso
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".note", ""}
 FHIR_SUFFIXES = {".ndjson", ".json"}
+PARSER_FAILED = "Noteward could not parse this file (please report it)"
 
 
 def max_note_bytes() -> int:
@@ -78,7 +79,7 @@ def parse_paths(paths: Iterable[str | Path], csv_map: dict[str, str] | None = No
         suffix = f.suffix.lower()
         try:
             if suffix in FHIR_SUFFIXES:
-                batch.extend(parse_fhir_file(f))
+                batch.extend(parse_fhir_file(f, limit))
             elif suffix == ".csv":
                 batch.extend(parse_csv_file(f, csv_map or {}, limit))
             elif suffix in TEXT_SUFFIXES:
@@ -87,6 +88,9 @@ def parse_paths(paths: Iterable[str | Path], csv_map: dict[str, str] | None = No
                 batch.problems.append(ImportProblem(f.name, f"unsupported file type '{suffix}' (use .txt, .csv, .ndjson or .json)"))
         except OSError as exc:
             batch.problems.append(ImportProblem(f.name, f"cannot read file: {exc.strerror}"))
+        except Exception as exc:  # a parser's oversight costs one file, never the import
+            log.warning("parser failed on a file (%s); reported and skipped", type(exc).__name__)
+            batch.problems.append(ImportProblem(f.name, f"{PARSER_FAILED} ({type(exc).__name__}); skipped"))
     return batch
 
 
@@ -168,65 +172,55 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
         if progress is not None and (done % 25 == 0 or done == total):
             progress(done, total)
 
-    with vault.transaction() as conn:
-        patients = dict(conn.execute("SELECT source_id, id FROM patients WHERE source_id IS NOT NULL").fetchall())
+    with vault.transaction():
+        patient_ids = patients.ids_by_source(vault)
         created = now_iso()
 
         def ensure_patient(source_id: str, name: str) -> str:
-            if source_id not in patients:
+            if source_id not in patient_ids:
                 pid = new_id("pt")
-                conn.execute(
-                    "INSERT INTO patients(id, source_id, name, created_at) VALUES (?,?,?,?)",
-                    (pid, source_id, name or source_id, created),
-                )
+                patients.add(vault, Patient(pid, source_id, name or source_id), created)
                 hook.row()
-                patients[source_id] = pid
+                patient_ids[source_id] = pid
                 report.bump("patients", "imported")
-            return patients[source_id]
+            return patient_ids[source_id]
 
         for p in batch.patients:
             step()
-            if p.source_id in patients:
+            if p.source_id in patient_ids:
                 report.bump("patients", "skipped")
                 continue
             pid = new_id("pt")
-            conn.execute(
-                "INSERT INTO patients(id, source_id, name, birth_date, sex, deceased, deceased_date,"
-                " details, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (pid, p.source_id, p.name, p.birth_date, p.sex, int(p.deceased), p.deceased_date,
-                 json.dumps(p.details), created),
-            )
+            patients.add(vault, Patient(pid, p.source_id, p.name, p.birth_date, p.sex, p.deceased,
+                                        p.deceased_date, details=p.details), created)
             hook.row()
-            patients[p.source_id] = pid
+            patient_ids[p.source_id] = pid
             report.bump("patients", "imported")
 
         def patient_for(source_id: str, what: str, origin: str) -> str | None:
-            if source_id in patients:
-                return patients[source_id]
-            report.problems.append(ImportProblem(origin.split(":")[0], f"{what} refers to a patient that is neither in this import nor in the vault"))
+            if source_id in patient_ids:
+                return patient_ids[source_id]
+            report.problems.append(problem_at(origin, f"{what} refers to a patient that is neither in this import nor in the vault"))
             return None
 
-        encounters = dict(conn.execute("SELECT source_id, id FROM encounters WHERE source_id IS NOT NULL").fetchall())
+        encounter_ids = encounters.ids_by_source(vault)
         for e in batch.encounters:
             step()
-            if e.source_id in encounters:
+            if e.source_id in encounter_ids:
                 report.bump("encounters", "skipped")
                 continue
-            epid = patient_for(e.patient_source_id, "an Encounter", "Encounter")
+            epid = patient_for(e.patient_source_id, "an Encounter", e.origin)
             if epid is None:
                 report.bump("encounters", "skipped")
                 continue
             eid = new_id("en")
-            conn.execute(
-                "INSERT INTO encounters(id, patient_id, source_id, date, end_date, type) VALUES (?,?,?,?,?,?)",
-                (eid, epid, e.source_id, e.date, e.end_date, e.type),
-            )
+            encounters.add(vault, encounters.Encounter(eid, epid, e.source_id, e.date, e.end_date, e.type))
             hook.row()
-            encounters[e.source_id] = eid
+            encounter_ids[e.source_id] = eid
             report.bump("encounters", "imported")
 
         known: dict[tuple[str, str], list[tuple[str | None, str]]] = {}
-        for pid_, h, d, nid in conn.execute("SELECT patient_id, content_hash, date, id FROM notes ORDER BY date, id"):
+        for pid_, h, d, nid in notes.fingerprints(vault):
             known.setdefault((pid_, h), []).append((d, nid))
         for n in batch.notes:
             step()
@@ -251,12 +245,11 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
                 continue
             near = copies[0][1] if copies else None
             nid = new_id("nt")
-            conn.execute(
-                "INSERT INTO notes(id, patient_id, encounter_id, source, source_id, author, date, type,"
-                " text, content_hash, near_duplicate_of, import_id, created_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (nid, pid, encounters.get(n.encounter_source_id or ""), n.source, n.source_id, n.author,
-                 n.date, n.type, text, h, near, report.import_id, created),
+            notes.add(
+                vault,
+                Note(nid, pid, text, n.date, n.type, n.author, n.source, n.source_id,
+                     encounter_ids.get(n.encounter_source_id or ""), h, near),
+                import_id=report.import_id, created_at=created,
             )
             hook.row()
             copies.append((n.date, nid))
@@ -264,33 +257,20 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
             if near:
                 report.bump("notes", "near_duplicates")
             for c in chunk_note(text):
-                cur = conn.execute(
-                    'INSERT INTO chunks(note_id, start, "end", section) VALUES (?,?,?,?)',
-                    (nid, c.start, c.end, c.section),
-                )
-                conn.execute(
-                    "INSERT INTO chunks_fts(rowid, text, patient_id) VALUES (?,?,?)",
-                    (cur.lastrowid, text[c.start:c.end], pid),
-                )
+                chunks.add(vault, nid, pid, c.start, c.end, c.section, text[c.start:c.end])
 
-        facts_known = {
-            (k, s) for k, s in conn.execute("SELECT kind, source_id FROM facts WHERE source_id IS NOT NULL")
-        }
+        facts_known = facts.source_keys(vault)
         for f in batch.facts:
             step()
             if f.source_id and (f.kind, f.source_id) in facts_known:
                 report.bump("facts", "skipped")
                 continue
-            fpid = patient_for(f.patient_source_id, f"a {f.kind} record", f.kind)
+            fpid = patient_for(f.patient_source_id, f"a {f.kind} record", f.origin)
             if fpid is None:
                 report.bump("facts", "skipped")
                 continue
-            conn.execute(
-                "INSERT INTO facts(patient_id, kind, source_id, code, display, status, date, end_date,"
-                " encounter_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                (fpid, f.kind, f.source_id, f.code, f.display, f.status, f.date, f.end_date,
-                 encounters.get(f.encounter_source_id or "")),
-            )
+            facts.add(vault, facts.Fact(fpid, f.kind, f.source_id, f.code, f.display, f.status, f.date,
+                                        f.end_date, encounter_ids.get(f.encounter_source_id or "")))
             hook.row()
             if f.source_id:
                 facts_known.add((f.kind, f.source_id))
@@ -301,14 +281,7 @@ def _write(vault: Vault, batch: ParsedBatch, report: ImportReport, strict: bool,
                 f"{len(report.problems)} problem(s) in the input; --strict: nothing was imported. "
                 f"First: {report.problems[0].file} {report.problems[0].reason}"
             )
-        conn.execute(
-            "INSERT INTO imports(id, started_at, finished_at, report) VALUES (?,?,?,?)",
-            (report.import_id, created, now_iso(), json.dumps({"counts": report.counts, "errors": len(report.problems)})),
-        )
-        audit.append(
-            conn, "import", [report.import_id],
-            {k: v["imported"] for k, v in report.counts.items()} | {"errors": len(report.problems)},
-        )
+        imports.record(vault, report.import_id, created, now_iso(), report.counts, len(report.problems))
     report.committed = True
     hook.committed()
 

@@ -7,8 +7,49 @@ Noteward's own ids are assigned when they are stored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+
+class RecordError(ValueError):
+    """A record holds something the vault cannot store; the message names the field,
+    never its value (values can be PHI)."""
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+DEFAULT_MAX_NOTE_BYTES = 10_000_000  # NOTEWARD_MAX_NOTE_MB's default
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` cannot be encoded as UTF-8 (JSON's ``\\ud800`` escapes give such)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None  # isascii is O(1)
+
+
+def check_record(record: Any) -> None:
+    """Every text field of a record is a ``str`` (or None where optional) that can be
+    encoded as UTF-8: the last guard before a value is bound into an SQL statement, so a
+    parser's oversight is reported as a bad record instead of failing the whole import."""
+    for f in fields(record):
+        if f.type not in ("str", "str | None"):
+            continue
+        value = getattr(record, f.name)
+        if value is None:
+            if f.type == "str":
+                raise RecordError(f"{f.name} is missing")
+            continue
+        if not isinstance(value, str):
+            raise RecordError(f"{f.name} is not text")
+        if has_lone_surrogate(value):
+            raise RecordError(f"{f.name} is not valid Unicode (it holds a lone surrogate)")
+
+
+def too_big_reason(size: int, limit: int) -> str:
+    """The report's reason for a note over the size limit (NOTEWARD_MAX_NOTE_MB)."""
+    return (
+        f"note is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit for one note; "
+        "split it into smaller notes or raise NOTEWARD_MAX_NOTE_MB"
+    )
 
 
 @dataclass
@@ -21,6 +62,9 @@ class PatientRecord:
     deceased_date: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_record(self)
+
 
 @dataclass
 class EncounterRecord:
@@ -29,6 +73,10 @@ class EncounterRecord:
     date: str | None = None
     end_date: str | None = None
     type: str | None = None
+    origin: str = ""  # "file:line" or "file:resource", for error reports (no PHI)
+
+    def __post_init__(self) -> None:
+        check_record(self)
 
 
 @dataclass
@@ -44,6 +92,9 @@ class NoteRecord:
     encounter_source_id: str | None = None
     patient_name: str | None = None  # when the note itself names its patient (text, CSV)
 
+    def __post_init__(self) -> None:
+        check_record(self)
+
 
 @dataclass
 class FactRecord:
@@ -56,6 +107,10 @@ class FactRecord:
     date: str | None = None
     end_date: str | None = None
     encounter_source_id: str | None = None
+    origin: str = ""  # "file:line" or "file:resource", for error reports (no PHI)
+
+    def __post_init__(self) -> None:
+        check_record(self)
 
 
 @dataclass
@@ -67,6 +122,16 @@ class ImportProblem:
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "resource": self.resource, "reason": self.reason}
+
+
+def problem_at(origin: str, reason: str) -> ImportProblem:
+    """The problem for a record found at ``origin`` ("file:line" or "file:resource")."""
+    file, _, where = origin.rpartition(":")
+    if not file:
+        return ImportProblem(origin, reason)
+    if where.isdigit():
+        return ImportProblem(file, reason, int(where))
+    return ImportProblem(file, reason, None, where)
 
 
 @dataclass

@@ -12,9 +12,10 @@ import csv
 import io
 import re
 from pathlib import Path
+from typing import Any
 
-from noteward.ingest.cleaning import decode_text
-from noteward.ingest.records import ImportProblem, NoteRecord, ParsedBatch
+from noteward.ingest.cleaning import decode_text, looks_binary
+from noteward.ingest.records import ImportProblem, NoteRecord, ParsedBatch, too_big_reason
 
 HEADER_KEYS = {
     "patient": "patient_name",
@@ -53,9 +54,13 @@ def parse_text_file(path: Path, root: Path, max_bytes: int) -> ParsedBatch:
     batch = ParsedBatch(files=1)
     size = path.stat().st_size
     if size > max_bytes:
-        batch.problems.append(ImportProblem(path.name, _too_big(size, max_bytes)))
+        batch.problems.append(ImportProblem(path.name, too_big_reason(size, max_bytes)))
         return batch
-    text, repaired = decode_text(path.read_bytes())
+    raw = path.read_bytes()
+    if looks_binary(raw):
+        batch.problems.append(ImportProblem(path.name, _binary_reason(raw)))
+        return batch
+    text, repaired = decode_text(raw)
     batch.repaired_encoding += int(repaired)
     fields, body = split_header(text)
     folder = path.parent.name if path.parent != root or root.is_dir() else ""
@@ -96,23 +101,56 @@ CSV_DEFAULTS = {
 
 def parse_csv_file(path: Path, mapping: dict[str, str], max_bytes: int) -> ParsedBatch:
     """One note per row. ``mapping`` maps our fields (patient_id, text, ...) to columns;
-    unmapped fields are looked for under common column names."""
+    unmapped fields are looked for under common column names.
+
+    The file is read strictly: a row with more fields than the header, a quote that is
+    never closed or a stray quote is reported with the line the row starts on, and the
+    rows around it are still imported."""
     batch = ParsedBatch(files=1)
     size = path.stat().st_size
     if size > max_bytes * 20:
-        batch.problems.append(ImportProblem(path.name, _too_big(size, max_bytes * 20)))
+        batch.problems.append(ImportProblem(path.name, too_big_reason(size, max_bytes * 20)))
         return batch
     text, repaired = decode_text(path.read_bytes())
     batch.repaired_encoding += int(repaired)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    # The csv module refuses fields over 128 KB by default; a note may be max_bytes long.
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, max_bytes + 1))
+    try:
+        _csv_rows(path.name, csv.reader(io.StringIO(text, newline=""), strict=True), mapping, max_bytes, batch)
+    finally:
+        csv.field_size_limit(old_limit)
+    return batch
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """A csv.Error in words (its own message is terse; neither quotes the data)."""
+    msg = str(exc)
+    if "end of data" in msg:
+        return "a quoted field is never closed (unterminated quote): the rest of the file was not read"
+    if "expected after" in msg:
+        return "stray quote: a quote inside a quoted field must be doubled (\"\")"
+    if "field limit" in msg:
+        return "a field is over the size limit for one note"
+    return "malformed CSV row"
+
+
+def _csv_rows(name: str, rows: Any, mapping: dict[str, str], max_bytes: int, batch: ParsedBatch) -> None:
+    try:
+        header = [h.strip() for h in next(rows)]
+    except StopIteration:
+        batch.problems.append(ImportProblem(name, "empty CSV file: the first line must name the columns", 1))
+        return
+    except csv.Error as exc:
+        batch.problems.append(ImportProblem(name, f"header: {_csv_problem(exc)}", 1))
+        return
     lower = {h.lower(): h for h in header}
     cols: dict[str, str] = {}
     for field, candidates in CSV_DEFAULTS.items():
         if field in mapping:
             if mapping[field] not in header:
-                batch.problems.append(ImportProblem(path.name, f"column '{mapping[field]}' (for {field}) is not in the header", 1))
-                return batch
+                batch.problems.append(ImportProblem(name, f"column '{mapping[field]}' (for {field}) is not in the header", 1))
+                return
             cols[field] = mapping[field]
         else:
             found = next((lower[c] for c in candidates if c in lower), None)
@@ -121,40 +159,55 @@ def parse_csv_file(path: Path, mapping: dict[str, str], max_bytes: int) -> Parse
     for required in ("text",):
         if required not in cols:
             batch.problems.append(
-                ImportProblem(path.name, f"no '{required}' column: name it with --map {required}=COLUMN", 1)
+                ImportProblem(name, f"no '{required}' column: name it with --map {required}=COLUMN", 1)
             )
-            return batch
+            return
     if "patient_id" not in cols and "patient_name" not in cols:
-        batch.problems.append(ImportProblem(path.name, "no patient column: name it with --map patient_id=COLUMN", 1))
-        return batch
-    for n, row in enumerate(reader, start=1):
-        line = reader.line_num
-        row = {(k or "").strip(): (v or "") for k, v in row.items()}
+        batch.problems.append(ImportProblem(name, "no patient column: name it with --map patient_id=COLUMN", 1))
+        return
+    n = 0
+    while True:
+        line = rows.line_num + 1  # where the next record starts
+        try:
+            values = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            n += 1
+            batch.problems.append(ImportProblem(name, _csv_problem(exc), line, f"record {n}"))
+            continue
+        if not values:  # a blank line is no record
+            continue
+        n += 1
+        if len(values) > len(header):
+            batch.problems.append(ImportProblem(
+                name, f"row has {len(values)} fields, the header has {len(header)}: quote fields that hold commas",
+                line, f"record {n}"))
+            continue
+        row = dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))
         pid = row.get(cols.get("patient_id", ""), "").strip() or row.get(cols.get("patient_name", ""), "").strip()
         if not pid:
-            batch.problems.append(ImportProblem(path.name, "row has no patient", line, f"record {n}"))
+            batch.problems.append(ImportProblem(name, "row has no patient", line, f"record {n}"))
             continue
         if len(row.get(cols["text"], "")) > max_bytes:
-            batch.problems.append(ImportProblem(path.name, _too_big(len(row[cols["text"]]), max_bytes), line, f"record {n}"))
+            batch.problems.append(ImportProblem(name, too_big_reason(len(row[cols["text"]]), max_bytes), line, f"record {n}"))
             continue
         batch.notes.append(
             NoteRecord(
                 patient_source_id=pid,
                 patient_name=row.get(cols.get("patient_name", ""), "").strip() or pid,
                 text=row.get(cols["text"], ""),
-                origin=f"{path.name}:{line}",
+                origin=f"{name}:{line}",
                 date=row.get(cols.get("date", ""), "").strip() or None,
                 type=row.get(cols.get("type", ""), "").strip() or "Note",
                 author=row.get(cols.get("author", ""), "").strip() or None,
                 source="csv",
-                source_id=row.get(cols.get("note_id", ""), "").strip() or f"{path.name}#{n}",
+                source_id=row.get(cols.get("note_id", ""), "").strip() or f"{name}#{n}",
             )
         )
-    return batch
 
 
-def _too_big(size: int, limit: int) -> str:
-    return (
-        f"note is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit for one note; "
-        "split it into smaller notes or raise NOTEWARD_MAX_NOTE_MB"
-    )
+def _binary_reason(raw: bytes) -> str:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16 text is not supported: save the file as UTF-8; skipped"
+    return "binary file, not text: skipped"

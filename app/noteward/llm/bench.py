@@ -7,7 +7,8 @@ same run, same prompt, same sampling, cold KV cache for both — plain
 ``Llama.create_completion`` for the overhead ratio (our model-pass wall time / raw).
 Also cancel-to-idle: a long prompt is cancelled mid-read and the time until the model
 thread is idle, plus the CPU the process used from 0.5 s to 1.5 s after cancel, is reported.
-Peak RSS is the process's ru_maxrss.
+Peak RSS is the process's ru_maxrss. ``model_check`` is the cost of the sha256 check that
+runs on every model load (MB/s and seconds per file: the base GGUF, the adapter).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from noteward.core.errors import UsageError
 from noteward.llm.evaluation import SyntheaVault, patient_by_prefix, shared_data_dir
 from noteward.llm.summarizer import SummaryService
 
@@ -26,6 +28,36 @@ BENCH_PATIENTS = ("63ee2253", "79a66c97")
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_model_check(model_id: str | None = None, repeat: int = 3) -> list[dict[str, Any]]:
+    """Time the sha256 check of each file of a model (fastest of ``repeat``, page cache warm)."""
+    from noteward.llm.manifest import load_manifest, sha256_file
+    from noteward.settings import load_settings
+
+    manifest = load_manifest()
+    entry = manifest.get(model_id or load_settings().model or None)
+    files = [("base", entry.model_file())]
+    adapter = entry.adapter_file()
+    if adapter is not None:
+        files.append(("adapter", adapter))
+    out = []
+    for role, mf in files:
+        seconds = float("inf")
+        for _ in range(max(1, repeat)):
+            t = time.perf_counter()
+            ok = sha256_file(mf.path) == mf.sha256
+            seconds = min(seconds, time.perf_counter() - t)
+        mb = mf.path.stat().st_size / 1e6
+        out.append({
+            "file": role,
+            "name": mf.path.name,
+            "mb": round(mb, 1),
+            "seconds": round(seconds, 3),
+            "mb_per_s": round(mb / seconds, 1) if seconds else None,
+            "ok": ok,
+        })
+    return out
 
 
 def measure_cancel(svc: SummaryService, prompt_tokens: int = 3000) -> dict[str, float]:
@@ -68,7 +100,13 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run the benchmark and return its figures (fastest of ``repeat`` runs of each)."""
     fhir = shared_data_dir() / "synthea_fhir"
+    if not fhir.is_dir():
+        raise UsageError(
+            f"The shared Synthea data is not at {fhir}: `bench summarize` summarizes its patients. "
+            "Set NOTEWARD_SHARED_DATA to the folder that holds synthea_fhir/."
+        )
     out: dict[str, Any] = {"patients": {}}
+    out["model_check"] = measure_model_check(model_id)
     svc = SummaryService(model_id=model_id, threads=threads)
     try:
         t = time.perf_counter()
@@ -78,7 +116,13 @@ def run_bench(
         out["load_ms"] = round((time.perf_counter() - t) * 1000, 1)
         with SyntheaVault(fhir) as vault:
             for prefix in patients:
-                p = patient_by_prefix(vault, prefix)
+                try:
+                    p = patient_by_prefix(vault, prefix)
+                except LookupError:
+                    raise UsageError(
+                        f"No patient with an id starting {prefix!r} in the shared Synthea data at "
+                        f"{fhir}. Give --patient with one of its patients' id prefixes."
+                    ) from None
                 from noteward.llm.summarizer import SourceNote, select
 
                 notes = [SourceNote(n.id, n.text, n.date) for n in vault.notes(p.id)]

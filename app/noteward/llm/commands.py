@@ -1,4 +1,4 @@
-"""Summary subcommands: `summarize`, `eval summarize`, `bench summarize`."""
+"""Summary subcommands: `summarize`, `eval summarize`, `eval checker`, `bench summarize`."""
 
 from __future__ import annotations
 
@@ -8,20 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from noteward import console
 from noteward.core.errors import NotewardError, UsageError
+from noteward.store.unlock import open_vault
 
 LABEL = "Machine-generated summary: check each sentence against its sources before relying on it."
 
 
-def _cli() -> Any:
-    from noteward import cli
-
-    return cli
-
-
 def register(sub: Any, groups: dict[str, Any]) -> None:
     """Add `summarize`, `eval summarize` and `bench summarize` to the parser."""
-    cli = _cli()
     p = sub.add_parser(
         "summarize", help="grounded summary of a patient's notes or of one text file"
     )
@@ -39,7 +34,18 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument(
         "--no-model", action="store_true", help="extractive skeleton only (no model run)"
     )
-    cli.add_vault_args(p)
+    p.add_argument(
+        "--recent-months",
+        type=_positive,
+        help="months of the record 'Recent findings' covers, back from the newest note"
+        " (default: settings, 12)",
+    )
+    p.add_argument(
+        "--max-sentences",
+        type=_positive,
+        help="length cap for the whole summary (default: settings, 15)",
+    )
+    console.add_vault_args(p)
     p.set_defaults(handler=cmd_summarize)
 
     e = groups["eval"].add_parser(
@@ -59,6 +65,13 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     e.add_argument("--groups", action="store_true", help="also print the figures by sex and age band")
     e.set_defaults(handler=cmd_eval)
 
+    c = groups["eval"].add_parser(
+        "checker", help="flag rates of the grounding checker on perturbed and human sentences"
+    )
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--per-kind", type=int, default=200, help="sentences sampled per kind")
+    c.set_defaults(handler=cmd_eval_checker)
+
     b = groups["bench"].add_parser("summarize", help="speed of summaries vs raw llama.cpp")
     b.add_argument("--json", action="store_true")
     b.add_argument("--model", help="model id (default: settings, then manifest)")
@@ -66,6 +79,16 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     b.add_argument("--repeat", type=int, default=2, help="runs per patient (fastest reported)")
     b.add_argument("--patient", action="append", help="Synthea patient id prefix (repeatable)")
     b.set_defaults(handler=cmd_bench)
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return n
 
 
 def read_text_file(path: str) -> str:
@@ -86,29 +109,39 @@ def read_text_file(path: str) -> str:
 
 
 def print_summary(result: Any, hide_unsupported: bool = False, out: Any = None) -> None:
-    """Human-readable summary with its sources and support, labelled machine-generated."""
-    from noteward.core.models import SECTIONS
+    """Human-readable summary with dates, conflicts, sources and support, labelled
+    machine-generated and with the model that wrote it (a ``Summary``, fresh or stored)."""
+    from noteward.core.models import SUMMARY_SECTIONS
 
     out = out or sys.stdout
     print(LABEL, file=out)
     print(f"Model: {result.model['id']} ({result.model['sha256'][:12]})", file=out)
-    for section in SECTIONS:
+    known = set(SUMMARY_SECTIONS)
+    for section in SUMMARY_SECTIONS:
         items = [
             s
             for s in result.sentences
-            if s.section == section and (s.supported or not hide_unsupported)
+            if (s.section if s.section in known else "Other") == section
+            and (s.supported or not hide_unsupported)
         ]
         if not items:
             continue
         print(f"\n{section}:", file=out)
         for s in items:
             flag = "" if s.supported else "  [UNSUPPORTED]"
+            when = f"[{s.date}] " if s.date else ""
             srcs = ", ".join(f"{x.note_id}:{x.start}-{x.end}" for x in s.sources) or "no source"
-            print(f"- {s.text}{flag}\n    sources: {srcs}; support {s.support:.2f}", file=out)
+            origin = f"{s.origin}; " if s.origin else ""
+            print(f"- {when}{s.text}{flag}", file=out)
+            for c in s.conflicts:
+                print(f"    CONFLICT: {c.date or 'undated'}: {c.text}", file=out)
+            print(f"    {origin}sources: {srcs}; support {s.support:.2f}", file=out)
     t = result.timings
+    left = sum(getattr(result, "omitted", {}).values())
     print(
         f"\n{len(result.sentences)} sentences, {sum(s.supported for s in result.sentences)} supported; "
-        f"{t.get('total_ms', 0):.0f} ms",
+        f"{t.get('total_ms', 0):.0f} ms"
+        + (f"; {left} more left out by the length cap" if left else ""),
         file=out,
     )
 
@@ -116,12 +149,18 @@ def print_summary(result: Any, hide_unsupported: bool = False, out: Any = None) 
 def cmd_summarize(args: argparse.Namespace) -> int:
     from noteward.llm.summarizer import SummaryService
 
-    svc = SummaryService(model_id=args.model, threads=args.threads, use_model=not args.no_model)
+    svc = SummaryService(
+        model_id=args.model,
+        threads=args.threads,
+        use_model=not args.no_model,
+        recent_months=args.recent_months,
+        max_sentences=args.max_sentences,
+    )
     try:
         if args.text_file:
             result = svc.summarize_text(read_text_file(args.text_file))
         else:
-            vault = _cli().open_vault(args)
+            vault = open_vault(args)
             try:
                 result = svc.summarize_patient(vault, args.patient)
             finally:
@@ -129,7 +168,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     finally:
         svc.close()
     if args.json:
-        _cli().print_json(result.to_json())
+        console.print_json(result.to_json())
     else:
         print_summary(result, args.hide_unsupported)
     if result.summary_id:
@@ -155,7 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         own_output=not args.no_own_output,
     )
     if args.json:
-        _cli().print_json(res)
+        console.print_json(res)
         return 0
     tables = list(res["datasets"].items())
     tables += [(f"aci_bench / {d}", systems) for d, systems in res.get("aci_divisions", {}).items()]
@@ -190,12 +229,30 @@ def _eval_row(name: str, m: dict[str, Any]) -> str:
     return " ".join(f"{v:{'<' if w < 0 else '>'}{abs(w)}}" for v, (_c, w) in zip(values, _EVAL_COLUMNS, strict=True))
 
 
+def cmd_eval_checker(args: argparse.Namespace) -> int:
+    from noteward.llm.checker_eval import grounding_report
+    from noteward.settings import shared_data_dir
+
+    if not (shared_data_dir() / "mts_dialog").exists():
+        raise NotewardError(
+            f"Shared data not found at {shared_data_dir()}; set NOTEWARD_SHARED_DATA."
+        )
+    report = grounding_report(
+        per_kind=args.per_kind, progress=lambda m: print(m, file=sys.stderr, flush=True)
+    )
+    if args.json:
+        console.print_json(report.to_json())
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from noteward.llm.bench import BENCH_PATIENTS, run_bench
 
     res = run_bench(tuple(args.patient or BENCH_PATIENTS), args.model, args.threads, args.repeat)
     if args.json:
-        _cli().print_json(res)
+        console.print_json(res)
     else:
         print(json.dumps(res, indent=2))
     return 0

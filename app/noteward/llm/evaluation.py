@@ -37,13 +37,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from noteward.core.models import SummarySentence
+from noteward.core.models import Patient, SummarySentence
 from noteward.llm import metrics
 from noteward.llm.grounding import SourceIndex, content_words, numbers_in
 from noteward.llm.summarizer import SourceNote, SummaryService
 from noteward.settings import shared_data_dir
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +152,9 @@ class SyntheaVault:
     def __init__(self, fhir_dir: Path) -> None:
         self.fhir_dir = fhir_dir
         self.tmp = Path(tempfile.mkdtemp(prefix="noteward-eval-"))
-        self.vault: Any = None
+        self.vault: Vault | None = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Vault:
         import secrets
 
         from noteward.ingest.importer import import_paths
@@ -167,7 +170,7 @@ class SyntheaVault:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def patient_by_prefix(vault: Any, prefix: str) -> Any:
+def patient_by_prefix(vault: Vault, prefix: str) -> Patient:
     """The vault patient whose source id starts with ``prefix``."""
     for p in vault.patients():
         if (p.source_id or "").startswith(prefix):
@@ -176,7 +179,7 @@ def patient_by_prefix(vault: Any, prefix: str) -> Any:
 
 
 def load_synthea(
-    vault: Any, fhir_dir: Path, patients: Iterable[str] = SYNTHEA_EVAL_PATIENTS
+    vault: Vault, fhir_dir: Path, patients: Iterable[str] = SYNTHEA_EVAL_PATIENTS
 ) -> list[EvalItem]:
     items = []
     for prefix in patients:

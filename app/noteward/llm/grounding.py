@@ -14,6 +14,15 @@ Grounding is done by Noteward, not taken on trust from the model. For a summary 
    month name), or a drug name (lexicon plus drug-name suffixes, from
    ``resources/prompts/summary_rules.json``); or when its negation differs from the
    primary source's (a flipped "no"/"denies"/"never").
+4. Then the facts only a vocabulary can see (:mod:`noteward.llm.lexicon`): every drug,
+   condition, procedure or body-site word, and every word general English does not know
+   (a possible drug), must be found in the sources (itself, a derivation, or a lay synonym;
+   a further unit of a cited note that holds it and shares the sentence's words is added
+   as a source); a side (left/right/bilateral) must be in the cited spans; a relative
+   (son, wife ...) must be in the sources, and he/she/man/woman must agree with the
+   patient's sex (given, else read from the cited notes). A sentence is also unsupported
+   when no single note covers most of it (stitched from unrelated notes) and when it states
+   as current what its source calls past ("history of", "s/p", "resolved", "years ago").
 
 ``support`` is the weighted share of the sentence's content words found in its sources,
 capped at 0.4 when a critical check fails, so it stays a score in [0, 1].
@@ -31,10 +40,26 @@ from functools import lru_cache
 from typing import Any
 
 from noteward.core.models import SourceSpan
+from noteward.llm.lexicon import (
+    CLINICAL,
+    DRUG,
+    Vocabulary,
+    clinical_terms,
+    default_vocabulary,
+    stem,
+)
 from noteward.llm.prompts import resources_dir
 
-SUPPORT_THRESHOLD = 0.6
+SUPPORT_THRESHOLD = 0.5
 MAX_SPANS = 3
+# a fact word found only outside the chosen spans may add this many further spans
+MAX_EXTRA_SPANS = 3
+# "no single source covers most of its content words": the best note's weighted share
+STITCH_MIN_COVERAGE = 0.7
+# ... while one unit of another note holds at least this share of the rest
+STITCH_OTHER_COVERAGE = 0.2
+# ... or covers less than this and another note's unit holds two of its missing facts
+STITCH_FACT_COVERAGE = 0.9
 
 _WORD_RE = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*")
 _NUMBER_RE = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*")
@@ -146,6 +171,7 @@ _UNITS = {
     "time": "x",
     "times": "x",
 }
+_DOSE_UNITS = frozenset({"mg", "mcg", "g", "ml", "l", "unit", "%"})
 _QTY_RE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:[.,]\d+)*)\s*-?\s*(%|[A-Za-z]+)(?![A-Za-z])")
 
 
@@ -189,6 +215,297 @@ def is_negated(text: str) -> bool:
     """Whether a sentence carries a negation cue (no, not, denies, never, without ...)."""
     _, _, _, neg = _lexicons()
     return neg.search(text) is not None
+
+
+NEGATION_WINDOW = 4  # words a cue scopes over (NegEx-style)
+_NEG_ANSWER_RE = re.compile(
+    r"^\s*(?:\[?\w+\]?:?\s*)?(?:no|nope|nah|not|never|none|negative|denies|i don'?t|i do not|"
+    r"i have ?n'?t|i haven'?t|i have not|i did ?n'?t|i didn'?t|i did not)\b",
+    re.IGNORECASE,
+)
+
+
+_YES_ANSWER_RE = re.compile(
+    r"^\s*(?:\[?\w+\]?:?\s*)?(?:yes|yeah|yep|yup|correct|right|sure|i do|i have|i did|uh-huh|mm-hmm)\b",
+    re.IGNORECASE,
+)
+
+
+# transcripts often drop the question mark: "[doctor] have you had any numbness"
+_QUESTION_RE = re.compile(
+    r"\?\s*$|\b(?:do|did|does|have|are|were|can|could|would)\s+(?:you|anyone|anybody)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """A dialogue turn that asks rather than states (a question asserts nothing)."""
+    return _QUESTION_RE.search(text) is not None
+
+
+def negated_words(text: str, window: int | None = NEGATION_WINDOW) -> set[str]:
+    """Content words within ``window`` words after a negation cue (None: to the clause's
+    end), never past a "but"."""
+    _, _, _, neg = _lexicons()
+    out: set[str] = set()
+    for m in neg.finditer(text):
+        tail = re.split(r"[.;:!?]|\b(?:but|however|although|except)\b", text[m.end() :], maxsplit=1)[0]
+        out.update(content_words(" ".join(tail.split()[:window])))
+    return out
+
+
+def is_negative_answer(text: str) -> bool:
+    """A dialogue turn that answers no ("Patient: No.", "[patient] nope , not really")."""
+    return _NEG_ANSWER_RE.match(text) is not None
+
+
+def negation_differs(
+    sentence: str, sources: Iterable[str], answered_no: Iterable[str] = ()
+) -> bool:
+    """Whether the sentence negates what its sources state, or states what they negate.
+
+    Compared word by word within each cue's scope, so "No fever, chills" negates "chills"
+    but not a later "full-time employment", and a source that both states and negates a
+    word (different units) supports either polarity. ``answered_no``: dialogue questions
+    the next turn answers "no" to.
+    """
+    # a summary sentence's cue covers its whole clause ("denies loss of bowel or bladder
+    # control"); a source's only a few words, as NegEx reads notes
+    s_neg = negated_words(sentence, None)
+    s_pos = set(content_words(sentence)) - s_neg
+    src_neg: set[str] = set()
+    src_pos: set[str] = set()
+    for text in answered_no:  # "Any neck pain?" - "No.": every word of the question is denied
+        src_neg |= set(content_words(text))
+    for text in sources:
+        n = negated_words(text)
+        src_neg |= n
+        src_pos |= set(content_words(text)) - n
+    return bool((s_neg & src_pos) - src_neg) or bool((s_pos & src_neg) - src_pos)
+
+
+_SMALL = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split())}
+_SMALL |= {"a": 1, "an": 1, "half": 0}
+_ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+            "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
+            "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16,
+            "seventeenth": 17, "eighteenth": 18, "nineteenth": 19, "twentieth": 20,
+            "thirtieth": 30}  # fmt: skip
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split())}
+_MONTH_NUMBER = {m: i + 1 for i, m in enumerate(
+    "january february march april may june july august september october november december".split())}
+
+
+def spelled_numbers(text: str) -> set[str]:
+    """Numbers written as words ("twenty six", "two thousand five", "fifteenth") and month
+    names as numbers: a dialogue says what the note writes in digits."""
+    out: set[str] = set()
+    total, cur, open_ = 0, 0, False
+
+    def flush() -> None:
+        nonlocal total, cur, open_
+        if open_:
+            out.add(str(total + cur))
+        total, cur, open_ = 0, 0, False
+
+    for tok in re.findall(r"[a-z]+", text.lower()):
+        if tok in _MONTH_NUMBER:
+            out.add(str(_MONTH_NUMBER[tok]))
+        if tok in _TENS or (tok in _SMALL and tok not in ("a", "an", "half")) or tok in _ORDINAL:
+            v = _TENS.get(tok, _SMALL.get(tok, _ORDINAL.get(tok, 0)))
+            if open_ and cur >= 100 and cur % 100 == 0 and v < 100:
+                cur += v  # one hundred and twenty
+            elif open_ and cur % 10 == 0 and cur >= 20 and v < 10:
+                cur += v  # twenty six
+            elif open_ and 0 < cur < 100 and total == 0 and v >= 10:
+                cur = cur * 100 + v  # nineteen eighty
+            elif open_ and cur == 0:
+                cur = v  # two thousand five
+            elif open_:
+                flush()
+                cur, open_ = v, True
+            else:
+                cur, open_ = v, True
+            if tok in _ORDINAL and tok not in _TENS:
+                flush()
+        elif tok == "hundred" and open_:
+            cur *= 100
+        elif tok == "thousand" and open_:
+            total, cur = total + cur * 1000, 0
+        elif tok == "and" and open_:
+            continue
+        else:
+            flush()
+    flush()
+    return out
+
+
+# ---- facts a vocabulary sees: sides, persons, past vs current --------------------------
+
+_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
+MALE = "male"
+FEMALE = "female"
+
+
+@dataclass(frozen=True)
+class _PersonWords:
+    male: frozenset[str]
+    female: frozenset[str]
+    relatives: dict[str, frozenset[str]]  # a relative word -> source words that support it
+    relative_sex: dict[str, str]
+    sides: frozenset[str]
+    lay: dict[str, tuple[str, ...]]  # a folded clinical word -> everyday words that support it
+    historical: re.Pattern[str]
+    current: re.Pattern[str]
+
+
+def _cue_pattern(cues: Iterable[str]) -> re.Pattern[str]:
+    alts = sorted((re.escape(c.lower()) for c in cues), key=len, reverse=True)
+    return re.compile(r"(?<![a-z])(?:" + "|".join(alts) + r")(?![a-z])")
+
+
+@lru_cache(maxsize=1)
+def context_words() -> _PersonWords:
+    """Sides, person words, lay synonyms and past/current cues from clinical_terms.json."""
+    t = clinical_terms()
+    relatives: dict[str, set[str]] = defaultdict(set)
+    for key, words in t["relatives"].items():
+        relatives[key] |= set(words) | {key}
+        for w in words:
+            if w not in t["relatives"]:
+                relatives[w] |= set(words) | {key}
+    relative_sex = {w: sex for sex, words in t["relative_sex"].items() for w in words}
+    lay = {
+        normalize_word(k): tuple(v)
+        for k, v in t["lay_synonyms"].items()
+        if not k.startswith("_")
+    }
+    years = r"|(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])"
+    hist = _cue_pattern(t["historical_cues"])
+    return _PersonWords(
+        frozenset(t["patient_male"]),
+        frozenset(t["patient_female"]),
+        {k: frozenset(v) for k, v in relatives.items()},
+        relative_sex,
+        frozenset(t["sides"]),
+        lay,
+        re.compile(hist.pattern + years),
+        _cue_pattern(t["current_cues"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def _note_wording() -> frozenset[str]:
+    """Words a note adds around its facts ("patient", "reports", "today"): they do not
+    count toward coverage, so rewording a source is not mistaken for inventing."""
+    return frozenset(normalize_word(w) for w in clinical_terms()["note_wording"])
+
+
+def tokens_of(text: str) -> list[str]:
+    """Lower-case word tokens, stop words kept (pronouns matter here)."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def infer_sex(text: str) -> str | None:
+    """The patient's sex as a note's own words tell it ("she", "woman", "Mr."), or None.
+
+    A clear majority is needed (two to one), since a note also speaks of relatives.
+    """
+    pw = context_words()
+    toks = tokens_of(text)
+    m = sum(t in pw.male for t in toks)
+    f = sum(t in pw.female for t in toks)
+    if m >= 2 * f and m > 0:
+        return MALE
+    if f >= 2 * m and f > 0:
+        return FEMALE
+    return None
+
+
+def normalize_sex(sex: str | None) -> str | None:
+    """'male'/'female' from a FHIR gender or a word such as 'M', 'F', 'woman'; else None."""
+    if not sex:
+        return None
+    s = sex.strip().lower()
+    if s in ("m", "male", "man", "boy"):
+        return MALE
+    if s in ("f", "female", "woman", "girl"):
+        return FEMALE
+    return None
+
+
+def check_person(
+    sentence: str, sources_text: str, notes_text: str, patient_sex: str | None = None
+) -> list[str]:
+    """Reasons the sentence's person words are unsupported.
+
+    Relatives (son, wife, mother ...) must be named in the cited notes. Words that give the
+    patient a sex (he, she, man, woman, Mr ...) must agree with ``patient_sex`` or, when the
+    record gives none, with the cited notes. Pronouns of the same sex as a relative in the
+    sentence are taken to speak of that relative ("her husband says he ...").
+    """
+    pw = context_words()
+    toks = tokens_of(sentence)
+    reasons: list[str] = []
+    src_toks = {normalize_word(t) for t in tokens_of(sources_text)}
+    note_toks = {normalize_word(t) for t in tokens_of(notes_text)} | src_toks
+    rel_sexes = set()
+    for t in toks:
+        if t in pw.relatives:
+            if not any(normalize_word(w) in note_toks for w in pw.relatives[t]):
+                reasons.append("person not in sources: " + t)
+            if t in pw.relative_sex:
+                rel_sexes.add(pw.relative_sex[t])
+    said = set()
+    if MALE not in rel_sexes and any(t in pw.male for t in toks):
+        said.add(MALE)
+    if FEMALE not in rel_sexes and any(t in pw.female for t in toks):
+        said.add(FEMALE)
+    if not said:
+        return reasons
+    sex = normalize_sex(patient_sex) or infer_sex(notes_text)
+    if sex is None:
+        if not any(t in src_toks for t in toks if t in pw.male or t in pw.female):
+            reasons.append("person word not in sources (sex unknown)")
+    elif said - {sex}:
+        reasons.append("sex or pronoun contradicts the patient record")
+    return reasons
+
+
+def _scope_words(text: str, pattern: re.Pattern[str], window: int = 6) -> set[str]:
+    """Content words near each cue of ``pattern``, within the cue's clause."""
+    low = text.lower()
+    pw = context_words()
+    out: set[str] = set()
+    for m in pattern.finditer(low):
+        before = re.split(r"[.;:!?]|\bbut\b", low[: m.start()])[-1]
+        after = re.split(r"[.;:!?]|\bbut\b", low[m.end() :])[0]
+        cut = pw.current.search(after)
+        if cut:
+            after = after[: cut.start()]
+        out.update(content_words(" ".join(before.split()[-window:])))
+        out.update(content_words(after))  # "history of A, B, C": the whole list
+    return out
+
+
+def check_past_as_current(sentence: str, sources_text: str) -> list[str]:
+    """A sentence that states as current ("currently", "presents with", "active") what its
+    source calls past ("history of", "s/p", "resolved", "years ago", a year)."""
+    pw = context_words()
+    low = sentence.lower()
+    if not pw.current.search(low) or pw.historical.search(low):
+        return []
+    past = _scope_words(sources_text, pw.historical)
+    if not past:
+        return []
+    cues = set(content_words(" ".join(clinical_terms()["current_cues"])))
+    stated = {w for w in content_words(sentence) if w not in cues}
+    if stated & past:
+        return ["past event stated as current"]
+    return []
 
 
 # ---- source units ---------------------------------------------------------------------
@@ -292,7 +609,21 @@ def _norm_ws(text: str) -> str:
 class SourceIndex:
     """Source units of a set of notes with an inverted index for fast alignment."""
 
-    def __init__(self, notes: Mapping[str, str], units: Iterable[SourceUnit] | None = None) -> None:
+    def __init__(
+        self,
+        notes: Mapping[str, str],
+        units: Iterable[SourceUnit] | None = None,
+        *,
+        vocabulary: Vocabulary | None = None,
+        patient_sex: str | None = None,
+    ) -> None:
+        """``vocabulary``: what kind of fact each word states (default: the package drug
+        names, the project's word lists and general English; pass
+        :func:`~noteward.llm.lexicon.vocabulary_from_names` to add the vault's FHIR names).
+        ``patient_sex``: the record's sex ('male'/'female'/FHIR gender), else read from the
+        cited notes."""
+        self.vocabulary = vocabulary
+        self.patient_sex = patient_sex
         self.texts: dict[str, str] = dict(notes)
         self.units: list[SourceUnit] = (
             list(units)
@@ -303,7 +634,8 @@ class SourceIndex:
         self._postings: dict[str, list[int]] = defaultdict(list)
         df: dict[str, int] = defaultdict(int)
         for i, u in enumerate(self.units):
-            ws = frozenset(content_words(u.text))
+            # "twenty six" also indexes as "26": a dialogue spells what a note writes in digits
+            ws = frozenset(content_words(u.text)) | spelled_numbers(u.text)
             self._words.append(ws)
             for w in ws:
                 self._postings[w].append(i)
@@ -313,6 +645,9 @@ class SourceIndex:
         self._default_idf = math.log(1 + n)
         # lower-cased, whitespace-squeezed copies with offset maps for exact matching
         self._folded: dict[str, tuple[str, list[int]]] = {}
+        self._stem_postings: dict[str, list[int]] | None = None
+        self._by_note: dict[str, list[int]] | None = None
+        self._stem_index: dict[str, list[str]] | None = None
 
     def idf(self, w: str) -> float:
         return self._idf.get(w, self._default_idf)
@@ -398,17 +733,25 @@ class SourceIndex:
                 scores[i] += 0.01  # a cited unit wins ties
         return scores
 
-    def align(self, sentence: str, hint_units: Iterable[int] = ()) -> Alignment:
-        """Align one summary sentence to source spans and judge whether they support it."""
+    def align(
+        self, sentence: str, hint_units: Iterable[int] = (), patient_sex: str | None = None
+    ) -> Alignment:
+        """Align one summary sentence to source spans and judge whether they support it.
+
+        ``patient_sex`` overrides the index's for this sentence (FHIR gender or 'M'/'F')."""
         hint_units = list(hint_units)
         prefer = [self.units[i].note_id for i in hint_units if 0 <= i < len(self.units)]
         exact = self.find_exact(sentence, prefer)
-        words = content_words(sentence)
+        said = content_words(sentence)
+        words = self._in_source_words(said)
         if exact is not None and is_negated(sentence) == is_negated(self._context(exact)):
             return Alignment([exact], 1.0, True, [], exact=True)
         if not words:
             return Alignment([], 0.0, False, ["no content words"])
-        weights = {w: self.idf(w) for w in set(words)}
+        wording = _note_wording()
+        weights = {w: self.idf(w) for w in set(words) if w not in wording} or {
+            w: self.idf(w) for w in set(words)
+        }
         total = math.fsum(weights.values()) or 1.0  # exact: independent of set order
         scores = self.candidates(words, hint_units)
         if not scores:
@@ -431,24 +774,241 @@ class SourceIndex:
         if not chosen:
             return Alignment([], 0.0, False, ["no source shares a word with this sentence"])
         coverage = math.fsum(weights[w] for w in covered) / total
+        chosen += self._units_with_numbers(sentence, chosen)
         src_text = " ".join(self.units[i].text for i in chosen)
-        reasons = check_critical(sentence, src_text, self.units[chosen[0]].text)
+        texts, answered = self._negation_sources(chosen)
+        reasons = check_critical(sentence, src_text, self.units[chosen[0]].text, texts, answered)
+        extra, fact_reasons = self._check_facts(sentence, said, chosen, patient_sex)
+        reasons += fact_reasons
+        if coverage >= SUPPORT_THRESHOLD:
+            reasons += self._check_stitched(weights, total, ranked)
         support = min(coverage, 0.4) if reasons else coverage
         supported = not reasons and coverage >= SUPPORT_THRESHOLD
         if not reasons and not supported:
             reasons.append(f"sources cover {coverage:.0%} of the sentence")
         spans = [
             SourceSpan(self.units[i].note_id, self.units[i].start, self.units[i].end)
-            for i in chosen
+            for i in [*chosen, *extra]
         ]
         return Alignment(spans, max(0.0, min(1.0, support)), supported, reasons)
 
+    def _negation_sources(self, chosen: list[int]) -> tuple[list[str], list[str]]:
+        """What the cited units assert, and the questions answered "no".
 
-def check_critical(sentence: str, sources_text: str, primary_text: str) -> list[str]:
-    """Reasons a sentence is unsupported by its sources' numbers, dates, drugs, negation."""
+        A dialogue question asserts nothing by itself: answered "no" its words are denied,
+        answered "yes" it counts as written, otherwise only the answer turn counts.
+        """
+        texts, answered = [], []
+        for i in chosen:
+            text = self.units[i].text
+            nxt = i + 1
+            if not is_question(text):
+                texts.append(text)
+                continue
+            if nxt >= len(self.units) or self.units[nxt].note_id != self.units[i].note_id:
+                continue
+            answer = self.units[nxt].text
+            if is_negative_answer(answer):
+                answered.append(text)
+            elif _YES_ANSWER_RE.match(answer):
+                texts.append(text)
+            texts.append(answer)
+        return texts, answered
+
+    def _note_units(self, note_id: str) -> list[int]:
+        if self._by_note is None:
+            by_note: dict[str, list[int]] = defaultdict(list)
+            for i, u in enumerate(self.units):
+                by_note[u.note_id].append(i)
+            self._by_note = by_note
+        return self._by_note.get(note_id, [])
+
+    def _units_with_numbers(self, sentence: str, chosen: list[int]) -> list[int]:
+        """Further units of the cited notes that hold a number the chosen spans lack (a
+        dialogue gives the age in its own turn: "I'm twenty six")."""
+        doses = {n for n, unit in quantities_in(sentence) if unit in _DOSE_UNITS}
+        # a dose must sit in the span that names its drug: never looked for elsewhere
+        wanted = {n.lstrip("0") or "0" for n in numbers_in(sentence) if n not in doses}
+        if not wanted:
+            return []
+        text = " ".join(self.units[i].text for i in chosen)
+        wanted -= {n.lstrip("0") or "0" for n in numbers_in(text)} | spelled_numbers(text)
+        notes = {self.units[i].note_id for i in chosen}
+        extra: list[int] = []
+        for i in (i for nid in sorted(notes) for i in self._note_units(nid)):
+            if not wanted or len(extra) >= MAX_EXTRA_SPANS:
+                break
+            u = self.units[i]
+            if i in chosen:
+                continue
+            have = {n.lstrip("0") or "0" for n in numbers_in(u.text)} | spelled_numbers(u.text)
+            if wanted & have:
+                extra.append(i)
+                wanted -= have
+        return extra
+
+    # ---- the vocabulary's checks ----------------------------------------------------------
+
+    def _in_source_words(self, words: list[str]) -> list[str]:
+        """The sentence's words in the sources' own vocabulary: a word the sources lack is
+        replaced by a source word of the same stem ("diabetic" -> "diabetes") or by the
+        words of a lay synonym the sources hold ("hypertension" -> "blood", "pressure")."""
+        out: list[str] = []
+        lay = context_words().lay
+        for w in words:
+            if w in self._postings or not w[0].isalpha():
+                out.append(w)
+                continue
+            same = self._stem_words().get(stem(w))
+            if same:
+                out.append(same[0])
+                continue
+            for phrase in lay.get(w, ()):
+                pws = content_words(phrase)
+                if pws and all(p in self._postings for p in pws):
+                    out.extend(pws)
+                    break
+            else:
+                out.append(w)
+        return out
+
+    def _stem_words(self) -> dict[str, list[str]]:
+        if self._stem_index is None:
+            index: dict[str, list[str]] = defaultdict(list)
+            for w in sorted(self._postings):
+                index[stem(w)].append(w)
+            self._stem_index = index
+        return self._stem_index
+
+    def _stems(self) -> dict[str, list[int]]:
+        if self._stem_postings is None:
+            postings: dict[str, list[int]] = defaultdict(list)
+            for i, ws in enumerate(self._words):
+                for st in {stem(w) for w in ws}:
+                    postings[st].append(i)
+            self._stem_postings = postings
+        return self._stem_postings
+
+    def _check_facts(
+        self, sentence: str, words: list[str], chosen: list[int], patient_sex: str | None
+    ) -> tuple[list[int], list[str]]:
+        """Further source units cited for fact words, and the reasons facts are unsupported."""
+        vocab = self.vocabulary or default_vocabulary()
+        pw = context_words()
+        units = list(chosen)
+        src_text = " ".join(self.units[i].text for i in units).lower()
+        src_words = set().union(*(self._words[i] for i in units))
+        src_stems = {stem(w) for w in src_words}
+        sentence_words = set(words)
+        notes = {self.units[i].note_id for i in chosen}
+        extra: list[int] = []
+        missing: dict[str, list[str]] = defaultdict(list)
+
+        def found(w: str) -> bool:
+            if w in src_words or stem(w) in src_stems:
+                return True
+            return any(
+                re.search(r"(?<![a-z])" + re.escape(lay) + r"(?![a-z])", src_text)
+                for lay in pw.lay.get(w, ())
+            )
+
+        for w in dict.fromkeys(words):
+            kind = vocab.kind(w)
+            if kind is None or found(w):
+                continue
+            # the fact may sit in another unit of a cited note: cite that unit too
+            hit = None
+            if len(extra) < MAX_EXTRA_SPANS:
+                cands = list(self._stems().get(stem(w), ()))
+                for lay in pw.lay.get(w, ()):
+                    cands += self._postings.get(normalize_word(lay.split()[0]), ())
+                cands = [i for i in cands if self.units[i].note_id in notes]
+                if cands:
+                    hit = max(cands, key=lambda i: (len(self._words[i] & sentence_words), -i))
+            if hit is None:
+                missing[kind].append(w)
+                continue
+            extra.append(hit)
+            src_words |= self._words[hit]
+            src_stems |= {stem(x) for x in self._words[hit]}
+            src_text += " " + self.units[hit].text.lower()
+        reasons = []
+        for kind in (DRUG, CLINICAL):
+            if missing.pop(kind, None):
+                reasons.append(f"{kind} name not in sources" if kind == DRUG else f"{kind} not in sources")
+        if missing:
+            reasons.append("unknown word not in sources (possible drug)")
+        sides = [t for t in tokens_of(sentence) if t in pw.sides]
+        chosen_text = " ".join(self.units[i].text for i in chosen)
+        chosen_toks = set(tokens_of(chosen_text))
+        if any(t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
+               for t in sides):
+            reasons.append("side not in sources")
+        notes_text = "\n".join(self.texts[n] for n in sorted(notes))
+        reasons += check_person(
+            sentence, src_text, notes_text, patient_sex or self.patient_sex
+        )
+        reasons += check_past_as_current(sentence, src_text)
+        return extra, reasons
+
+    def _check_stitched(
+        self, weights: dict[str, float], total: float, ranked: list[tuple[int, float]]
+    ) -> list[str]:
+        """Unsupported when no single note covers most of the sentence and another note's
+        unit holds much of the rest, or when the best note lacks facts (two or more) that
+        another note's unit holds: halves of two unrelated notes stitched together."""
+        if len(self.texts) < 2:
+            return []
+        by_note: dict[str, set[str]] = defaultdict(set)
+        spans_in: dict[str, int] = defaultdict(int)
+        for i, _ in ranked[:200]:
+            nid = self.units[i].note_id
+            if spans_in[nid] >= MAX_SPANS:
+                continue
+            gain = {w for w in self._words[i] if w in weights} - by_note[nid]
+            if gain:
+                by_note[nid] |= gain
+                spans_in[nid] += 1
+        if not by_note:
+            return []
+
+        def share(ws: Iterable[str]) -> float:
+            return math.fsum(weights[w] for w in ws) / total
+
+        best_note = max(sorted(by_note), key=lambda n: share(by_note[n]))
+        best = share(by_note[best_note])
+        rest = set(weights) - by_note[best_note]
+        vocab = self.vocabulary or default_vocabulary()
+        # the facts (drug, condition, body site, unknown word, number) the best note lacks
+        rest_facts = {w for w in rest if w[0].isdigit() or vocab.kind(w) is not None}
+        other, other_facts = 0.0, 0
+        for i, _ in ranked[:200]:
+            if self.units[i].note_id != best_note and len(self._words[i] & rest) >= 2:
+                other = max(other, share(self._words[i] & rest))
+                other_facts = max(other_facts, len(self._words[i] & rest_facts))
+        if (best < STITCH_MIN_COVERAGE and other >= STITCH_OTHER_COVERAGE) or (
+            best < STITCH_FACT_COVERAGE and other_facts >= 2
+        ):
+            return [f"stitched from unrelated sources (best single note covers {best:.0%})"]
+        return []
+
+
+def check_critical(
+    sentence: str,
+    sources_text: str,
+    primary_text: str,
+    negation_sources: list[str] | None = None,
+    answered_no: Iterable[str] = (),
+) -> list[str]:
+    """Reasons a sentence is unsupported by its sources' numbers, dates, drugs, negation.
+
+    ``negation_sources``: the cited units one by one (a question answered "no" carries the
+    answer's negation), else ``sources_text`` as one text. ``primary_text`` is kept for
+    callers; negation is now compared over all cited units, cue scope by cue scope."""
     reasons: list[str] = []
-    src_numbers = set(numbers_in(sources_text))
-    missing_numbers = [n for n in numbers_in(sentence) if n not in src_numbers]
+    src_numbers = {n.lstrip("0") or "0" for n in numbers_in(sources_text)}
+    src_numbers |= spelled_numbers(sources_text)
+    missing_numbers = [n for n in numbers_in(sentence) if (n.lstrip("0") or "0") not in src_numbers]
     if missing_numbers:
         reasons.append("number not in sources: " + ", ".join(sorted(set(missing_numbers))))
     src_qty = quantities_in(sources_text)
@@ -468,11 +1028,17 @@ def check_critical(sentence: str, sources_text: str, primary_text: str) -> list[
     src_months = months_in(sources_text)
     if any(m not in src_months for m in months_in(sentence)):
         reasons.append("date not in sources")
-    if is_negated(sentence) != is_negated(primary_text):
+    if negation_differs(sentence, negation_sources or [sources_text], answered_no):
         reasons.append("negation differs from the source")
     return reasons
 
 
-def align_sentence(sentence: str, notes: Mapping[str, str]) -> Alignment:
+def align_sentence(
+    sentence: str,
+    notes: Mapping[str, str],
+    *,
+    vocabulary: Vocabulary | None = None,
+    patient_sex: str | None = None,
+) -> Alignment:
     """Convenience: align one sentence against ``{note_id: text}`` (builds a fresh index)."""
-    return SourceIndex(notes).align(sentence)
+    return SourceIndex(notes, vocabulary=vocabulary, patient_sex=patient_sex).align(sentence)

@@ -1,27 +1,23 @@
-"""Grounded patient summaries: a checked extractive skeleton, then the model within a budget.
+"""Grounded patient summaries: selection, then composition, then the model within a budget.
 
-How a long record fits the context — retrieval-driven selection, not map-reduce
--------------------------------------------------------------------------------
-Every note is split into source units (sentences, list items, clauses) with offsets;
-identical units repeated across visits are collapsed to their latest occurrence. From them a
-*skeleton* is selected per section, without the model:
+The service runs three steps; each lives in its own module:
 
-- Problems / Medications / Allergies: the patient's active structured facts (FHIR
-  conditions, medications, allergies from ``vault.facts``) located verbatim in the notes —
-  latest note first — so each one cites a note span; without facts (a single text file), the
-  units under matching note headers, or for unstructured text (dialogues) the most
-  informative sentences ranked by idf-weighted clinical content and classified by cue words.
-- Recent findings / Plan: the units of those sections in the most recent notes.
-
-Skeleton sentences are copied text, so they align exactly (support 1.0) and are streamed
-to ``on_sentence`` at once: the first sentence is on screen in milliseconds, long before
-the model's first token. The model then gets the grounded-v1 prompt with the skeleton plus
-the next best-ranked units, up to a token budget (``prompt_token_cap``, never more than
-``n_ctx`` minus the generation budget), and writes at most ``max_new_tokens``; it can only
-write numbers found in the prompt's sentences (``noteward.llm.constraints``). Each bullet
-it writes is aligned by ``noteward.llm.grounding`` as soon as its line ends; bullets that
-repeat a skeleton sentence are dropped, new ones are added with their verdict
-(unsupported ones are kept but flagged).
+1. **Selection** (``noteward.llm.selection``): every note is split into source units with
+   offsets, repeats across visits collapse to their latest copy, units are classified and
+   ranked, and a skeleton is chosen without the model.
+2. **Composition** (``noteward.llm.composition``): what the summary states as of the
+   newest note: the current medications and problems from the record's facts, allergies with
+   their conflicts, recent findings within the window, a top line, all within a length
+   cap. These sentences are copied text or facts located in the notes, so they align at
+   once and are streamed to ``on_sentence`` in milliseconds, long before the model's first
+   token.
+3. **The model pass**: the grounded-v1 prompt holds the skeleton plus the next best-ranked
+   units, up to a token budget (``prompt_token_cap``, never more than ``n_ctx`` minus the
+   generation budget); the model writes at most ``max_new_tokens`` and can only write
+   numbers found in the prompt's sentences (``noteward.llm.constraints``). Each bullet is
+   aligned by ``noteward.llm.grounding`` as soon as its line ends; bullets that repeat a
+   sentence already shown are dropped, new ones are added with their verdict (unsupported
+   ones are kept but flagged) while the length cap allows.
 
 Why not map-reduce: on two CPU cores a 135M-270M model reads 200-400 prompt tokens/s, so
 summarizing the 708-note record (about 300,000 tokens) chunk by chunk would take many
@@ -33,334 +29,45 @@ boilerplate of long records collapses in the de-duplication step.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import NotewardError
 from noteward.core.ids import new_id
-from noteward.core.models import SECTIONS, SummarySentence
+from noteward.core.models import SECTIONS, SUMMARY_SECTIONS, Summary, SummarySentence
 from noteward.llm import prompts
-from noteward.llm.grounding import (
-    SourceIndex,
-    SourceUnit,
-    content_words,
-    drugs_in,
-    numbers_in,
-    rules,
-    split_units,
+from noteward.llm.composition import Composition, Draft, Who, compose, months_before
+from noteward.llm.grounding import SourceUnit, content_words
+from noteward.llm.selection import (  # noqa: F401 - re-exported for evaluation and training
+    Selection,
+    SourceNote,
+    _Selection,
+    classify,
+    fit_prompt_lines,
+    iso_date,
+    prompt_candidates,
+    select,
+    similar_words,
 )
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
 EXTRACTIVE_MODEL_ID = "extractive (no model)"
 OnSentence = Callable[[SummarySentence], None]
 OnToken = Callable[[str], None]
+# The hook for a model-written top line ("who the patient is and why seen now"): given the
+# selection and the composed summary, return the line's text, or None to keep the line
+# composed from facts. Left unset until a model is trained to write that line (issue 11).
+SynopsisWriter = Callable[[Selection, Composition], str | None]
 
-
-@dataclass(frozen=True)
-class SourceNote:
-    """A note as the summarizer sees it (vault notes, or one text file as note "input")."""
-
-    id: str
-    text: str
-    date: str | None = None
-
-
-@dataclass
-class SummaryResult:
-    """A grounded summary with what it covers, which model wrote it and how long it took."""
-
-    patient: str | None
-    sentences: list[SummarySentence]
-    covers: dict[str, Any]
-    model: dict[str, str]
-    timings: dict[str, float]
-    prompt_version: str = prompts.PROMPT_VERSION
-    summary_id: str | None = None
-    model_output: str = ""  # the raw model text (not shown; kept for evaluation)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON shape of issue 3 (patient, model, sentences, timings)."""
-        t = self.timings
-        return {
-            "patient": self.patient,
-            "model": {"id": self.model["id"], "sha256": self.model["sha256"]},
-            "sentences": [s.to_json() for s in self.sentences],
-            "timings": {
-                "retrieval_ms": round(float(t.get("retrieval_ms", 0.0)), 1),
-                "prompt_tokens": int(t.get("prompt_tokens", 0)),
-                "ttft_ms": round(float(t.get("ttft_ms", 0.0)), 1),
-                "generated_tokens": int(t.get("generated_tokens", 0)),
-                "total_ms": round(float(t.get("total_ms", 0.0)), 1),
-            },
-        }
-
-    def text(self, include_unsupported: bool = True) -> str:
-        """Plain text under section headings (for display and ROUGE)."""
-        out: list[str] = []
-        for section in SECTIONS:
-            items = [
-                s
-                for s in self.sentences
-                if s.section == section and (include_unsupported or s.supported)
-            ]
-            if items:
-                out.append(f"{section}:")
-                out.extend(f"- {s.text}" for s in items)
-        return "\n".join(out)
-
-
-# ---- selection ------------------------------------------------------------------------
-
-
-@dataclass
-class _Candidate:
-    unit: SourceUnit
-    section: str
-    score: float
-    recency: int  # index of the note in date order (higher = newer)
-
-
-_PRESENTING_RE = re.compile(
-    r"\b(presenting|presents|presented|complains?|complaining)\b", re.IGNORECASE
-)
-
-
-def _skip_patterns() -> list[re.Pattern[str]]:
-    return [re.compile(p, re.IGNORECASE) for p in rules()["skip_patterns"]]
-
-
-def classify(text: str, header_section: str | None) -> str:
-    """The summary section for a unit: its header's, refined by cue words."""
-    if _PRESENTING_RE.search(text) and header_section in (None, "Plan", "Problems"):
-        return "Recent findings"
-    stripped = text.rstrip(" .;").lower()
-    for suffix, section in rules().get("suffix_sections", {}).items():
-        if stripped.endswith(suffix):
-            return str(section)
-    if header_section:
-        return header_section
-    low = text.lower()
-    best, best_n = "Other", 0
-    for section, cues in rules()["keyword_sections"].items():
-        n = sum(1 for c in cues if re.search(r"(?<![a-z])" + re.escape(c) + r"(?![a-z])", low))
-        if n > best_n:
-            best, best_n = section, n
-    if drugs_in(text) and best in ("Other", "Problems"):
-        best = "Medications"
-    return best
-
-
-@dataclass
-class _Selection:
-    index: SourceIndex
-    skeleton: list[
-        tuple[str, SourceUnit | None, str, int | None]
-    ]  # (section, unit, text, unit idx)
-    extra: list[int]  # further unit indexes for the prompt, best first
-
-
-def _facts_active(facts: Sequence[Mapping[str, Any]], kind: str) -> list[str]:
-    out: list[str] = []
-    for f in facts:
-        if f.get("kind") != kind:
-            continue
-        status = str(f.get("status") or "").lower()
-        if status in (
-            "resolved",
-            "inactive",
-            "stopped",
-            "completed",
-            "entered-in-error",
-            "cancelled",
-            "refuted",
-        ):
-            continue
-        if kind == "condition" and f.get("end_date"):
-            continue
-        disp = str(f.get("display") or "").strip()
-        if disp and disp.lower() not in (d.lower() for d in out):
-            out.append(disp)
-    return out
-
-
-def select(
-    notes: Sequence[SourceNote],
-    facts: Sequence[Mapping[str, Any]] = (),
-    *,
-    unit_cache: dict[tuple[str, int], list[SourceUnit]] | None = None,
-    caps: Mapping[str, int] | None = None,
-) -> _Selection:
-    """Pick the skeleton and the ranked extra units from the notes (no model involved)."""
-    caps = {
-        "Problems": 10,
-        "Medications": 10,
-        "Allergies": 3,
-        "Recent findings": 4,
-        "Plan": 5,
-        "Other": 3,
-        **(caps or {}),
-    }
-    skips = _skip_patterns()
-    ordered = sorted(enumerate(notes), key=lambda p: ((p[1].date or ""), p[0]))
-    latest: dict[str, _Candidate] = {}
-    for recency, (_, note) in enumerate(ordered):
-        key = (note.id, hash(note.text))
-        units = unit_cache.get(key) if unit_cache is not None else None
-        if units is None:
-            units = split_units(note.id, note.text)
-            if unit_cache is not None:
-                unit_cache[key] = units
-        for u in units:
-            body = " ".join(u.text.split())
-            if any(p.match(body) for p in skips):
-                continue
-            words = content_words(body)
-            section = classify(body, u.section)
-            if (len(words) < 2 or len(body.split()) < 2) and section not in (
-                "Allergies",
-                "Medications",
-            ):
-                continue  # lone names, dates, fragments
-            if len(words) < 1:
-                continue
-            latest[body.lower()] = _Candidate(u, section, 0.0, recency)
-    cands = sorted(latest.values(), key=lambda c: (c.recency, c.unit.ordinal))
-    index = SourceIndex({n.id: n.text for n in notes}, [c.unit for c in cands])
-    n_notes = max(1, len(ordered))
-    for c in cands:
-        uniq = set(content_words(c.unit.text))
-        info = math.fsum(index.idf(w) for w in uniq) / (1 + 0.15 * max(0, len(uniq) - 25))
-        bonus = 1.0 + 0.5 * bool(numbers_in(c.unit.text)) + 0.5 * bool(drugs_in(c.unit.text))
-        bonus *= 1.0 + 0.2 * (c.section != "Other")
-        c.score = info * bonus * (0.5 + 0.5 * (c.recency + 1) / n_notes)
-
-    skeleton: list[tuple[str, SourceUnit | None, str, int | None]] = []
-    used_units: set[int] = set()
-    seen_text: set[str] = set()
-
-    def add(section: str, unit_idx: int | None, text: str, fact: bool = False) -> None:
-        key = " ".join(text.lower().split())
-        if key in seen_text or sum(1 for s in skeleton if s[0] == section) >= caps[section]:
-            return
-        if not fact and any(s[0] == section and similar_words(text, s[2]) >= 0.9 for s in skeleton):
-            return  # restates (or is contained in) a sentence already chosen
-        seen_text.add(key)
-        unit = index.units[unit_idx] if unit_idx is not None else None
-        if unit_idx is not None:
-            used_units.add(unit_idx)
-        skeleton.append((section, unit, text, unit_idx))
-
-    unit_pos = {id(c.unit): i for i, c in enumerate(cands)}
-    by_section: dict[str, list[int]] = {s: [] for s in SECTIONS}
-    for i, c in enumerate(cands):
-        by_section[c.section].append(i)
-    max_recency = max((c.recency for c in cands), default=0)
-
-    fact_kinds = {"Problems": "condition", "Medications": "medication", "Allergies": "allergy"}
-    for section in SECTIONS:
-        kind = fact_kinds.get(section)
-        displays = _facts_active(facts, kind) if kind else []
-        if displays:
-            if section == "Problems":  # disorders before social findings
-                displays.sort(
-                    key=lambda d: 0 if "(disorder)" in d else 1 if "(finding)" not in d else 2
-                )
-            # structured facts are the record's own problem list: allow a longer list
-            caps[section] = max(caps[section], 30 if section != "Allergies" else 8)
-            for disp in displays:
-                span = index.find_exact(disp)
-                if span is None:
-                    continue
-                text = index.texts[span.note_id][span.start : span.end]
-                add(section, None, text, fact=True)
-            if any(s[0] == section for s in skeleton):
-                continue
-        members = by_section[section]
-        if not members:
-            continue
-        has_headers = any(cands[i].unit.section for i in members)
-        if has_headers and section in ("Medications", "Allergies", "Recent findings", "Plan"):
-            # the most recent notes' own section, in note order
-            recent = [
-                i
-                for i in members
-                if cands[i].recency >= max_recency - (1 if section != "Plan" else 0)
-            ]
-            pool = recent or sorted(members, key=lambda i: -cands[i].recency)[: caps[section]]
-            for i in sorted(pool, key=lambda i: (-cands[i].recency, cands[i].unit.ordinal)):
-                add(section, unit_pos[id(cands[i].unit)], cands[i].unit.text)
-        else:
-            for i in sorted(members, key=lambda i: -cands[i].score)[: caps[section]]:
-                if cands[i].score > 0:
-                    add(section, unit_pos[id(cands[i].unit)], cands[i].unit.text)
-    # unstructured text: keep only the best few overall so the skeleton stays a summary
-    if not any(c.unit.section for c in cands) and not facts:
-        budget = max(3, min(8, len(cands) // 6))
-        ranked = sorted(
-            (s for s in skeleton if s[3] is not None),
-            key=lambda s: -cands[s[3]].score,  # type: ignore[index]
-        )[:budget]
-        keep = {id(s) for s in ranked}
-        skeleton = [s for s in skeleton if id(s) in keep]
-        skeleton.sort(key=lambda s: (cands[s[3]].recency, cands[s[3]].unit.ordinal))  # type: ignore[index]
-        used_units = {s[3] for s in skeleton if s[3] is not None}
-    extra = [
-        i for i in sorted(range(len(cands)), key=lambda i: -cands[i].score) if i not in used_units
-    ]
-    return _Selection(index=index, skeleton=skeleton, extra=extra)
-
-
-def prompt_candidates(sel: _Selection) -> list[tuple[str, int | None]]:
-    """What the model may be shown, best first: the skeleton, then the ranked extra units."""
-    out: list[tuple[str, int | None]] = [(t, u) for _s, _unit, t, u in sel.skeleton]
-    out += [(sel.index.units[i].text, i) for i in sel.extra]
-    return out
-
-
-def fit_prompt_lines(
-    candidates: Sequence[tuple[str, int | None]],
-    count_tokens: Callable[[str], int | float],
-    base: int | float,
-    budget: int | float,
-) -> tuple[list[str], list[int | None]]:
-    """The candidates that fit in ``budget`` tokens after ``base`` (the empty prompt), in order.
-
-    Shared with fine-tuning (``noteward.training.data``), which builds training prompts the
-    same way so the model is trained on prompts shaped like the ones it is given.
-    """
-    lines: list[str] = []
-    ids: list[int | None] = []
-    used = base
-    for text, uidx in candidates:
-        line = f"[S{len(lines) + 1}] {' '.join(text.split())}\n"
-        n = count_tokens(line)
-        if used + n > budget:
-            if used > base:
-                break
-            continue  # a single huge unit: try the next one
-        lines.append(text)
-        ids.append(uidx)
-        used += n
-    return lines, ids
-
-
-# ---- the service -----------------------------------------------------------------------
-
-
-def similar_words(a: str, b: str) -> float:
-    """Shared content words over the shorter side's: 1.0 when one restates the other."""
-    wa, wb = set(content_words(a)), set(content_words(b))
-    if not wa or not wb:
-        return 0.0
-    return len(wa & wb) / min(len(wa), len(wb))
+SummaryResult = Summary  # the name evaluation, benchmarks and older callers use
 
 
 @dataclass
@@ -368,7 +75,9 @@ class SummaryService:
     """Builds grounded summaries; one instance owns one model runtime (lazily started).
 
     ``model_id`` None means the settings' or manifest's default; ``threads`` None means the
-    machine's cores. ``use_model=False`` gives the skeleton alone (no model is loaded).
+    machine's cores. ``use_model=False`` gives the composed sentences alone (no model is
+    loaded). ``recent_months`` and ``max_sentences`` None mean the settings'
+    (``summary_recent_months``, ``summary_max_sentences``; NOTEWARD_* overridable).
     Both callbacks (``on_sentence``, ``on_token``) run on the calling thread, never on the
     model's owner thread (tokens are handed over in batches, every 50 ms at most); they
     must be quick and must not block.
@@ -379,12 +88,22 @@ class SummaryService:
     max_new_tokens: int = 160
     prompt_token_cap: int = 1024
     use_model: bool = True
+    recent_months: int | None = None
+    max_sentences: int | None = None
+    synopsis_writer: SynopsisWriter | None = None
     _runtime: Any = field(default=None, repr=False)
     _unit_cache: dict[tuple[str, int], list[SourceUnit]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         from noteward.llm.manifest import resolve_model
+        from noteward.settings import load_settings
 
+        if self.recent_months is None or self.max_sentences is None:
+            settings = load_settings()
+            if self.recent_months is None:
+                self.recent_months = settings.summary_recent_months
+            if self.max_sentences is None:
+                self.max_sentences = settings.summary_max_sentences
         if not self.use_model:
             # provenance says honestly that no model wrote any of it
             self._resolved = None
@@ -418,14 +137,14 @@ class SummaryService:
 
     def summarize_patient(
         self,
-        vault: Any,
+        vault: Vault,
         patient_id: str,
         *,
         on_sentence: OnSentence | None = None,
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
         save: bool = True,
-    ) -> SummaryResult:
+    ) -> Summary:
         """Summarize all of a patient's notes; saved in the vault with provenance."""
         t0 = time.perf_counter()
         patient = vault.patient(patient_id)
@@ -435,7 +154,10 @@ class SummaryService:
                 "This patient has no notes to summarize. Import notes first (`noteward import`)."
             )
         facts = vault.facts(patient.id)
-        result = self._summarize(notes, facts, patient.id, on_sentence, on_token, cancel, t0)
+        who = Who(patient.birth_date, patient.sex, patient.deceased_date if patient.deceased else None)
+        result = self._summarize(
+            notes, facts, patient.id, on_sentence, on_token, cancel, t0, who=who
+        )
         if save:
             result.summary_id = save_summary(vault, result)
         return result
@@ -447,7 +169,7 @@ class SummaryService:
         on_sentence: OnSentence | None = None,
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
-    ) -> SummaryResult:
+    ) -> Summary:
         """Summarize one text (note id "input"; offsets index ``text``)."""
         t0 = time.perf_counter()
         if not text.strip():
@@ -464,7 +186,7 @@ class SummaryService:
         on_sentence: OnSentence | None = None,
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
-    ) -> SummaryResult:
+    ) -> Summary:
         """Summarize given notes (used by evaluation); nothing is saved."""
         return self._summarize(
             list(notes), facts, None, on_sentence, on_token, cancel, time.perf_counter()
@@ -481,11 +203,30 @@ class SummaryService:
         on_token: OnToken | None,
         cancel: threading.Event | None,
         t0: float,
-    ) -> SummaryResult:
+        who: Who | None = None,
+    ) -> Summary:
         from noteward.core.errors import CancelledError
 
         cancel = cancel or threading.Event()
-        sel = select(notes, facts, unit_cache=self._unit_cache)
+        months = int(self.recent_months or 12)
+        cap = int(self.max_sentences or 15)
+        newest = max((d for d in (iso_date(n.date) for n in notes) if d), default=None)
+        sel = select(
+            notes,
+            facts,
+            unit_cache=self._unit_cache,
+            recent_since=months_before(newest, months) if newest else None,
+        )
+        comp = compose(
+            sel,
+            facts,
+            who=who,
+            recent_months=months,
+            max_sentences=cap,
+            model_slots=self._model_slots(cap),
+        )
+        if self.synopsis_writer is not None:
+            self._write_synopsis(sel, comp)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         sentences: list[SummarySentence] = []
         timings: dict[str, float] = {"retrieval_ms": retrieval_ms}
@@ -497,24 +238,20 @@ class SummaryService:
             if on_sentence is not None:
                 on_sentence(s)
 
-        for section, _unit, text, uidx in sel.skeleton:
+        for draft in comp.drafts:
             if cancel.is_set():
                 raise CancelledError("Cancelled.")
-            al = sel.index.align(text, [uidx] if uidx is not None else [])
-            emit(
-                SummarySentence(
-                    " ".join(text.split()), section, al.sources, al.support, al.supported
-                )
-            )
+            emit(self._sentence(sel, draft))
 
         model_text = ""
         if self.use_model:
-            model_text = self._model_pass(sel, sentences, emit, on_token, cancel, timings)
+            model_text = self._model_pass(sel, comp, sentences, emit, on_token, cancel, timings)
         covers = {
             "note_ids": [n.id for n in notes],
             "date_range": _date_range(notes),
+            "recent_window": list(comp.window),
         }
-        order = {s: i for i, s in enumerate(SECTIONS)}
+        order = {s: i for i, s in enumerate(SUMMARY_SECTIONS)}
         sentences.sort(key=lambda s: order.get(s.section, len(order)))
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         timings.setdefault("first_sentence_ms", timings["total_ms"])
@@ -525,16 +262,64 @@ class SummaryService:
             sum(s.supported for s in sentences),
             timings["total_ms"],
         )
-        return SummaryResult(
-            patient_id, sentences, covers, dict(self.model_info), timings, model_output=model_text
+        return Summary(
+            patient_id,
+            sentences,
+            covers,
+            dict(self.model_info),
+            timings,
+            prompt_version=prompts.PROMPT_VERSION,
+            model_output=model_text,
+            omitted=dict(comp.omitted),
         )
 
-    def build_prompt(self, sel: _Selection) -> tuple[str, list[int], int]:
+    def _model_slots(self, cap: int) -> int:
+        """Sentences of the cap kept for the model's own (none without a model)."""
+        if not self.use_model:
+            return 0
+        from noteward.llm.selection import content_rules
+
+        return min(int(content_rules().get("model_slots", 3)), max(0, cap // 4))
+
+    def _write_synopsis(self, sel: Selection, comp: Composition) -> None:
+        """Replace the composed top line with the synopsis writer's line, when it gives one."""
+        assert self.synopsis_writer is not None
+        text = self.synopsis_writer(sel, comp)
+        top = next((d for d in comp.drafts if d.section == "Patient"), None)
+        if text and top is not None:
+            top.text, top.origin, top.unit_idx, top.spans = " ".join(text.split()), "model", None, []
+
+    def _sentence(self, sel: Selection, d: Draft) -> SummarySentence:
+        """A composed draft as a checked sentence: copied text is aligned to its unit, fact
+        lines cite where their facts are written (the structured record backs them)."""
+        if d.origin == "model":
+            al = sel.index.align(d.text, [])
+            return SummarySentence(
+                d.text, d.section, al.sources, al.support, al.supported,
+                date=d.date or _newest_source_date(sel, al.sources), origin="model",
+            )
+        if d.origin == "extract" and d.unit_idx is not None:
+            al = sel.index.align(d.text, [d.unit_idx])
+            sources, support, supported = al.sources, al.support, al.supported
+        else:
+            sources, support, supported = list(d.spans), round(d.located, 4), True
+        return SummarySentence(
+            d.text,
+            d.section,
+            sources,
+            support,
+            supported,
+            date=d.date or _newest_source_date(sel, sources),
+            origin=d.origin,
+            conflicts=list(d.conflicts),
+        )
+
+    def build_prompt(self, sel: Selection) -> tuple[str, list[int], int]:
         """The model prompt for a selection: (formatted prompt, unit index per [S] id, tokens)."""
         prompt, _lines, ids, tokens = self._prompt(sel)
         return prompt, ids, tokens
 
-    def _prompt(self, sel: _Selection) -> tuple[str, list[str], list[int], int]:
+    def _prompt(self, sel: Selection) -> tuple[str, list[str], list[int], int]:
         """``build_prompt`` plus the source sentences the prompt holds."""
         rt = self.runtime
         budget = min(self.prompt_token_cap, rt.prompt_budget(self.max_new_tokens))
@@ -552,7 +337,8 @@ class SummaryService:
 
     def _model_pass(
         self,
-        sel: _Selection,
+        sel: Selection,
+        comp: Composition,
         sentences: list[SummarySentence],
         emit: OnSentence,
         on_token: OnToken | None,
@@ -600,7 +386,7 @@ class SummaryService:
                 for piece in new_pieces:
                     on_token(piece)
             for section, text, cites in items:
-                self._add_model_bullet(sel, sentences, emit, section, text, cites, unit_ids)
+                self._add_model_bullet(sel, comp, sentences, emit, section, text, cites, unit_ids)
 
         while True:
             try:
@@ -624,7 +410,8 @@ class SummaryService:
 
     def _add_model_bullet(
         self,
-        sel: _Selection,
+        sel: Selection,
+        comp: Composition,
         sentences: list[SummarySentence],
         emit: OnSentence,
         section: str,
@@ -633,22 +420,32 @@ class SummaryService:
         unit_ids: list[int],
     ) -> None:
         text = " ".join(text.split())
-        if len(content_words(text)) < 1:
-            return
+        if len(content_words(text)) < 1 or text.endswith(":"):
+            return  # empty, or a lead-in ("Clinical notes:") with nothing after it
         for s in sentences:
             if similar_words(text, s.text) >= 0.8:
                 return  # restates a sentence already shown
+        if len(sentences) >= comp.max_sentences:
+            return  # the length cap is reached
         hints = [unit_ids[c - 1] for c in cites if 0 < c <= len(unit_ids) and unit_ids[c - 1] >= 0]
         al = sel.index.align(text, hints)
+        when = _newest_source_date(sel, al.sources)
+        placed = comp.place_model_sentence(section if section in SECTIONS else "Other", text, when)
+        if placed is None:
+            return
+        # dated by its newest source; without one, by the newest note the model read
         emit(
             SummarySentence(
-                text,
-                section if section in SECTIONS else "Other",
-                al.sources,
-                al.support,
-                al.supported,
+                text, placed, al.sources, al.support, al.supported,
+                date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(text),
             )
         )
+
+
+def _newest_source_date(sel: Selection, sources: Sequence[Any]) -> str | None:
+    """The date of the newest note among a sentence's sources."""
+    dates = [d for d in (sel.note_dates.get(s.note_id) for s in sources) if d]
+    return max(dates) if dates else None
 
 
 def _date_range(notes: Sequence[SourceNote]) -> list[str | None]:
@@ -659,102 +456,66 @@ def _date_range(notes: Sequence[SourceNote]) -> list[str | None]:
 # ---- persistence -------------------------------------------------------------------------
 
 
-def save_summary(vault: Any, result: SummaryResult) -> str:
+def save_summary(vault: Vault, result: SummaryResult) -> str:
     """Store a summary with provenance (model id + sha256, prompt version, sources, covers)."""
-    from noteward.store import audit
-    from noteward.store.vault import now_iso
+    from noteward.store import summaries
 
     sid = new_id("sm")
     body = result.to_json()
     body["timings_detail"] = {k: round(float(v), 1) for k, v in result.timings.items()}
-    with vault.transaction() as conn:
-        conn.execute(
-            "INSERT INTO summaries(id, patient_id, created_at, model_id, model_sha256, prompt_version, covers, body)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (
-                sid,
-                result.patient,
-                now_iso(),
-                result.model["id"],
-                result.model["sha256"],
-                result.prompt_version,
-                json.dumps(result.covers),
-                json.dumps(body, ensure_ascii=False),
-            ),
-        )
-        audit.append(
-            conn,
-            "summary.create",
-            [sid] + ([result.patient] if result.patient else []),
-            {
-                "sentences": len(result.sentences),
-                "supported": sum(s.supported for s in result.sentences),
-            },
-        )
+    summaries.add(
+        vault,
+        sid,
+        result.patient,
+        result.model,
+        result.prompt_version,
+        result.covers,
+        body,
+        {
+            "sentences": len(result.sentences),
+            "supported": sum(s.supported for s in result.sentences),
+        },
+    )
     return sid
 
 
-def load_summary(vault: Any, summary_id: str) -> dict[str, Any]:
+def load_summary(vault: Vault, summary_id: str) -> dict[str, Any]:
     """A stored summary: provenance, body, approval and whether newer notes exist."""
-    row = vault.conn.execute(
-        "SELECT id, patient_id, created_at, model_id, model_sha256, prompt_version, covers, body,"
-        " approved_text, approved_at FROM summaries WHERE id = ?",
-        (summary_id,),
-    ).fetchone()
-    if row is None:
+    from noteward.store import summaries
+
+    stored = summaries.get(vault, summary_id)
+    if stored is None:
         raise NotewardError(
             "Unknown summary id. List a patient's summaries with `noteward summaries`."
         )
-    keys = (
-        "id",
-        "patient_id",
-        "created_at",
-        "model_id",
-        "model_sha256",
-        "prompt_version",
-        "covers",
-        "body",
-        "approved_text",
-        "approved_at",
-    )
-    out = dict(zip(keys, row, strict=True))
-    out["covers"] = json.loads(out["covers"])
-    out["body"] = json.loads(out["body"])
+    out = asdict(stored)
     out["out_of_date"] = is_out_of_date(vault, summary_id, out)
     return out
 
 
-def latest_summary(vault: Any, patient_id: str) -> dict[str, Any] | None:
+def latest_summary(vault: Vault, patient_id: str) -> dict[str, Any] | None:
     """The newest stored summary for a patient (or None)."""
-    row = vault.conn.execute(
-        "SELECT id FROM summaries WHERE patient_id = ? ORDER BY created_at DESC LIMIT 1",
-        (patient_id,),
-    ).fetchone()
-    return load_summary(vault, row[0]) if row else None
+    from noteward.store import summaries
+
+    sid = summaries.latest_id(vault, patient_id)
+    return load_summary(vault, sid) if sid else None
 
 
-def is_out_of_date(vault: Any, summary_id: str, stored: Mapping[str, Any] | None = None) -> bool:
+def is_out_of_date(vault: Vault, summary_id: str, stored: Mapping[str, Any] | None = None) -> bool:
     """True when the patient has notes the summary did not cover (newer notes arrived)."""
+    from noteward.store import notes
+
     if stored is None:
         stored = load_summary(vault, summary_id)
     pid = stored["patient_id"]
     if not pid:
         return False
     covered = set(stored["covers"].get("note_ids", []))
-    rows = vault.conn.execute("SELECT id FROM notes WHERE patient_id = ?", (pid,)).fetchall()
-    return any(r[0] not in covered for r in rows)
+    return any(nid not in covered for nid in notes.ids_for_patient(vault, pid))
 
 
-def save_approved(vault: Any, summary_id: str, text: str) -> None:
+def save_approved(vault: Vault, summary_id: str, text: str) -> None:
     """Store the clinician-approved text of a summary (with the time it was approved)."""
-    from noteward.store import audit
-    from noteward.store.vault import now_iso
+    from noteward.store import summaries
 
-    with vault.transaction() as conn:
-        cur = conn.execute(
-            "UPDATE summaries SET approved_text = ?, approved_at = ? WHERE id = ?",
-            (text, now_iso(), summary_id),
-        )
-        if cur.rowcount == 0:
-            raise NotewardError("Unknown summary id: nothing was approved.")
-        audit.append(conn, "summary.approve", [summary_id], {"chars": len(text)})
+    summaries.approve(vault, summary_id, text)

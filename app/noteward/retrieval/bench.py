@@ -39,10 +39,13 @@ import numpy as np
 
 from noteward.core.errors import UsageError
 from noteward.core.ids import new_id
+from noteward.core.models import Chunk, Note, Patient
 from noteward.retrieval.embeddings import DIM, from_blobs, get_embedder, to_blob
 from noteward.retrieval.index import build_faiss, index_vault
 from noteward.retrieval.search import MODES, HybridSearcher
 from noteward.settings import resources_dir, shared_data_dir
+from noteward.store import bench as bench_store
+from noteward.store import chunks, embeddings, notes, patients
 from noteward.store.vault import Vault, now_iso
 
 TARGET_P95_MS = 50.0
@@ -54,11 +57,11 @@ def default_data() -> Path:
     return shared_data_dir() / "synthea_fhir"
 
 
-def bench_queries(conn: Any, extra: int, rng: random.Random) -> list[str]:
+def bench_queries(vault: Vault, extra: int, rng: random.Random) -> list[str]:
     """The fixed queries from resources plus ``extra`` word triples drawn from chunks."""
     path = resources_dir() / "retrieval" / "bench_queries.txt"
     fixed = [ln.strip() for ln in path.read_text("utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-    texts = [r[0] for r in conn.execute("SELECT text FROM chunks_fts ORDER BY rowid")]
+    texts = chunks.texts(vault)
     drawn: list[str] = []
     while len(drawn) < extra and texts:
         words = re.findall(r"[A-Za-z]{4,}", rng.choice(texts))
@@ -133,51 +136,37 @@ def _run_modes(searcher: HybridSearcher, queries: list[str], scope: str | None, 
 
 def _replicate(vault: Vault, target: int, rng: np.random.Generator) -> int:
     """Copy patients/notes/chunks/FTS rows/vectors under new ids until ``target`` chunks."""
-    conn = vault.conn
-    patients = conn.execute("SELECT id FROM patients ORDER BY id").fetchall()
-    notes = conn.execute("SELECT id, patient_id, date, type, text, content_hash FROM notes ORDER BY id").fetchall()
-    chunks = conn.execute(
-        'SELECT c.id, c.note_id, c.start, c."end", c.section, f.text, e.vector FROM chunks c'
-        " JOIN chunks_fts f ON f.rowid = c.id JOIN embeddings e ON e.chunk_id = c.id ORDER BY c.id"
-    ).fetchall()
-    if not chunks:
+    patient_ids = patients.all_ids(vault)
+    all_notes = notes.all_notes(vault)
+    stored = embeddings.embedded_chunks(vault)
+    if not stored:
         raise UsageError("The benchmark corpus produced no chunks.")
-    base_vecs = from_blobs([r[6] for r in chunks])
-    have = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-    next_id = int(conn.execute("SELECT max(id) FROM chunks").fetchone()[0]) + 1
+    base_vecs = from_blobs([vec for _, vec in stored])
+    have = chunks.count(vault)
+    next_id = chunks.max_id(vault) + 1
     created = now_iso()
     copy = 0
     while have < target:
         copy += 1
-        pmap = {p[0]: new_id("pt") for p in patients}
-        nmap = {n[0]: new_id("nt") for n in notes}
-        take = chunks[: target - have]
+        pmap = {pid: new_id("pt") for pid in patient_ids}
+        nmap = {n.id: new_id("nt") for n in all_notes}
+        take = stored[: target - have]
         noisy = base_vecs[: len(take)] + rng.normal(0, NOISE, (len(take), DIM)).astype(np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-        note_patient = {n[0]: pmap[n[1]] for n in notes}
-        with vault.transaction() as tx:
-            tx.executemany(
-                "INSERT INTO patients(id, source_id, name, created_at) VALUES (?, NULL, ?, ?)",
-                [(pid, f"bench copy {copy}", created) for pid in pmap.values()],
-            )
-            tx.executemany(
-                "INSERT INTO notes(id, patient_id, date, type, text, content_hash, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                [(nmap[n[0]], pmap[n[1]], n[2], n[3], n[4], n[5], created) for n in notes],
-            )
+        note_patient = {n.id: pmap[n.patient_id] for n in all_notes}
+        with vault.transaction():
+            patients.add_many(vault, [Patient(pid, None, f"bench copy {copy}") for pid in pmap.values()], created)
+            # Only what search reads is copied: no author, source or source id.
+            notes.add_many(vault, [Note(nmap[n.id], pmap[n.patient_id], n.text, n.date, n.type,
+                                        content_hash=n.content_hash) for n in all_notes], created_at=created)
             ids = list(range(next_id, next_id + len(take)))
-            tx.executemany(
-                'INSERT INTO chunks(id, note_id, start, "end", section) VALUES (?,?,?,?,?)',
-                [(cid, nmap[c[1]], c[2], c[3], c[4]) for cid, c in zip(ids, take, strict=True)],
-            )
-            tx.executemany(
-                "INSERT INTO chunks_fts(rowid, text, patient_id) VALUES (?,?,?)",
-                [(cid, c[5], note_patient[c[1]]) for cid, c in zip(ids, take, strict=True)],
-            )
-            tx.executemany(
-                "INSERT INTO embeddings(chunk_id, model, dim, vector) VALUES (?,?,?,?)",
-                [(cid, "all-MiniLM-L6-v2", DIM, to_blob(v)) for cid, v in zip(ids, noisy, strict=True)],
-            )
+            chunks.add_many(vault, [
+                chunks.PatientChunk(Chunk(cid, nmap[c.note_id], c.start, c.end, c.text, c.section),
+                                    note_patient[c.note_id])
+                for cid, (c, _) in zip(ids, take, strict=True)
+            ])
+            embeddings.add_many(vault, [embeddings.VectorRow(cid, "all-MiniLM-L6-v2", DIM, to_blob(v))
+                                        for cid, v in zip(ids, noisy, strict=True)])
         next_id += len(take)
         have += len(take)
     return copy
@@ -186,17 +175,13 @@ def _replicate(vault: Vault, target: int, rng: np.random.Generator) -> int:
 def _blob_load(vault: Vault, vectors: np.ndarray) -> dict[str, float]:
     """Store the vectors as one serialised FAISS flat index BLOB in the (temporary) vault
     and time reading it back: the alternative to rebuilding from per-chunk rows."""
-    conn = vault.conn
     flat = faiss.IndexFlatIP(vectors.shape[1])  # the exact float32 vectors, as the rows hold them
     flat.add(vectors)
     index = flat
     data = faiss.serialize_index(flat).tobytes()
-    with vault.transaction() as tx:
-        tx.execute("CREATE TABLE IF NOT EXISTS bench_faiss_blob (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
-        tx.execute("INSERT OR REPLACE INTO bench_faiss_blob(id, data) VALUES (1, ?)", (data,))
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    bench_store.write_index_blob(vault, data)
     t0 = time.perf_counter()
-    blob = conn.execute("SELECT data FROM bench_faiss_blob WHERE id = 1").fetchone()[0]
+    blob = bench_store.read_index_blob(vault)
     t_read = time.perf_counter() - t0
     restored = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
     total = time.perf_counter() - t0
@@ -225,11 +210,11 @@ def bench_search(data: str | Path | None = None, target: int = 100_000, k: int =
             rep = index_vault(vault)
             out["corpus"] = {"chunks": rep.total_chunks, "embed_s": round(rep.seconds, 1),
                              "import_and_embed_s": round(time.perf_counter() - t0, 1)}
-            queries = bench_queries(vault.conn, extra_queries, random.Random(SEED))
+            queries = bench_queries(vault, extra_queries, random.Random(SEED))
             out["queries"] = len(queries)
-            biggest = vault.conn.execute(
-                "SELECT n.patient_id FROM chunks c JOIN notes n ON n.id = c.note_id"
-                " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
+            biggest = chunks.patient_with_most_chunks(vault)
+            if biggest is None:
+                raise UsageError("The benchmark corpus produced no chunks.")
             say(f"bench: baseline searches over {rep.total_chunks} chunks...")
             searcher = HybridSearcher(vault)
             out["baseline_unmultiplied"] = {"chunks": rep.total_chunks,
@@ -238,18 +223,18 @@ def bench_search(data: str | Path | None = None, target: int = 100_000, k: int =
             say(f"bench: copying chunks under new ids up to {target}...")
             t1 = time.perf_counter()
             copies = _replicate(vault, target, rng)
-            vault.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            n_chunks = int(vault.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            n_patients = int(vault.conn.execute("SELECT count(*) FROM patients").fetchone()[0])
+            bench_store.checkpoint(vault)
+            n_chunks = chunks.count(vault)
+            n_patients = patients.count(vault)
             out["load"] = {
                 "chunks": n_chunks, "patients": n_patients, "copies": copies,
                 "build_s": round(time.perf_counter() - t1, 1),
                 "vectors": f"copies reuse the real vectors plus N(0, {NOISE}^2) noise per dimension, "
                            "renormalised (no re-encoding)",
             }
-            big_chunks, lo, hi = vault.conn.execute(
-                "SELECT count(*), min(c.id), max(c.id) FROM chunks c JOIN notes n ON n.id = c.note_id"
-                " WHERE n.patient_id = ?", (biggest,)).fetchone()
+            span = chunks.patient_span(vault, biggest)
+            assert span is not None  # the patient with the most chunks has some
+            big_chunks, lo, hi = span
 
             say("bench: dense index load, from rows and from one stored BLOB...")
             index = build_faiss(vault)

@@ -7,17 +7,18 @@ import sys
 import time
 from typing import Any
 
+from noteward import console
 from noteward.core.errors import UsageError
+from noteward.store.unlock import open_vault
 
 # search.MODES, spelled out so that `noteward --help` does not import FAISS and NumPy.
 SEARCH_MODES = ("hybrid", "bm25", "dense")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from noteward import cli
     from noteward.retrieval.index import index_vault
 
-    vault = cli.open_vault(args)
+    vault = open_vault(args)
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -32,7 +33,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     finally:
         vault.close()
     if args.json:
-        cli.print_json(report.to_json())
+        console.print_json(report.to_json())
         return 0
     rate = f" ({report.added / report.seconds:.0f} chunks/s)" if report.added and report.seconds else ""
     print(f"Embedded {report.added} new chunks in {report.seconds:.2f} s{rate}.")
@@ -41,12 +42,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from noteward import cli
     from noteward.retrieval.search import HybridSearcher
 
     if args.k < 1 or args.k > 1000:
         raise UsageError("--k must be between 1 and 1000.")
-    vault = cli.open_vault(args)
+    vault = open_vault(args)
     try:
         patient_id = vault.patient(args.patient).id if args.patient else None
         searcher = HybridSearcher(vault)
@@ -66,7 +66,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"noteward: {unindexed} chunks have no vectors yet and are found by keyword only; "
               "run `noteward index`.", file=sys.stderr)
     if args.json:
-        cli.print_json({
+        console.print_json({
             "query_mode": args.mode, "patient": patient_id, "k": args.k, "ms": round(ms, 2),
             "load_ms": round(load_ms, 1),
             "hits": [{**h.to_json(), "highlights": [list(r) for r in hl]}
@@ -90,29 +90,26 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
-    from noteward import cli
     from noteward.retrieval.bench import bench_search, format_report
 
     if args.chunks < 1000:
         raise UsageError("--chunks must be at least 1000.")
     result = bench_search(args.data, target=args.chunks, k=args.k)
     if args.json:
-        cli.print_json(result)
+        console.print_json(result)
     else:
         print("\n".join(format_report(result)))
     return 0
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
-    from noteward.cli import add_vault_args
-
     p = sub.add_parser("index", help="embed new note chunks for search by meaning (incremental)")
-    add_vault_args(p)
+    console.add_vault_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_index)
 
     p = sub.add_parser("search", help="search notes by keyword and meaning")
-    add_vault_args(p)
+    console.add_vault_args(p)
     p.add_argument("query", help="what to look for (any text)")
     p.add_argument("--patient", help="only this patient's notes (id or source id)")
     p.add_argument("--k", type=int, default=10, help="number of hits (default 10)")

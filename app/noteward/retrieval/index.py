@@ -15,7 +15,6 @@ an ``erase`` event drops that patient's rows; any other change that can remove c
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,7 +26,8 @@ import faiss
 import numpy as np
 
 from noteward.retrieval.embeddings import DIM, MODEL_ID, Embedder, from_blobs, get_embedder, to_blob
-from noteward.store import audit
+from noteward.store import chunks, embeddings, events
+from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +65,8 @@ class IndexReport:
         }
 
 
-def pending_chunks(conn: Any, model: str = MODEL_ID) -> list[tuple[int, str]]:
-    """(chunk id, text) of every chunk with no vector from ``model`` yet, in id order."""
-    rows = conn.execute(
-        "SELECT c.id, f.text FROM chunks c JOIN chunks_fts f ON f.rowid = c.id"
-        " LEFT JOIN embeddings e ON e.chunk_id = c.id"
-        " WHERE e.chunk_id IS NULL OR e.model != ? ORDER BY c.id",
-        (model,),
-    ).fetchall()
-    return [(int(r[0]), str(r[1])) for r in rows]
-
-
 def index_vault(
-    vault: Any,
+    vault: Vault,
     *,
     embedder: Embedder | None = None,
     batch_size: int = 64,
@@ -95,8 +84,7 @@ def index_vault(
 
     t0 = time.perf_counter()
     embedder = embedder or get_embedder()
-    conn = vault.conn
-    todo = pending_chunks(conn, embedder.model_id)
+    todo = embeddings.pending(vault, embedder.model_id)
     report = IndexReport(pending_before=len(todo), model=embedder.model_id)
     # Notes repeat whole sections (templates, copied-forward text): each distinct text is
     # encoded once and its vector stored for every chunk that has it.
@@ -116,18 +104,14 @@ def index_vault(
 
             vecs = embedder.encode(part, batch_size=batch_size, progress=part_progress, cancel=cancel)
             rows = [
-                (cid, embedder.model_id, embedder.dim, blob, cid)
+                embeddings.VectorRow(cid, embedder.model_id, embedder.dim, blob)
                 for text, v in zip(part, vecs, strict=True)
                 for blob in (to_blob(v),)
                 for cid in by_text[text]
             ]
-            with vault.transaction() as tx:
+            with vault.transaction():
                 # A chunk erased while we were encoding is skipped, not resurrected.
-                tx.executemany(
-                    "INSERT OR REPLACE INTO embeddings(chunk_id, model, dim, vector)"
-                    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
-                    rows,
-                )
+                embeddings.store(vault, rows)
             report.added += len(rows)
     except CancelledError:
         report.cancelled = True
@@ -135,20 +119,16 @@ def index_vault(
     finally:
         report.seconds = time.perf_counter() - t0
         if report.added:
-            with vault.transaction() as tx:
-                audit.append(tx, "index", [], {"added": report.added, "cancelled": report.cancelled})
+            events.record(vault, "index", [], {"added": report.added, "cancelled": report.cancelled})
         log.info("index: %d chunks embedded in %.2fs%s", report.added, report.seconds,
                  " (cancelled)" if report.cancelled else "")
-    report.total_chunks = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-    report.embedded = int(conn.execute("SELECT count(*) FROM embeddings WHERE model = ?",
-                                       (embedder.model_id,)).fetchone()[0])
+    report.total_chunks = chunks.count(vault)
+    report.embedded = embeddings.count(vault, embedder.model_id)
     return report
 
 
-def _signature(conn: Any) -> tuple[str, int]:
-    head = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
-    top = conn.execute("SELECT max(chunk_id) FROM embeddings").fetchone()
-    return (head[0] if head else "", int(top[0] or 0))
+def _signature(vault: Vault) -> tuple[str, int]:
+    return (events.head(vault), embeddings.max_chunk_id(vault))
 
 
 def _audit_seq(head: str) -> int:
@@ -181,16 +161,11 @@ class DenseIndex:
 
     # -- building ------------------------------------------------------------------------
 
-    def _rows(self, conn: Any, min_chunk_id: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
-        rows = conn.execute(
-            "SELECT e.chunk_id, n.patient_id, e.vector FROM embeddings e"
-            " JOIN chunks c ON c.id = e.chunk_id JOIN notes n ON n.id = c.note_id"
-            " WHERE e.model = ? AND e.chunk_id > ? ORDER BY e.chunk_id",
-            (self.model, min_chunk_id),
-        ).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        pats = [r[1] for r in rows]
-        vecs = from_blobs([r[2] for r in rows], self.dim)
+    def _rows(self, vault: Vault, min_chunk_id: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
+        rows = embeddings.after(vault, self.model, min_chunk_id)
+        ids = np.fromiter((r.chunk_id for r in rows), dtype=np.int64, count=len(rows))
+        pats = [r.patient_id for r in rows]
+        vecs = from_blobs([r.vector for r in rows], self.dim)
         return ids, pats, vecs
 
     def _numbers(self, pats: list[str]) -> np.ndarray:
@@ -225,12 +200,12 @@ class DenseIndex:
         """True when the global scan is 8-bit quantised (then re-scored exactly)."""
         return isinstance(self._faiss, faiss.IndexScalarQuantizer)
 
-    def load(self, conn: Any) -> DenseIndex:
+    def load(self, vault: Vault) -> DenseIndex:
         """(Re)load every stored vector of this model from the vault."""
         t0 = time.perf_counter()
-        sig = _signature(conn)
+        sig = _signature(vault)
         self.patients, self._patient_no = [], {}
-        ids, pats, vecs = self._rows(conn)
+        ids, pats, vecs = self._rows(vault)
         self.chunk_ids, self.patient_rows, self.vectors = ids, self._numbers(pats), vecs
         self._rebuild_faiss()
         self.signature = sig
@@ -238,24 +213,22 @@ class DenseIndex:
         log.info("dense index built: %d vectors in %.3fs", len(self), self.load_seconds)
         return self
 
-    def refresh(self, conn: Any) -> bool:
+    def refresh(self, vault: Vault) -> bool:
         """Bring the index up to date with the vault; True when anything changed."""
-        sig = _signature(conn)
+        sig = _signature(vault)
         if sig == self.signature:
             return False
         old_seq = _audit_seq(self.signature[0])
-        events = conn.execute(
-            "SELECT action, object_ids FROM audit WHERE seq > ? ORDER BY seq", (old_seq,)
-        ).fetchall()
+        happened = events.since(vault, old_seq)
         if old_seq == 0 or _audit_seq(sig[0]) < old_seq:
-            self.load(conn)
+            self.load(vault)
             return True
         erased: set[str] = set()
-        for action, ids in events:
-            if action == "erase":
-                erased.update(json.loads(ids))
-            elif action not in _ADD_ONLY_ACTIONS:
-                self.load(conn)  # e.g. a restore: anything may have changed
+        for event in happened:
+            if event.action == "erase":
+                erased.update(event.object_ids)
+            elif event.action not in _ADD_ONLY_ACTIONS:
+                self.load(vault)  # e.g. a restore: anything may have changed
                 return True
         if erased:
             gone = [self._patient_no[p] for p in erased if p in self._patient_no]
@@ -266,7 +239,7 @@ class DenseIndex:
                 self.vectors = np.ascontiguousarray(self.vectors[keep])
                 self._rebuild_faiss()
         top = int(self.chunk_ids.max()) if len(self) else 0
-        ids, pats, vecs = self._rows(conn, top)
+        ids, pats, vecs = self._rows(vault, top)
         if len(ids):
             self.chunk_ids = np.concatenate([self.chunk_ids, ids])
             self.patient_rows = np.concatenate([self.patient_rows, self._numbers(pats)])
@@ -318,6 +291,6 @@ class DenseIndex:
         return [(int(self.chunk_ids[cand[i]]), float(exact[i])) for i in order]
 
 
-def build_faiss(vault: Any, model: str = MODEL_ID) -> DenseIndex:
+def build_faiss(vault: Vault, model: str = MODEL_ID) -> DenseIndex:
     """Build the in-memory FAISS index from the vectors stored in ``vault``."""
-    return DenseIndex(model=model).load(vault.conn)
+    return DenseIndex(model=model).load(vault)

@@ -28,6 +28,8 @@ from noteward.core.errors import UsageError
 from noteward.retrieval.embeddings import Embedder, get_embedder
 from noteward.retrieval.index import DenseIndex
 from noteward.settings import resources_dir
+from noteward.store import chunks, events
+from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +131,15 @@ class HybridSearcher:
     Runs on the thread that owns the vault connection.
     """
 
-    def __init__(self, vault: Any, embedder: Embedder | None = None) -> None:
+    def __init__(self, vault: Vault, embedder: Embedder | None = None) -> None:
         self.vault = vault
         self._embedder = embedder
         self._dense: DenseIndex | None = None
         self._chunk_count: tuple[str, int] = ("", 0)
-        self._spans: tuple[str, dict[str, tuple[int, int] | None]] = ("", {})
-        conn = vault.conn
+        self._spans: tuple[str, dict[str, chunks.ChunkSpan | None]] = ("", {})
         # Term document counts, to leave terms that are in most chunks out of BM25
         # queries. A TEMP virtual table: it stores nothing, in memory or on disk.
-        conn.execute(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.noteward_chunks_vocab"
-            " USING fts5vocab(main, 'chunks_fts', 'row')"
-        )
+        chunks.ensure_vocabulary(vault)
 
     @property
     def embedder(self) -> Embedder:
@@ -151,11 +149,10 @@ class HybridSearcher:
 
     def dense_index(self) -> DenseIndex:
         """The in-memory FAISS index, built on first use and refreshed from the vault."""
-        conn = self.vault.conn
         if self._dense is None:
-            self._dense = DenseIndex(model=self.embedder.model_id).load(conn)
+            self._dense = DenseIndex(model=self.embedder.model_id).load(self.vault)
         else:
-            self._dense.refresh(conn)
+            self._dense.refresh(self.vault)
         return self._dense
 
     def close(self) -> None:
@@ -168,38 +165,31 @@ class HybridSearcher:
 
     def unindexed_chunks(self) -> int:
         """Chunks with no vector yet (found by keyword only until `noteward index` runs)."""
-        total = int(self.vault.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        total = chunks.count(self.vault)
         return max(0, total - len(self.dense_index()))
 
     # -- the two rankings ----------------------------------------------------------------
 
     def _chunks_total(self) -> int:
-        conn = self.vault.conn
         head = self._version()
         if self._chunk_count[0] != head or not head:
-            self._chunk_count = (head, int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0]))
+            self._chunk_count = (head, chunks.count(self.vault))
         return self._chunk_count[1]
 
-    def _patient_span(self, patient_id: str) -> tuple[int, int] | None:
+    def _patient_span(self, patient_id: str) -> chunks.ChunkSpan | None:
         """Smallest and largest chunk id of a patient (cached until the vault changes)."""
         head = self._version()
         if self._spans[0] != head or not head:
             self._spans = (head, {})
         spans = self._spans[1]
         if patient_id not in spans:
-            row = self.vault.conn.execute(
-                "SELECT min(c.id), max(c.id) FROM chunks c JOIN notes n ON n.id = c.note_id"
-                " WHERE n.patient_id = ?", (patient_id,)).fetchone()
-            spans[patient_id] = (int(row[0]), int(row[1])) if row and row[0] is not None else None
+            spans[patient_id] = chunks.patient_span(self.vault, patient_id)
         return spans[patient_id]
 
     def _version(self) -> str:
         """A cheap marker that changes whenever chunks may have changed: the audit head
         (every import, erasure and restore appends an event) and the largest chunk id."""
-        conn = self.vault.conn
-        row = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
-        top = conn.execute("SELECT max(id) FROM chunks").fetchone()
-        return f"{row[0] if row else ''}/{top[0] or 0}"
+        return f"{events.head(self.vault)}/{chunks.max_id(self.vault)}"
 
     def bm25_terms(self, query: str) -> list[str]:
         """The query's words that go into the BM25 query: stop words dropped, and words in
@@ -207,12 +197,8 @@ class HybridSearcher:
         terms = query_terms(query)
         if len(terms) < 2:
             return terms
-        conn = self.vault.conn
         limit = COMMON_TERM_SHARE * self._chunks_total()
-        docs = {}
-        for t in terms:
-            row = conn.execute("SELECT doc FROM temp.noteward_chunks_vocab WHERE term = ?", (t,)).fetchone()
-            docs[t] = int(row[0]) if row else 0
+        docs = {t: chunks.document_count(self.vault, t) for t in terms}
         kept = [t for t in terms if docs[t] <= limit]
         return kept or [min(terms, key=lambda t: docs[t])]
 
@@ -221,20 +207,12 @@ class HybridSearcher:
         match = match_expression(self.bm25_terms(query))
         if match is None:
             return []
-        sql = "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
-        args: list[Any] = [match]
-        if patient_id is not None:
-            span = self._patient_span(patient_id)
-            if span is None:
-                return []
-            # The rowid range lets FTS5 skip the doclists outside this patient's chunks
-            # (chunks arrive import by import, so a patient's ids cluster); the
-            # patient_id test then decides.
-            sql += " AND rowid BETWEEN ? AND ? AND patient_id = ?"
-            args += [span[0], span[1], patient_id]
-        sql += " ORDER BY bm25(chunks_fts), rowid LIMIT ?"
-        args.append(depth)
-        return [(int(r[0]), -float(r[1])) for r in self.vault.conn.execute(sql, args)]
+        if patient_id is None:
+            return chunks.bm25(self.vault, match, depth)
+        span = self._patient_span(patient_id)
+        if span is None:
+            return []
+        return chunks.bm25(self.vault, match, depth, (patient_id, span))
 
     def dense(self, query: str, patient_id: str | None, depth: int,
               vector: Future[np.ndarray] | None = None) -> list[tuple[int, float]]:
@@ -286,16 +264,16 @@ class HybridSearcher:
             fused = rrf_fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
         else:
             fused = list(lexical or semantic)
-        rows = self._chunks([cid for cid, _ in fused[: k * 2]])
+        rows = chunks.by_ids(self.vault, [cid for cid, _ in fused[: k * 2]])
         hits: list[SearchHit] = []
         for cid, score in fused:
             row = rows.get(cid)
             if row is None:  # erased since the dense index last looked
                 continue
-            note_id, start, end, section, text, pid = row
+            c, pid = row
             b, d = b_rank.get(cid), d_rank.get(cid)
             hits.append(SearchHit(
-                note_id=note_id, chunk_id=cid, start=start, end=end, text=text, section=section,
+                note_id=c.note_id, chunk_id=cid, start=c.start, end=c.end, text=c.text, section=c.section,
                 score=score, patient_id=pid,
                 bm25_rank=b[0] if b else None, bm25_score=b[1] if b else None,
                 dense_rank=d[0] if d else None, dense_score=d[1] if d else None,
@@ -303,17 +281,6 @@ class HybridSearcher:
             if len(hits) == k:
                 break
         return hits
-
-    def _chunks(self, ids: list[int]) -> dict[int, tuple[str, int, int, str | None, str, str]]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.vault.conn.execute(
-            f'SELECT c.id, c.note_id, c.start, c."end", c.section, f.text, f.patient_id'
-            f" FROM chunks c JOIN chunks_fts f ON f.rowid = c.id WHERE c.id IN ({marks})",
-            ids,
-        ).fetchall()
-        return {int(r[0]): (r[1], int(r[2]), int(r[3]), r[4], r[5], r[6]) for r in rows}
 
     # -- highlighting --------------------------------------------------------------------
 
@@ -328,13 +295,10 @@ class HybridSearcher:
         match = fts_query(query)
         if match is None:
             return []
-        row = self.vault.conn.execute(
-            "SELECT highlight(chunks_fts, 0, ?, ?) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid = ?",
-            (_MARK_OPEN, _MARK_CLOSE, match, hit.chunk_id),
-        ).fetchone()
-        if row is None:
+        marked = chunks.highlight(self.vault, hit.chunk_id, match, _MARK_OPEN, _MARK_CLOSE)
+        if marked is None:
             return []
-        return [(hit.start + a, hit.start + b) for a, b in _marked_ranges(row[0], hit.text)]
+        return [(hit.start + a, hit.start + b) for a, b in _marked_ranges(marked, hit.text)]
 
 
 def _marked_ranges(marked: str, plain: str) -> list[tuple[int, int]]:

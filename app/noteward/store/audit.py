@@ -4,16 +4,32 @@ Each record stores the hash of the previous one, and the vault's meta table keep
 head (last sequence number and hash), so an edited, removed, inserted or reordered
 record — the last one included — breaks verification. Records hold Noteward's opaque ids
 and counts only, never PHI.
+
+Someone with the passphrase could still drop the last records and move the in-vault head
+back to match. So a copy of the head is also kept outside the vault, in the user data
+folder, MAC'd with a key drawn at random and kept inside the encrypted vault (only a
+passphrase holder can make a valid copy). It is rewritten after every commit that moves the
+head, and on restore; `verify` reports a chain that no longer holds the record the copy
+names. A copy that fails its check is never overwritten, so the evidence stays. A missing
+copy (a vault moved to another machine or account) is not a problem: the next change
+writes one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from noteward.settings import user_data_dir
+from noteward.store.files import private_dir, write_private_text
+
 GENESIS = "0" * 64
+_MAC_SECRET = "audit_mac_secret"
 
 
 def _digest(seq: int, ts: str, action: str, object_ids: str, counts: str, prev_hash: str) -> str:
@@ -45,6 +61,10 @@ def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]
         "INSERT INTO meta(key, value) VALUES ('audit_head', ?)"
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (f"{seq}:{h}",),
+    )
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+        (_MAC_SECRET, os.urandom(32).hex()),
     )
     return seq
 
@@ -84,3 +104,74 @@ def events(conn: Any, limit: int = 1000) -> list[dict[str, Any]]:
         {"seq": s, "ts": t, "action": a, "object_ids": json.loads(i), "counts": json.loads(c)}
         for s, t, a, i, c in rows
     ]
+
+
+# -- the head copy outside the vault -------------------------------------------------------
+
+
+def head(conn: Any) -> str | None:
+    """The in-vault head, ``"seq:hash"`` (None before the first record)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+    return str(row[0]) if row else None
+
+
+def _secret(conn: Any) -> bytes | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_MAC_SECRET,)).fetchone()
+    return bytes.fromhex(row[0]) if row else None
+
+
+def head_copy_path(conn: Any, vault_path: str | Path) -> Path | None:
+    """Where this vault's head copy lives: the user data folder, named by a hash of the
+    vault's secret and its path (a backup or a copy elsewhere has its own, or none)."""
+    secret = _secret(conn)
+    if secret is None:
+        return None
+    name = hashlib.sha256(
+        b"noteward audit head copy\x00" + secret + os.path.realpath(vault_path).encode()
+    ).hexdigest()[:32]
+    return user_data_dir() / "audit-heads" / f"{name}.json"
+
+
+def _mac(secret: bytes, seq: int, h: str) -> str:
+    return hmac.new(secret, f"audit head copy:{seq}:{h}".encode(), hashlib.sha256).hexdigest()
+
+
+def head_copy_problems(conn: Any, vault_path: str | Path) -> list[str]:
+    """Problems found by checking the chain against the head copy outside the vault."""
+    path = head_copy_path(conn, vault_path)
+    if path is None:
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        seq, h, mac = int(data["seq"]), str(data["hash"]), str(data["mac"])
+    except (FileNotFoundError, PermissionError):
+        return []  # none yet, or another user's (a read-only vault opened by someone else)
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"the audit head copy kept outside the vault ({path}) is unreadable: edited or damaged"]
+    secret = _secret(conn)
+    if secret is None or not hmac.compare_digest(_mac(secret, seq, h), mac):
+        return [f"the audit head copy kept outside the vault ({path}) fails its MAC: it was edited"]
+    row = conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        return [
+            f"audit record {seq}, recorded by the head copy kept outside the vault, is missing: "
+            "the trail's last records were removed"
+        ]
+    if row[0] != h:
+        return [f"audit record {seq} differs from the head copy kept outside the vault: the trail was rewritten"]
+    return []
+
+
+def write_head_copy(conn: Any, vault_path: str | Path, *, force: bool = False) -> bool:
+    """Write the current head's MAC'd copy; False when not written. Unless ``force``
+    (restore), a copy the chain no longer agrees with is kept as it is: it is the evidence."""
+    current, secret, path = head(conn), _secret(conn), head_copy_path(conn, vault_path)
+    if current is None or secret is None or path is None:
+        return False
+    if not force and head_copy_problems(conn, vault_path):
+        return False
+    seq_text, _, h = current.partition(":")
+    seq = int(seq_text)
+    private_dir(path.parent)
+    write_private_text(path, json.dumps({"seq": seq, "hash": h, "mac": _mac(secret, seq, h)}))
+    return True

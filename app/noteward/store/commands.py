@@ -7,14 +7,11 @@ import getpass
 import sys
 from typing import Any
 
+from noteward import console
 from noteward.core.errors import NotewardError, UsageError
-from noteward.store.vault import LOST_PASSPHRASE_WARNING, Vault
-
-
-def _cli() -> Any:
-    from noteward import cli
-
-    return cli
+from noteward.settings import load_settings
+from noteward.store.unlock import open_vault
+from noteward.store.vault import LOST_PASSPHRASE_WARNING, Vault, check_passphrase
 
 
 def patient_json(p: Any) -> dict[str, Any]:
@@ -45,16 +42,24 @@ def note_json(n: Any) -> dict[str, Any]:
 
 
 def _new_passphrase(args: argparse.Namespace, what: str) -> str:
-    cli = _cli()
     if getattr(args, "new_passphrase_file", None) or not sys.stdin.isatty():
         ns = argparse.Namespace(passphrase_file=getattr(args, "new_passphrase_file", None))
         if ns.passphrase_file is None and what == "new":
             import os
 
             env = os.environ.get("NOTEWARD_NEW_PASSPHRASE")
-            if env:
-                return env
-        return str(cli.read_passphrase(ns if ns.passphrase_file else args))
+            if env is not None:
+                return check_passphrase(env, "new passphrase")
+            # Never fall back to the current passphrase's sources: that "changes" the
+            # passphrase to itself and reports a change that did not happen.
+            raise UsageError(
+                "No new passphrase: give --new-passphrase-file or set NOTEWARD_NEW_PASSPHRASE "
+                "(there is no terminal to ask on); nothing was changed."
+            )
+        return check_passphrase(
+            str(console.read_passphrase(ns if ns.passphrase_file else args)),
+            "new passphrase" if what == "new" else "passphrase",
+        )
     first = getpass.getpass(f"{what.capitalize()} passphrase: ")
     if first != getpass.getpass("Repeat it: "):
         raise UsageError("The two passphrases differ; nothing was changed.")
@@ -62,11 +67,10 @@ def _new_passphrase(args: argparse.Namespace, what: str) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    cli = _cli()
-    path = cli.vault_path(args)
+    path = console.vault_path(args)
     print(LOST_PASSPHRASE_WARNING, file=sys.stderr)
     passphrase = (
-        cli.read_passphrase(args) if (args.passphrase_file or not sys.stdin.isatty()) else _new_passphrase(args, "vault")
+        console.read_passphrase(args) if (args.passphrase_file or not sys.stdin.isatty()) else _new_passphrase(args, "vault")
     )
     Vault.create(path, passphrase).close()
     print(f"Created vault {path}")
@@ -74,10 +78,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    # Without a terminal the new passphrase must come from a file or the environment:
+    # find out before unlocking anything.
+    new = _new_passphrase(args, "new") if args.new_passphrase_file or not sys.stdin.isatty() else None
+    vault = open_vault(args)
     try:
         print(LOST_PASSPHRASE_WARNING, file=sys.stderr)
-        vault.change_passphrase(_new_passphrase(args, "new"))
+        vault.change_passphrase(new if new is not None else _new_passphrase(args, "new"))
     finally:
         vault.close()
     print("Passphrase changed.")
@@ -85,7 +92,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         out = vault.backup(args.out)
     finally:
@@ -95,9 +102,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    cli = _cli()
-    target = cli.vault_path(args)
-    kept = Vault.restore(args.backup, target, cli.read_passphrase(args))
+    target = console.vault_path(args)
+    kept = Vault.restore(
+        args.backup, target, console.read_passphrase(args), busy_timeout_ms=load_settings().busy_timeout_ms
+    )
     print(f"Restored {target} from {args.backup}.")
     if kept:
         print(f"The vault it replaced is kept, encrypted, at {kept}.")
@@ -105,16 +113,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
-        from noteward.store import audit
-
-        problems = audit.verify(vault.conn)
+        problems = vault.verify_audit()
         n = vault.conn.execute("SELECT count(*) FROM audit").fetchone()[0]
     finally:
         vault.close()
     if args.json:
-        _cli().print_json({"ok": not problems, "records": n, "problems": problems})
+        console.print_json({"ok": not problems, "records": n, "problems": problems})
     elif problems:
         print(f"Audit trail FAILED verification ({n} records):")
         for p in problems:
@@ -125,7 +131,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_list(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         from noteward.store import audit
 
@@ -133,7 +139,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
     finally:
         vault.close()
     if args.json:
-        _cli().print_json(rows)
+        console.print_json(rows)
     else:
         for r in rows:
             print(f"{r['seq']:>6} {r['ts']} {r['action']:<14} {','.join(r['object_ids'])} {r['counts']}")
@@ -141,13 +147,13 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         report = vault.check()
     finally:
         vault.close()
     if args.json:
-        _cli().print_json(report)
+        console.print_json(report)
     else:
         print(f"Schema version: {report['schema_version']} (this Noteward: {report['expected_schema_version']})")
         print(f"Integrity: {report['integrity']}")
@@ -159,13 +165,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_patients(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         patients = vault.patients()
     finally:
         vault.close()
     if args.json:
-        _cli().print_json([patient_json(p) for p in patients])
+        console.print_json([patient_json(p) for p in patients])
         return 0
     if not patients:
         print("No patients in this vault. Import notes with `noteward import PATH`.")
@@ -176,14 +182,14 @@ def cmd_patients(args: argparse.Namespace) -> int:
 
 
 def cmd_notes(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         patient = vault.patient(args.patient)
         notes = vault.notes(patient.id)
     finally:
         vault.close()
     if args.json:
-        _cli().print_json([note_json(n) for n in notes])
+        console.print_json([note_json(n) for n in notes])
         return 0
     for n in notes:
         dup = " (near-duplicate)" if n.near_duplicate_of else ""
@@ -192,7 +198,7 @@ def cmd_notes(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    vault = _cli().open_vault(args)
+    vault = open_vault(args)
     try:
         patient = vault.patient(args.patient)
         if not args.yes:
@@ -206,15 +212,21 @@ def cmd_erase(args: argparse.Namespace) -> int:
     finally:
         vault.close()
     print(f"Erased patient {patient.id}: {counts['notes']} notes, {counts['chunks']} chunks.")
+    for kept in counts["kept_copies_erased"]:
+        print(f"Also erased from the copy restore kept at {kept}.")
+    for kept in counts["kept_copies_not_opened"]:
+        print(
+            f"noteward: warning: {kept} (a vault restore set aside) could not be opened with this "
+            "passphrase, so it may still hold this patient; delete it if it is no longer needed.",
+            file=sys.stderr,
+        )
     return 0
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
-    from noteward.cli import add_vault_args
-
     def add(name: str, handler: Any, help_text: str, json_flag: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
-        add_vault_args(p)
+        console.add_vault_args(p)
         if json_flag:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(handler=handler)
@@ -231,11 +243,11 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     asub = p.add_subparsers(dest="audit_cmd", metavar="ACTION")
     p.set_defaults(handler=lambda a, p=p: (p.print_help(), 2)[1])
     v = asub.add_parser("verify", help="verify the hash chain")
-    add_vault_args(v)
+    console.add_vault_args(v)
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=cmd_audit_verify)
     v = asub.add_parser("list", help="list recent events")
-    add_vault_args(v)
+    console.add_vault_args(v)
     v.add_argument("--json", action="store_true")
     v.add_argument("--limit", type=int, default=50)
     v.set_defaults(handler=cmd_audit_list)

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from noteward.core.errors import UsageError
+from noteward.store.unlock import open_vault
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +192,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     )
     vault = None
     if "vault" in sources:
-        from noteward import cli
-
         if not args.vault:
             raise UsageError("The 'vault' source needs --vault (and --passphrase-file or NOTEWARD_PASSPHRASE).")
-        vault = cli.open_vault(args)
+        vault = open_vault(args)
     data = {
         "limit": args.limit,
         "vault": vault,

@@ -30,11 +30,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import UsageError
 from noteward.llm import prompts
 from noteward.training.text import best_sources, content_words, split_dialogue, split_sentences
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 SOURCES = ("mts-dialog", "aci-bench", "meqsum", "synthea", "vault")
 
@@ -593,7 +596,7 @@ def synthea(data_dir: Path, max_tokens: int, seed: int = 0, per_patient: int = 6
 # ---- vault ----------------------------------------------------------------------------
 
 
-def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
+def vault_examples(vault: Vault, max_tokens: int) -> Iterator[Example]:
     """Clinician-approved summaries from a vault, de-identified before they leave it.
 
     The notes a summary covers and its approved text both go through
@@ -613,20 +616,18 @@ def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
             "The 'vault' training source needs de-identification (noteward.deid.engine.deidentify_text), "
             "which this installation lacks; train from the shared corpora instead."
         )
-    rows = vault.conn.execute(
-        "SELECT id, patient_id, covers, approved_text FROM summaries "
-        "WHERE approved_text IS NOT NULL AND approved_text != '' ORDER BY approved_at"
-    ).fetchall()
-    for row in rows:
-        patient = vault.patient(row[1]) if row[1] else None
-        covers = json.loads(row[2] or "{}")
+    from noteward.store import summaries
+
+    for row in summaries.approved(vault):
+        patient = vault.patient(row.patient_id) if row.patient_id else None
+        covers = row.covers
         note_ids = covers.get("note_ids", []) if isinstance(covers, dict) else []
         sentences: list[str] = []
         for nid in note_ids:
             note = vault.note(nid)
             sentences += split_sentences(deidentify(note.text, patient=patient))
         lines = []
-        for line in deidentify(str(row[3]), patient=patient).splitlines():
+        for line in deidentify(row.approved_text, patient=patient).splitlines():
             text = line.strip()
             if text and prompts.section_for_heading(text) is None and not re.match(r"^(?:[-*\u2022]|\d+[.)])\s", text):
                 text = "- " + text  # approved prose: one bullet per line
@@ -634,7 +635,7 @@ def vault_examples(vault: Any, max_tokens: int) -> Iterator[Example]:
         targets = [(section, text) for section, text, _ in prompts.parse_output("\n".join(lines) + "\n")]
         ex = _excerpt(sentences, targets, max_tokens) if sentences and targets else None
         if ex is not None:
-            ex.source, ex.kind, ex.ref = "vault", "approved-summary", f"vault:{row[0]}"
+            ex.source, ex.kind, ex.ref = "vault", "approved-summary", f"vault:{row.id}"
             yield ex
 
 
@@ -696,7 +697,7 @@ def build_examples(
     seed: int = 0,
     max_tokens: int = 640,
     limits: dict[str, int] | None = None,
-    vault: Any = None,
+    vault: Vault | None = None,
     verify: bool = False,
     aci_window: int = 6,
     aci_visit_prompts: int = 0,

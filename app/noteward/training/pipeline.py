@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import ModelError, UsageError
 from noteward.llm.manifest import sha256_file
@@ -23,6 +23,9 @@ from noteward.settings import models_dir as shipped_models_dir
 from noteward.settings import shared_data_dir, user_data_dir
 from noteward.training import data as data_mod
 from noteward.training import export, trainer
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def build_training_set(
     seed: int,
     max_tokens: int,
     limit: int | None = None,
-    vault: Any = None,
+    vault: Vault | None = None,
     data_dir: Path | None = None,
     verify: bool = False,
     aci_window: int = 6,
@@ -140,7 +143,7 @@ def _prepare_run(
     cfg: trainer.TrainConfig,
     resume: bool,
     limit: int | None,
-    vault: Any,
+    vault: Vault | None,
     data_dir: Path | None,
     dev_limit: int | None = None,
 ) -> tuple[str, Path, dict[str, Any], Path, list[Any], dict[str, Any]]:
@@ -212,7 +215,7 @@ def prepare(
     cfg: trainer.TrainConfig,
     *,
     limit: int | None = None,
-    vault: Any = None,
+    vault: Vault | None = None,
     data_dir: Path | None = None,
     dev_limit: int | None = None,
 ) -> dict[str, Any]:
@@ -249,7 +252,7 @@ def finetune(
     *,
     resume: bool = False,
     limit: int | None = None,
-    vault: Any = None,
+    vault: Vault | None = None,
     data_dir: Path | None = None,
     show_bar: bool = True,
     progress: Callable[[int, int, float], None] | None = None,

@@ -63,7 +63,20 @@ def build_window(vault: str | None = None) -> tuple[MainWindow, Services]:
 
 
 def main(vault: str | None = None) -> int:
-    """Open the app on ``vault`` (or the configured one); returns the exit code."""
+    """Open the app on ``vault`` (or the configured one); returns the exit code.
+
+    Core files are turned off first (a crash dump could hold decrypted notes), and without a
+    display or the X libraries Qt needs it says so and returns 2 instead of letting Qt abort.
+    """
+    import resource
+
+    from noteward.ui.display import gui_problem
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    problem = gui_problem()
+    if problem:
+        print(f"noteward: {problem}", file=sys.stderr)
+        return 2
     app = ensure_app()
     window, services = build_window(vault)
     window.show()

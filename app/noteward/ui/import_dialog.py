@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from noteward.ui.geometry import fit_to_screen
 from noteward.ui.services import Services
 from noteward.ui.workers import Job
 
@@ -48,7 +49,7 @@ class ImportDialog(QDialog):
         self.services = services
         self.setWindowTitle("Import notes")
         self.setAccessibleName("Import notes")
-        self.resize(720, 520)
+        fit_to_screen(self, (720, 520))  # 1080x780 px at 150% was taller than a laptop screen
         self.job: Job | None = None
         self.report: dict[str, Any] | None = None
         self._started = 0.0

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from noteward.core.models import SummarySentence
 from noteward.settings import Settings, save_settings
 from noteward.ui.autolock import ClipboardGuard, IdleWatcher
+from noteward.ui.geometry import fit_to_screen
 from noteward.ui.import_dialog import ImportDialog
 from noteward.ui.note_viewer import NoteViewer
 from noteward.ui.patients import NotesTimeline, PatientHeader, PatientList
@@ -34,6 +35,12 @@ from noteward.ui.vault_dialog import VaultDialog
 from noteward.ui.workers import Job
 
 log = logging.getLogger(__name__)
+
+TEXT_POINTS = 10.5  # the theme's text size (resources/ui/noteward.qss) at 100%
+ZOOM_STEP_PERCENT = 10
+ZOOM_MIN_PERCENT = 50
+ZOOM_MAX_PERCENT = 300
+PREFERRED_SIZE = (1360, 860)
 
 
 class MainWindow(QMainWindow):
@@ -54,7 +61,6 @@ class MainWindow(QMainWindow):
         self.vault_dialog: VaultDialog | None = None
         self._record_job: Job | None = None
         self.setWindowTitle("Noteward")
-        self.resize(1360, 860)
 
         self.patient_list = PatientList()
         self.header = PatientHeader()
@@ -83,8 +89,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.summary, "Su&mmary")
         self.tabs.addTab(self.search, "Sea&rch")
         self.tabs.setAccessibleName("Summary and search")
-        self.tabs.setMinimumWidth(400)
-        self.timeline.setMinimumHeight(150)
+        self.tabs.setMinimumWidth(260)
+        self.timeline.setMinimumHeight(90)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.patient_list)
@@ -115,6 +121,10 @@ class MainWindow(QMainWindow):
         self.import_dialog.import_did_finish.connect(self._import_did_finish)
         self.viewer.deid_button.toggled.connect(self.deid_action.setChecked)
         self._set_locked_ui(True)
+        self.apply_text_zoom(settings.text_zoom_percent)
+        # the preferred size or less: within the screen, frame included (at 150% on a
+        # 1366x768 laptop that is 910x512 logical pixels)
+        fit_to_screen(self, PREFERRED_SIZE, centre=True)
 
     # -- actions and shortcuts -----------------------------------------------------------
 
@@ -144,6 +154,10 @@ class MainWindow(QMainWindow):
         self.hide_unsupported_action = self._action(
             "&Hide unsupported sentences", "Ctrl+U", lambda: self.summary.hide_unsupported.toggle()
         )
+        self.zoom_in_action = self._action("Zoom &in", QKeySequence.StandardKey.ZoomIn, lambda: self.zoom(+1))
+        self.zoom_in_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.ZoomIn), QKeySequence("Ctrl+=")])
+        self.zoom_out_action = self._action("Zoom &out", QKeySequence.StandardKey.ZoomOut, lambda: self.zoom(-1))
+        self.zoom_reset_action = self._action("&Actual size", "Ctrl+0", lambda: self.zoom(0))
         self.next_source_action = self._action("Next source", "F8", lambda: self.viewer.step_source(1))
         self.prev_source_action = self._action("Previous source", "Shift+F8", lambda: self.viewer.step_source(-1))
 
@@ -153,6 +167,9 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         for a in (self.find_patient_action, self.search_notes_action, self.deid_action,
                   self.hide_unsupported_action, self.next_source_action, self.prev_source_action):
+            view_menu.addAction(a)
+        view_menu.addSeparator()
+        for a in (self.zoom_in_action, self.zoom_out_action, self.zoom_reset_action):
             view_menu.addAction(a)
         summary_menu = self.menuBar().addMenu("&Summary")
         summary_menu.addAction(self.summarize_action)
@@ -178,6 +195,24 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.search)
         self.search.query.setFocus()
 
+    # -- text size -------------------------------------------------------------------------
+
+    def zoom(self, step: int) -> None:
+        """Ctrl+Plus / Ctrl+Minus / Ctrl+0: note and summary text size, kept in the settings."""
+        pct = 100 if step == 0 else self.settings.text_zoom_percent + step * ZOOM_STEP_PERCENT
+        pct = max(ZOOM_MIN_PERCENT, min(ZOOM_MAX_PERCENT, pct))
+        self.apply_text_zoom(pct)
+        if pct != self.settings.text_zoom_percent:
+            self.settings = self.settings.model_copy(update={"text_zoom_percent": pct})
+            save_settings(self.settings)
+        self.statusBar().showMessage(f"Text size {pct}%.", 2000)
+
+    def apply_text_zoom(self, percent: int) -> None:
+        points = TEXT_POINTS * percent / 100
+        self.viewer.set_text_points(points)
+        self.summary.set_text_points(points)
+        self.search.set_text_points(points)
+
     def _toggle_deid(self) -> None:
         self.viewer.set_deidentified(self.deid_action.isChecked())
 
@@ -188,7 +223,9 @@ class MainWindow(QMainWindow):
         for a in (self.import_action, self.lock_action, self.summarize_action, self.deid_action,
                   self.find_patient_action, self.search_notes_action):
             a.setEnabled(not locked)
-        self.centralWidget().setEnabled(not locked)
+        central = self.centralWidget()
+        if central is not None:
+            central.setEnabled(not locked)
 
     def request_unlock(self) -> VaultDialog:
         """Show the create/unlock dialog (window-modal; the event loop keeps running)."""

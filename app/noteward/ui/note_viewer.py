@@ -52,6 +52,7 @@ class NoteViewer(QWidget):
         self.title = QLabel("No note selected")
         self.title.setObjectName("PaneTitle")
         self.title.setAccessibleName("Note title")
+        self.title.setWordWrap(True)  # a long title wraps instead of widening the window
         self.deid_button = QPushButton("De-identified view")
         self.deid_button.setCheckable(True)
         self.deid_button.setToolTip("Show the note with personal identifiers replaced by tags (Ctrl+D)")
@@ -69,6 +70,10 @@ class NoteViewer(QWidget):
         self.source_list.setAccessibleName("Sources of the selected sentence")
         self.source_list.setToolTip("All source passages of the selected sentence (F8 / Shift+F8 to step)")
         self.source_list.activated.connect(self._pick_source)
+        # As wide as the bar allows, not as its longest entry: a long note type made the
+        # window wider than a 1024 px screen. The tooltip and the note title show it whole.
+        self.source_list.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_list.setMinimumContentsLength(8)
         self.prev_button = QPushButton("◀ Previous")
         self.prev_button.setAccessibleName("Previous source")
         self.next_button = QPushButton("Next ▶")
@@ -106,6 +111,10 @@ class NoteViewer(QWidget):
         layout.addWidget(self.source_bar)
         layout.addWidget(self.deid_banner)
         layout.addWidget(self.text, 1)
+
+    def set_text_points(self, points: float) -> None:
+        """The note text's size (the window's zoom); a style sheet, as the theme sets it."""
+        self.text.setStyleSheet(f"QPlainTextEdit {{ font-size: {points:.1f}pt; }}")
 
     # -- content -------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class PatientList(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setUniformItemSizes(True)
         self.view.setObjectName("PatientListView")
-        self.view.setMinimumWidth(230)
+        self.view.setMinimumWidth(150)  # narrow windows (1024 px, 150% scaling); names elide
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.count = QLabel()
         self.count.setObjectName("Hint")
@@ -131,17 +131,18 @@ class PatientHeader(QWidget):
         self.name.setObjectName("PatientName")
         self.name.setAccessibleName("Patient name")
         self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.name.setWordWrap(True)  # a long name wraps instead of widening the window
         self.facts = QLabel()
         self.facts.setObjectName("PatientFacts")
         self.facts.setAccessibleName("Patient details")
+        self.facts.setWordWrap(True)
         self.deceased = QLabel()
         self.deceased.setObjectName("Deceased")
         self.deceased.setAccessibleName("Deceased")
         self.deceased.hide()
         row = QHBoxLayout()
-        row.addWidget(self.facts)
+        row.addWidget(self.facts, 1)  # the row's width, so the facts wrap only when narrow
         row.addWidget(self.deceased)
-        row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.addWidget(self.name)
@@ -210,7 +211,7 @@ class NotesTimeline(QTreeWidget):
     def select_note(self, note_id: str) -> None:
         for i in range(self.topLevelItemCount()):
             it = self.topLevelItem(i)
-            if it.data(0, Qt.ItemDataRole.UserRole) == note_id:
+            if it is not None and it.data(0, Qt.ItemDataRole.UserRole) == note_id:
                 self.blockSignals(True)
                 self.setCurrentItem(it)
                 self.scrollToItem(it)

@@ -73,6 +73,10 @@ class SearchPane(QWidget):
         self.go.clicked.connect(self.search)
         self.results.anchorClicked.connect(self._anchor)
 
+    def set_text_points(self, points: float) -> None:
+        """The size of the result passages (the window's zoom)."""
+        self.results.setStyleSheet(f"QTextBrowser {{ font-size: {points:.1f}pt; }}")
+
     def set_patient(self, patient_id: str | None, notes: list[Any] | None = None) -> None:
         self.patient_id = patient_id
         self.notes_by_id = {n.id: n for n in notes or []}

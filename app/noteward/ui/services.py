@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from noteward.core.errors import NotewardError, VaultLockedError
+from noteward.core.errors import NotewardError
 from noteward.core.models import Note, Patient
 from noteward.settings import Settings
 from noteward.ui.workers import Job, JobContext, OwnerThread
+
+if TYPE_CHECKING:
+    from noteward.store.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +51,14 @@ def _close_vault(state: dict[str, Any]) -> None:
 
 
 def _open(ctx: JobContext, path: str, passphrase: str, create: bool, busy_ms: int) -> dict[str, Any]:
+    from noteward.store.unlock import unlock
     from noteward.store.vault import Vault
 
     _close_vault(ctx.state)
     if create:
         vault = Vault.create(path, passphrase, busy_timeout_ms=busy_ms)
     else:
-        try:
-            vault = Vault.open(path, passphrase, busy_timeout_ms=busy_ms)
-        except VaultLockedError:
-            Vault.record_failed_unlock(path)
-            raise
+        vault = unlock(path, passphrase, busy_timeout_ms=busy_ms)  # a wrong passphrase is counted
     ctx.state["vault"] = vault
     # A second connection for the model thread, which owns it from here on.
     reader = Vault.open(path, passphrase, busy_timeout_ms=busy_ms, audit_unlock=False)
@@ -68,7 +68,7 @@ def _open(ctx: JobContext, path: str, passphrase: str, create: bool, busy_ms: in
     return {"path": str(vault.path), "reader": reader}
 
 
-def _vault(ctx: JobContext) -> Any:
+def _vault(ctx: JobContext) -> Vault:
     vault = ctx.state.get("vault")
     if vault is None:
         raise NotewardError("The vault is locked. Unlock it first.")
@@ -91,7 +91,7 @@ def _record(ctx: JobContext, patient_id: str) -> PatientRecord:
     return PatientRecord(patient, notes, _latest_summary(vault, patient.id, notes))
 
 
-def _latest_summary(vault: Any, patient_id: str, notes: list[Note]) -> dict[str, Any] | None:
+def _latest_summary(vault: Vault, patient_id: str, notes: list[Note]) -> dict[str, Any] | None:
     try:
         from noteward.llm.summarizer import latest_summary
     except ImportError:

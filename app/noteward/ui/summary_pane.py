@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -12,7 +13,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
@@ -21,19 +21,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from noteward.core.models import SECTIONS, SourceSpan, SummarySentence
+from noteward.core.models import SUMMARY_SECTIONS, Summary, SummarySentence
+from noteward.ui.flow_layout import FlowLayout
+from noteward.ui.geometry import fit_to_screen
 from noteward.ui.services import Services
 from noteward.ui.workers import Job
 
+SECTIONS = SUMMARY_SECTIONS  # the order sections are shown in
+
 
 def sentence_from_json(d: dict[str, Any]) -> SummarySentence:
-    return SummarySentence(
-        text=d.get("text", ""),
-        section=d.get("section") or "Other",
-        sources=[SourceSpan(s["note_id"], int(s["start"]), int(s["end"])) for s in d.get("sources", [])],
-        support=float(d.get("support") or 0.0),
-        supported=bool(d.get("supported")),
-    )
+    return SummarySentence.from_json(d)
+
+
+def as_summary(result: Summary | Mapping[str, Any]) -> Summary:
+    """The typed summary, from a ``Summary`` or the dict a service or saved row gives."""
+    return result if isinstance(result, Summary) else Summary.from_json(result)
 
 
 def covers_text(covers: Any) -> str:
@@ -69,11 +72,21 @@ class SentenceView(QLabel):
         self.setProperty("selected", False)
         n = len(sentence.sources)
         prefix = "" if sentence.supported else "⚠ Unsupported — "
-        self.setText(prefix + sentence.text)
+        if sentence.conflicts:
+            prefix += "⚠ Conflict — "
+        dated = f"{sentence.date} · " if sentence.date else ""
+        self.setText(prefix + dated + sentence.text)
         state = "supported" if sentence.supported else "NOT supported by its sources; check it"
+        origin = {"model": "Written by the model", "extract": "Copied from a note",
+                  "fact": "From the structured record"}.get(sentence.origin or "", "")
+        conflicts = "".join(
+            f"\nDisagrees with ({c.date or 'undated'}): {c.text}" for c in sentence.conflicts
+        )
         self.setToolTip(
-            f"Support score {sentence.support:.2f} ({state}).\n"
+            (f"{origin}, {sentence.date}.\n" if origin and sentence.date else f"{origin}.\n" if origin else "")
+            + f"Support score {sentence.support:.2f} ({state}).\n"
             + (f"{n} source span{'s' if n != 1 else ''}: click to show" if n else "No source span found.")
+            + conflicts
         )
         self.setAccessibleName(prefix + sentence.text)
         self.setAccessibleDescription(
@@ -105,7 +118,7 @@ class ApproveDialog(QDialog):
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit and approve summary")
-        self.resize(640, 480)
+        fit_to_screen(self, (640, 480))
         hint = QLabel(
             "Correct the machine-generated summary, then approve it. The approved text is stored "
             "beside the original; the original is not changed."
@@ -134,7 +147,7 @@ class SummaryPane(QWidget):
         super().__init__(parent)
         self.services = services
         self.patient_id: str | None = None
-        self.summary: dict[str, Any] | None = None
+        self.summary: Summary | None = None
         self.sentences: list[SummarySentence] = []
         self.views: list[SentenceView] = []
         # Widgets handed to deleteLater(), kept referenced until the next clear (long after
@@ -171,14 +184,16 @@ class SummaryPane(QWidget):
         self.approve_button.setEnabled(False)
         self.hide_unsupported = QCheckBox("&Hide unsupported")
         self.hide_unsupported.setAccessibleName("Hide unsupported sentences")
-        top = QHBoxLayout()
-        top.addWidget(title, 1)
-        top.addWidget(self.summarize_button)
-        top.addWidget(self.cancel_button)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.hide_unsupported)
-        row2.addStretch(1)
-        row2.addWidget(self.approve_button)
+        self.hide_unsupported.setChecked(True)  # shown on one click, marked
+        self.show_unsupported_button = QPushButton()
+        self.show_unsupported_button.setAccessibleName("Show or hide unsupported sentences")
+        self.show_unsupported_button.hide()
+        # One wrapping row: in a narrow pane (1024x700, 150% scaling) the buttons move onto
+        # further lines instead of being cut off.
+        actions = FlowLayout(spacing=6)
+        for w in (title, self.summarize_button, self.cancel_button, self.hide_unsupported,
+                  self.show_unsupported_button, self.approve_button):
+            actions.addWidget(w)
 
         self.machine_label = QLabel()
         self.machine_label.setObjectName("MachineLabel")
@@ -202,36 +217,43 @@ class SummaryPane(QWidget):
         self.body = QWidget()
         self.body_layout = QVBoxLayout(self.body)
         self.body_layout.setContentsMargins(2, 2, 2, 2)
+        # The notices scroll with the sentences: in a short pane (1024x700, 150% scaling)
+        # fixed ones were squeezed and cut off. The machine-generated label stays fixed above.
+        for notice in (self.out_of_date, self.approved_label, self.status):
+            self.body_layout.addWidget(notice)
         self.body_layout.addStretch(1)
         self.section_labels: dict[str, QLabel] = {}
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.body)
         scroll.setAccessibleName("Summary sentences")
-        self.scroll = scroll
+        self.scroll = scroll  # type: ignore[assignment,method-assign]  # shadows QWidget.scroll()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
-        layout.addLayout(row2)
+        layout.addLayout(actions)
         layout.addWidget(self.machine_label)
-        layout.addWidget(self.out_of_date)
-        layout.addWidget(self.approved_label)
-        layout.addWidget(self.status)
         layout.addWidget(scroll, 1)
 
         self.summarize_button.clicked.connect(self.summarize)
         self.cancel_button.clicked.connect(self.cancel)
         self.hide_unsupported.toggled.connect(self._apply_visibility)
+        self.show_unsupported_button.clicked.connect(self.hide_unsupported.toggle)
         self.approve_button.clicked.connect(self.edit_and_approve)
         self.set_patient(None)
+
+    def set_text_points(self, points: float) -> None:
+        """The size of the sentences and their headings (the window's zoom)."""
+        self.body.setStyleSheet(f"QLabel {{ font-size: {points:.1f}pt; }}")
 
     # -- state ---------------------------------------------------------------------------
 
     def set_show_unsupported(self, show: bool) -> None:
         self.hide_unsupported.setChecked(not show)
 
-    def set_patient(self, patient_id: str | None, latest: dict[str, Any] | None = None) -> None:
+    def set_patient(
+        self, patient_id: str | None, latest: Summary | Mapping[str, Any] | None = None
+    ) -> None:
         """Switch patient: cancel any running summary and show the latest saved one."""
         self.cancel()
         self.patient_id = patient_id
@@ -260,6 +282,7 @@ class SummaryPane(QWidget):
         self.views = []
         self.sentences = []
         self.section_labels = {}
+        self._update_unsupported_button()
 
     # -- summarizing ---------------------------------------------------------------------
 
@@ -332,7 +355,7 @@ class SummaryPane(QWidget):
         if self._pending:
             self._flush_timer.start()
 
-    def _did_succeed(self, result: dict[str, Any]) -> None:
+    def _did_succeed(self, result: Summary | Mapping[str, Any]) -> None:
         self._show_result(result, saved=False)
         self.summary_did_finish.emit(result)
 
@@ -350,9 +373,9 @@ class SummaryPane(QWidget):
 
     # -- showing -------------------------------------------------------------------------
 
-    def _show_result(self, result: dict[str, Any], *, saved: bool) -> None:
-        self.summary = result
-        sentences = [sentence_from_json(s) if isinstance(s, dict) else s for s in result.get("sentences", [])]
+    def _show_result(self, result: Summary | Mapping[str, Any], *, saved: bool) -> None:
+        summary = self.summary = as_summary(result)
+        sentences = list(summary.sentences)
         shown = sorted(json.dumps(s.to_json(), sort_keys=True) for s in self.sentences + self._pending)
         final = sorted(json.dumps(s.to_json(), sort_keys=True) for s in sentences)
         if shown != final:  # rebuild only when the final summary differs from what streamed in
@@ -360,17 +383,15 @@ class SummaryPane(QWidget):
             self._pending = list(sentences)
             self._flush_timer.start()
         label = "Machine-generated summary — check each sentence against its sources before relying on it."
-        cov = covers_text(result.get("covers"))
+        cov = covers_text(summary.covers)
         if cov:
             label += " " + cov
-        model = result.get("model") or {}
-        if isinstance(model, dict) and model.get("id"):
-            label += f" Model: {model['id']}."
+        if summary.model.get("id"):
+            label += f" Model: {summary.model['id']}."
         self.machine_label.setText(label)
         self.machine_label.show()
-        self.out_of_date.setVisible(bool(result.get("out_of_date")))
-        approved = result.get("approved_text")
-        if approved:
+        self.out_of_date.setVisible(summary.out_of_date)
+        if summary.approved_text:
             self.approved_label.setText("A clinician approved an edited version of this summary.")
             self.approved_label.show()
         unsupported = sum(1 for s in sentences if not s.supported)
@@ -400,7 +421,8 @@ class SummaryPane(QWidget):
         heading = self.section_labels[section]
         pos = self.body_layout.indexOf(heading) + 1
         while pos < self.body_layout.count() - 1:
-            w = self.body_layout.itemAt(pos).widget()
+            item = self.body_layout.itemAt(pos)
+            w = item.widget() if item is not None else None
             if not isinstance(w, SentenceView):
                 break
             pos += 1
@@ -408,11 +430,21 @@ class SummaryPane(QWidget):
         self.views.append(view)
         self.sentences.append(s)
         view.setVisible(s.supported or not self.hide_unsupported.isChecked())
+        if not s.supported:
+            self._update_unsupported_button()
 
     def _apply_visibility(self) -> None:
         hide = self.hide_unsupported.isChecked()
         for v in self.views:
             v.setVisible(v.sentence.supported or not hide)
+        self._update_unsupported_button()
+
+    def _update_unsupported_button(self) -> None:
+        """'Show N unsupported' while they are hidden, 'Hide N unsupported' once shown."""
+        n = sum(1 for s in self.sentences if not s.supported)
+        verb = "Show" if self.hide_unsupported.isChecked() else "Hide"
+        self.show_unsupported_button.setText(f"{verb} {n} unsupported")
+        self.show_unsupported_button.setVisible(n > 0)
 
     def _activate(self, sentence: SummarySentence) -> None:
         for v in self.views:
@@ -424,12 +456,12 @@ class SummaryPane(QWidget):
     def _summary_id(self) -> str | None:
         if not self.summary:
             return None
-        return self.summary.get("id") or self.summary.get("summary_id")
+        return self.summary.summary_id
 
     def summary_text(self) -> str:
         """The summary as plain text, by section (what the clinician edits)."""
-        if self.summary and self.summary.get("approved_text"):
-            return str(self.summary["approved_text"])
+        if self.summary and self.summary.approved_text:
+            return str(self.summary.approved_text)
         lines: list[str] = []
         for section in SECTIONS:
             items = [s for s in self.sentences if (s.section if s.section in SECTIONS else "Other") == section]
@@ -455,6 +487,6 @@ class SummaryPane(QWidget):
 
     def _did_approve(self, text: str) -> None:
         if self.summary is not None:
-            self.summary["approved_text"] = text
+            self.summary.approved_text = text
         self.approved_label.setText("Approved: your edited version is stored beside the original.")
         self.approved_label.show()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from noteward.ui.services import Services
+from noteward.ui.workers import Job
 
 MIN_LENGTH = 10
 
@@ -55,7 +56,7 @@ class VaultDialog(QDialog):
         self.setWindowTitle("Noteward — unlock")
         self.setAccessibleName("Unlock vault")
         self.setMinimumWidth(520)
-        self._job = None
+        self._job: Job | None = None
 
         title = QLabel("Noteward")
         title.setObjectName("PatientName")
@@ -172,7 +173,9 @@ class VaultDialog(QDialog):
     def show_error(self, message: str) -> None:
         self.error.setText(message)
         self.error.show()
-        self.layout().activate()
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
         self.resize(self.width(), max(self.height(), self.sizeHint().height()))
 
     def _submit(self) -> None:
@@ -200,9 +203,14 @@ class VaultDialog(QDialog):
             w.setEnabled(not busy)
         if busy:
             self.submit.setText("Unlocking…" if not self.creating else "Creating…")
-        else:
-            self._set_path(self.path) if not self.error.isVisible() else None
-            self.submit.setText("&Create vault" if self.creating else "&Unlock")
+            return
+        if not self.error.isVisible():
+            self._set_path(self.path)
+        self.submit.setText("&Create vault" if self.creating else "&Unlock")
+        # Focus can only go to an enabled field: after a failure it is given back here, with
+        # what was typed selected so the next keystrokes replace it (End keeps it to fix a typo).
+        self.passphrase.setFocus()
+        self.passphrase.selectAll()
 
     def _did_unlock(self, result: dict) -> None:
         self.passphrase.clear()
@@ -211,8 +219,6 @@ class VaultDialog(QDialog):
         self.accept()
 
     def _did_fail(self, message: str) -> None:
-        self.passphrase.clear()
-        self.passphrase.setFocus()
         if "wrong passphrase" in message.lower():
             message = (
                 "Wrong passphrase: the vault was not unlocked. Check Caps Lock and the keyboard "

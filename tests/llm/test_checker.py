@@ -1,0 +1,237 @@
+"""The checker that catches invented facts: drugs, sides, sex, stitched notes, past as current.
+
+Imports of the new modules sit inside the tests: the tests were written before them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_shared
+from tests.support.cli import noteward
+
+NOTES = {
+    "n1": (
+        "Patient is a 61 year-old female.\n"
+        "# History of Present Illness\n"
+        "She has a history of asthma and had a stroke in 2015.\n"
+        "Right knee pain after a fall; x-ray of the right knee was normal.\n"
+        "Her daughter drove her to the visit.\n"
+        "# Medications\n"
+        "lisinopril 10 mg oral tablet; 1 ml epoetin alfa 4000 unt/ml injection [epogen]\n"
+    ),
+    "n2": (
+        "# Assessment and Plan\n"
+        "Ultrasound of the thyroid shows a 2 cm nodule in the left lobe.\n"
+        "Follow up with endocrinology in three months for a repeat ultrasound.\n"
+    ),
+}
+
+
+def _align(sentence: str, sex: str | None = "female", **kw: Any) -> Any:
+    from noteward.llm.grounding import SourceIndex
+
+    return SourceIndex(NOTES, **kw).align(sentence, patient_sex=sex)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "supported", "reason"),
+    [
+        # reworded but true: every fact word is in the cited note
+        ("She has right knee pain after a fall.", True, None),
+        ("lisinopril 10 mg oral tablet", True, None),
+        ("The thyroid ultrasound shows a 2 cm nodule in the left lobe.", True, None),
+        # an invented drug with a real dose (the model's "Nitrilite 4000 unt/ml")
+        ("Nitrilite 4000 unt/ml injection [nitrilite]", False, "not in sources"),
+        ("Zorvexan 10 mg oral tablet", False, "possible drug"),
+        # a real drug the notes never name
+        ("warfarin 10 mg oral tablet", False, "drug"),
+        # side flipped
+        ("She has left knee pain after a fall.", False, "side"),
+        ("Ultrasound of the thyroid shows a 2 cm nodule in the right lobe.", False, "side"),
+        # pronoun or sex against the record (female)
+        ("He has right knee pain after a fall.", False, "sex"),
+        ("Patient is a 61 year-old male.", False, "sex"),
+        # a relative the notes do not mention
+        ("Her son drove her to the visit.", False, "person"),
+        ("Her daughter drove her to the visit.", True, None),
+        # a condition or body site the notes do not hold
+        ("She has a history of asthma and diabetes.", False, "condition"),
+        ("She has left hip pain after a fall.", False, None),
+        # two notes stitched together
+        ("Right knee pain after a fall with a 2 cm nodule in the left lobe.", False, "stitched"),
+        # a past event stated as current
+        ("She currently has a stroke.", False, "past event"),
+        ("She presents with asthma today.", False, "past event"),
+        ("She has a history of asthma.", True, None),
+    ],
+)
+def test_invented_facts_are_flagged(sentence: str, supported: bool, reason: str | None) -> None:
+    al = _align(sentence)
+    assert al.supported is supported, al.reasons
+    if reason:
+        assert any(reason in r for r in al.reasons), al.reasons
+
+
+def test_sex_is_read_from_the_cited_notes_when_the_record_has_none() -> None:
+    assert not _align("He has right knee pain after a fall.", sex=None).supported
+    assert _align("She has right knee pain after a fall.", sex=None).supported
+
+
+def test_pronouns_of_a_relative_are_not_the_patients() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    notes = {"n": "Her husband has diabetes. He checks his sugars daily."}
+    assert SourceIndex(notes).align("Her husband checks his sugars daily.", patient_sex="female").supported
+
+
+def test_vault_names_teach_the_vocabulary_a_drug_the_package_does_not_know() -> None:
+    from noteward.llm.lexicon import DRUG, UNKNOWN, default_vocabulary, vocabulary_from_names
+
+    base = default_vocabulary()
+    assert base.kind("lisinopril") == DRUG  # from the drug-named-entity-recognition package
+    assert base.kind("zorvexan") == UNKNOWN  # nobody knows it: a possible drug
+    assert base.kind("yesterday") is None  # everyday English is harmless
+    vocab = vocabulary_from_names(["Zorvexan 10 MG Oral Tablet"], ["Chronic kidney disease stage 3 (disorder)"])
+    assert vocab.kind("zorvexan") == DRUG
+    assert "zorvexan" not in base.drugs  # the default is not changed by a vault's names
+
+
+def test_lay_words_and_derivations_support_clinical_words() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex({"d": "Patient: My blood pressure has been high and I feel lightheaded."})
+    assert index.align("He reports hypertension and lightheadedness.", patient_sex="male").supported
+
+
+def test_spelled_numbers_in_a_dialogue_support_digits() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {"d": "Doctor: How old are you?\nPatient: I'm twenty six.\nPatient: My back hurts since April fifteenth two thousand five."}
+    )
+    assert index.align("The patient is 26 years old.", patient_sex="female").supported
+    assert index.align("Back pain since 04/15/2005.", patient_sex="female").supported
+    assert not index.align("The patient is 27 years old.", patient_sex="female").supported
+
+
+def test_a_question_answered_no_is_a_denial() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex({"d": "Doctor: Any neck pain?\nPatient: No, nothing there.\nDoctor: Any fever?\nPatient: Yes, last night."})
+    assert index.align("He denies any neck pain.", patient_sex="male").supported
+    assert not index.align("He reports neck pain.", patient_sex="male").supported
+    assert not index.align("He denies fever.", patient_sex="male").supported
+
+
+def test_existing_callers_keep_working_without_the_new_arguments() -> None:
+    from noteward.llm.grounding import SourceIndex, align_sentence, check_critical
+
+    assert align_sentence("lisinopril 10 mg oral tablet", NOTES).supported
+    assert SourceIndex(NOTES).align("lisinopril 10 mg oral tablet", [0]).supported
+    assert check_critical("lisinopril 20 mg", "lisinopril 10 mg", "lisinopril 10 mg")
+
+
+# ---- the perturbation report on the shared corpora ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report() -> Any:
+    require_shared("mts_dialog", "MTS-Dialog-ValidationSet.csv")
+    require_shared("aci_bench", "valid.csv")
+    require_shared("synthea_fhir", "DocumentReference.000.ndjson")
+    from noteward.llm.checker_eval import grounding_report
+
+    rep = grounding_report(per_kind=200, seed=7)
+    print("\n".join(rep.lines()))
+    return rep
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "kind", ["invented_drug", "side_flipped", "sex_flipped", "stitched", "past_as_current"]
+)
+def test_each_perturbation_kind_is_flagged(report: Any, kind: str) -> None:
+    """Real MTS-Dialog, ACI-Bench and Synthea sentences changed the ways small models err:
+    at least 95% of each kind flagged (a fixed seeded sample of up to 200 per kind)."""
+    rate = report.kinds[kind]
+    assert rate.n >= 100, (kind, rate.n)
+    assert rate.share >= 0.95, (kind, rate.flagged, rate.n)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_verbatim_source_sentences_are_not_flagged(report: Any) -> None:
+    assert report.verbatim.n >= 150
+    assert report.verbatim.share <= 0.05, (report.verbatim.flagged, report.verbatim.n)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.xfail(
+    strict=True,
+    reason="human reference sentences are still flagged far above 25% (64% MTS-Dialog, 48% "
+    "ACI-Bench validation): references state facts their dialogues only imply",
+)
+def test_human_reference_sentences_are_mostly_accepted(report: Any) -> None:
+    for corpus, rate in report.human.items():
+        assert rate.n >= 200, corpus
+        assert rate.share <= 0.25, (corpus, rate.flagged, rate.n)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_eval_checker_command_prints_the_table() -> None:
+    require_shared("mts_dialog", "MTS-Dialog-ValidationSet.csv")
+    out = noteward("eval", "checker", "--per-kind", "20", timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for row in ("perturbed: invented_drug", "perturbed: stitched", "verbatim source sentences",
+                "human reference: mts_dialog", "human reference: aci_bench", "ms per sentence"):
+        assert row in out.stdout, out.stdout
+
+
+def test_a_transcript_question_without_a_question_mark_answered_no_is_a_denial() -> None:
+    """ACI-Bench transcripts drop punctuation: "[doctor] have you had any numbness" then
+    "[patient] no": the reference's "She denies any numbness." is supported."""
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {"d": "[doctor] okay and then have you experienced any numbness or tingling\n[patient] no\n"}
+    )
+    assert index.align("She denies any numbness or tingling.", patient_sex="female").supported
+    assert not index.align("She reports numbness and tingling.", patient_sex="female").supported
+
+
+def test_folded_drug_names_that_are_english_words_are_not_drugs() -> None:
+    from noteward.llm.lexicon import default_vocabulary
+
+    vocab = default_vocabulary()
+    assert vocab.kind("did") is None and vocab.kind("lisinopril") is not None
+
+
+def test_reference_sentences_lose_their_inline_headers() -> None:
+    """"Musculoskeletal: 1+ pitting edema" states a finding; "Musculoskeletal" is structure
+    the dialogue never says, and flagged the sentence as an unknown word."""
+    from noteward.llm.checker_eval import note_sentences
+
+    assert note_sentences(
+        "• Musculoskeletal: 1+ pitting edema bilateral lower extremities.\n"
+        "Patient Education and Counseling: I advised him to monitor his weight daily.\n"
+    ) == ["1+ pitting edema bilateral lower extremities.", "I advised him to monitor his weight daily."]
+
+
+def test_drug_words_are_cached_in_the_user_data_folder() -> None:
+    """The package's dictionary takes seconds to unpickle; its drug words are kept in the
+    (per-test) user data folder so the next process reads a small text file instead."""
+    from noteward.llm import lexicon
+    from noteward.settings import user_data_dir
+
+    lexicon.package_drug_words.cache_clear()
+    first = lexicon.package_drug_words()
+    files = list((user_data_dir() / "cache").glob("drug-words-*.txt"))
+    assert len(files) == 1
+    lexicon.package_drug_words.cache_clear()
+    assert lexicon.package_drug_words() == first

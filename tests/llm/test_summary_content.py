@@ -1,0 +1,360 @@
+"""What a clinician reads: dated, current, capped summaries of the shared Synthea patients.
+
+One real vault (the shared Synthea FHIR export imported as a user would, plus one newer
+plain-text note for the 15-note patient documenting a penicillin allergy) serves every test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from noteward import cli
+from tests.conftest import PASSPHRASE, require_shared
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+LONG = "79a66c97"  # 708 notes, 1936-1994
+ALLERGIC = "a5cb8ce9"  # FHIR allergies recorded 1928; every note says "No Known Allergies."
+SMALL = "63ee2253"  # 15 notes, 2013-2022 (plus the added note below)
+PREGNANT = "ca15b832"  # 63 notes, many social findings
+
+ADDED_DATE = "2022-09-14"
+ADDED_NOTE = f"""Patient-ID: 63ee2253-bdd5-da55-2ad2-b4984d0ad700
+Date: {ADDED_DATE}
+Type: Progress note
+
+{ADDED_DATE}
+
+# Chief Complaint
+Itchy rash and hives two days after starting amoxicillin.
+
+# History of Present Illness
+Denis399 is an 11 year-old male seen for hives that began two days after starting amoxicillin for sinusitis.
+
+# Allergies
+Penicillin allergy: hives after amoxicillin.
+
+# Medications
+ibuprofen 100 mg oral tablet
+
+# Assessment and Plan
+Allergic reaction to penicillin with hives. Amoxicillin stopped.
+Penicillin allergy added to the allergy list; avoid penicillins.
+Cetirizine 5 mg daily for 5 days.
+"""
+
+# Synthea's social and administrative "(finding)"/"(situation)" codes, as a reader names them
+SOCIAL = re.compile(
+    r"employment|education|criminal|stress|housing|labor force|social contact|isolation"
+    r"|violence|intimate partner|abuse|insurance|incarceration|refugee|transport",
+    re.IGNORECASE,
+)
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@pytest.fixture(scope="session")
+def content_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from noteward.ingest.importer import import_paths
+    from noteward.store.vault import Vault
+
+    src = require_shared("synthea_fhir")
+    base = tmp_path_factory.mktemp("content_vault")
+    v = Vault.create(base / "content.nwv", PASSPHRASE, busy_timeout_ms=2000)
+    import_paths(v, [src])
+    added = base / "added"
+    added.mkdir()
+    (added / f"{ADDED_DATE}.txt").write_text(ADDED_NOTE, encoding="utf-8")
+    report = import_paths(v, [added])
+    assert report.counts["notes"]["imported"] == 1
+    yield v
+    v.close()
+
+
+def patient(vault: Any, prefix: str) -> Any:
+    return next(p for p in vault.patients() if (p.source_id or "").startswith(prefix))
+
+
+def extractive(vault: Any, prefix: str, **kw: Any) -> Any:
+    from noteward.llm.summarizer import SummaryService
+
+    svc = SummaryService(use_model=False, **kw)
+    return svc.summarize_patient(vault, patient(vault, prefix).id, save=False)
+
+
+@pytest.fixture(scope="session")
+def long_with_model(content_vault: Any, smollm_runtime: Any) -> Any:
+    """The 708-note patient summarized with the real model, default settings."""
+    from noteward.llm.summarizer import SummaryService
+
+    svc = SummaryService(
+        model_id="smollm2-135m-instruct-q4_1", threads=2, max_new_tokens=96, prompt_token_cap=512
+    )
+    svc._runtime = smollm_runtime
+    try:
+        return svc.summarize_patient(content_vault, patient(content_vault, LONG).id, save=False)
+    finally:
+        svc._runtime = None
+
+
+def newest_note_date(vault: Any, prefix: str) -> date:
+    notes = vault.notes(patient(vault, prefix).id)
+    return date.fromisoformat(max(str(n.date)[:10] for n in notes if n.date))
+
+
+def months_before(d: date, months: int) -> date:
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m += 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return date(y, m, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+# -- allergies: the newest statement wins, the disagreement is shown ----------------------
+
+
+@pytest.mark.parametrize("with_model", [False, True], ids=["extractive", "model"])
+def test_newer_penicillin_allergy_is_a_conflict_not_no_known_allergies(
+    content_vault: Any, summary_service: Any, with_model: bool
+) -> None:
+    if with_model:
+        res = summary_service.summarize_patient(
+            content_vault, patient(content_vault, SMALL).id, save=False
+        )
+    else:
+        res = extractive(content_vault, SMALL)
+    penicillin = [s for s in res.sentences if "penicillin" in s.text.lower()]
+    assert penicillin, [s.text for s in res.sentences]
+    assert all(s.section == "Allergies" for s in penicillin), [(s.section, s.text) for s in penicillin]
+    flagged = [s for s in penicillin if s.conflicts]
+    assert flagged, "the allergy is shown without its conflicting statement"
+    s = flagged[0]
+    assert s.date == ADDED_DATE and s.origin in ("extract", "fact")
+    assert any(re.search(r"no known allergies", c.text, re.I) for c in s.conflicts)
+    notes = {n.id: n for n in content_vault.notes(patient(content_vault, SMALL).id)}
+    for c in s.conflicts:
+        assert c.date is not None and c.date < ADDED_DATE
+        assert c.sources and all(src.note_id in notes for src in c.sources)
+    # "No Known Allergies" is never shown as the current state, and nothing allergic in Plan
+    for x in res.sentences:
+        if re.search(r"no known allergies|\bnkda\b", x.text, re.I):
+            assert x.conflicts, f"unconflicted {x.text!r} in {x.section}"
+        if x.section == "Plan":
+            assert not re.search(r"allerg|penicillin", x.text, re.I), x.text
+
+
+def test_record_allergies_against_newer_no_known_allergies_is_a_conflict(content_vault: Any) -> None:
+    """FHIR records a tree nut allergy (1928); every later note says No Known Allergies."""
+    res = extractive(content_vault, ALLERGIC)
+    allergies = [s for s in res.sentences if s.section == "Allergies"]
+    assert allergies and all(s.conflicts for s in allergies), [s.text for s in allergies]
+    said = " ".join([s.text for s in allergies] + [c.text for s in allergies for c in s.conflicts])
+    assert re.search(r"no known allergies", said, re.I) and re.search(r"tree nut", said, re.I)
+    # the newest statement (the 2023 note) is the one shown, the 1928 record the conflict
+    shown = allergies[0]
+    assert re.search(r"no known allergies", shown.text, re.I) and shown.date == "2023-02-05"
+    assert any(c.date == "1928-11-23" and re.search("tree nut", c.text, re.I) for c in shown.conflicts)
+
+
+# -- problems: active vs resolved, no social findings, the current diagnosis ---------------
+
+
+@pytest.mark.parametrize("prefix", [LONG, ALLERGIC, PREGNANT])
+def test_no_social_or_administrative_finding_in_problems(content_vault: Any, prefix: str) -> None:
+    res = extractive(content_vault, prefix)
+    problems = [s for s in res.sentences if s.section in ("Problems", "Resolved problems")]
+    assert problems
+    bad = [s.text for s in problems if SOCIAL.search(s.text)]
+    assert not bad, bad
+
+
+def test_model_sentences_keep_social_findings_out_of_problems_too(long_with_model: Any) -> None:
+    problems = [s for s in long_with_model.sentences if s.section in ("Problems", "Resolved problems")]
+    assert problems
+    assert not [s.text for s in problems if SOCIAL.search(s.text)]
+
+
+def test_problems_show_the_current_diagnosis_and_split_resolved(content_vault: Any) -> None:
+    res = extractive(content_vault, LONG)
+    active = [s.text.lower() for s in res.sentences if s.section == "Problems"]
+    resolved = [s.text.lower() for s in res.sentences if s.section == "Resolved problems"]
+    assert any("diabetes mellitus type 2" in t for t in active), active
+    # prediabetes was superseded by type 2 diabetes: not listed as a problem of its own
+    assert not any(t.startswith("prediabetes") for t in active), active
+    assert any("chronic kidney disease stage 4" in t for t in active), active
+    for stage in ("stage 1", "stage 2", "stage 3"):
+        assert not any(f"chronic kidney disease {stage}" in t for t in active), active
+    assert resolved, "no resolved problem shown"
+    for s in res.sentences:
+        if s.section in ("Problems", "Resolved problems"):
+            assert s.origin == "fact" and s.date and ISO_DATE.match(s.date)
+
+
+def test_medication_change_is_shown_with_its_date(content_vault: Any) -> None:
+    """tacrolimus 5 mg/ml injection (to 1990-12-30), then the 1 mg tablet from 1991-10-12."""
+    res = extractive(content_vault, LONG, max_sentences=40)
+    tac = [s for s in res.sentences if s.section == "Medications" and "tacrolimus" in s.text.lower()]
+    assert len(tac) == 1, [s.text for s in res.sentences if s.section == "Medications"]
+    assert "→" in tac[0].text and tac[0].date == "1991-10-12" and tac[0].origin == "fact"
+    assert tac[0].text.lower().index("injection") < tac[0].text.index("→")
+    # a medication the record has stopped is never shown as plainly current: when the newer
+    # note still lists it, it carries the record's stop as a conflict
+    for s in res.sentences:
+        if s.section == "Medications" and re.search("epoetin|meperidine", s.text, re.I):
+            assert any("stopped" in c.text.lower() for c in s.conflicts), s
+
+
+# -- recent findings: inside the window, each dated ----------------------------------------
+
+
+@pytest.mark.parametrize(("prefix", "months"), [(LONG, None), (LONG, 1), (LONG, 60), (PREGNANT, None), (PREGNANT, 24)])
+def test_every_recent_finding_is_inside_the_window(
+    content_vault: Any, prefix: str, months: int | None
+) -> None:
+    kw = {} if months is None else {"recent_months": months}
+    res = extractive(content_vault, prefix, **kw)
+    newest = newest_note_date(content_vault, prefix)
+    start = months_before(newest, months or 12)
+    recent = [s for s in res.sentences if s.section == "Recent findings"]
+    if months is None and prefix == LONG:
+        assert recent, "the newest notes' findings are missing"
+    for s in recent:
+        assert s.date is not None, s.text
+        assert start <= date.fromisoformat(s.date) <= newest, (s.date, s.text)
+
+
+def test_model_recent_findings_are_inside_the_window(content_vault: Any, long_with_model: Any) -> None:
+    newest = newest_note_date(content_vault, LONG)
+    for s in long_with_model.sentences:
+        if s.section == "Recent findings":
+            assert s.date and months_before(newest, 12) <= date.fromisoformat(s.date) <= newest
+
+
+# -- the cap, the top line, dates and origins ----------------------------------------------
+
+
+def test_the_cap_is_respected(content_vault: Any, long_with_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert 5 <= len(long_with_model.sentences) <= 15
+    assert len(extractive(content_vault, LONG, max_sentences=6).sentences) <= 6
+    monkeypatch.setenv("NOTEWARD_SUMMARY_MAX_SENTENCES", "9")
+    res = extractive(content_vault, PREGNANT)
+    assert 5 <= len(res.sentences) <= 9
+
+
+def test_top_line_says_who_the_patient_is_and_why_seen(content_vault: Any) -> None:
+    res = extractive(content_vault, SMALL)
+    top = res.sentences[0]
+    assert top.section == "Patient" and top.origin == "fact" and top.date == ADDED_DATE
+    assert "11-year-old male" in top.text, top.text
+    assert re.search(r"hives|rash", top.text, re.I), top.text  # why seen now (newest note)
+    assert sum(1 for s in res.sentences if s.section == "Patient") == 1
+
+
+def test_json_sentences_have_date_and_origin(
+    content_vault: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTEWARD_PASSPHRASE", PASSPHRASE)
+    args = [
+        "summarize", "--patient", patient(content_vault, LONG).source_id, "--json",
+        "--model", "smollm2-135m-instruct-q4_1", "--threads", "2",
+        "--recent-months", "6", "--max-sentences", "12",
+        "--vault", str(content_vault.path),
+    ]
+    assert cli.main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["sentences"]) <= 12
+    origins = set()
+    newest = newest_note_date(content_vault, LONG)
+    for s in data["sentences"]:
+        assert {"text", "section", "sources", "support", "supported", "date", "origin"} <= set(s)
+        assert s["origin"] in ("model", "extract", "fact"), s
+        assert s["date"] is not None and ISO_DATE.match(s["date"]), s
+        origins.add(s["origin"])
+        if s["section"] == "Recent findings":
+            assert months_before(newest, 6) <= date.fromisoformat(s["date"]) <= newest
+    assert {"fact", "extract"} <= origins
+
+
+def test_old_saved_summaries_still_load(content_vault: Any, tmp_path: Path) -> None:
+    """A summary saved before sentences had dates/origins reads back, labelled with its model."""
+    from noteward.core.models import Summary
+    from noteward.llm.summarizer import latest_summary
+
+    p = patient(content_vault, PREGNANT)
+    old_body = {
+        "patient": p.id,
+        "model": {"id": "smollm2-135m-instruct-q4_1", "sha256": "ab" * 32},
+        "sentences": [
+            {"text": "No Known Allergies.", "section": "Allergies",
+             "sources": [{"note_id": "nt_gone", "start": 0, "end": 19}], "support": 1.0, "supported": True},
+            {"text": "Nitrilite 4000 unt/ml injection", "section": "Medications",
+             "sources": [], "support": 0.2, "supported": False},
+        ],
+        "timings": {"retrieval_ms": 1.0, "prompt_tokens": 10, "ttft_ms": 2.0, "generated_tokens": 3, "total_ms": 9.0},
+    }
+    with content_vault.transaction() as conn:  # the row exactly as the old code wrote it
+        conn.execute(
+            "INSERT INTO summaries(id, patient_id, created_at, model_id, model_sha256, prompt_version, covers, body)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            ("sm_old0000001", p.id, "2000-01-01T00:00:00Z", "smollm2-135m-instruct-q4_1", "ab" * 32,
+             "grounded-v1", json.dumps({"note_ids": ["nt_gone"], "date_range": [None, None]}), json.dumps(old_body)),
+        )
+    stored = latest_summary(content_vault, p.id)
+    assert stored is not None
+    s = Summary.from_stored(stored)
+    assert s.summary_id == "sm_old0000001" and s.model["id"] == "smollm2-135m-instruct-q4_1"
+    assert s.out_of_date is True
+    assert [x.text for x in s.sentences] == ["No Known Allergies.", "Nitrilite 4000 unt/ml injection"]
+    assert all(x.date is None and x.origin is None and x.conflicts == [] for x in s.sentences)
+    assert s.sentences[1].supported is False
+    # and it prints, labelled with the model that wrote it
+    from io import StringIO
+
+    from noteward.llm.commands import print_summary
+
+    out = StringIO()
+    print_summary(s, out=out)
+    assert "smollm2-135m-instruct-q4_1" in out.getvalue() and "No Known Allergies." in out.getvalue()
+
+
+def test_a_model_sentence_naming_a_stopped_medication_carries_the_stop(content_vault: Any) -> None:
+    """The model copied 'Nitrofurantoin 5 mg/ml oral suspension' (stopped in 1986) as current."""
+    from noteward.llm.composition import compose
+    from noteward.llm.selection import SourceNote, select
+
+    p = patient(content_vault, LONG)
+    notes = [SourceNote(n.id, n.text, n.date) for n in content_vault.notes(p.id)]
+    facts = content_vault.facts(p.id)
+    comp = compose(select(notes, facts), facts, model_slots=3)
+    stopped = comp.conflicts_for("Nitrofurantoin 5 mg/ml oral suspension")
+    assert len(stopped) == 1 and "stopped" in stopped[0].text.lower()
+    assert stopped[0].date is not None and stopped[0].date < "1994-11-12"
+    assert comp.conflicts_for("lisinopril 10 mg oral tablet") == []  # active in the record
+
+
+def test_the_cap_keeps_every_active_problem_and_medication_named(content_vault: Any) -> None:
+    """Within 15 sentences the 708-note record still names each active condition and order
+    (the overflow of a list goes into one line, its items' conflicts with it)."""
+    from noteward.llm.grounding import content_words
+
+    p = patient(content_vault, LONG)
+    res = extractive(content_vault, LONG)
+    assert len(res.sentences) <= 15
+    said = set(content_words(" ".join(s.text for s in res.sentences)))
+    tag = re.compile(r"\s*\((?:disorder|finding|situation)\)\s*$", re.I)
+    for f in content_vault.facts(p.id):
+        active = (f["status"] or "").lower() == "active" and not f["end_date"]
+        if f["kind"] in ("condition", "medication") and active:
+            words = set(content_words(tag.sub("", f["display"]))) - {"due"}  # folded: "X, with Y"
+            assert words <= said, f["display"]
+    listed = [s for s in res.sentences if s.text.startswith("Also current:")]
+    assert listed and any("simvastatin" in c.text for c in listed[0].conflicts)
