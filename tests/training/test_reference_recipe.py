@@ -140,7 +140,7 @@ def test_epochs_plan_the_steps_and_record_a_loss_per_epoch(tmp_path: Path) -> No
     seen: list[int] = []
     _m, res = trainer.train_encoded(model, encoded, 0, cfg, tmp_path, show_bar=False,
                                     on_epoch=lambda _m, st: seen.append(st["epoch"]))
-    assert res.target_steps == 4 and res.steps == 4 and res.stopped_by == "data"
+    assert res.target_steps == 4 and res.steps == 4 and res.stopped_by == "max-steps"  # the planned 2 epochs
     assert seen == [1, 2] and len(res.epoch_losses) == 2
     # the full fine-tune trained the q_proj weight and nothing else
     assert {n for n, p in _m.named_parameters() if p.requires_grad} == {"model.layers.0.self_attn.q_proj.weight"}
