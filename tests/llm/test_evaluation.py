@@ -141,7 +141,6 @@ def test_eval_summarize_small_real_run(capsys: pytest.CaptureFixture[str]) -> No
     assert res["datasets"]["synthea"]["noteward-extractive"]["key_fact_recall"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason="the text table's header uses the system column's negative width as a sign")
 def test_the_text_table_lines_up() -> None:
     from noteward.llm.commands import _eval_header, _eval_row
 

@@ -200,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tables += [(f"aci_bench / {d}", systems) for d, systems in res.get("aci_divisions", {}).items()]
     for title, systems in tables:
         print(f"\n{title}")
-        print("  " + " ".join(f"{c:>{w}}" for c, w in _EVAL_COLUMNS))
+        print("  " + _eval_header())
         for name, m in systems.items():
             print("  " + _eval_row(name, m))
             if args.groups:
@@ -216,6 +216,15 @@ _EVAL_COLUMNS = (
 )
 
 
+def _cells(values: tuple[str, ...]) -> str:
+    # a negative width left-aligns the column (the system names)
+    return " ".join(f"{v:{'<' if w < 0 else '>'}{abs(w)}}" for v, (_c, w) in zip(values, _EVAL_COLUMNS, strict=True))
+
+
+def _eval_header() -> str:
+    return _cells(tuple(c for c, _w in _EVAL_COLUMNS))
+
+
 def _eval_row(name: str, m: dict[str, Any]) -> str:
     def f(x: Any) -> str:
         return "-" if x is None else f"{x:.3f}"
@@ -226,7 +235,7 @@ def _eval_row(name: str, m: dict[str, Any]) -> str:
         f(m.get("hallucinated_number_rate_no_constraint")), f(m["copied_4gram_share"]),
         f(m["key_fact_recall"]), f"{m['mean_ms'] or 0:.0f}",
     )
-    return " ".join(f"{v:{'<' if w < 0 else '>'}{abs(w)}}" for v, (_c, w) in zip(values, _EVAL_COLUMNS, strict=True))
+    return _cells(values)
 
 
 def cmd_eval_checker(args: argparse.Namespace) -> int:
