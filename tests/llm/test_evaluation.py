@@ -132,8 +132,8 @@ def test_eval_summarize_small_real_run(capsys: pytest.CaptureFixture[str]) -> No
             assert m["hallucinated_number_rate"] is not None
     assert mts[own]["items"] == 2 and aci[own]["items"] == 1
     assert mts[own]["hallucinated_number_rate_no_constraint"] is not None
-    # the baselines copy the input: their copied-4-gram share is 1
-    assert mts["lead-3"]["copied_4gram_share"] == pytest.approx(1.0)
+    # lead-3 copies whole sentences: only 4-grams across its sentence joins are not in the input
+    assert mts["lead-3"]["copied_4gram_share"] > 0.9
     # ACI-Bench records sex and age: the figures come by group too
     assert set(aci[own]["by_sex"]) <= {"female", "male"} and aci[own]["by_age_band"]
     assert set(res["aci_divisions"]) <= {"subjective", "objective_exam", "objective_results", "assessment_and_plan"}
