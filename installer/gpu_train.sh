@@ -14,7 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CARRY=${NOTEWARD_GPU_CARRY:-gpu_carry}
 STASH=${NOTEWARD_GPU_STASH:-/root/noteward-gpu}
-PART1_BYTES=55000000   # call 1: repository + piece 1 under 64 MiB; call 2 has room for the rest
+# Call 1 carries the repository (12.0 MB) and piece 1: 52 MB leaves 3 MB to spare under 64 MiB;
+# call 2 carries piece 2 (46.4 MB), the bundle (1.7 MB) and site.zip (2.5 MB).
+PART1_BYTES=52000000
 
 case "${1:-}" in
 prepare)
@@ -22,6 +24,7 @@ prepare)
     NAME=${1:-smollm2-135m-reference}
     shift || true
     PY=${PY:-.venv/bin/python}
+    mkdir -p "$(dirname "$CARRY")"
     export PYTHONPATH="$PWD/app${PYTHONPATH:+:$PYTHONPATH}"
     # The recipe's defaults for the GPU run; later flags override them.
     "$PY" -m noteward.cli finetune --base smollm2-135m-instruct-q4_1 \
@@ -30,7 +33,7 @@ prepare)
         --max-seq-len 4096 --prepare-only --json "$@" > "$CARRY.prepare.json"
     WORK=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['workdir'])" "$CARRY.prepare.json")
     BASE=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['base_gguf'])" "$CARRY.prepare.json")
-    rm -rf "$CARRY" && mkdir -p "$CARRY/bundle/$NAME"
+    rm -rf "$CARRY" && mkdir -p "$CARRY/bundle/$NAME"  # (its parent exists: the line above wrote there)
     cp "$WORK/encoded.npz" "$WORK/dev.json" "$WORK/config.json" "$CARRY/bundle/$NAME/"
     head -c "$PART1_BYTES" "$BASE" > "$CARRY/base.part1"
     tail -c +"$((PART1_BYTES + 1))" "$BASE" > "$CARRY/base.part2"
