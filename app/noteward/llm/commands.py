@@ -53,9 +53,16 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     )
     e.add_argument("--json", action="store_true")
     e.add_argument("--limit", type=int, help="only the first N items of MTS-Dialog and ACI-Bench")
+    e.add_argument("--aci-limit", type=int, help="only the first N ACI-Bench visits (default: --limit)")
     e.add_argument(
         "--model", action="append", help="model id (repeatable; default: every manifest model)"
     )
+    e.add_argument(
+        "--no-own-output",
+        action="store_true",
+        help="skip each model's own text from the reference-v2 prompts (product summaries only)",
+    )
+    e.add_argument("--groups", action="store_true", help="also print the figures by sex and age band")
     e.set_defaults(handler=cmd_eval)
 
     c = groups["eval"].add_parser(
@@ -176,32 +183,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise NotewardError(
             f"Shared data not found at {shared_data_dir()}; set NOTEWARD_SHARED_DATA."
         )
+    for flag, value in (("--limit", args.limit), ("--aci-limit", args.aci_limit)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1.")
     res = run_eval(
         limit=args.limit,
         models=args.model,
         progress=lambda m: print(m, file=sys.stderr, flush=True),
+        aci_limit=args.aci_limit,
+        own_output=not args.no_own_output,
     )
     if args.json:
         console.print_json(res)
         return 0
+    tables = list(res["datasets"].items())
+    tables += [(f"aci_bench / {d}", systems) for d, systems in res.get("aci_divisions", {}).items()]
+    for title, systems in tables:
+        print(f"\n{title}")
+        print("  " + _eval_header())
+        for name, m in systems.items():
+            print("  " + _eval_row(name, m))
+            if args.groups:
+                for key in ("by_sex", "by_age_band"):
+                    for group, g in m.get(key, {}).items():
+                        print("  " + _eval_row(f"  {key[3:]}={group}", g))
+    return 0
 
+
+_EVAL_COLUMNS = (
+    ("system", -62), ("n", 3), ("R-1", 6), ("R-2", 6), ("R-L", 6), ("R-Lsum", 6), ("support", 7),
+    ("badnum", 6), ("bad-off", 7), ("copy4", 6), ("keyfact", 7), ("ms", 7),
+)
+
+
+def _cells(values: tuple[str, ...]) -> str:
+    # a negative width left-aligns the column (the system names)
+    return " ".join(f"{v:{'<' if w < 0 else '>'}{abs(w)}}" for v, (_c, w) in zip(values, _EVAL_COLUMNS, strict=True))
+
+
+def _eval_header() -> str:
+    return _cells(tuple(c for c, _w in _EVAL_COLUMNS))
+
+
+def _eval_row(name: str, m: dict[str, Any]) -> str:
     def f(x: Any) -> str:
         return "-" if x is None else f"{x:.3f}"
 
-    for ds, systems in res["datasets"].items():
-        print(f"\n{ds}")
-        print(
-            f"  {'system':48} {'ROUGE-L':>8} {'support':>8} {'bad num':>8} {'bad(sup)':>8} "
-            f"{'keyfact':>8} {'ms':>8}"
-        )
-        for name, m in systems.items():
-            print(
-                f"  {name:48} {f(m['rougeL_f']):>8} {f(m['supported_share']):>8} "
-                f"{f(m['hallucinated_number_rate']):>8} "
-                f"{f(m['hallucinated_number_rate_supported_only']):>8} "
-                f"{f(m['key_fact_recall']):>8} {m['mean_ms'] or 0:>8.0f}"
-            )
-    return 0
+    values = (
+        name, str(m["items"]), f(m["rouge1_f"]), f(m["rouge2_f"]), f(m["rougeL_f"]), f(m["rougeLsum_f"]),
+        f(m["supported_share"]), f(m["hallucinated_number_rate"]),
+        f(m.get("hallucinated_number_rate_no_constraint")), f(m["copied_4gram_share"]),
+        f(m["key_fact_recall"]), f"{m['mean_ms'] or 0:.0f}",
+    )
+    return _cells(values)
 
 
 def cmd_eval_checker(args: argparse.Namespace) -> int:

@@ -10,10 +10,19 @@ Systems scored in the same run: lead-3, TextRank (sumy), Noteward's extractive s
 (no model), and for each base model both the full grounded summary (skeleton + checked
 model bullets) and the model's own bullets alone (what fine-tuning must improve).
 
-Metrics: ROUGE-L F1 (rouge-score, stemmed) where a reference exists; share of summary
-sentences the aligner finds supported; hallucinated-number rate (numbers in the summary
-absent from the source text, over all numbers in summaries); key-fact recall (Synthea:
-share of key facts whose content words are ≥80% present in one summary sentence).
+Each model is also asked for its own text with the reference-v2 prompts
+(``noteward.llm.reference``): the MTS-Dialog section named, each ACI-Bench note division
+(scored per division and joined as the whole note). That row is the model alone, with the
+number constraint on; its hallucinated-number rate is also given with the constraint off.
+
+Metrics (``noteward.llm.metrics``): ROUGE-1/2/L and ROUGE-Lsum F1 (rouge-score 0.1.2,
+stemmer on; Lsum over one sentence per line) where a reference exists; share of output
+sentences the aligner (``noteward.llm.grounding``) finds supported; hallucinated-number
+rate (numbers in the output absent from the source text, over all numbers in outputs);
+the share of output 4-grams copied from the input; key-fact recall (Synthea: share of key
+facts whose content words are >=80% present in one summary sentence). Every figure is
+also given by sex and by age band where the data records them (ACI-Bench metadata,
+Synthea patients; MTS-Dialog records neither).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteward.core.models import Patient, SummarySentence
+from noteward.llm import metrics
 from noteward.llm.grounding import SourceIndex, content_words, numbers_in
 from noteward.llm.summarizer import SourceNote, SummaryService
 from noteward.settings import shared_data_dir
@@ -54,6 +64,16 @@ class EvalItem:
     reference: str | None = None
     facts: list[dict[str, Any]] = field(default_factory=list)
     key_facts: list[str] = field(default_factory=list)
+    sex: str | None = None
+    age_band: str | None = None
+    section: str | None = None  # MTS-Dialog section header ('GENHX')
+
+
+def age_band(age: int | None) -> str | None:
+    """Coarse age band for the group figures (the bands the training balance report uses)."""
+    if age is None:
+        return None
+    return "0-17" if age < 18 else "18-39" if age < 40 else "40-64" if age < 65 else "65+"
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -65,17 +85,30 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def load_mts(data: Path, limit: int | None) -> list[EvalItem]:
     rows = _read_csv(data / "mts_dialog" / "MTS-Dialog-ValidationSet.csv")[: limit or None]
     return [
-        EvalItem("mts_dialog", r["ID"], [SourceNote("input", r["dialogue"])], r["section_text"])
+        EvalItem(
+            "mts_dialog", r["ID"], [SourceNote("input", r["dialogue"])], r["section_text"],
+            section=r.get("section_header"),
+        )
         for r in rows
     ]
 
 
 def load_aci(data: Path, limit: int | None) -> list[EvalItem]:
     rows = _read_csv(data / "aci_bench" / "valid.csv")[: limit or None]
-    return [
-        EvalItem("aci_bench", r["encounter_id"], [SourceNote("input", r["dialogue"])], r["note"])
-        for r in rows
-    ]
+    meta_path = data / "aci_bench" / "valid_metadata.csv"
+    meta = {m["encounter_id"]: m for m in _read_csv(meta_path)} if meta_path.exists() else {}
+    items = []
+    for r in rows:
+        m = meta.get(r["encounter_id"], {})
+        age = m.get("patient_age", "")
+        items.append(
+            EvalItem(
+                "aci_bench", r["encounter_id"], [SourceNote("input", r["dialogue"])], r["note"],
+                sex=(m.get("patient_gender") or "").strip().lower() or None,
+                age_band=age_band(int(age)) if age.strip().isdigit() else None,
+            )
+        )
+    return items
 
 
 def _fhir_key_facts(fhir_dir: Path, patient_prefix: str) -> list[str]:
@@ -152,9 +185,12 @@ def load_synthea(
     for prefix in patients:
         p = patient_by_prefix(vault, prefix)
         notes = [SourceNote(n.id, n.text, n.date) for n in vault.notes(p.id)]
+        birth, last = str(p.birth_date or ""), max((str(n.date or "") for n in notes), default="")
+        age = int(last[:4]) - int(birth[:4]) if birth[:4].isdigit() and last[:4].isdigit() else None
         items.append(
             EvalItem(
-                "synthea", prefix, notes, None, vault.facts(p.id), _fhir_key_facts(fhir_dir, prefix)
+                "synthea", prefix, notes, None, vault.facts(p.id), _fhir_key_facts(fhir_dir, prefix),
+                sex=(str(p.sex).lower() if p.sex else None), age_band=age_band(age),
             )
         )
     return items
@@ -206,80 +242,202 @@ def textrank(item: EvalItem, n: int = 3) -> list[str]:
 
 
 @dataclass
-class Scores:
-    """Accumulated metrics for one system."""
+class ItemScore:
+    """One output's figures (what ``Scores`` averages, overall and by sex and age band)."""
 
-    rouge: list[float] = field(default_factory=list)
-    sentences: int = 0
-    supported: int = 0
-    numbers: int = 0
-    bad_numbers: int = 0
-    shown_numbers: int = 0
-    shown_bad_numbers: int = 0
+    sex: str | None
+    age_band: str | None
+    rouge: dict[str, float] | None
+    sentences: int
+    supported: int
+    numbers: int
+    bad_numbers: int
+    shown_numbers: int
+    shown_bad_numbers: int
+    copied: float | None
     facts: int = 0
     facts_found: int = 0
-    items: int = 0
     ms: float = 0.0
+    # the same output written without the number constraint (model-only rows)
+    numbers_free: int | None = None
+    bad_numbers_free: int | None = None
+
+
+def _rate(bad: int, total: int) -> float:
+    return round(bad / total, 4) if total else 0.0
+
+
+@dataclass
+class Scores:
+    """Accumulated metrics for one system (per item, so that groups can be reported)."""
+
+    per_item: list[ItemScore] = field(default_factory=list)
+
+    @property
+    def items(self) -> int:
+        return len(self.per_item)
 
     def add(
         self,
         item: EvalItem,
         sents: list[SummarySentence] | list[str],
         index: SourceIndex,
-        scorer: Any,
+        scorer: Any = None,
         ms: float = 0.0,
-    ) -> None:
+        *,
+        text: str | None = None,
+        reference: str | None = None,
+        free_text: str | None = None,
+    ) -> ItemScore:
+        """Score one output: its sentences (checked by the aligner unless already checked).
+
+        ``text`` is the output as written (default: the sentences one per line) and
+        ``reference`` what it is scored against (default: the item's); ``free_text`` the
+        same output generated without the number constraint. ``scorer`` is unused (the
+        metrics module keeps one scorer) and kept for callers that pass it.
+        """
+        del scorer
         texts = [s.text if isinstance(s, SummarySentence) else s for s in sents]
-        summary = "\n".join(texts)
+        summary = text if text is not None else "\n".join(texts)
         source = "\n".join(n.text for n in item.notes)
-        self.items += 1
-        self.ms += ms
-        if item.reference is not None:
-            self.rouge.append(scorer.score(item.reference, summary)["rougeL"].fmeasure)
-        for s in sents:
-            self.sentences += 1
-            if isinstance(s, SummarySentence):
-                self.supported += bool(s.supported)
-            else:
-                self.supported += bool(index.align(s).supported)
+        ref = reference if reference is not None else item.reference
+        verdicts = [
+            bool(s.supported) if isinstance(s, SummarySentence) else index.align(s).supported for s in sents
+        ]
         src_numbers = set(numbers_in(source))
         nums = numbers_in(summary)
-        self.numbers += len(nums)
-        self.bad_numbers += sum(1 for x in nums if x not in src_numbers)
-        # what a clinician sees with unsupported sentences hidden
-        shown = [
-            s.text if isinstance(s, SummarySentence) else s
-            for s in sents
-            if (s.supported if isinstance(s, SummarySentence) else index.align(s).supported)
-        ]
-        shown_nums = numbers_in("\n".join(shown))
-        self.shown_numbers += len(shown_nums)
-        self.shown_bad_numbers += sum(1 for x in shown_nums if x not in src_numbers)
+        shown_nums = numbers_in("\n".join(t for t, ok in zip(texts, verdicts, strict=True) if ok))
+        sc = ItemScore(
+            sex=item.sex,
+            age_band=item.age_band,
+            rouge=metrics.rouge(ref, summary) if ref is not None else None,
+            sentences=len(texts),
+            supported=sum(verdicts),
+            numbers=len(nums),
+            bad_numbers=sum(1 for x in nums if x not in src_numbers),
+            shown_numbers=len(shown_nums),
+            shown_bad_numbers=sum(1 for x in shown_nums if x not in src_numbers),
+            copied=metrics.copied_ngram_share(summary, source),
+            ms=ms,
+        )
+        if free_text is not None:
+            free = numbers_in(free_text)
+            sc.numbers_free, sc.bad_numbers_free = len(free), sum(1 for x in free if x not in src_numbers)
         if item.key_facts:
             sent_words = [set(content_words(t)) for t in texts]
             for fact in item.key_facts:
                 fw = set(content_words(fact))
-                self.facts += 1
+                sc.facts += 1
                 if fw and any(len(fw & sw) / len(fw) >= 0.8 for sw in sent_words):
-                    self.facts_found += 1
+                    sc.facts_found += 1
+        self.per_item.append(sc)
+        return sc
+
+    @staticmethod
+    def summarize(rows: list[ItemScore]) -> dict[str, Any]:
+        """The averaged figures of ``rows`` (see ``to_json``)."""
+        rouge = {k: metrics.mean([r.rouge[k] for r in rows if r.rouge is not None]) for k in metrics.ROUGE_TYPES}
+        sentences = sum(r.sentences for r in rows)
+        facts = sum(r.facts for r in rows)
+        free = [r for r in rows if r.numbers_free is not None]
+        return {
+            "items": len(rows),
+            "rougeL_f": rouge["rougeL"],
+            "rouge1_f": rouge["rouge1"],
+            "rouge2_f": rouge["rouge2"],
+            "rougeLsum_f": rouge["rougeLsum"],
+            "sentences": sentences,
+            "supported_share": round(sum(r.supported for r in rows) / sentences, 4) if sentences else None,
+            "hallucinated_number_rate": _rate(sum(r.bad_numbers for r in rows), sum(r.numbers for r in rows)),
+            "hallucinated_number_rate_supported_only": _rate(
+                sum(r.shown_bad_numbers for r in rows), sum(r.shown_numbers for r in rows)
+            ),
+            "hallucinated_number_rate_no_constraint": (
+                _rate(sum(r.bad_numbers_free or 0 for r in free), sum(r.numbers_free or 0 for r in free))
+                if free
+                else None
+            ),
+            "copied_4gram_share": metrics.mean([r.copied for r in rows if r.copied is not None]),
+            "key_fact_recall": round(sum(r.facts_found for r in rows) / facts, 4) if facts else None,
+            "mean_ms": round(sum(r.ms for r in rows) / len(rows), 1) if rows else None,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "rougeL_f": round(sum(self.rouge) / len(self.rouge), 4) if self.rouge else None,
-            "sentences": self.sentences,
-            "supported_share": round(self.supported / self.sentences, 4)
-            if self.sentences
-            else None,
-            "hallucinated_number_rate": round(self.bad_numbers / self.numbers, 4)
-            if self.numbers
-            else 0.0,
-            "hallucinated_number_rate_supported_only": (
-                round(self.shown_bad_numbers / self.shown_numbers, 4) if self.shown_numbers else 0.0
-            ),
-            "key_fact_recall": round(self.facts_found / self.facts, 4) if self.facts else None,
-            "mean_ms": round(self.ms / self.items, 1) if self.items else None,
-        }
+        """Averages over all items, then the same by sex and by age band where recorded."""
+        out = self.summarize(self.per_item)
+        for key in ("sex", "age_band"):
+            groups: dict[str, list[ItemScore]] = {}
+            for r in self.per_item:
+                value = getattr(r, key)
+                if value:
+                    groups.setdefault(str(value), []).append(r)
+            if groups:
+                out[f"by_{key}"] = {g: self.summarize(rows) for g, rows in sorted(groups.items())}
+        return out
+
+
+# ---- the model's own output (reference-v2 prompts) -------------------------------------------
+
+MODEL_ONLY = " (model only, reference-v2 prompt)"
+_HEADING_LINE = re.compile(r"^[^a-z]*:?$")
+
+
+def output_sentences(text: str) -> list[str]:
+    """The sentences of a written section (headings and one-word lines left out)."""
+    out = []
+    for line in metrics.one_sentence_per_line(text).split("\n"):
+        line = line.lstrip("-*• ").strip()
+        if line and not _HEADING_LINE.match(line) and len(content_words(line)) >= 2:
+            out.append(line)
+    return out
+
+
+def _write(runtime: Any, user: str, source: str, max_tokens: int) -> tuple[str, str, float]:
+    """(output with the number constraint, output without it, ms of the constrained run).
+
+    The unconstrained run goes first. When it writes no number missing from the source,
+    the constraint (which only masks tokens that would start, extend or end a number not in
+    the source) would have let every one of its tokens through, so the constrained output
+    is the same text and is not generated again.
+    """
+    from noteward.llm.runtime import ContextOverflowError
+
+    prompt = runtime.format_prompt(user)
+    try:
+        free = runtime.generate(prompt, max_tokens=max_tokens, reuse_cache=True)
+    except ContextOverflowError:
+        return "", "", 0.0
+    src = set(numbers_in(source))
+    if all(x in src for x in numbers_in(free.text)):
+        return free.text.strip(), free.text.strip(), free.total_ms
+    kept = runtime.generate(prompt, max_tokens=max_tokens, reuse_cache=True, numbers_from=(source,))
+    return kept.text.strip(), free.text.strip(), kept.total_ms
+
+
+def model_only(
+    runtime: Any, item: EvalItem, index: SourceIndex, max_tokens: int
+) -> list[tuple[str, str, str, str | None, float]]:
+    """The model's own text for ``item``: [(part, constrained, unconstrained, reference, ms)].
+
+    MTS-Dialog: the section named in the prompt. ACI-Bench: each division the reference note
+    has, then the whole note (the divisions joined in note order) as part "whole_note".
+    """
+    from noteward.llm import reference
+
+    del index
+    source = "\n".join(n.text for n in item.notes)
+    if item.dataset == "mts_dialog":
+        on, off, ms = _write(runtime, reference.mts_prompt(source, item.section or ""), source, max_tokens)
+        return [("section", on, off, item.reference, ms)]
+    if item.dataset != "aci_bench":
+        return []
+    parts = []
+    for division, ref in reference.divide_aci_note(item.reference or "").items():
+        on, off, ms = _write(runtime, reference.aci_prompt(source, division), source, max_tokens)
+        parts.append((division, on, off, ref, ms))
+    whole = ("whole_note", "\n\n".join(p[1] for p in parts), "\n\n".join(p[2] for p in parts),
+             item.reference, sum(p[4] for p in parts))
+    return [*parts, whole]
 
 
 def run_eval(
@@ -288,22 +446,29 @@ def run_eval(
     models: list[str] | None = None,
     data: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    aci_limit: int | None = None,
+    own_output: bool = True,
+    own_max_tokens: int = 320,
 ) -> dict[str, Any]:
-    """Score every system on every dataset; returns {dataset: {system: metrics}}."""
-    from rouge_score import rouge_scorer
+    """Score every system on every dataset.
 
+    Returns {"limit", "aci_limit", "models", "datasets": {dataset: {system: metrics}},
+    "aci_divisions": {division: {system: metrics}}}. ``limit`` caps MTS-Dialog and (unless
+    ``aci_limit`` is given) ACI-Bench; ``own_output`` adds each model's own text written
+    from the reference-v2 prompts (with and without the number constraint).
+    """
     from noteward.llm.manifest import load_manifest
 
     data = data or shared_data_dir()
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     model_ids = models if models is not None else list(load_manifest().entries)
     fhir = data / "synthea_fhir"
     results: dict[str, dict[str, Scores]] = {}
+    divisions: dict[str, dict[str, Scores]] = {}
     say = progress or (lambda _m: None)
     with SyntheaVault(fhir) as vault:
         datasets = {
             "mts_dialog": load_mts(data, limit),
-            "aci_bench": load_aci(data, limit),
+            "aci_bench": load_aci(data, aci_limit if aci_limit is not None else limit),
             "synthea": load_synthea(vault, fhir),
         }
     skeleton = SummaryService(use_model=False)
@@ -317,37 +482,40 @@ def run_eval(
                 for name, fn in (("lead-3", lead3), ("textrank", textrank)):
                     t = time.perf_counter()
                     sents = fn(item)
-                    res.setdefault(name, Scores()).add(
-                        item, sents, index, scorer, (time.perf_counter() - t) * 1000
-                    )
+                    res.setdefault(name, Scores()).add(item, sents, index, None, (time.perf_counter() - t) * 1000)
                 r = skeleton.summarize_notes(item.notes, item.facts)
                 res.setdefault("noteward-extractive", Scores()).add(
-                    item, r.sentences, index, scorer, r.timings["total_ms"]
+                    item, r.sentences, index, None, r.timings["total_ms"]
                 )
                 for mid, svc in services.items():
                     r = svc.summarize_notes(item.notes, item.facts)
                     res.setdefault(f"noteward+{mid}", Scores()).add(
-                        item, r.sentences, index, scorer, r.timings["total_ms"]
+                        item, r.sentences, index, None, r.timings["total_ms"]
                     )
-                    # the model's own bullets, each checked by the aligner
+                    # the model's own bullets in the product, each checked by the aligner
                     from noteward.llm.prompts import parse_output
 
                     own = []
                     for section, text, _ids in parse_output(r.model_output + "\n"):
                         al = index.align(text)
-                        own.append(
-                            SummarySentence(text, section, al.sources, al.support, al.supported)
-                        )
+                        own.append(SummarySentence(text, section, al.sources, al.support, al.supported))
                     res.setdefault(f"{mid} (model bullets only)", Scores()).add(
-                        item, own, index, scorer, r.timings.get("model_ms", 0.0)
+                        item, own, index, None, r.timings.get("model_ms", 0.0)
                     )
+                    if not own_output:
+                        continue
+                    for part, on, off, ref, ms in model_only(svc.runtime, item, index, own_max_tokens):
+                        target = res if part in ("section", "whole_note") else divisions.setdefault(part, {})
+                        target.setdefault(f"{mid}{MODEL_ONLY}", Scores()).add(
+                            item, output_sentences(on), index, None, ms, text=on, reference=ref, free_text=off
+                        )
     finally:
         for svc in services.values():
             svc.close()
     return {
         "limit": limit,
+        "aci_limit": aci_limit if aci_limit is not None else limit,
         "models": {mid: svc.model_info["sha256"] for mid, svc in services.items()},
-        "datasets": {
-            ds: {name: sc.to_json() for name, sc in res.items()} for ds, res in results.items()
-        },
+        "datasets": {ds: {name: sc.to_json() for name, sc in res.items()} for ds, res in results.items()},
+        "aci_divisions": {d: {name: sc.to_json() for name, sc in res.items()} for d, res in divisions.items()},
     }

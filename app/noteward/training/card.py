@@ -50,16 +50,38 @@ def _fmt(v: Any) -> str:
 
 
 def write_card(
-    run: Any, path: Path, *, base_entry: dict[str, Any], evaluation: dict[str, Any] | None, notes: str = ""
+    run: Any,
+    path: Path,
+    *,
+    base_entry: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    notes: str = "",
+    curve: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write the markdown model card for ``run`` (a FinetuneRun) at ``path``."""
+    """Write the markdown model card for ``run`` (a FinetuneRun) at ``path``.
+
+    ``curve``: the per-epoch training loss and development scores (reference-v2 runs).
+    """
     cfg = run.config
     tr = run.train
     hardware = tr.get("hardware") or f"CPU ({cfg['threads']} threads); no GPU"
+    reference_v2 = cfg.get("recipe") == "reference-v2"
+    intro = (
+        "A LoRA adapter (GGUF) on the packaged base model, trained by `noteward finetune --recipe "
+        "reference-v2` to write the note text itself: an MTS-Dialog section named in the prompt, an "
+        "ACI-Bench note division, a one-question summary, a Synthea synopsis, problem list or medication "
+        "list. Targets are the reference texts, without citations; Noteward's aligner checks the output "
+        "afterwards. The output is machine-generated and must be checked against its sources."
+        + (
+            f" A full fine-tune of the linear layers, shipped as a rank-{cfg['rank']} extraction of its update."
+            if cfg.get("full")
+            else ""
+        )
+    )
     lines = [
         f"# {run.name}",
         "",
-        "A LoRA adapter (GGUF) that llama.cpp applies to the packaged base model at load time, "
+        intro if reference_v2 else "A LoRA adapter (GGUF) that llama.cpp applies to the packaged base model at load time, "
         "trained by `noteward finetune` to write grounded-v1 summaries: bullets under Problems, "
         "Medications, Allergies, Recent findings, Plan, Other, each citing the numbered source "
         "sentences it rests on. Noteward's aligner checks every bullet against the notes; the "
@@ -90,7 +112,12 @@ def write_card(
         "Train splits only; no test split was read. The Synthea patients 63ee2253, 3af3708d and "
         "79a66c97 are kept out (the summary evaluation uses them).",
         "",
-        "Targets: "
+        "Targets: the reference texts themselves (MTS-Dialog section text, ACI-Bench note divisions, "
+        "MeQSum summaries, Synthea synopsis / active problems / current medications with start dates), "
+        "each turn ending with the chat template's end-of-turn token; a development split (100 MTS-Dialog "
+        "pairs, 10 ACI-Bench visits, chosen by id hash) is held out of training."
+        if reference_v2
+        else "Targets: "
         + (
             "only reference sentences Noteward's aligner finds supported by the source "
             "(`--verified-targets`)"
@@ -112,10 +139,20 @@ def write_card(
         title, lic, attr = LICENCES[s]
         lines.append(f"| {title} | {lic} | {attr} |")
     bal = run.balance
-    lines += ["", f"Balance ({bal['examples']} examples):", ""]
+    lines += ["", f"Balance ({bal.get('examples', 'n/a')} examples):", ""]
     for key in ("source", "kind", "sex", "age_band", "section"):
         items = ", ".join(f"{k} {v}" for k, v in bal.get(key, {}).items())
         lines.append(f"- by {key.replace('_', ' ')}: {items}")
+    if curve:
+        lines += ["", "## Loss and development curve", "", "| epoch | step | train loss | MTS ROUGE-L | "
+                  "ACI whole-note ROUGE-Lsum | MTS copied 4-grams |", "|---|---|---|---|---|---|"]
+        for row in curve:
+            dev = row.get("dev") or {}
+            mts, aci = dev.get("mts_dialog") or {}, dev.get("aci_bench/whole_note") or {}
+            lines.append(
+                f"| {row['epoch']} | {row['step']} | {_fmt(row.get('train_loss'))} | {_fmt(mts.get('rougeL'))} | "
+                f"{_fmt(aci.get('rougeLsum'))} | {_fmt(mts.get('copied_4gram_share'))} |"
+            )
     lines += ["", "## Evaluation", ""]
     if evaluation:
         lines.append(evaluation.get("description", ""))

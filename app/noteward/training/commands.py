@@ -86,6 +86,31 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         help="build and tokenize the training set into the run folder and stop; train it elsewhere with "
         "`python -m noteward.training.job`, then finish here with --resume",
     )
+    p.add_argument(
+        "--recipe",
+        default="grounded-v1",
+        choices=("grounded-v1", "reference-v2"),
+        help="grounded-v1: cited bullets (the current default model); reference-v2: the reference texts "
+        "themselves (MTS-Dialog sections, ACI-Bench note divisions, MeQSum, Synthea synopsis/problems/"
+        "medications), a development split held out and scored after every epoch",
+    )
+    p.add_argument("--epochs", type=int, default=0, help="passes over the data when --max-steps is 0 (default 1)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="fine-tune the linear layers' full weights instead of LoRA; shipped as a "
+        "low-rank extraction (rank --rank) of the update",
+    )
+    p.add_argument(
+        "--dev-limit", type=int, default=None,
+        help="reference-v2: score only the first N development MTS-Dialog items and ACI-Bench visits",
+    )
+    p.add_argument(
+        "--from-job",
+        metavar="DIR",
+        help="register the adapter that `python -m noteward.training.gpu_job` wrote into DIR (run prepared "
+        "here with --prepare-only under the same --name); scores its epochs here if the GPU could not",
+    )
     p.add_argument("--vault", help="vault for the 'vault' source")
     p.add_argument("--passphrase-file", help="passphrase file for --vault")
     p.set_defaults(handler=run_finetune)
@@ -132,6 +157,17 @@ def run_finetune(args: argparse.Namespace) -> int:
     bad = [m for m in modules if m not in ALL_LINEAR]
     if bad or not modules:
         raise UsageError(f"Unknown LoRA module(s) {', '.join(bad) or '(none)'}; choose from {', '.join(ALL_LINEAR)}.")
+    if args.recipe == "reference-v2":
+        if args.verified_targets or args.aci_visit_prompts or args.aci_window != 6:
+            raise UsageError(
+                "--verified-targets, --aci-window and --aci-visit-prompts belong to the grounded-v1 recipe; "
+                "reference-v2 trains on the whole reference texts."
+            )
+        if "vault" in sources:
+            raise UsageError("The reference-v2 recipe trains on the shared corpora only; drop 'vault' from --data.")
+    for flag, value in (("--epochs", args.epochs), ("--dev-limit", args.dev_limit or 0)):
+        if value < 0:
+            raise UsageError(f"{flag} must be zero or positive.")
     threads = args.threads or load_settings().resolved_threads()
     cfg = trainer.TrainConfig(
         rank=args.rank,
@@ -150,13 +186,28 @@ def run_finetune(args: argparse.Namespace) -> int:
         stop_after=args.stop_after_step,
         aci_window=args.aci_window,
         aci_visit_prompts=args.aci_visit_prompts,
+        recipe=args.recipe,
+        epochs=args.epochs,
+        full=args.full,
     )
     vault = None
     if "vault" in sources:
         if not args.vault:
             raise UsageError("The 'vault' source needs --vault (and --passphrase-file or NOTEWARD_PASSPHRASE).")
         vault = open_vault(args)
-    data = {"limit": args.limit, "vault": vault, "data_dir": Path(args.data_dir) if args.data_dir else None}
+    data = {
+        "limit": args.limit,
+        "vault": vault,
+        "data_dir": Path(args.data_dir) if args.data_dir else None,
+        "dev_limit": args.dev_limit,
+    }
+    if args.from_job:
+        run = pipeline.adopt_job(
+            Path(args.from_job), args.base, sources, args.name, None if args.merge == "none" else args.merge
+        )
+        print(f"{run.name}: adapter {run.adapter} ({run.adapter_size} bytes, sha256 {run.adapter_sha256})")
+        print(f"model card {run.card}; registered in {run.manifest}")
+        return 0
     if args.prepare_only:
         try:
             info = pipeline.prepare(args.base, sources, args.name, cfg, **data)

@@ -94,3 +94,42 @@ def export_lora_gguf(
 def peft_state_for_export(model: Any) -> dict[str, Any]:
     """LoRA A/B tensors from a peft model, keyed as peft saves them."""
     return {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
+
+
+def lora_from_delta(base: dict[str, Any], tuned: dict[str, Any], rank: int) -> dict[str, Any]:
+    """A rank-``rank`` LoRA (peft keys, scale alpha/r = 1) carrying ``tuned - base`` per linear layer.
+
+    How a full fine-tune ships as an adapter: each weight update is cut to its ``rank``
+    largest singular directions (B = U S, A = V^T), computed in float64. Export it with
+    ``alpha = rank``; ``delta_kept`` reports how much of the update survives.
+    """
+    import torch
+
+    out: dict[str, Any] = {}
+    for key, w in tuned.items():
+        if key not in base or not key.endswith(".weight"):
+            continue
+        delta = w.detach().to("cpu", torch.float64) - base[key].detach().to("cpu", torch.float64)
+        u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+        r = min(rank, s.shape[0])
+        stem = key[: -len(".weight")]
+        stem = stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+        out[f"{stem}.lora_A.weight"] = vh[:r].to(torch.float32)
+        out[f"{stem}.lora_B.weight"] = (u[:, :r] * s[:r]).to(torch.float32)
+    return out
+
+
+def delta_kept(base: dict[str, Any], tuned: dict[str, Any], lora: dict[str, Any]) -> float:
+    """Share of the full update's squared norm that the extracted LoRA carries (0..1)."""
+
+    kept = total = 0.0
+    for key, w in tuned.items():
+        if key not in base:
+            continue
+        stem = key[: -len(".weight")]
+        stem = stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+        delta = w.double() - base[key].double()
+        approx = lora[f"{stem}.lora_B.weight"].double() @ lora[f"{stem}.lora_A.weight"].double()
+        total += float((delta**2).sum())
+        kept += float((delta**2).sum()) - float(((delta - approx) ** 2).sum())
+    return kept / total if total else 1.0

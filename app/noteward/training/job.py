@@ -24,6 +24,7 @@ from pathlib import Path
 from noteward.training import trainer
 
 ENCODED_FILE = "encoded.pt"
+COMPACT_FILE = "encoded.npz"
 
 
 def save_encoded(
@@ -39,20 +40,66 @@ def save_encoded(
     return path
 
 
+def save_compact(
+    workdir: Path, encoded: list[tuple[list[int], list[int]]], pad_id: int, cfg: trainer.TrainConfig
+) -> Path:
+    """The tokenized set as ``encoded.npz``: token ids (uint32), lengths, prompt lengths.
+
+    About a fifth of ``encoded.pt``'s size, which matters when it must travel to a GPU
+    machine in a call of 64 MiB beside the base model. Labels are rebuilt from the prompt
+    length (the prompt is masked, the rest is the target: see ``trainer.encode``).
+    """
+    import numpy as np
+
+    prompt_lens = []
+    for ids, labels in encoded:
+        n = next((i for i, x in enumerate(labels) if x != -100), len(labels))
+        if labels[n:] != ids[n:]:
+            raise ValueError("a label sequence is not 'prompt masked, then the ids'")
+        prompt_lens.append(n)
+    path = workdir / COMPACT_FILE
+    with path.open("wb") as fh:
+        np.savez_compressed(
+            fh,
+            ids=np.array([t for ids, _ in encoded for t in ids], dtype=np.uint32),
+            lengths=np.array([len(ids) for ids, _ in encoded], dtype=np.int32),
+            prompt_lengths=np.array(prompt_lens, dtype=np.int32),
+            pad_id=np.array(pad_id),
+            config=np.array(json.dumps(asdict(cfg))),
+        )
+    return path
+
+
 def load_encoded(
     workdir: Path,
 ) -> tuple[list[tuple[list[int], list[int]]], int, trainer.TrainConfig]:
+    """The prepared set of ``workdir`` (``encoded.npz`` if present, else ``encoded.pt``)."""
+    compact = workdir / COMPACT_FILE
+    if compact.exists():
+        import numpy as np
+
+        z = np.load(compact)
+        flat, out, start = z["ids"].tolist(), [], 0
+        for n, p in zip(z["lengths"].tolist(), z["prompt_lengths"].tolist(), strict=True):
+            ids = flat[start : start + n]
+            out.append((ids, [-100] * p + ids[p:]))
+            start += n
+        return out, int(z["pad_id"]), _config(json.loads(str(z["config"])))
     import torch
 
     path = workdir / ENCODED_FILE
     if not path.exists():
         raise SystemExit(f"{path} not found: run `noteward finetune ... --prepare-only` first.")
     blob = torch.load(path, map_location="cpu", weights_only=False)
+    return blob["encoded"], int(blob["pad_id"]), _config(blob["config"])
+
+
+def _config(raw: dict[str, object]) -> trainer.TrainConfig:
     known = {f.name for f in fields(trainer.TrainConfig)}
-    cfg_dict = {k: v for k, v in blob["config"].items() if k in known}
+    cfg_dict: dict[str, object] = {k: v for k, v in raw.items() if k in known}
     if "target_modules" in cfg_dict:
-        cfg_dict["target_modules"] = tuple(cfg_dict["target_modules"])
-    return blob["encoded"], int(blob["pad_id"]), trainer.TrainConfig(**cfg_dict)
+        cfg_dict["target_modules"] = tuple(cfg_dict["target_modules"])  # type: ignore[arg-type]
+    return trainer.TrainConfig(**cfg_dict)  # type: ignore[arg-type]
 
 
 def save_snapshot(workdir: Path, model: object, state: dict[str, object]) -> Path:

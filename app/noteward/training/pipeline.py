@@ -100,12 +100,26 @@ def build_training_set(
     verify: bool = False,
     aci_window: int = 6,
     aci_visit_prompts: int = 0,
-) -> list[data_mod.Example]:
-    """The balanced training set (optionally cut to ``limit`` examples for quick runs)."""
+    recipe: str = "grounded-v1",
+) -> list[Any]:
+    """The balanced training set (optionally cut to ``limit`` examples for quick runs).
+
+    ``recipe`` "reference-v2" builds ``reference_data`` examples (targets are the
+    reference texts, the development split left out); "grounded-v1" the cited bullets.
+    """
     limits = None
     if limit is not None:
         per = max(1, limit // max(1, len(sources)))
         limits = {s: per for s in sources}
+    if recipe == "reference-v2":
+        from noteward.training import reference_data
+
+        exs: list[Any] = reference_data.build_examples(
+            sources, data_dir or shared_data_dir(), seed=seed, max_tokens=max_tokens, limits=limits
+        )
+        if not exs:
+            raise UsageError("The chosen sources gave no training examples; check the data folder and --data.")
+        return exs[:limit] if limit is not None else exs
     exs = data_mod.build_examples(
         sources,
         data_dir or shared_data_dir(),
@@ -131,7 +145,8 @@ def _prepare_run(
     limit: int | None,
     vault: Vault | None,
     data_dir: Path | None,
-) -> tuple[str, Path, dict[str, Any], Path, list[data_mod.Example], dict[str, Any]]:
+    dev_limit: int | None = None,
+) -> tuple[str, Path, dict[str, Any], Path, list[Any], dict[str, Any]]:
     """Check the run, build its training set, write balance.json and config.json."""
     name = check_name(name)
     gguf_path, entry = resolve_base(base)
@@ -156,7 +171,11 @@ def _prepare_run(
         verify=cfg.verified_targets,
         aci_window=cfg.aci_window,
         aci_visit_prompts=cfg.aci_visit_prompts,
+        recipe=cfg.recipe,
     )
+    if cfg.recipe == "reference-v2":
+        cfg.prompt_style = "chat"  # the recipe always uses the tokenizer's chat template
+        write_dev_set(wd, sources, cfg, data_dir, dev_limit)
     balance = data_mod.balance_report(examples)
     (wd / "balance.json").write_text(json.dumps(balance, indent=2), encoding="utf-8")
     ckpt_cfg.write_text(
@@ -165,6 +184,28 @@ def _prepare_run(
     )
     log.info("training set: %d examples", len(examples))
     return name, gguf_path, entry, wd, examples, balance
+
+
+def write_dev_set(
+    wd: Path, sources: list[str], cfg: trainer.TrainConfig, data_dir: Path | None, dev_limit: int | None
+) -> list[dict[str, Any]]:
+    """The development split (reference-v2) as ``dev.json`` in the work folder.
+
+    ``dev_limit`` keeps the first N MTS-Dialog items and the divisions of the first N
+    ACI-Bench visits (quick runs); None keeps all 100 and 10.
+    """
+    from noteward.training import dev_eval, reference_data
+
+    # never cut by the sequence length: the split must be the same whatever a run trains on
+    dev = reference_data.build_examples(sources, data_dir or shared_data_dir(), seed=cfg.seed, max_tokens=10**7, split="dev")
+    if dev_limit is not None:
+        keep_mts = {e.ref for e in dev if e.source == "mts-dialog"}
+        keep_mts = set(sorted(keep_mts)[:dev_limit])
+        visits = sorted({e.meta.get("visit", "") for e in dev if e.source == "aci-bench"})[:dev_limit]
+        dev = [e for e in dev if e.ref in keep_mts or e.meta.get("visit") in visits]
+    items = [{**e.to_json(), "meta": e.meta} for e in dev]
+    dev_eval.save_dev(wd, items)
+    return items
 
 
 def prepare(
@@ -176,18 +217,22 @@ def prepare(
     limit: int | None = None,
     vault: Vault | None = None,
     data_dir: Path | None = None,
+    dev_limit: int | None = None,
 ) -> dict[str, Any]:
     """Build and tokenize the training set for training elsewhere (``noteward.training.job``)."""
     from noteward.training import job
 
     name, gguf_path, _entry, wd, examples, balance = _prepare_run(
-        base, sources, name, cfg, False, limit, vault, data_dir
+        base, sources, name, cfg, False, limit, vault, data_dir, dev_limit
     )
     tok = trainer.load_tokenizer(gguf_path)
     encoded = trainer.encode_all(examples, tok, cfg)
     if not encoded:
         raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
-    path = job.save_encoded(wd, encoded, tok.pad_token_id, cfg)
+    if cfg.recipe == "reference-v2":
+        path = job.save_compact(wd, encoded, tok.pad_token_id, cfg)  # small enough to carry to a GPU
+    else:
+        path = job.save_encoded(wd, encoded, tok.pad_token_id, cfg)
     return {
         "name": name,
         "workdir": str(wd),
@@ -212,17 +257,48 @@ def finetune(
     show_bar: bool = True,
     progress: Callable[[int, int, float], None] | None = None,
     merge: str | None = None,
+    dev_limit: int | None = None,
 ) -> FinetuneRun:
-    """Run the whole pipeline and register the adapter in the user manifest overlay."""
+    """Run the whole pipeline and register the adapter in the user manifest overlay.
+
+    With the reference-v2 recipe the development split is scored after every epoch
+    (``dev_eval``) and the curve (per-epoch training loss and development ROUGE) is written
+    to ``curve.json`` in the work folder and into the run record.
+    """
     name, gguf_path, entry, wd, examples, balance = _prepare_run(
-        base, sources, name, cfg, resume, limit, vault, data_dir
+        base, sources, name, cfg, resume, limit, vault, data_dir, dev_limit
     )
     model, tok = trainer.load_base(gguf_path, cfg.threads)
-    model, result = trainer.train(model, tok, examples, cfg, wd, resume=resume, progress=progress, show_bar=show_bar)
-    out_dir = models_dir()
-    adapter = export.export_lora_gguf(
-        export.peft_state_for_export(model), model.config, cfg.alpha, out_dir / f"{name}-lora.gguf", name=name
+    base_linear = trainer.lora_state(model) if cfg.full else {}
+    curve: list[dict[str, Any]] = []
+    on_epoch = None
+    if cfg.recipe == "reference-v2":
+        from noteward.training import dev_eval
+
+        dev_items = dev_eval.load_dev(wd)
+        eot = trainer.end_of_turn(tok, "chat")
+
+        def on_epoch(m: Any, state: dict[str, Any]) -> None:
+            ev = dev_eval.evaluate(m, tok, dev_items, eot, max_new_tokens=cfg.dev_max_new_tokens) if dev_items else {}
+            curve.append(
+                {"epoch": state["epoch"], "step": state["step"], "train_loss": state["epoch_losses"][-1],
+                 "seconds": round(state["seconds"], 1), "dev": ev.get("scores", {})}
+            )
+            (wd / "curve.json").write_text(json.dumps(curve, indent=2), encoding="utf-8")
+
+    model, result = trainer.train(
+        model, tok, examples, cfg, wd, resume=resume, progress=progress, show_bar=show_bar, on_epoch=on_epoch
     )
+    out_dir = models_dir()
+    alpha: float = cfg.alpha
+    if cfg.full:
+        tuned = trainer.lora_state(model)
+        lora = export.lora_from_delta(base_linear, tuned, cfg.rank)
+        log.info("low-rank extraction keeps %.3f of the update", export.delta_kept(base_linear, tuned, lora))
+        alpha = float(cfg.rank)
+    else:
+        lora = export.peft_state_for_export(model)
+    adapter = export.export_lora_gguf(lora, model.config, alpha, out_dir / f"{name}-lora.gguf", name=name)
     sha = sha256_file(adapter)
     merged = merge_adapter(gguf_path, adapter, name, sha, merge) if merge else {}
     now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
@@ -242,10 +318,84 @@ def finetune(
         finished_at=now,
         merge=merged,
     )
-    (wd / "run.json").write_text(json.dumps({**asdict(run), "losses": result.losses}, indent=2), encoding="utf-8")
+    (wd / "run.json").write_text(
+        json.dumps({**asdict(run), "losses": result.losses, "curve": curve}, indent=2), encoding="utf-8"
+    )
     from noteward.training import card as card_mod
 
-    card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None)
+    card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None, curve=curve)
+    register(run, Path(run.manifest), adapter_path=adapter.name)
+    return run
+
+
+def adopt_job(
+    job_dir: Path, base: str, sources: list[str], name: str, merge: str | None = None
+) -> FinetuneRun:
+    """Register the adapter a GPU job (``noteward.training.gpu_job``) wrote into ``job_dir``.
+
+    The run must have been prepared here under the same ``name`` (its work folder holds
+    ``dev.json``). Epochs the job could not score (no rouge-score on the GPU machine) are
+    scored here from their saved outputs. Then as ``finetune``: adapter, merge, card, manifest.
+    """
+    from noteward.training import dev_eval, gpu_job
+
+    name = check_name(name)
+    try:
+        record = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{job_dir} holds no readable job.json from noteward.training.gpu_job.") from None
+    info = record.get("adapter") or {}
+    if not info.get("parts"):
+        raise UsageError(f"{job_dir} holds no adapter (the job finished no epoch).")
+    gguf_path, entry = resolve_base(base)
+    wd = work_dir(name)
+    dev_items = dev_eval.load_dev(wd)
+    curve = list(record.get("curve", []))
+    saved = job_dir / gpu_job.DEV_OUTPUTS
+    all_outputs = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
+    for row in curve:
+        outs = all_outputs.get(str(row["epoch"]))
+        if not row.get("scored") and dev_items and outs:
+            by_ref = {o["ref"]: o["output"] for o in outs}
+            items = [it for it in dev_items if it["ref"] in by_ref]
+            row["dev"] = dev_eval.score_outputs(items, [by_ref[it["ref"]] for it in items])
+            row["scored"] = True
+    out_dir = models_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    adapter = out_dir / f"{name}-lora.gguf"
+    try:
+        gpu_job.join_parts(job_dir, list(info["parts"]), adapter, str(info["sha256"]))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"The adapter in {job_dir} is incomplete or damaged ({exc}); fetch the job's files again.") from None
+    sha = sha256_file(adapter)
+    merged = merge_adapter(gguf_path, adapter, name, sha, merge) if merge else {}
+    train = dict(record.get("train", {}))
+    train["hardware"] = f"{record.get('device', '?')} (noteward.training.gpu_job)"
+    train["gpu_job_seconds"] = record.get("timing", {}).get("job_s")
+    train["chosen_epoch"] = record.get("chosen_epoch")
+    run = FinetuneRun(
+        name=name,
+        base=entry["id"],
+        sources=sources,
+        adapter=str(adapter),
+        adapter_sha256=sha,
+        adapter_size=adapter.stat().st_size,
+        card=str(out_dir / "cards" / f"{name}.md"),
+        manifest=str(out_dir / "manifest.json"),
+        balance=json.loads((wd / "balance.json").read_text(encoding="utf-8")) if (wd / "balance.json").exists() else {},
+        train=train,
+        config=dict(record.get("config", {})),
+        finished_at=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        merge=merged,
+    )
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "run.json").write_text(
+        json.dumps({**asdict(run), "losses": record.get("losses", []), "curve": curve}, indent=2), encoding="utf-8"
+    )
+    (wd / "curve.json").write_text(json.dumps(curve, indent=2), encoding="utf-8")
+    from noteward.training import card as card_mod
+
+    card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None, curve=curve)
     register(run, Path(run.manifest), adapter_path=adapter.name)
     return run
 
@@ -313,6 +463,7 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
         "licence": "Adapter trained on CC BY 4.0 (MTS-Dialog, ACI-Bench, MeQSum) and CC0 (Synthea) data; base model licence applies",
         "intended_use": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
         "card": f"cards/{run.name}.md",
+        "recipe": run.config.get("recipe", "grounded-v1"),
         "training": {"steps": run.train["steps"], "seconds": run.train["seconds"], "sources": run.sources},
         **({"merge": dict(run.merge)} if run.merge else {}),
     }
@@ -325,6 +476,7 @@ def load_run(name: str) -> FinetuneRun:
         raise UsageError(f"No finished fine-tuning run named {name!r} under {work_dir(name).parent}.")
     raw = json.loads(path.read_text(encoding="utf-8"))
     raw.pop("losses", None)
+    raw.pop("curve", None)
     return FinetuneRun(**raw)
 
 

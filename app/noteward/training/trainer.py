@@ -31,6 +31,7 @@ from noteward.core.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
     from noteward.training.data import Example
+    from noteward.training.reference_data import ReferenceExample
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class TrainConfig:
     stop_after: int = 0  # stop at this optimizer step, the schedule still planned for max_steps
     aci_window: int = 6  # ACI-Bench note sentences per training example
     aci_visit_prompts: int = 0  # whole-visit ACI-Bench examples per visit (product-shaped prompts)
+    recipe: str = "grounded-v1"  # or "reference-v2" (noteward.training.reference_data)
+    epochs: int = 0  # passes over the data when max_steps is 0 (0: one pass)
+    full: bool = False  # train the linear layers' full weights (exported as a rank-``rank`` extraction)
+    dev_max_new_tokens: int = 384  # generation cap when scoring the development split
 
 
 @dataclass
@@ -79,6 +84,8 @@ class TrainResult:
     stopped_by: str  # "max-steps" | "time-budget" | "data" | "stop-file" | "stop-after"
     losses: list[float] = field(default_factory=list)
     hardware: str = ""
+    # token-weighted mean training loss of each finished epoch (the loss curve per epoch)
+    epoch_losses: list[float] = field(default_factory=list)
 
 
 def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
@@ -132,9 +139,13 @@ def end_of_turn(tok: Any, prompt_style: str) -> str:
     return tok.eos_token or ""
 
 
-def render(ex: Example, tok: Any, prompt_style: str) -> tuple[str, str]:
-    """(prompt text, target text) exactly as the runtime sends the prompt."""
-    if prompt_style == "chat":
+def render(ex: Example | ReferenceExample, tok: Any, prompt_style: str) -> tuple[str, str]:
+    """(prompt text, target text) exactly as the runtime sends the prompt.
+
+    The target ends with the chat template's end-of-turn text (``<|im_end|>`` for SmolLM2,
+    ``<end_of_turn>`` for Gemma), so the loss teaches the model to stop there.
+    """
+    if prompt_style == "chat" or not hasattr(ex, "sentences"):
         prompt = tok.apply_chat_template(
             [{"role": "user", "content": ex.prompt()}], tokenize=False, add_generation_prompt=True
         )
@@ -145,7 +156,7 @@ def render(ex: Example, tok: Any, prompt_style: str) -> tuple[str, str]:
     return str(prompt), ex.target() + end_of_turn(tok, prompt_style)
 
 
-def encode(ex: Example, tok: Any, cfg: TrainConfig) -> tuple[list[int], list[int]] | None:
+def encode(ex: Example | ReferenceExample, tok: Any, cfg: TrainConfig) -> tuple[list[int], list[int]] | None:
     """Token ids and labels (prompt masked with -100); None when it exceeds max_seq_len."""
     prompt, target = render(ex, tok, cfg.prompt_style)
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
@@ -174,11 +185,36 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
 
 
 def lora_state(model: Any) -> dict[str, Any]:
-    """The LoRA tensors only, on the CPU (what a checkpoint and the exported adapter hold)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if "lora_" in k}
+    """The trained tensors only, on the CPU (what a checkpoint holds).
+
+    LoRA: the A/B matrices. Full fine-tune: the weights of the linear layers it trains.
+    """
+    sd = model.state_dict()
+    chosen = {k: v for k, v in sd.items() if "lora_" in k} or {k: v for k, v in sd.items() if _is_trained_linear(k)}
+    return {k: v.detach().to("cpu", copy=True) for k, v in chosen.items()}
 
 
-def encode_all(examples: list[Example], tok: Any, cfg: TrainConfig) -> list[tuple[list[int], list[int]]]:
+def _is_trained_linear(key: str) -> bool:
+    return key.endswith(".weight") and any(f".{m}." in key for m in _FULL_MODULES)
+
+
+_FULL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def make_trainable(model: Any, cfg: TrainConfig) -> Any:
+    """LoRA matrices on ``cfg.target_modules`` or, with ``cfg.full``, the linear layers themselves.
+
+    A full fine-tune trains only the attention and MLP projections (embeddings and norms
+    stay frozen) so that its whole update is what the low-rank extraction carries.
+    """
+    if not cfg.full:
+        return add_lora(model, cfg)
+    for name, p in model.named_parameters():
+        p.requires_grad = _is_trained_linear(name) and any(f".{m}." in name for m in cfg.target_modules)
+    return model
+
+
+def encode_all(examples: list[Example] | list[ReferenceExample], tok: Any, cfg: TrainConfig) -> list[tuple[list[int], list[int]]]:
     """Every example that fits ``cfg.max_seq_len``, tokenized (ids, labels)."""
     return [e for e in (encode(ex, tok, cfg) for ex in examples) if e is not None]
 
@@ -229,6 +265,7 @@ def train(
     resume: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     show_bar: bool = True,
+    on_epoch: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> tuple[Any, TrainResult]:
     """LoRA-train ``model`` on ``examples``; checkpoints go to ``workdir``.
 
@@ -242,7 +279,8 @@ def train(
     if skipped:
         log.info("%d examples longer than %d tokens were skipped", skipped, cfg.max_seq_len)
     return train_encoded(
-        model, encoded, tok.pad_token_id, cfg, workdir, resume=resume, progress=progress, show_bar=show_bar
+        model, encoded, tok.pad_token_id, cfg, workdir, resume=resume, progress=progress, show_bar=show_bar,
+        on_epoch=on_epoch,
     )
 
 
@@ -257,13 +295,16 @@ def train_encoded(
     progress: Callable[[int, int, float], None] | None = None,
     show_bar: bool = True,
     on_step: Callable[[Any, dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> tuple[Any, TrainResult]:
     """The training loop of ``train`` over already tokenized examples (see ``train``).
 
     ``on_step(model, state)`` runs after every optimizer step with the checkpoint's fields
     (step, seen, seconds, losses, ...), e.g. to keep snapshots of the LoRA weights.
     A checkpoint without optimizer state (a weights-only snapshot) resumes with a fresh
-    optimizer.
+    optimizer. ``on_epoch(model, state)`` runs when an optimizer step finishes a pass over
+    the data (``state["epoch"]`` counts finished epochs from 1), e.g. to score the
+    development split; the model is in train mode on the training device.
     """
     import contextlib
 
@@ -277,9 +318,10 @@ def train_encoded(
         raise UsageError("No training example fits the sequence length; raise --max-seq-len or add data.")
     device = resolve_device(cfg.device)
     per_step = cfg.micro_batch * cfg.grad_accum
-    target_steps = cfg.max_steps or max(1, math.ceil(len(encoded) / per_step))
+    epochs = max(1, cfg.epochs)
+    target_steps = cfg.max_steps or epochs * max(1, math.ceil(len(encoded) / per_step))
 
-    model = add_lora(model, cfg)
+    model = make_trainable(model, cfg)
     model.to(device)
     model.train()
 
@@ -303,6 +345,8 @@ def train_encoded(
 
     step, cursor, epoch, seen, seconds_before = 0, 0, 0, 0, 0.0
     losses: list[float] = []
+    epoch_losses: list[float] = []
+    epoch_sum, epoch_tokens = 0.0, 0
     ckpt = workdir / CHECKPOINT_FILE
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -311,6 +355,8 @@ def train_encoded(
             opt.load_state_dict(state["optimizer"])
         step, cursor, epoch = state["step"], state["cursor"], state["epoch"]
         seen, seconds_before, losses = state["seen"], state["seconds"], state["losses"]
+        epoch_losses = list(state.get("epoch_losses", []))
+        epoch_sum, epoch_tokens = state.get("epoch_sum", 0.0), state.get("epoch_tokens", 0)
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed at step %d (examples seen %d)", step, seen)
     elif resume:
@@ -337,6 +383,9 @@ def train_encoded(
             "seen": seen,
             "seconds": seconds_before + time.monotonic() - started,
             "losses": list(losses),
+            "epoch_losses": list(epoch_losses),
+            "epoch_sum": epoch_sum,
+            "epoch_tokens": epoch_tokens,
             "torch_rng": torch.get_rng_state(),
             "config": asdict(cfg),
             "hardware": hw,
@@ -371,7 +420,7 @@ def train_encoded(
                 stopped_by = "stop-file"
                 break
             if cursor >= len(perm):
-                if not cfg.max_steps:
+                if not cfg.max_steps and epoch + 1 >= epochs:
                     stopped_by = "data"
                     break
                 epoch, cursor = epoch + 1, 0
@@ -402,6 +451,12 @@ def train_encoded(
             step += 1
             loss = acc_loss / acc_tokens
             losses.append(round(loss, 4))
+            epoch_sum, epoch_tokens = epoch_sum + acc_loss, epoch_tokens + acc_tokens
+            if cursor >= len(perm):  # this step finished an epoch
+                epoch_losses.append(round(epoch_sum / epoch_tokens, 4))
+                epoch_sum, epoch_tokens = 0.0, 0
+                if on_epoch is not None:
+                    on_epoch(model, {**fields_now(), "epoch": epoch + 1})
             if first_loss is None:
                 first_loss = loss
             if bar is not None:
@@ -430,5 +485,6 @@ def train_encoded(
         last_loss=losses[-1] if losses else None,
         stopped_by=stopped_by,
         losses=losses,
+        epoch_losses=epoch_losses,
     )
     return model, result
