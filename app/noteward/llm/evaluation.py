@@ -34,7 +34,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +176,18 @@ def patient_by_prefix(vault: Vault, prefix: str) -> Patient:
         if (p.source_id or "").startswith(prefix):
             return p
     raise LookupError(f"patient {prefix} not in the shared Synthea data")
+
+
+def key_facts_found(facts: Sequence[str], texts: Sequence[str]) -> int:
+    """How many of ``facts`` some summary sentence names: 80% of the fact's content words
+    in one sentence."""
+    sent_words = [set(content_words(t)) for t in texts]
+    found = 0
+    for fact in facts:
+        fw = set(content_words(fact))
+        if fw and any(len(fw & sw) / len(fw) >= 0.8 for sw in sent_words):
+            found += 1
+    return found
 
 
 def load_synthea(
@@ -324,12 +336,8 @@ class Scores:
             free = numbers_in(free_text)
             sc.numbers_free, sc.bad_numbers_free = len(free), sum(1 for x in free if x not in src_numbers)
         if item.key_facts:
-            sent_words = [set(content_words(t)) for t in texts]
-            for fact in item.key_facts:
-                fw = set(content_words(fact))
-                sc.facts += 1
-                if fw and any(len(fw & sw) / len(fw) >= 0.8 for sw in sent_words):
-                    sc.facts_found += 1
+            sc.facts += len(item.key_facts)
+            sc.facts_found += key_facts_found(item.key_facts, texts)
         self.per_item.append(sc)
         return sc
 
