@@ -332,7 +332,6 @@ def test_the_cap_keeps_every_active_problem_and_medication_named(content_vault: 
     assert listed and any("simvastatin" in c.text for c in listed[0].conflicts)
 
 
-@pytest.mark.xfail(strict=True, reason="SNOMED tags like '(disorder)' count as words the summary must say")
 @pytest.mark.parametrize("prefix", ["3af3708d", "79a66c97"])  # 63ee2253 has no active facts
 def test_the_capped_summary_names_every_key_fact_the_eval_counts(content_vault: Any, prefix: str) -> None:
     """`eval summarize`'s Synthea key-fact recall (active conditions and medications) stays

@@ -180,11 +180,14 @@ def patient_by_prefix(vault: Vault, prefix: str) -> Patient:
 
 def key_facts_found(facts: Sequence[str], texts: Sequence[str]) -> int:
     """How many of ``facts`` some summary sentence names: 80% of the fact's content words
-    in one sentence."""
+    in one sentence. A SNOMED semantic tag ("(disorder)", "(finding)") is terminology, not
+    content: the summary writes names without it, so it is not counted."""
+    from noteward.llm.composition import clean_name
+
     sent_words = [set(content_words(t)) for t in texts]
     found = 0
     for fact in facts:
-        fw = set(content_words(fact))
+        fw = set(content_words(clean_name(fact)))
         if fw and any(len(fw & sw) / len(fw) >= 0.8 for sw in sent_words):
             found += 1
     return found
