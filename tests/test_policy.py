@@ -19,22 +19,20 @@ from tests.support.cli import noteward, python
 
 REPO = Path(__file__).resolve().parents[1]
 
-XFAIL = pytest.mark.xfail(strict=True, reason="site policy is read leniently today (issue 14)")
-
 # (policy file content, expected exit code, fragments the message must hold)
 ROWS = [
     pytest.param('{"autolock_minutes": 5}', 0, [], id="valid"),
     pytest.param("", 0, [], id="absent"),  # no file at all: no policy
-    pytest.param('{"autolock_minutes": 5', 2, ["not valid JSON", "line 1"], marks=XFAIL, id="bad-json"),
-    pytest.param("[1, 2]", 2, ["JSON object"], marks=XFAIL, id="not-object"),
+    pytest.param('{"autolock_minutes": 5', 2, ["not valid JSON", "line 1"], id="bad-json"),
+    pytest.param("[1, 2]", 2, ["JSON object"], id="not-object"),
     pytest.param('{"autolok_minutes": 5}', 2, ["autolok_minutes", "unknown key", "autolock_minutes"],
-                 marks=XFAIL, id="unknown-key"),
-    pytest.param('{"autolock_minutes": "five"}', 2, ["autolock_minutes", "integer"], marks=XFAIL, id="wrong-type"),
-    pytest.param('{"autolock_minutes": true}', 2, ["autolock_minutes", "integer"], marks=XFAIL, id="bool-for-int"),
-    pytest.param('{"autolock_minutes": 0}', 2, ["autolock_minutes", "1 to 480"], marks=XFAIL, id="below-range"),
-    pytest.param('{"text_zoom_percent": 900}', 2, ["text_zoom_percent", "50 to 300"], marks=XFAIL, id="above-range"),
-    pytest.param('{"show_unsupported": "yes"}', 2, ["show_unsupported", "true or false"], marks=XFAIL, id="bool-wrong"),
-    pytest.param('{"schema_version": 1}', 2, ["schema_version", "unknown key"], marks=XFAIL, id="schema-not-lockable"),
+                 id="unknown-key"),
+    pytest.param('{"autolock_minutes": "five"}', 2, ["autolock_minutes", "integer"], id="wrong-type"),
+    pytest.param('{"autolock_minutes": true}', 2, ["autolock_minutes", "integer"], id="bool-for-int"),
+    pytest.param('{"autolock_minutes": 0}', 2, ["autolock_minutes", "1 to 480"], id="below-range"),
+    pytest.param('{"text_zoom_percent": 900}', 2, ["text_zoom_percent", "50 to 300"], id="above-range"),
+    pytest.param('{"show_unsupported": "yes"}', 2, ["show_unsupported", "true or false"], id="bool-wrong"),
+    pytest.param('{"schema_version": 1}', 2, ["schema_version", "unknown key"], id="schema-not-lockable"),
 ]
 
 
@@ -62,7 +60,6 @@ def test_cli_validates_policy_at_start(content, expected, fragments, tmp_path: P
     _check(proc, expected, fragments, path)
 
 
-@XFAIL
 @pytest.mark.parametrize("how", ["no-permission", "a-folder"])
 def test_unreadable_policy_stops_the_cli(how: str, tmp_path: Path):
     path = _write(tmp_path, '{"autolock_minutes": 5}')
@@ -92,14 +89,12 @@ def test_app_validates_policy_before_any_window(content, expected, fragments, tm
     _check(proc, expected, fragments, path)
 
 
-@pytest.mark.xfail(strict=True, reason="no example policy or README table yet (issue 14)")
 def test_example_policy_validates():
     example = settings.resources_dir() / "policy.example.json"
     policy = settings.read_policy(example)
     assert policy and set(policy) <= set(settings.Settings.model_fields)
 
 
-@pytest.mark.xfail(strict=True, reason="no example policy or README table yet (issue 14)")
 def test_readme_documents_every_policy_key():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Site policy", 1)[1].split("\n## ", 1)[0]

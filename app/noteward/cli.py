@@ -21,6 +21,7 @@ from typing import Any
 
 from noteward.console import add_vault_args, vault_path
 from noteward.core.errors import NotewardError, UsageError
+from noteward.settings import PolicyError, validate_policy
 
 COMMAND_MODULES = [
     "noteward.store.commands",
@@ -101,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
         parser.error(f"unrecognized arguments: {shown}{hint}")
+    try:  # IT's locked settings: a broken policy stops every command, --version included
+        validate_policy()
+    except PolicyError as exc:
+        print(f"noteward: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.version:
         import platform
 
