@@ -6,12 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import noteward
 
 REPO = Path(__file__).resolve().parents[1]
-XFAIL = pytest.mark.xfail(strict=True, reason="no licence notices yet (issue 14)")
 
 
 def _requirement_names(path: Path) -> set[str]:
@@ -27,7 +24,6 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@XFAIL
 def test_every_runtime_requirement_has_a_notice():
     from noteward.about import load_notices
 
@@ -37,7 +33,6 @@ def test_every_runtime_requirement_has_a_notice():
     assert not missing, f"add a notice to resources/licenses/notices.yaml for: {missing}"
 
 
-@XFAIL
 def test_versions_come_from_the_installed_packages():
     import importlib.metadata as md
 
@@ -50,7 +45,6 @@ def test_versions_come_from_the_installed_packages():
     assert md.version("torch") not in text  # never hand-typed
 
 
-@XFAIL
 def test_version_points_to_the_notices():
     proc = noteward("--version")
     assert proc.returncode == 0, proc.stderr

@@ -108,18 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"noteward: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.version:
-        import platform
+        from noteward.about import version_lines
 
-        from noteward import __version__
-        from noteward.llm.manifest import describe_default_model
-
-        print(f"noteward {__version__}")
-        print(f"Python {platform.python_version()} ({platform.python_implementation()}, "
-              f"{platform.system()} {platform.machine()})")
-        try:
-            print(describe_default_model())
-        except NotewardError as exc:
-            print(f"Default model: unavailable ({exc})")
+        print("\n".join(version_lines()))
         return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

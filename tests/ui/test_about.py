@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 
-
-@pytest.mark.xfail(strict=True, reason="no About dialog yet (issue 14)")
 def test_about_dialog_shows_version_and_every_notice(qtbot) -> None:  # noqa: ANN001
     from noteward.about import load_notices, version_lines
     from noteward.ui.about_dialog import AboutDialog
@@ -23,7 +20,6 @@ def test_about_dialog_shows_version_and_every_notice(qtbot) -> None:  # noqa: AN
         assert name in text
 
 
-@pytest.mark.xfail(strict=True, reason="no About dialog yet (issue 14)")
 def test_help_menu_opens_about(qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     from noteward.ui.app import build_window
 
