@@ -136,9 +136,10 @@ def allowed_values(key: str) -> str:
 def _adapter(key: str) -> TypeAdapter[Any]:
     """A validator for one setting: its type with its bounds."""
     field = Settings.model_fields[key]
+    hint: Any = field.annotation
     if field.metadata:
-        return TypeAdapter(Annotated[field.annotation, *field.metadata])
-    return TypeAdapter(field.annotation)
+        hint = Annotated[hint, *field.metadata]
+    return TypeAdapter(hint)
 
 
 def _check_policy_value(path: Path, key: str, value: Any) -> Any:
