@@ -31,3 +31,20 @@ def test_help_menu_opens_about(qtbot, tmp_path, monkeypatch) -> None:  # noqa: A
         assert window.about_action.text() == "&About Noteward"
     finally:
         services.shutdown()
+
+
+def test_broken_policy_with_qt_already_up_shows_a_message_box(qtbot, monkeypatch) -> None:  # noqa: ANN001
+    """When a QApplication already runs, the policy message also goes to a message box (the
+    box is recorded instead of shown: a modal box would block the test)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from noteward.settings import policy_file
+    from noteward.ui.app import policy_problem
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda _p, _t, text: shown.append(text))
+    assert policy_problem() is None and not shown
+    policy_file().write_text('{"autolock_minutes": 0}', encoding="utf-8")
+    problem = policy_problem()
+    assert problem and "autolock_minutes" in problem and str(policy_file()) in problem
+    assert shown == [problem]
