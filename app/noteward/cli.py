@@ -21,6 +21,7 @@ from typing import Any
 
 from noteward.console import add_vault_args, vault_path
 from noteward.core.errors import NotewardError, UsageError
+from noteward.settings import PolicyError, validate_policy
 
 COMMAND_MODULES = [
     "noteward.store.commands",
@@ -101,19 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
         parser.error(f"unrecognized arguments: {shown}{hint}")
+    try:  # IT's locked settings: a broken policy stops every command, --version included
+        validate_policy()
+    except PolicyError as exc:
+        print(f"noteward: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.version:
-        import platform
+        from noteward.about import version_lines
 
-        from noteward import __version__
-        from noteward.llm.manifest import describe_default_model
-
-        print(f"noteward {__version__}")
-        print(f"Python {platform.python_version()} ({platform.python_implementation()}, "
-              f"{platform.system()} {platform.machine()})")
-        try:
-            print(describe_default_model())
-        except NotewardError as exc:
-            print(f"Default model: unavailable ({exc})")
+        print("\n".join(version_lines()))
         return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

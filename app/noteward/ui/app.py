@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from noteward.settings import default_vault_path, load_settings
+from noteward.settings import PolicyError, default_vault_path, load_settings, validate_policy
 from noteward.settings import resources_dir as settings_resources_dir
 from noteward.ui.main_window import MainWindow
 from noteward.ui.services import Services
@@ -62,11 +62,28 @@ def build_window(vault: str | None = None) -> tuple[MainWindow, Services]:
     return window, services
 
 
+def policy_problem() -> str | None:
+    """Check the site policy; on a problem say so on stderr (and in a message box when a
+    QApplication is already running) and return the message, else None."""
+    try:
+        validate_policy()
+    except PolicyError as exc:
+        message = str(exc)
+        print(f"noteward: {message}", file=sys.stderr)
+        if QApplication.instance() is not None:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(None, "Noteward: site policy", message)
+        return message
+    return None
+
+
 def main(vault: str | None = None) -> int:
     """Open the app on ``vault`` (or the configured one); returns the exit code.
 
     Core files are turned off first (a crash dump could hold decrypted notes), and without a
     display or the X libraries Qt needs it says so and returns 2 instead of letting Qt abort.
+    A broken site policy stops it with exit 2 before any window (see ``policy_problem``).
     """
     import resource
 
@@ -76,6 +93,9 @@ def main(vault: str | None = None) -> int:
     problem = gui_problem()
     if problem:
         print(f"noteward: {problem}", file=sys.stderr)
+        return 2
+    problem = policy_problem()
+    if problem:
         return 2
     app = ensure_app()
     window, services = build_window(vault)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from noteward.core.models import SummarySentence
 from noteward.settings import Settings, save_settings
+from noteward.ui.about_dialog import AboutDialog
 from noteward.ui.autolock import ClipboardGuard, IdleWatcher
 from noteward.ui.geometry import fit_to_screen
 from noteward.ui.import_dialog import ImportDialog
@@ -146,6 +147,8 @@ class MainWindow(QMainWindow):
         self.lock_action = self._action("&Lock", "Ctrl+L", self.lock, "Lock the vault now")
         self.settings_action = self._action("&Settings…", "Ctrl+,", self.open_settings)
         self.quit_action = self._action("&Quit", "Ctrl+Q", self.close)
+        self.about_action = self._action("&About Noteward", None, self.open_about,
+                                         "Version and licence notices")
         self.summarize_action = self._action("&Summarize", "Ctrl+Shift+S", self.summary.summarize)
         self.cancel_action = self._action("&Cancel summary", "Esc", self.summary.cancel)
         self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -179,6 +182,8 @@ class MainWindow(QMainWindow):
         summary_menu = self.menuBar().addMenu("&Summary")
         summary_menu.addAction(self.summarize_action)
         summary_menu.addAction(self.cancel_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.about_action)
 
         bar = QToolBar("Main")
         bar.setObjectName("MainToolbar")
@@ -386,6 +391,11 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.settings, self)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.open()
+        return dialog
+
+    def open_about(self) -> AboutDialog:
+        dialog = AboutDialog(self)
         dialog.open()
         return dialog
 
