@@ -344,3 +344,23 @@ def test_the_capped_summary_names_every_key_fact_the_eval_counts(content_vault: 
     texts = [s.text for s in res.sentences]
     assert facts
     assert key_facts_found(facts, texts) == len(facts), (facts, texts)
+
+
+_ADMIN = pytest.mark.xfail(strict=True, reason="administrative procedures fill the Plan")
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [pytest.param("3af3708d", marks=_ADMIN), pytest.param("79a66c97", marks=_ADMIN), "63ee2253"],
+)
+def test_no_administrative_procedure_takes_a_line(content_vault: Any, prefix: str) -> None:
+    """Certification, notifications, initial assessments and the like are paperwork: they
+    take none of the capped summary's lines."""
+    res = extractive(content_vault, prefix)
+    admin = re.compile(
+        r"certification procedure|\bnotifications\b|initial patient assessment|"
+        r"assessment of health and social care needs|medication reconciliation|"
+        r"assessment using .* (?:questionnaire|screening)",
+        re.I,
+    )
+    assert not [s.text for s in res.sentences if admin.search(s.text)]
