@@ -346,9 +346,12 @@ def test_the_capped_summary_names_every_key_fact_the_eval_counts(content_vault: 
     assert key_facts_found(facts, texts) == len(facts), (facts, texts)
 
 
+_PLAN_OF_CARE = pytest.mark.xfail(strict=True, reason="'development of individualized plan of care' shown")
+
+
 @pytest.mark.parametrize(
     "prefix",
-    ["3af3708d", "79a66c97", "63ee2253"],
+    [pytest.param("3af3708d", marks=_PLAN_OF_CARE), pytest.param("79a66c97", marks=_PLAN_OF_CARE), "63ee2253"],
 )
 def test_no_administrative_procedure_takes_a_line(content_vault: Any, prefix: str) -> None:
     """Certification, notifications, initial assessments and the like are paperwork: they
@@ -357,7 +360,7 @@ def test_no_administrative_procedure_takes_a_line(content_vault: Any, prefix: st
     admin = re.compile(
         r"certification procedure|\bnotifications\b|initial patient assessment|"
         r"assessment of health and social care needs|medication reconciliation|"
-        r"assessment using .* (?:questionnaire|screening)",
+        r"assessment using .* (?:questionnaire|screening)|individualized plan of care",
         re.I,
     )
     assert not [s.text for s in res.sentences if admin.search(s.text)]
