@@ -346,12 +346,9 @@ def test_the_capped_summary_names_every_key_fact_the_eval_counts(content_vault: 
     assert key_facts_found(facts, texts) == len(facts), (facts, texts)
 
 
-_PLAN_OF_CARE = pytest.mark.xfail(strict=True, reason="'development of individualized plan of care' shown")
-
-
 @pytest.mark.parametrize(
     "prefix",
-    [pytest.param("3af3708d", marks=_PLAN_OF_CARE), pytest.param("79a66c97", marks=_PLAN_OF_CARE), "63ee2253"],
+    ["3af3708d", "79a66c97", "63ee2253"],
 )
 def test_no_administrative_procedure_takes_a_line(content_vault: Any, prefix: str) -> None:
     """Certification, notifications, initial assessments and the like are paperwork: they
