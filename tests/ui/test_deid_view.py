@@ -255,3 +255,28 @@ def test_clipboard_gets_the_masked_text(qtbot, opened) -> None:  # noqa: ANN001
     window.viewer.text.selectAll()
     window.viewer.text.copy()
     assert not [i for i in ids if i.lower() in copied().lower()]
+
+
+@pytest.mark.xfail(strict=True, reason="the patient filter matches hidden names; approval edits unmasked text")
+def test_the_view_neither_filters_by_hidden_names_nor_edits_unmasked_text(qtbot, opened, monkeypatch) -> None:  # noqa: ANN001
+    """With the view on, typing a patient's name must not narrow the list (that would say who
+    is in the vault), and the Edit-and-approve dialog, which shows the machine text as
+    written, is not offered until the view is turned off."""
+    window, record = opened
+    deid_on(qtbot, window)
+    plist = window.patient_list
+    shown = plist.proxy.rowCount()
+    plist.filter.setText(record.patient.name.split()[-1])
+    assert plist.proxy.rowCount() == 0, "a hidden name still matched"
+    plist.filter.setText("Patient 1")
+    assert plist.proxy.rowCount() >= 1
+    plist.filter.clear()
+    assert plist.proxy.rowCount() == shown
+    assert not window.summary.approve_button.isEnabled()
+    from noteward.ui import summary_pane
+
+    opened_dialogs: list[object] = []
+    # the real dialog is modal: record that it would open instead of blocking the test
+    monkeypatch.setattr(summary_pane.ApproveDialog, "exec", lambda self: opened_dialogs.append(self) or 0)
+    window.summary.edit_and_approve()  # a shortcut or a stale click does nothing either
+    assert opened_dialogs == []
