@@ -98,7 +98,11 @@ class PatientList(QWidget):
                 item.setToolTip(f"Noteward id {p.id}")
                 item.setAccessibleText(f"{p.name}, {p.note_count} notes")
             item.setData(p.id, ID_ROLE)
-            item.setData(" ".join(x for x in (p.name, p.id, p.source_id or "") if x), SEARCH_ROLE)
+            # the filter matches only what is shown: a hidden name must not narrow the list
+            search = f"Patient {i}" if self.deidentified else " ".join(
+                x for x in (p.name, p.id, p.source_id or "") if x
+            )
+            item.setData(search, SEARCH_ROLE)
             self.model.appendRow(item)
         self._update_count()
         if current:

@@ -286,6 +286,7 @@ class SummaryPane(QWidget):
         self._mask_jobs = []
         self._deid_patient = patient
         self._masked = None if patient is None else {}
+        self._update_approve_button()
         for v in self.views:
             v.render(self._masked)
         self._request_masks(self.views)
@@ -463,7 +464,7 @@ class SummaryPane(QWidget):
             f"{when}: {len(sentences)} sentences, {unsupported} unsupported."
             + ("" if sentences else " The model produced no usable sentence.")
         )
-        self.approve_button.setEnabled(bool(self._summary_id()))
+        self._update_approve_button()
 
     def _label_machine(self, summary: Summary) -> None:
         label = "Machine-generated summary — check each sentence against its sources before relying on it."
@@ -550,9 +551,17 @@ class SummaryPane(QWidget):
                 lines.append("")
         return "\n".join(lines).strip() + "\n"
 
+    def _update_approve_button(self) -> None:
+        # The editor shows the machine text as written: not while the screen is de-identified.
+        masked = self._deid_patient is not None
+        self.approve_button.setEnabled(bool(self._summary_id()) and not masked)
+        self.approve_button.setToolTip(
+            "Turn off the de-identified view to edit and approve" if masked else ""
+        )
+
     def edit_and_approve(self) -> None:
         summary_id = self._summary_id()
-        if not summary_id:
+        if not summary_id or self._deid_patient is not None:
             return
         dialog = ApproveDialog(self.summary_text(), self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
