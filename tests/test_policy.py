@@ -102,3 +102,23 @@ def test_readme_documents_every_policy_key():
     assert documented == settings.policy_keys()
     example = json.loads((settings.resources_dir() / "policy.example.json").read_text())
     assert set(example) <= documented
+
+
+@pytest.mark.xfail(strict=True, reason="a bad NOTEWARD_* variable ends in a pydantic traceback")
+@pytest.mark.parametrize(
+    "variable, value, fragments",
+    [
+        ("NOTEWARD_AUTOLOCK_MINUTES", "0", ["NOTEWARD_AUTOLOCK_MINUTES", "1 to 480"]),
+        ("NOTEWARD_TEXT_ZOOM_PERCENT", "big", ["NOTEWARD_TEXT_ZOOM_PERCENT", "integer"]),
+    ],
+)
+def test_a_bad_environment_variable_stops_the_cli_with_a_message(
+    variable: str, value: str, fragments: list[str], tmp_path: Path
+):
+    """The same rule for NOTEWARD_* settings as for the policy: name it, say what is allowed."""
+    proc = noteward("--version", env={variable: value})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
