@@ -104,7 +104,6 @@ def test_readme_documents_every_policy_key():
     assert set(example) <= documented
 
 
-@pytest.mark.xfail(strict=True, reason="a bad NOTEWARD_* variable ends in a pydantic traceback")
 @pytest.mark.parametrize(
     "variable, value, fragments",
     [

@@ -196,8 +196,21 @@ def read_policy(path: Path | None = None) -> dict[str, Any]:
 
 
 def validate_policy() -> None:
-    """Read and check the site policy at start-up; raises PolicyError (see read_policy)."""
+    """Read and check the site policy and the ``NOTEWARD_*`` settings at start-up; raises
+    PolicyError naming the file or the variable and what it accepts (see read_policy)."""
     read_policy()
+    try:
+        Settings()  # reads NOTEWARD_* only
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err.get("loc") else ""
+        if key not in Settings.model_fields:
+            raise PolicyError(f"a NOTEWARD_* setting is not valid: {err.get('msg', '')}.") from None
+        var = "NOTEWARD_" + key.upper()
+        raise PolicyError(
+            f"environment variable {var} has the value {os.environ.get(var, '')!r}, which is "
+            f"not allowed; allowed: {allowed_values(key)}. Correct or unset it."
+        ) from None
 
 
 def _read_user_json(path: Path) -> dict[str, Any]:
