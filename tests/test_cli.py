@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,7 @@ def test_strict_import_exit_4_changes_nothing(filled: Path, tmp_path: Path):
     assert len(json.loads(run("patients", "--json", vault=filled).stdout)) == 9
 
 
+@pytest.mark.xfail(strict=True, reason="the command-line demo prints undated sentences")
 def test_demo_without_display(tmp_path: Path):
     env = {"NOTEWARD_DATA_DIR": str(tmp_path / "data"), "DISPLAY": "", "WAYLAND_DISPLAY": ""}
     r = run("demo", env=env)
@@ -75,6 +77,9 @@ def test_demo_without_display(tmp_path: Path):
     assert "No display: running the command-line demo" in r.stdout
     assert "Demo passphrase: noteward-demo" in r.stdout
     assert (tmp_path / "data" / "demo" / "demo.nwv").exists()
+    # the summary reads as `summarize` prints it: every sentence with its source's date
+    lines = [ln for ln in r.stdout.split("Summary of", 1)[1].splitlines() if ln.startswith("  - ")]
+    assert lines and all(re.match(r"  - \[\d{4}-\d{2}-\d{2}\] ", ln) for ln in lines), lines
 
 
 def _all_parsers(parser):  # noqa: ANN001, ANN202
