@@ -69,7 +69,6 @@ def test_strict_import_exit_4_changes_nothing(filled: Path, tmp_path: Path):
     assert len(json.loads(run("patients", "--json", vault=filled).stdout)) == 9
 
 
-@pytest.mark.xfail(strict=True, reason="the command-line demo prints undated sentences")
 def test_demo_without_display(tmp_path: Path):
     env = {"NOTEWARD_DATA_DIR": str(tmp_path / "data"), "DISPLAY": "", "WAYLAND_DISPLAY": ""}
     r = run("demo", env=env)

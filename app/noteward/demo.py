@@ -108,7 +108,10 @@ def _summarize(vault: Vault, patient: dict[str, Any]) -> None:
             print(f"\n{section}:")
         mark = "" if s.supported else "  [UNSUPPORTED]"
         cites = ", ".join(f"{src.note_id}[{src.start}:{src.end}]" for src in s.sources[:2])
-        print(f"  - {s.text}{mark}  ({cites})")
+        when = f"[{s.date}] " if s.date else ""
+        print(f"  - {when}{s.text}{mark}" + (f"  ({cites})" if cites else ""))
+        for c in s.conflicts:
+            print(f"      CONFLICT: {c.date or 'undated'}: {c.text}")
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
