@@ -218,9 +218,11 @@ def _read_user_json(path: Path) -> dict[str, Any]:
     treated as empty, and the user can rewrite it from the Settings dialog."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
     except (OSError, ValueError):
-        if path.exists():
-            log.warning("settings file %s is unreadable or not JSON; using the defaults", path)
+        # (an unreadable folder makes even exists() raise: never let that stop the program)
+        log.warning("settings file %s is unreadable or not JSON; using the defaults", path)
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -51,7 +51,12 @@ def shared_dir() -> Iterator[Path]:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = child_env({"NOTEWARD_PASSPHRASE": PASSPHRASE, "NOTEWARD_NEW_PASSPHRASE": "new passphrase 12"})
+    env = child_env({
+        "NOTEWARD_PASSPHRASE": PASSPHRASE, "NOTEWARD_NEW_PASSPHRASE": "new passphrase 12",
+        # the test's own policy path sits in root's private temp folder, which an unreadable
+        # policy now stops on; this user has no site policy installed
+        "NOTEWARD_POLICY_FILE": "/nonexistent/noteward/policy.json",
+    })
     return subprocess.run(
         [*_as_user(), sys.executable, "-m", "noteward.cli", *args],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
