@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,29 @@ def _id(res: dict[str, Any], required: bool = True) -> str | None:
     if required and not rid:
         raise ResourceError(f"{res['resourceType']} has no id")
     return rid or None
+
+
+def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
+    """The resources of one trusted NDJSON export (the shared corpora that training and
+    evaluation read; nothing to report, so no repair): none when the file is absent."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def subject_id(res: dict[str, Any]) -> str:
+    """The id of the patient a resource is about (``subject`` or ``patient``), or ""."""
+    return ref_id(res.get("subject") or res.get("patient")) or ""
+
+
+def concept_display(concept: dict[str, Any] | None) -> str:
+    """A CodeableConcept's text, else its first coding's display, else ""."""
+    if not concept:
+        return ""
+    return str(concept.get("text") or next((c.get("display") for c in concept.get("coding", [])), "") or "")
 
 
 def ref_id(ref: Any) -> str | None:

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import base64
 import csv
-import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noteward.ingest.fhir import concept_display, read_ndjson, subject_id
 from noteward.llm.grounding import (
     SourceIndex,
     content_words,
@@ -181,23 +181,10 @@ def _aci_records(data: Path, pool: int = 4) -> list[_Record]:
     return recs
 
 
-def _ndjson(path: Path) -> Iterator[dict[str, Any]]:
-    if path.exists():
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
 
 
-def _subject(res: dict[str, Any]) -> str:
-    ref = (res.get("subject") or res.get("patient") or {}).get("reference", "")
-    return str(ref).split("/")[-1]
 
 
-def _display(concept: dict[str, Any] | None) -> str:
-    if not concept:
-        return ""
-    return str(concept.get("text") or next((c.get("display") for c in concept.get("coding", [])), ""))
 
 
 def _synthea_records(data: Path, max_notes: int = 60) -> list[_Record]:
@@ -205,21 +192,21 @@ def _synthea_records(data: Path, max_notes: int = 60) -> list[_Record]:
     sex and a vocabulary that adds its own FHIR medication, condition and procedure names,
     as the app builds it from the vault."""
     folder = data / "synthea_fhir"
-    sex = {str(r["id"]): normalize_sex(r.get("gender")) for r in _ndjson(folder / "Patient.000.ndjson")}
+    sex = {str(r["id"]): normalize_sex(r.get("gender")) for r in read_ndjson(folder / "Patient.000.ndjson")}
     meds: dict[str, list[str]] = {p: [] for p in sex}
     conds: dict[str, list[str]] = {p: [] for p in sex}
-    for r in _ndjson(folder / "MedicationRequest.000.ndjson"):
-        meds.setdefault(_subject(r), []).append(_display(r.get("medicationCodeableConcept")))
+    for r in read_ndjson(folder / "MedicationRequest.000.ndjson"):
+        meds.setdefault(subject_id(r), []).append(concept_display(r.get("medicationCodeableConcept")))
     for name in ("Condition", "Procedure"):
-        for r in _ndjson(folder / f"{name}.000.ndjson"):
-            conds.setdefault(_subject(r), []).append(_display(r.get("code")))
+        for r in read_ndjson(folder / f"{name}.000.ndjson"):
+            conds.setdefault(subject_id(r), []).append(concept_display(r.get("code")))
     notes: dict[str, list[tuple[str, str, str]]] = {p: [] for p in sex}
-    for r in _ndjson(folder / "DocumentReference.000.ndjson"):
+    for r in read_ndjson(folder / "DocumentReference.000.ndjson"):
         for content in r.get("content", []):
             att = content.get("attachment", {})
             if str(att.get("contentType", "")).startswith("text/plain") and att.get("data"):
                 text = base64.b64decode(att["data"]).decode("utf-8", errors="replace")
-                notes.setdefault(_subject(r), []).append((str(r.get("date", "")), str(r["id"]), text))
+                notes.setdefault(subject_id(r), []).append((str(r.get("date", "")), str(r["id"]), text))
                 break
     recs = []
     for pid in sorted(notes):

@@ -28,18 +28,18 @@ Synthea patients; MTS-Dialog records neither).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteward.core.models import Patient, SummarySentence
+from noteward.ingest.fhir import concept_display, read_ndjson, subject_id
 from noteward.llm import metrics
 from noteward.llm.grounding import SourceIndex, content_words, numbers_in
 from noteward.llm.summarizer import SourceNote, SummaryService
@@ -115,34 +115,19 @@ def _fhir_key_facts(fhir_dir: Path, patient_prefix: str) -> list[str]:
     """Active conditions and medications of one patient, from the FHIR NDJSON files."""
     facts: list[str] = []
 
-    def rows(kind: str) -> Iterable[dict[str, Any]]:
+    def rows(kind: str) -> Iterator[dict[str, Any]]:
         for f in sorted(fhir_dir.glob(f"{kind}*.ndjson")):
-            with f.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        yield json.loads(line)
-
-    def subject_ok(r: dict[str, Any]) -> bool:
-        ref = (r.get("subject") or r.get("patient") or {}).get("reference", "")
-        return ref.split("/")[-1].startswith(patient_prefix)
+            for r in read_ndjson(f):
+                if subject_id(r).startswith(patient_prefix):
+                    yield r
 
     for r in rows("Condition"):
-        if not subject_ok(r):
-            continue
         status = ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code")
-        if status == "active" and not r.get("abatementDateTime"):
-            disp = (r.get("code") or {}).get("text") or (
-                (r.get("code") or {}).get("coding") or [{}]
-            )[0].get("display")
-            if disp:
-                facts.append(str(disp))
+        if status == "active" and not r.get("abatementDateTime") and concept_display(r.get("code")):
+            facts.append(concept_display(r.get("code")))
     for r in rows("MedicationRequest"):
-        if not subject_ok(r) or r.get("status") != "active":
-            continue
-        cc = r.get("medicationCodeableConcept") or {}
-        disp = cc.get("text") or (cc.get("coding") or [{}])[0].get("display")
-        if disp:
-            facts.append(str(disp))
+        if r.get("status") == "active" and concept_display(r.get("medicationCodeableConcept")):
+            facts.append(concept_display(r.get("medicationCodeableConcept")))
     return list(dict.fromkeys(facts))
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import UsageError
+from noteward.ingest.fhir import concept_display, read_ndjson, subject_id
 from noteward.llm import prompts
 from noteward.training.text import best_sources, content_words, split_dialogue, split_sentences
 
@@ -394,24 +395,10 @@ def meqsum(data_dir: Path, max_tokens: int, verify: bool = False) -> Iterator[Ex
 # ---- Synthea --------------------------------------------------------------------------
 
 
-def _ndjson(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
 
 
-def _subject(res: dict[str, Any]) -> str:
-    ref = (res.get("subject") or res.get("patient") or {}).get("reference", "")
-    return str(ref).split("/")[-1]
 
 
-def _display(concept: dict[str, Any] | None) -> str:
-    if not concept:
-        return ""
-    return str(concept.get("text") or next((c.get("display") for c in concept.get("coding", [])), "") or "")
 
 
 def clean_display(display: str) -> str:
@@ -435,31 +422,31 @@ class _Fact:
 
 def _synthea_patients(folder: Path) -> dict[str, dict[str, Any]]:
     patients: dict[str, dict[str, Any]] = {}
-    for res in _ndjson(folder / "Patient.000.ndjson"):
+    for res in read_ndjson(folder / "Patient.000.ndjson"):
         pid = str(res.get("id", ""))
         if not pid or is_eval_patient(pid):
             continue
         patients[pid] = {"sex": res.get("gender"), "birth": res.get("birthDate"), "notes": [], "facts": []}
-    for res in _ndjson(folder / "Condition.000.ndjson"):
-        p = patients.get(_subject(res))
+    for res in read_ndjson(folder / "Condition.000.ndjson"):
+        p = patients.get(subject_id(res))
         if p is not None:
             p["facts"].append(
-                _Fact("condition", _display(res.get("code")), str(res.get("onsetDateTime", ""))[:10],
+                _Fact("condition", concept_display(res.get("code")), str(res.get("onsetDateTime", ""))[:10],
                       str(res["abatementDateTime"])[:10] if res.get("abatementDateTime") else None)
             )
-    for res in _ndjson(folder / "MedicationRequest.000.ndjson"):
-        p = patients.get(_subject(res))
+    for res in read_ndjson(folder / "MedicationRequest.000.ndjson"):
+        p = patients.get(subject_id(res))
         if p is not None:
-            p["facts"].append(_Fact("medication", _display(res.get("medicationCodeableConcept")), str(res.get("authoredOn", ""))[:10], None))
-    for res in _ndjson(folder / "AllergyIntolerance.000.ndjson"):
-        p = patients.get(_subject(res))
-        status = _display(res.get("clinicalStatus")) or next(
+            p["facts"].append(_Fact("medication", concept_display(res.get("medicationCodeableConcept")), str(res.get("authoredOn", ""))[:10], None))
+    for res in read_ndjson(folder / "AllergyIntolerance.000.ndjson"):
+        p = patients.get(subject_id(res))
+        status = concept_display(res.get("clinicalStatus")) or next(
             (c.get("code") for c in (res.get("clinicalStatus") or {}).get("coding", [])), "active"
         )
         if p is not None and status != "inactive":
-            p["facts"].append(_Fact("allergy", _display(res.get("code")), str(res.get("recordedDate", ""))[:10], None))
-    for res in _ndjson(folder / "DocumentReference.000.ndjson"):
-        p = patients.get(_subject(res))
+            p["facts"].append(_Fact("allergy", concept_display(res.get("code")), str(res.get("recordedDate", ""))[:10], None))
+    for res in read_ndjson(folder / "DocumentReference.000.ndjson"):
+        p = patients.get(subject_id(res))
         if p is None:
             continue
         for content in res.get("content", []):
