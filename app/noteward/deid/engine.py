@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -449,29 +450,39 @@ def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity
     return out
 
 
+def _propagate(
+    text: str, ents: list[Entity], etype: str, keep: Callable[[str], bool], *, fold_case: bool,
+    skip: Callable[[int, int], bool] | None = None,
+) -> list[Entity]:
+    """Other occurrences in ``text`` of the words of the ``etype`` entities found once
+    (``keep`` chooses the words; ``fold_case`` matches them in any case), not inside a
+    found entity and not where ``skip`` says."""
+    words: set[str] = set()
+    for e in ents:
+        if e.type == etype:
+            words.update((w.lower() if fold_case else w) for w in re.findall(r"[^\W\d_][\w'’-]*", e.text) if keep(w))
+    if not words:
+        return []
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    rx = re.compile(r"(?<![\w])(?:" + alternatives + r")(?![\w])", re.IGNORECASE if fold_case else 0)
+    return [
+        Entity(etype, m.start(), m.end(), 0.75, m.group(0))
+        for m in rx.finditer(text)
+        if not any(e.start < m.end() and m.start() < e.end for e in ents)
+        and not (skip and skip(m.start(), m.end()))
+    ]
+
+
 def _propagate_names(text: str, ents: list[Entity], vocab: Any, eponym_span: Any) -> list[Entity]:
     """A name found once in a note is a name everywhere in it ("Mr. Smith ... Smith
     reports"): other occurrences of its words (same spelling and case) are added."""
-    words: set[str] = set()
-    for e in ents:
-        if e.type != "NAME":
-            continue
-        for w in re.findall(r"[^\W\d_][\w'’-]*", e.text):
-            lw = w.lower()
-            if len(w) >= 3 and not vocab.common(lw) and not vocab.clinical(lw) and lw not in vocab.lex.titles:
-                words.add(w)
-    if not words:
-        return []
-    rx = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w])")
-    out = []
-    for m in rx.finditer(text):
-        if any(e.start < m.end() and m.start() < e.end for e in ents):
-            continue
-        if eponym_span(vocab, text, m.start(), m.end()):
-            continue
-        out.append(Entity("NAME", m.start(), m.end(), 0.75, m.group(0)))
-    return out
 
+    def keep(w: str) -> bool:
+        lw = w.lower()
+        return len(w) >= 3 and not vocab.common(lw) and not vocab.clinical(lw) and lw not in vocab.lex.titles
+
+    return _propagate(text, ents, "NAME", keep, fold_case=False,
+                      skip=lambda start, end: bool(eponym_span(vocab, text, start, end)))
 
 _DOSE_NEXT = re.compile(
     r"[ \t]*\d+(?:[.,]\d+)?[ \t]*(?:mg|mcg|µg|ml|g|unt|units?|iu|meq|mmol|%|day|hr|actuat|puffs?)\b", re.IGNORECASE
@@ -512,21 +523,12 @@ def _not_a_name(vocab: Any, span: str) -> bool:
 def _propagate_places(text: str, ents: list[Entity], vocab: Any) -> list[Entity]:
     """A place found once in a note ("transfer to GH") is a place wherever its words recur
     there ("retired from GH"), in any case."""
-    words: set[str] = set()
-    for e in ents:
-        if e.type != "LOCATION":
-            continue
-        for w in re.findall(r"[^\W\d_][\w'’-]*", e.text):
-            lw = w.lower()
-            if len(w) >= 2 and not vocab.known_word(lw) and not vocab.shorthand(lw) and lw not in vocab.lex.titles:
-                words.add(lw)
-    if not words:
-        return []
-    rx = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w])",
-                    re.IGNORECASE)
-    return [Entity("LOCATION", m.start(), m.end(), 0.75, m.group(0)) for m in rx.finditer(text)
-            if not any(e.start < m.end() and m.start() < e.end for e in ents)]
 
+    def keep(w: str) -> bool:
+        lw = w.lower()
+        return len(w) >= 2 and not vocab.known_word(lw) and not vocab.shorthand(lw) and lw not in vocab.lex.titles
+
+    return _propagate(text, ents, "LOCATION", keep, fold_case=True)
 
 class Deidentifier:
     """Find and replace PHI in clinical text (HIPAA Safe Harbor's 18 identifier types).
