@@ -41,7 +41,6 @@ from noteward.llm.selection import (
     ALLERGY_RE,
     Selection,
     content_rules,
-    is_administrative,
     is_social,
     iso_date,
     similar_words,
@@ -603,8 +602,8 @@ def _from_notes(sel: Selection, section: str, since: str | None, newest_only: bo
     seen_values: set[str] = set()
     for i in members:
         text = " ".join(cands[i].unit.text.split())
-        if text.endswith(":") or is_social(text) or is_administrative(text):
-            continue  # a list's lead-in; social findings and paperwork are not clinical
+        if text.endswith(":") or is_social(text):
+            continue  # a list's lead-in; a social finding is not a clinical one
         key = _value_key(text) if section == "Recent findings" else None
         if key:
             if key in seen_values:
@@ -619,7 +618,7 @@ def _from_notes(sel: Selection, section: str, since: str | None, newest_only: bo
 def _from_skeleton(sel: Selection, section: str) -> list[Draft]:
     out = []
     for sec, _unit, text, uidx in sel.skeleton:
-        if sec != section or is_administrative(text):
+        if sec != section:
             continue
         when = sel.unit_date(uidx) if uidx is not None else None
         out.append(Draft(section, " ".join(text.split()), "extract", when, unit_idx=uidx))

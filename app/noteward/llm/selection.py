@@ -69,17 +69,6 @@ def _social_res() -> list[re.Pattern[str]]:
     return [re.compile(p, re.IGNORECASE) for p in content_rules()["social_findings"]]
 
 
-@functools.cache
-def _administrative_res() -> list[re.Pattern[str]]:
-    return [re.compile(p, re.IGNORECASE) for p in content_rules().get("administrative", [])]
-
-
-def is_administrative(text: str) -> bool:
-    """True for paperwork recorded as a procedure (certification, notifications, an initial
-    assessment, a screening questionnaire): it takes no line of a clinical summary."""
-    return any(p.search(text) for p in _administrative_res())
-
-
 def is_social(text: str) -> bool:
     """True for a social or administrative finding (employment, education, stress, ...).
 
