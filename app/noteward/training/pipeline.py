@@ -299,10 +299,24 @@ def finetune(
     else:
         lora = export.peft_state_for_export(model)
     adapter = export.export_lora_gguf(lora, model.config, alpha, out_dir / f"{name}-lora.gguf", name=name)
-    sha = sha256_file(adapter)
-    merged = merge_adapter(gguf_path, adapter, name, sha, merge) if merge else {}
-    now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     train_info = {k: v for k, v in asdict(result).items() if k != "losses"}
+    return _record_run(
+        wd, entry, gguf_path, adapter, name, sources, merge,
+        balance=balance, train=train_info, config=asdict(cfg), losses=result.losses, curve=curve,
+    )
+
+
+def _record_run(
+    wd: Path, entry: dict[str, Any], gguf_path: Path, adapter: Path, name: str, sources: list[str],
+    merge: str | None, *, balance: dict[str, Any], train: dict[str, Any], config: dict[str, Any],
+    losses: list[Any], curve: list[Any],
+) -> FinetuneRun:
+    """What every finished run does with its adapter, trained here or on a GPU job: hash it,
+    merge it if asked, write run.json and the model card, register it in the manifest."""
+    from noteward.training import card as card_mod
+
+    out_dir = models_dir()
+    sha = sha256_file(adapter)
     run = FinetuneRun(
         name=name,
         base=entry["id"],
@@ -313,16 +327,14 @@ def finetune(
         card=str(out_dir / "cards" / f"{name}.md"),
         manifest=str(out_dir / "manifest.json"),
         balance=balance,
-        train=train_info,
-        config=asdict(cfg),
-        finished_at=now,
-        merge=merged,
+        train=train,
+        config=config,
+        finished_at=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        merge=merge_adapter(gguf_path, adapter, name, sha, merge) if merge else {},
     )
     (wd / "run.json").write_text(
-        json.dumps({**asdict(run), "losses": result.losses, "curve": curve}, indent=2), encoding="utf-8"
+        json.dumps({**asdict(run), "losses": losses, "curve": curve}, indent=2), encoding="utf-8"
     )
-    from noteward.training import card as card_mod
-
     card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None, curve=curve)
     register(run, Path(run.manifest), adapter_path=adapter.name)
     return run
@@ -367,36 +379,18 @@ def adopt_job(
         gpu_job.join_parts(job_dir, list(info["parts"]), adapter, str(info["sha256"]))
     except (OSError, ValueError) as exc:
         raise UsageError(f"The adapter in {job_dir} is incomplete or damaged ({exc}); fetch the job's files again.") from None
-    sha = sha256_file(adapter)
-    merged = merge_adapter(gguf_path, adapter, name, sha, merge) if merge else {}
     train = dict(record.get("train", {}))
     train["hardware"] = f"{record.get('device', '?')} (noteward.training.gpu_job)"
     train["gpu_job_seconds"] = record.get("timing", {}).get("job_s")
     train["chosen_epoch"] = record.get("chosen_epoch")
-    run = FinetuneRun(
-        name=name,
-        base=entry["id"],
-        sources=sources,
-        adapter=str(adapter),
-        adapter_sha256=sha,
-        adapter_size=adapter.stat().st_size,
-        card=str(out_dir / "cards" / f"{name}.md"),
-        manifest=str(out_dir / "manifest.json"),
-        balance=json.loads((wd / "balance.json").read_text(encoding="utf-8")) if (wd / "balance.json").exists() else {},
-        train=train,
-        config=dict(record.get("config", {})),
-        finished_at=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-        merge=merged,
-    )
     wd.mkdir(parents=True, exist_ok=True)
-    (wd / "run.json").write_text(
-        json.dumps({**asdict(run), "losses": record.get("losses", []), "curve": curve}, indent=2), encoding="utf-8"
+    balance_file = wd / "balance.json"
+    run = _record_run(
+        wd, entry, gguf_path, adapter, name, sources, merge,
+        balance=json.loads(balance_file.read_text(encoding="utf-8")) if balance_file.exists() else {},
+        train=train, config=dict(record.get("config", {})), losses=record.get("losses", []), curve=curve,
     )
     (wd / "curve.json").write_text(json.dumps(curve, indent=2), encoding="utf-8")
-    from noteward.training import card as card_mod
-
-    card_mod.write_card(run, Path(run.card), base_entry=entry, evaluation=None, curve=curve)
-    register(run, Path(run.manifest), adapter_path=adapter.name)
     return run
 
 
