@@ -50,8 +50,8 @@ def test_latest_and_approval(with_patient: Vault):
     _add(with_patient, "sm_2")
     assert summaries.latest_id(with_patient, "pt_a") == "sm_2"
     assert summaries.approved(with_patient) == []
-    summaries.approve(with_patient, "sm_1", "Reviewed: metformin only.")
-    summaries.approve(with_patient, "sm_2", "")  # an empty approval is not training material
+    summaries.approve(with_patient, "sm_1", "Reviewed: metformin only.", approver="dr_lee")
+    summaries.approve(with_patient, "sm_2", "", approver="dr_lee")  # an empty approval is not training material
     s = summaries.get(with_patient, "sm_1")
     assert s is not None and s.approved_text == "Reviewed: metformin only." and s.approved_at
     assert summaries.approved(with_patient) == [
@@ -64,7 +64,7 @@ def test_latest_and_approval(with_patient: Vault):
 def test_approving_an_unknown_summary_changes_nothing(with_patient: Vault):
     before = with_patient.counts()["audit"]
     with pytest.raises(NotewardError, match="Unknown summary id"):
-        summaries.approve(with_patient, "sm_missing", "text")
+        summaries.approve(with_patient, "sm_missing", "text", approver="dr_lee")
     assert with_patient.counts()["audit"] == before
 
 
@@ -75,10 +75,6 @@ def test_a_summary_without_a_patient(vault: Vault):
     assert audit.events(vault.conn, 1)[0]["object_ids"] == ["sm_free"]
 
 
-XFAIL_APPROVER = pytest.mark.xfail(strict=True, reason="approvals do not record the approver yet (issue 14 part 3)")
-
-
-@XFAIL_APPROVER
 def test_approval_round_trip_with_approver_and_utc_time(with_patient: Vault, vault_path: Path):
     from datetime import UTC, datetime, timedelta
 
@@ -100,7 +96,6 @@ def test_approval_round_trip_with_approver_and_utc_time(with_patient: Vault, vau
         assert ev and "dr_lee" not in repr(ev)
 
 
-@XFAIL_APPROVER
 def test_an_approval_needs_an_approver(with_patient: Vault):
     _add(with_patient, "sm_1")
     with pytest.raises(NotewardError, match="approver"):
@@ -108,7 +103,6 @@ def test_an_approval_needs_an_approver(with_patient: Vault):
     assert summaries.get(with_patient, "sm_1").approved_text is None  # type: ignore[union-attr]
 
 
-@XFAIL_APPROVER
 def test_an_approval_from_before_approvers_still_loads(with_patient: Vault):
     # what the migration leaves for a summary approved by an older Noteward: no approver
     _add(with_patient, "sm_old")
@@ -122,7 +116,6 @@ def test_an_approval_from_before_approvers_still_loads(with_patient: Vault):
     assert summaries.latest_approved_id(with_patient, "pt_a") == "sm_old"
 
 
-@XFAIL_APPROVER
 def test_a_newer_machine_summary_is_kept_beside_the_approved_one(with_patient: Vault):
     _add(with_patient, "sm_1")
     with_patient.conn.execute("UPDATE summaries SET created_at = '2000-01-01' WHERE id = 'sm_1'")
@@ -136,7 +129,6 @@ def test_a_newer_machine_summary_is_kept_beside_the_approved_one(with_patient: V
     assert summaries.latest_approved_id(with_patient, "pt_nobody") is None
 
 
-@XFAIL_APPROVER
 def test_approver_name_is_the_signed_in_user_or_the_os_login(vault: Vault, monkeypatch: pytest.MonkeyPatch):
     import getpass
     from types import SimpleNamespace

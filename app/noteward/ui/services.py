@@ -145,11 +145,13 @@ def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list
 
 
 def _save_approved(ctx: JobContext, summary_id: str, text: str) -> str:
-    """Approve; returns the text as stored (unedited unsupported sentences left out)."""
+    """Approve as the signed-in user (or the OS login); returns the text as stored
+    (unedited unsupported sentences left out)."""
     from noteward.llm.summarizer import load_summary, save_approved
+    from noteward.store.summaries import approver_name
 
     vault = _vault(ctx)
-    save_approved(vault, summary_id, text)
+    save_approved(vault, summary_id, text, approver=approver_name(vault))
     return str(load_summary(vault, summary_id)["approved_text"] or "")
 
 
