@@ -90,7 +90,6 @@ def test_save_approved_records_the_approver_and_the_newer_summary_is_kept_beside
     assert actions.count("summary.create") == 2 and actions.count("summary.approve") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the mark is only removed right after the bullet")
 def test_the_mark_is_never_saved_wherever_the_clinician_left_it() -> None:
     from noteward.core.models import UNSUPPORTED_MARK
     from noteward.llm.summarizer import without_unsupported

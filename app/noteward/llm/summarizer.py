@@ -654,7 +654,7 @@ def without_unsupported(text: str, sentences: Sequence[SummarySentence]) -> tupl
     kept: list[str] = []
     left_out = 0
     for line in text.splitlines(keepends=True):
-        line = _MARK_RE.sub(r"\1", line, count=1)
+        line = _MARK_RE.sub("", line)
         if _line_key(line) in unsupported:
             left_out += 1
         else:
@@ -663,9 +663,9 @@ def without_unsupported(text: str, sentences: Sequence[SummarySentence]) -> tupl
 
 
 _BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-# The unsupported mark where the editor put it (after the bullet), also partly deleted.
+# The unsupported mark wherever it is left in a line (also partly deleted): never saved.
 _MARK_RE = re.compile(
-    r"^(\s*(?:[-*•]\s+)?)(?:⚠\s*UNSUPPORTED(?:,\s*check or delete)?|UNSUPPORTED,\s*check or delete)\s*:\s*",
+    r"(?:⚠\s*UNSUPPORTED(?:,\s*check or delete)?|UNSUPPORTED,\s*check or delete)\s*:\s*",
     re.IGNORECASE,
 )
 
