@@ -21,9 +21,17 @@ def _summary(patient_id: str) -> Summary:
     return Summary(
         patient=patient_id,
         sentences=[
-            SummarySentence("Asthma, on albuterol as needed.", "Problems", [SourceSpan("nt_1", 0, 20)], 1.0, True),
+            SummarySentence(
+                "Asthma, on albuterol as needed.",
+                "Problems",
+                [SourceSpan("nt_1", 0, 20)],
+                1.0,
+                True,
+            ),
             SummarySentence(UNSUPPORTED, "Medications", [], 0.1, False, origin="model"),
-            SummarySentence("Ibuprofen 100 mg as needed.", "Medications", [SourceSpan("nt_2", 3, 30)], 1.0, True),
+            SummarySentence(
+                "Ibuprofen 100 mg as needed.", "Medications", [SourceSpan("nt_2", 3, 30)], 1.0, True
+            ),
         ],
         covers={"note_ids": ["nt_1", "nt_2"], "date_range": ["2020-01-01", "2021-01-01"]},
         model={"id": "tiny", "sha256": "ab" * 32},
@@ -59,8 +67,16 @@ def test_the_offered_text_marks_unsupported_sentences_and_approval_drops_them_un
     assert UNSUPPORTED_MARK.strip() not in kept
 
 
-def test_save_approved_records_the_approver_and_the_newer_summary_is_kept_beside(with_patient: Any) -> None:
-    from noteward.llm.summarizer import approval_text, latest_summary, load_summary, save_approved, save_summary
+def test_save_approved_records_the_approver_and_the_newer_summary_is_kept_beside(
+    with_patient: Any,
+) -> None:
+    from noteward.llm.summarizer import (
+        approval_text,
+        latest_summary,
+        load_summary,
+        save_approved,
+        save_summary,
+    )
 
     v = with_patient
     first = save_summary(v, _summary("pt_a"))
@@ -95,5 +111,7 @@ def test_the_mark_is_never_saved_wherever_the_clinician_left_it() -> None:
     from noteward.llm.summarizer import without_unsupported
 
     summary = _summary("pt_a")
-    kept, left_out = without_unsupported(f"- (checked) {UNSUPPORTED_MARK}{UNSUPPORTED}\n", summary.sentences)
+    kept, left_out = without_unsupported(
+        f"- (checked) {UNSUPPORTED_MARK}{UNSUPPORTED}\n", summary.sentences
+    )
     assert (kept, left_out) == (f"- (checked) {UNSUPPORTED}\n", 0)  # edited: kept, without the mark

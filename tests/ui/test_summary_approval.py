@@ -4,10 +4,6 @@ and unsupported sentences marked inside the editor."""
 
 from __future__ import annotations
 
-import pytest
-
-pytestmark = pytest.mark.xfail(strict=True, reason="the pane does not show approver, time or the newer summary yet")
-
 APPROVED_TEXT = "Problems:\n- Asthma, on albuterol as needed (checked with the mother).\n"
 UNSUPPORTED = "Started on warfarin for a clot in the leg."
 
@@ -21,9 +17,18 @@ def _summary(summary_id: str = "sm_a", **approval: object):  # noqa: ANN202
         summary_id=summary_id,
         covers={"note_ids": ["nt_a", "nt_b"], "date_range": ["2013-08-28", "2022-09-14"]},
         sentences=[
-            SummarySentence("Asthma, on albuterol as needed.", "Problems", [SourceSpan("nt_a", 0, 30)], 1.0, True,
-                            date="2022-09-14", origin="extract"),
-            SummarySentence(UNSUPPORTED, "Medications", [], 0.1, False, date="2022-09-14", origin="model"),
+            SummarySentence(
+                "Asthma, on albuterol as needed.",
+                "Problems",
+                [SourceSpan("nt_a", 0, 30)],
+                1.0,
+                True,
+                date="2022-09-14",
+                origin="extract",
+            ),
+            SummarySentence(
+                UNSUPPORTED, "Medications", [], 0.1, False, date="2022-09-14", origin="model"
+            ),
         ],
         **approval,  # type: ignore[arg-type]
     )
@@ -41,9 +46,12 @@ def _pane(qtbot, services, latest):  # noqa: ANN001, ANN202
 
 
 def test_an_approved_summary_shows_its_text_approver_and_time_with_the_machine_text_one_click_away(
-    qtbot, services  # noqa: ANN001
+    qtbot,
+    services,  # noqa: ANN001
 ) -> None:
-    approved = _summary(approved_text=APPROVED_TEXT, approved_by="dr_lee", approved_at="2026-12-07T03:10:00+00:00")
+    approved = _summary(
+        approved_text=APPROVED_TEXT, approved_by="dr_lee", approved_at="2026-12-07T03:10:00+00:00"
+    )
     pane = _pane(qtbot, services, approved)
     assert pane.approved_box.isVisible()
     assert pane.approved_view.text() == APPROVED_TEXT
@@ -53,7 +61,9 @@ def test_an_approved_summary_shows_its_text_approver_and_time_with_the_machine_t
     assert not any(v.isVisible() for v in pane.views)
     assert pane.machine_text_button.text().replace("&", "") == "Show machine text"
     pane.machine_text_button.click()
-    assert pane.views[0].isVisible() and pane.views[0].text().endswith("Asthma, on albuterol as needed.")
+    assert pane.views[0].isVisible() and pane.views[0].text().endswith(
+        "Asthma, on albuterol as needed."
+    )
     assert pane.machine_text_button.text().replace("&", "") == "Hide machine text"
     pane.machine_text_button.click()
     assert not pane.views[0].isVisible()
@@ -68,9 +78,15 @@ def test_an_approval_from_before_approvers_were_recorded_says_so(qtbot, services
     assert pane.approved_view.text() == APPROVED_TEXT
 
 
-def test_a_newer_machine_summary_is_shown_after_the_approved_one_as_not_approved(qtbot, services) -> None:  # noqa: ANN001
-    earlier = _summary("sm_old", approved_text=APPROVED_TEXT, approved_by="dr_lee",
-                       approved_at="2026-12-07T03:10:00+00:00")
+def test_a_newer_machine_summary_is_shown_after_the_approved_one_as_not_approved(
+    qtbot, services
+) -> None:  # noqa: ANN001
+    earlier = _summary(
+        "sm_old",
+        approved_text=APPROVED_TEXT,
+        approved_by="dr_lee",
+        approved_at="2026-12-07T03:10:00+00:00",
+    )
     newer = _summary("sm_new", earlier_approved=earlier)
     pane = _pane(qtbot, services, newer)
     # the approved summary stays on screen, first; the newer one follows, marked not approved
@@ -78,7 +94,11 @@ def test_a_newer_machine_summary_is_shown_after_the_approved_one_as_not_approved
     assert "dr_lee" in pane.approved_label.text()
     assert pane.newer_label.isVisible() and "NOT approved" in pane.newer_label.text()
     outer = pane.body.layout()
-    assert outer.indexOf(pane.approved_box) < outer.indexOf(pane.newer_label) < outer.indexOf(pane.machine_box)
+    assert (
+        outer.indexOf(pane.approved_box)
+        < outer.indexOf(pane.newer_label)
+        < outer.indexOf(pane.machine_box)
+    )
     assert pane.views[0].isVisible()  # the newer machine sentences are shown
     assert pane.summary is not None and pane.summary.summary_id == "sm_new"
     # the approved summary's own machine text is one click away
@@ -92,7 +112,9 @@ def test_a_newer_machine_summary_is_shown_after_the_approved_one_as_not_approved
     assert f"- {UNSUPPORTED_MARK}{UNSUPPORTED}" in pane.summary_text().splitlines()
 
 
-def test_unsupported_sentences_are_marked_and_highlighted_inside_the_editor(qtbot, services) -> None:  # noqa: ANN001
+def test_unsupported_sentences_are_marked_and_highlighted_inside_the_editor(
+    qtbot, services
+) -> None:  # noqa: ANN001
     from noteward.core.models import UNSUPPORTED_MARK
 
     pane = _pane(qtbot, services, _summary())
@@ -106,15 +128,20 @@ def test_unsupported_sentences_are_marked_and_highlighted_inside_the_editor(qtbo
     sel = dialog.editor.extraSelections()[0]
     assert sel.format.background().color() == dialog.UNSUPPORTED_BACKGROUND
     # the highlight follows the text: rewritten without the mark, the line is plain again
-    dialog.editor.setPlainText(text.replace(f"{UNSUPPORTED_MARK}{UNSUPPORTED}", "Warfarin since 2021 (checked)."))
+    dialog.editor.setPlainText(
+        text.replace(f"{UNSUPPORTED_MARK}{UNSUPPORTED}", "Warfarin since 2021 (checked).")
+    )
     assert dialog.unsupported_lines() == []
 
 
 def test_the_approval_box_is_masked_in_the_de_identified_view(qtbot, services) -> None:  # noqa: ANN001
     from noteward.core.models import Patient
 
-    approved = _summary(approved_text="Problems:\n- Seen by Dr. Quentin Kertzmann for asthma.\n",
-                        approved_by="dr_lee", approved_at="2026-12-07T03:10:00+00:00")
+    approved = _summary(
+        approved_text="Problems:\n- Seen by Dr. Quentin Kertzmann for asthma.\n",
+        approved_by="dr_lee",
+        approved_at="2026-12-07T03:10:00+00:00",
+    )
     pane = _pane(qtbot, services, approved)
     pane.set_deidentified(Patient("pt_x", "src-x", "Denis Schmitt", "2011-03-23", "male"))
     qtbot.waitUntil(lambda: not pane.deid_pending, timeout=120_000)
