@@ -146,7 +146,6 @@ def test_export_command(loaded_vault: Any, vault_path: Path, tmp_path: Path, cap
 
 # -- an approved summary as a FHIR R4 Composition (identified, admin only, audited) -------------
 
-XFAIL_COMPOSITION = pytest.mark.xfail(strict=True, reason="the approved-summary Composition export is not built yet")
 EDITED = "Follow-up in two weeks, agreed with the family."
 
 
@@ -174,7 +173,6 @@ def _approved_summary(vault: Any, *, approve: bool = True) -> tuple[str, list[An
     return sid, notes
 
 
-@XFAIL_COMPOSITION
 def test_an_approved_summary_exports_as_a_valid_fhir_composition(loaded_vault: Any, tmp_path: Path) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
@@ -232,7 +230,6 @@ def test_an_approved_summary_exports_as_a_valid_fhir_composition(loaded_vault: A
     assert audit.verify(v.conn) == []
 
 
-@XFAIL_COMPOSITION
 def test_a_composition_is_refused_without_an_approved_summary(loaded_vault: Any, tmp_path: Path) -> None:
     from noteward.core.errors import UsageError
     from noteward.deid.export import write_composition
@@ -250,7 +247,6 @@ def test_a_composition_is_refused_without_an_approved_summary(loaded_vault: Any,
     assert v.counts()["audit"] == before + 1  # the summary's creation only, no export
 
 
-@XFAIL_COMPOSITION
 def test_a_composition_needs_an_admin_once_the_vault_has_users(loaded_vault: Any, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
@@ -269,7 +265,6 @@ def test_a_composition_needs_an_admin_once_the_vault_has_users(loaded_vault: Any
     assert write_composition(v, p.id, tmp_path / "c.json")["sections"] == 3
 
 
-@XFAIL_COMPOSITION
 def test_export_command_writes_the_approved_summary(loaded_vault: Any, vault_path: Path, tmp_path: Path,
                                                      capsys: Any) -> None:
     from noteward.cli import main
