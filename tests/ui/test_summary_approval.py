@@ -148,3 +148,22 @@ def test_the_approval_box_is_masked_in_the_de_identified_view(qtbot, services) -
     assert "Kertzmann" not in pane.approved_view.text() and "asthma" in pane.approved_view.text()
     assert pane.approved_label.text() == "Approved by dr_lee, 2026"  # the year only
     assert not pane.approve_button.isEnabled()
+
+
+def test_a_summary_written_now_keeps_the_approved_one_above_it(qtbot, services) -> None:  # noqa: ANN001
+    """The app's Summarize on a patient with an approved summary: the fresh result (not yet
+    reloaded from the vault) follows the approved one, marked not approved."""
+    approved = _summary(
+        "sm_old",
+        approved_text=APPROVED_TEXT,
+        approved_by="dr_lee",
+        approved_at="2026-12-07T03:10:00+00:00",
+    )
+    pane = _pane(qtbot, services, approved)
+    fresh = _summary("sm_fresh")  # what the summarizer hands back: no approval of its own
+    pane._show_result(fresh, saved=False)
+    qtbot.waitUntil(lambda: pane.settled and len(pane.views) == 2, timeout=5_000)
+    assert pane.summary is fresh
+    assert pane.approved_box.isVisible() and pane.approved_view.text() == APPROVED_TEXT
+    assert pane.newer_label.isVisible() and pane.views[0].isVisible()
+    assert "Machine-generated" in pane.machine_label.text()
