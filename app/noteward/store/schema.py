@@ -116,6 +116,11 @@ MIGRATIONS: list[list[str]] = [
             hash TEXT NOT NULL
         )""",
     ],
+    # -> +1: who approved a summary (the clinician's user name; NULL for approvals made
+    # before it was recorded, shown as "approver not recorded")
+    [
+        "ALTER TABLE summaries ADD COLUMN approved_by TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
