@@ -84,7 +84,11 @@ def test_pronouns_of_a_relative_are_not_the_patients() -> None:
     from noteward.llm.grounding import SourceIndex
 
     notes = {"n": "Her husband has diabetes. He checks his sugars daily."}
-    assert SourceIndex(notes).align("Her husband checks his sugars daily.", patient_sex="female").supported
+    assert (
+        SourceIndex(notes)
+        .align("Her husband checks his sugars daily.", patient_sex="female")
+        .supported
+    )
 
 
 def test_vault_names_teach_the_vocabulary_a_drug_the_package_does_not_know() -> None:
@@ -94,7 +98,9 @@ def test_vault_names_teach_the_vocabulary_a_drug_the_package_does_not_know() -> 
     assert base.kind("lisinopril") == DRUG  # from the drug-named-entity-recognition package
     assert base.kind("zorvexan") == UNKNOWN  # nobody knows it: a possible drug
     assert base.kind("yesterday") is None  # everyday English is harmless
-    vocab = vocabulary_from_names(["Zorvexan 10 MG Oral Tablet"], ["Chronic kidney disease stage 3 (disorder)"])
+    vocab = vocabulary_from_names(
+        ["Zorvexan 10 MG Oral Tablet"], ["Chronic kidney disease stage 3 (disorder)"]
+    )
     assert vocab.kind("zorvexan") == DRUG
     assert "zorvexan" not in base.drugs  # the default is not changed by a vault's names
 
@@ -110,7 +116,9 @@ def test_spelled_numbers_in_a_dialogue_support_digits() -> None:
     from noteward.llm.grounding import SourceIndex
 
     index = SourceIndex(
-        {"d": "Doctor: How old are you?\nPatient: I'm twenty six.\nPatient: My back hurts since April fifteenth two thousand five."}
+        {
+            "d": "Doctor: How old are you?\nPatient: I'm twenty six.\nPatient: My back hurts since April fifteenth two thousand five."
+        }
     )
     assert index.align("The patient is 26 years old.", patient_sex="female").supported
     assert index.align("Back pain since 04/15/2005.", patient_sex="female").supported
@@ -120,7 +128,11 @@ def test_spelled_numbers_in_a_dialogue_support_digits() -> None:
 def test_a_question_answered_no_is_a_denial() -> None:
     from noteward.llm.grounding import SourceIndex
 
-    index = SourceIndex({"d": "Doctor: Any neck pain?\nPatient: No, nothing there.\nDoctor: Any fever?\nPatient: Yes, last night."})
+    index = SourceIndex(
+        {
+            "d": "Doctor: Any neck pain?\nPatient: No, nothing there.\nDoctor: Any fever?\nPatient: Yes, last night."
+        }
+    )
     assert index.align("He denies any neck pain.", patient_sex="male").supported
     assert not index.align("He reports neck pain.", patient_sex="male").supported
     assert not index.align("He denies fever.", patient_sex="male").supported
@@ -213,8 +225,14 @@ def test_eval_checker_command_prints_the_table() -> None:
     require_shared("mts_dialog", "MTS-Dialog-ValidationSet.csv")
     out = noteward("eval", "checker", "--per-kind", "20", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    for row in ("perturbed: invented_drug", "perturbed: stitched", "verbatim source sentences",
-                "human reference: mts_dialog", "human reference: aci_bench", "ms per sentence"):
+    for row in (
+        "perturbed: invented_drug",
+        "perturbed: stitched",
+        "verbatim source sentences",
+        "human reference: mts_dialog",
+        "human reference: aci_bench",
+        "ms per sentence",
+    ):
         assert row in out.stdout, out.stdout
 
 
@@ -224,7 +242,9 @@ def test_a_transcript_question_without_a_question_mark_answered_no_is_a_denial()
     from noteward.llm.grounding import SourceIndex
 
     index = SourceIndex(
-        {"d": "[doctor] okay and then have you experienced any numbness or tingling\n[patient] no\n"}
+        {
+            "d": "[doctor] okay and then have you experienced any numbness or tingling\n[patient] no\n"
+        }
     )
     assert index.align("She denies any numbness or tingling.", patient_sex="female").supported
     assert not index.align("She reports numbness and tingling.", patient_sex="female").supported
@@ -238,14 +258,17 @@ def test_folded_drug_names_that_are_english_words_are_not_drugs() -> None:
 
 
 def test_reference_sentences_lose_their_inline_headers() -> None:
-    """"Musculoskeletal: 1+ pitting edema" states a finding; "Musculoskeletal" is structure
+    """ "Musculoskeletal: 1+ pitting edema" states a finding; "Musculoskeletal" is structure
     the dialogue never says, and flagged the sentence as an unknown word."""
     from noteward.llm.checker_eval import note_sentences
 
     assert note_sentences(
         "• Musculoskeletal: 1+ pitting edema bilateral lower extremities.\n"
         "Patient Education and Counseling: I advised him to monitor his weight daily.\n"
-    ) == ["1+ pitting edema bilateral lower extremities.", "I advised him to monitor his weight daily."]
+    ) == [
+        "1+ pitting edema bilateral lower extremities.",
+        "I advised him to monitor his weight daily.",
+    ]
 
 
 def test_drug_words_are_cached_in_the_user_data_folder() -> None:

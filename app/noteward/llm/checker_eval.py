@@ -104,7 +104,11 @@ class CheckerReport:
             "human_reference": {k: row(r) for k, r in self.human.items()},
             "ms_per_sentence": round(self.ms_per_sentence, 3),
             "sentences_timed": self.sentences_timed,
-            "targets": {"kinds": TARGET_FLAGGED, "verbatim": TARGET_VERBATIM, "human": TARGET_HUMAN},
+            "targets": {
+                "kinds": TARGET_FLAGGED,
+                "verbatim": TARGET_VERBATIM,
+                "human": TARGET_HUMAN,
+            },
         }
 
     def lines(self) -> list[str]:
@@ -112,9 +116,13 @@ class CheckerReport:
         for k, r in self.kinds.items():
             out.append(f"{'perturbed: ' + k:34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  >= 95%")
         r = self.verbatim
-        out.append(f"{'verbatim source sentences':34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 5%")
+        out.append(
+            f"{'verbatim source sentences':34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 5%"
+        )
         for k, r in self.human.items():
-            out.append(f"{'human reference: ' + k:34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 25%")
+            out.append(
+                f"{'human reference: ' + k:34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 25%"
+            )
         out.append(
             f"checker time: {self.ms_per_sentence:.2f} ms per sentence "
             f"({self.sentences_timed} sentences, index build excluded)"
@@ -181,22 +189,21 @@ def _aci_records(data: Path, pool: int = 4) -> list[_Record]:
     return recs
 
 
-
-
-
-
-
-
 def _synthea_records(data: Path, max_notes: int = 60) -> list[_Record]:
     """One record per Synthea patient (its latest ``max_notes`` notes), with the patient's
     sex and a vocabulary that adds its own FHIR medication, condition and procedure names,
     as the app builds it from the vault."""
     folder = data / "synthea_fhir"
-    sex = {str(r["id"]): normalize_sex(r.get("gender")) for r in read_ndjson(folder / "Patient.000.ndjson")}
+    sex = {
+        str(r["id"]): normalize_sex(r.get("gender"))
+        for r in read_ndjson(folder / "Patient.000.ndjson")
+    }
     meds: dict[str, list[str]] = {p: [] for p in sex}
     conds: dict[str, list[str]] = {p: [] for p in sex}
     for r in read_ndjson(folder / "MedicationRequest.000.ndjson"):
-        meds.setdefault(subject_id(r), []).append(concept_display(r.get("medicationCodeableConcept")))
+        meds.setdefault(subject_id(r), []).append(
+            concept_display(r.get("medicationCodeableConcept"))
+        )
     for name in ("Condition", "Procedure"):
         for r in read_ndjson(folder / f"{name}.000.ndjson"):
             conds.setdefault(subject_id(r), []).append(concept_display(r.get("code")))
@@ -206,7 +213,9 @@ def _synthea_records(data: Path, max_notes: int = 60) -> list[_Record]:
             att = content.get("attachment", {})
             if str(att.get("contentType", "")).startswith("text/plain") and att.get("data"):
                 text = base64.b64decode(att["data"]).decode("utf-8", errors="replace")
-                notes.setdefault(subject_id(r), []).append((str(r.get("date", "")), str(r["id"]), text))
+                notes.setdefault(subject_id(r), []).append(
+                    (str(r.get("date", "")), str(r["id"]), text)
+                )
                 break
     recs = []
     for pid in sorted(notes):
@@ -258,7 +267,12 @@ def _case_preserving(word: str, new: str) -> str:
 
 
 def _swap_words(s: str, table: dict[str, str]) -> str | None:
-    pattern = re.compile(r"(?<![A-Za-z'])(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")(?![A-Za-z'])", re.IGNORECASE)
+    pattern = re.compile(
+        r"(?<![A-Za-z'])("
+        + "|".join(sorted(map(re.escape, table), key=len, reverse=True))
+        + r")(?![A-Za-z'])",
+        re.IGNORECASE,
+    )
     out = pattern.sub(lambda m: _case_preserving(m.group(0), table[m.group(0).lower()]), s)
     return out if out != s else None
 
@@ -266,7 +280,9 @@ def _swap_words(s: str, table: dict[str, str]) -> str | None:
 def invent_drug_name(rng: random.Random, vocab: Vocabulary) -> str:
     """A made-up drug name no lexicon or dictionary knows ("Zalvexora")."""
     while True:
-        name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))) + rng.choice(_ENDINGS)
+        name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))) + rng.choice(
+            _ENDINGS
+        )
         if vocab.english.get(name, 0.0) == 0.0 and name not in vocab.drugs:
             return name.capitalize()
 
@@ -462,7 +478,10 @@ def _stitched_cases(rec: _Record, sents: list[tuple[str, str]], rng: random.Rand
             # each half brings its own facts: most of its words are not in the other note
             if len(half_a - words[nid_b]) < 3 or len(half_b - words[nid]) < 3:
                 continue
-            if len(half_b & words[nid]) > len(half_b) / 3 or len(half_a & words[nid_b]) > len(half_a) / 3:
+            if (
+                len(half_b & words[nid]) > len(half_b) / 3
+                or len(half_a & words[nid_b]) > len(half_a) / 3
+            ):
                 continue
             # each half carries a fact (drug, condition, body site, unknown word, number) the
             # other note lacks: a stitch of wording alone invents nothing

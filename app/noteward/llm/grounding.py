@@ -249,7 +249,9 @@ def negated_words(text: str, window: int | None = NEGATION_WINDOW) -> set[str]:
     _, _, _, neg = _lexicons()
     out: set[str] = set()
     for m in neg.finditer(text):
-        tail = re.split(r"[.;:!?]|\b(?:but|however|although|except)\b", text[m.end() :], maxsplit=1)[0]
+        tail = re.split(
+            r"[.;:!?]|\b(?:but|however|although|except)\b", text[m.end() :], maxsplit=1
+        )[0]
         out.update(content_words(" ".join(tail.split()[:window])))
     return out
 
@@ -284,19 +286,29 @@ def negation_differs(
     return bool((s_neg & src_pos) - src_neg) or bool((s_pos & src_neg) - src_pos)
 
 
-_SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
+_SMALL = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
 _SMALL |= {"a": 1, "an": 1, "half": 0}
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
             "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
             "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16,
             "seventeenth": 17, "eighteenth": 18, "nineteenth": 19, "twentieth": 20,
             "thirtieth": 30}  # fmt: skip
-_TENS = {w: 10 * (i + 2) for i, w in enumerate(
-    "twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_MONTH_NUMBER = {m: i + 1 for i, m in enumerate(
-    "january february march april may june july august september october november december".split())}
+_TENS = {
+    w: 10 * (i + 2)
+    for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
+}
+_MONTH_NUMBER = {
+    m: i + 1
+    for i, m in enumerate(
+        "january february march april may june july august september october november december".split()
+    )
+}
 
 
 def spelled_numbers(text: str) -> set[str]:
@@ -379,9 +391,7 @@ def context_words() -> _PersonWords:
                 relatives[w] |= set(words) | {key}
     relative_sex = {w: sex for sex, words in t["relative_sex"].items() for w in words}
     lay = {
-        normalize_word(k): tuple(v)
-        for k, v in t["lay_synonyms"].items()
-        if not k.startswith("_")
+        normalize_word(k): tuple(v) for k, v in t["lay_synonyms"].items() if not k.startswith("_")
     }
     years = r"|(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])"
     hist = _cue_pattern(t["historical_cues"])
@@ -935,19 +945,21 @@ class SourceIndex:
         reasons = []
         for kind in (DRUG, CLINICAL):
             if missing.pop(kind, None):
-                reasons.append(f"{kind} name not in sources" if kind == DRUG else f"{kind} not in sources")
+                reasons.append(
+                    f"{kind} name not in sources" if kind == DRUG else f"{kind} not in sources"
+                )
         if missing:
             reasons.append("unknown word not in sources (possible drug)")
         sides = [t for t in tokens_of(sentence) if t in pw.sides]
         chosen_text = " ".join(self.units[i].text for i in chosen)
         chosen_toks = set(tokens_of(chosen_text))
-        if any(t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
-               for t in sides):
+        if any(
+            t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
+            for t in sides
+        ):
             reasons.append("side not in sources")
         notes_text = "\n".join(self.texts[n] for n in sorted(notes))
-        reasons += check_person(
-            sentence, src_text, notes_text, patient_sex or self.patient_sex
-        )
+        reasons += check_person(sentence, src_text, notes_text, patient_sex or self.patient_sex)
         reasons += check_past_as_current(sentence, src_text)
         return extra, reasons
 

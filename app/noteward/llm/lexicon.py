@@ -176,7 +176,9 @@ class Vocabulary:
             for name in conditions
             for w in _NAME_WORD_RE.findall(name.lower())
             # "(disorder)", "(finding)" and plain English in SNOMED display names are no fact
-            if len(w) >= 4 and w not in _SNOMED_TAGS and self.english.get(w, 0.0) < _CONDITION_MAX_ZIPF
+            if len(w) >= 4
+            and w not in _SNOMED_TAGS
+            and self.english.get(w, 0.0) < _CONDITION_MAX_ZIPF
         }
         return Vocabulary(
             self.drugs | drugs, self.clinical | (clinical - drugs), self.english, self.known_zipf
@@ -205,9 +207,7 @@ def default_vocabulary() -> Vocabulary:
     # the project's own list holds everyday drug words too ("aspirin", "insulin")
     drugs |= {_fold(w) for n in rules()["drug_names"] for w in _NAME_WORD_RE.findall(n.lower())}
     clinical = {
-        _fold(w.lower())
-        for key in ("body_sites", "conditions", "procedures")
-        for w in terms[key]
+        _fold(w.lower()) for key in ("body_sites", "conditions", "procedures") for w in terms[key]
     }
     return Vocabulary(frozenset(drugs), frozenset(clinical - drugs), english)
 
