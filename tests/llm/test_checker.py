@@ -196,7 +196,6 @@ def test_human_reference_sentences_are_mostly_accepted(report: Any) -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-@pytest.mark.xfail(strict=True, reason="eval checker does not yet say which rule flags a reference")
 def test_flagged_references_are_broken_down_by_reason_and_by_half(report: Any) -> None:
     """Each flagged human reference counts under every rule that flagged it (and under
     "only" when it was the sole rule), so the rules that overreach can be read off; the
