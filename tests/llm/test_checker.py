@@ -282,3 +282,54 @@ def test_drug_words_are_cached_in_the_user_data_folder() -> None:
     assert len(files) == 1
     lexicon.package_drug_words.cache_clear()
     assert lexicon.package_drug_words() == first
+
+
+# ---- honest abstraction: what a reference writes from its dialogue -----------------------
+
+
+@pytest.mark.xfail(strict=True, reason="coverage weighs absent everyday words as the rarest")
+@pytest.mark.parametrize(
+    ("dialogue", "sentence", "sex"),
+    [
+        # everyday rewording ("states", "approximately", "serious") is not missing content
+        (
+            "Patient: I got stung about a month ago.\nDoctor: Any trouble breathing after that?"
+            "\nPatient: No.",
+            "The patient states he was stung approximately one month ago without any serious "
+            "reaction.",
+            "male",
+        ),
+        # a dialogue gives one fact per turn: every cited turn counts toward coverage
+        (
+            "Patient: I have gallstones.\nDoctor: Any medicines?\nPatient: Pepcid.",
+            "She has a history of gallstones and takes Pepcid.",
+            "female",
+        ),
+        # "why don't we" suggests; it negates nothing the sentence states
+        (
+            "[doctor] so the knee looks good . why don't we have you come back in two weeks "
+            "and we will check the knee again",
+            "We will have you come back in 2 weeks to check the knee.",
+            "male",
+        ),
+    ],
+)
+def test_a_reference_written_from_its_dialogue_is_supported(
+    dialogue: str, sentence: str, sex: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex=sex)
+    assert al.supported, al.reasons
+
+
+def test_the_same_dialogue_still_flags_what_it_does_not_say() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {"d": "Patient: I have gallstones.\nDoctor: Any medicines?\nPatient: Pepcid."}
+    )
+    assert not index.align("She has gallstones and takes Zantac.", patient_sex="female").supported
+    assert not index.align(
+        "She has kidney stones and takes Pepcid.", patient_sex="female"
+    ).supported
