@@ -287,7 +287,6 @@ def test_drug_words_are_cached_in_the_user_data_folder() -> None:
 # ---- honest abstraction: what a reference writes from its dialogue -----------------------
 
 
-@pytest.mark.xfail(strict=True, reason="coverage weighs absent everyday words as the rarest")
 @pytest.mark.parametrize(
     ("dialogue", "sentence", "sex"),
     [

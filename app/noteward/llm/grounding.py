@@ -46,7 +46,9 @@ from noteward.llm.lexicon import (
     Vocabulary,
     clinical_terms,
     default_vocabulary,
+    information,
     stem,
+    zipf,
 )
 from noteward.llm.prompts import resources_dir
 
@@ -119,6 +121,30 @@ def content_words(text: str) -> list[str]:
         if w and w not in _STOP:
             out.append(w)
     return out
+
+
+# closed-class words (pronouns, auxiliaries, determiners, conjunctions, negation words) and
+# the fillers of a transcript: they state no fact, so rewording them is neither missing
+# content nor a flipped negation ("we discussed" vs "why don't we"). Kept out of coverage
+# and of the negation comparison only; content_words keeps them for its other callers.
+_FUNCTION_WORDS = frozenset(
+    form
+    for w in """i me my mine myself we us our ours ourselves you your yours yourself yourselves
+    they'll it itself what which whose this that these those am do does did doing done will
+    would shall should can could may might must not no nor yes if so but because until while
+    when where why how all any both each some such only own same too very just up down out
+    off again once here there then than um uh uhm hmm mhm okay ok yeah yep yup alright oh ah
+    gonna na let let's i'm i've i'd i'll you're you've we're we'll it's that's there's don't
+    didn't doesn't haven't hasn't isn't wasn't can't won't get got getting go going goes
+    went gone thing things lot bit kind sort really actually like something anything
+    nothing everything""".split()
+    for form in (w, normalize_word(w))
+)
+
+
+def checked_words(text: str) -> list[str]:
+    """The content words a checker weighs: :func:`content_words` less closed-class words."""
+    return [w for w in content_words(text) if w not in _FUNCTION_WORDS]
 
 
 _UNITS = {
@@ -261,29 +287,59 @@ def is_negative_answer(text: str) -> bool:
     return _NEG_ANSWER_RE.match(text) is not None
 
 
+# a word rarer than this in general English can state a finding ("chills" 3.4, "normal"
+# 5.0); the commonest words ("year" 6.0, "family" 5.7, "help" 5.8) are compared for
+# negation only when the vocabulary names them a fact ("pain", "knee")
+FINDING_MAX_ZIPF = 5.2
+
+
+def is_finding(word: str, vocabulary: Vocabulary | None = None) -> bool:
+    """Whether a normalized word can state a finding whose negation matters: a drug,
+    condition, procedure, body site or unknown word, or a rare English word. Sides and
+    note wording are not (a side has its own check)."""
+    if not word[:1].isalpha() or word in _FUNCTION_WORDS or word in _note_wording():
+        return False
+    if word in context_words().sides:
+        return False
+    vocab = vocabulary or default_vocabulary()
+    if vocab.kind(word) is not None:
+        return True
+    # words reach here plural-folded: "chills" (3.4) is a finding, "chill" (4.4) is not
+    return min(zipf(word), zipf(word + "s") or zipf(word)) < FINDING_MAX_ZIPF
+
+
 def negation_differs(
-    sentence: str, sources: Iterable[str], answered_no: Iterable[str] = ()
+    sentence: str,
+    sources: Iterable[str],
+    answered_no: Iterable[str] = (),
+    vocabulary: Vocabulary | None = None,
 ) -> bool:
-    """Whether the sentence negates what its sources state, or states what they negate.
+    """Whether the sentence negates a finding its sources state, or states one they negate.
 
     Compared word by word within each cue's scope, so "No fever, chills" negates "chills"
     but not a later "full-time employment", and a source that both states and negates a
-    word (different units) supports either polarity. ``answered_no``: dialogue questions
-    the next turn answers "no" to.
+    word (different units) supports either polarity. Only words that can state a finding
+    are compared (:func:`is_finding`): "we discussed" is not contradicted by "why don't we".
+    ``answered_no``: dialogue questions the next turn answers "no" to.
     """
     # a summary sentence's cue covers its whole clause ("denies loss of bowel or bladder
     # control"); a source's only a few words, as NegEx reads notes
-    s_neg = negated_words(sentence, None)
-    s_pos = set(content_words(sentence)) - s_neg
+    s_neg = {w for w in negated_words(sentence, None) if is_finding(w, vocabulary)}
+    s_pos = {w for w in content_words(sentence) if is_finding(w, vocabulary)} - s_neg
     src_neg: set[str] = set()
     src_pos: set[str] = set()
+    # the sentence's own reading of a source's negation (to the clause's end): a word the
+    # sentence negates is supported when a source negates it anywhere in its clause ("I
+    # don't need anything for the cough")
+    src_neg_clause: set[str] = set()
     for text in answered_no:  # "Any neck pain?" - "No.": every word of the question is denied
         src_neg |= set(content_words(text))
     for text in sources:
         n = negated_words(text)
         src_neg |= n
         src_pos |= set(content_words(text)) - n
-    return bool((s_neg & src_pos) - src_neg) or bool((s_pos & src_neg) - src_pos)
+        src_neg_clause |= negated_words(text, None)
+    return bool((s_neg & src_pos) - src_neg - src_neg_clause) or bool((s_pos & src_neg) - src_pos)
 
 
 _SMALL = {
@@ -752,7 +808,7 @@ class SourceIndex:
         hint_units = list(hint_units)
         prefer = [self.units[i].note_id for i in hint_units if 0 <= i < len(self.units)]
         exact = self.find_exact(sentence, prefer)
-        said = content_words(sentence)
+        said = checked_words(sentence)
         words = self._in_source_words(said)
         if exact is not None and is_negated(sentence) == is_negated(self._context(exact)):
             return Alignment([exact], 1.0, True, [], exact=True)
@@ -783,13 +839,15 @@ class SourceIndex:
                 break
         if not chosen:
             return Alignment([], 0.0, False, ["no source shares a word with this sentence"])
-        coverage = math.fsum(weights[w] for w in covered) / total
         chosen += self._units_with_numbers(sentence, chosen)
         src_text = " ".join(self.units[i].text for i in chosen)
         texts, answered = self._negation_sources(chosen)
-        reasons = check_critical(sentence, src_text, self.units[chosen[0]].text, texts, answered)
+        reasons = check_critical(
+            sentence, src_text, self.units[chosen[0]].text, texts, answered, self.vocabulary
+        )
         extra, fact_reasons = self._check_facts(sentence, said, chosen, patient_sex)
         reasons += fact_reasons
+        coverage = self._coverage(weights, [*chosen, *extra])
         if coverage >= SUPPORT_THRESHOLD:
             reasons += self._check_stitched(weights, total, ranked)
         support = min(coverage, 0.4) if reasons else coverage
@@ -802,20 +860,46 @@ class SourceIndex:
         ]
         return Alignment(spans, max(0.0, min(1.0, support)), supported, reasons)
 
+    def _coverage(self, weights: Mapping[str, float], cited: list[int]) -> float:
+        """The share of what the sentence says that its cited units hold, each word weighed
+        by the information it carries in general English (:func:`lexicon.information`).
+
+        All cited units count: those chosen for the sentence's words and those added for
+        its numbers and fact words. Numbers, relatives and words that give the patient a
+        sex count as held: each has its own check, which flags the sentence when it fails.
+        Single letters ("y/o") weigh nothing."""
+        pw = context_words()
+        said = {w: information(w) for w in weights if len(w) > 1}
+        if not said:
+            return 1.0
+        held: set[str] = set()
+        for i in cited:
+            held |= self._words[i]
+        checked = pw.male | pw.female | pw.relatives.keys()
+        total = math.fsum(said[w] for w in sorted(said))
+        return (
+            math.fsum(
+                said[w] for w in sorted(said) if w in held or not w[0].isalpha() or w in checked
+            )
+            / total
+        )
+
     def _negation_sources(self, chosen: list[int]) -> tuple[list[str], list[str]]:
         """What the cited units assert, and the questions answered "no".
 
         A dialogue question asserts nothing by itself: answered "no" its words are denied,
-        answered "yes" it counts as written, otherwise only the answer turn counts.
+        answered "yes" it counts as written, otherwise only the answer turn counts. The
+        answer is the first unit of the next line (the next speaker's turn), so a doctor's
+        run of questions ("Was she slurring? Or any weakness?") shares the reply.
         """
         texts, answered = [], []
         for i in chosen:
             text = self.units[i].text
-            nxt = i + 1
             if not is_question(text):
                 texts.append(text)
                 continue
-            if nxt >= len(self.units) or self.units[nxt].note_id != self.units[i].note_id:
+            nxt = self._next_turn(i)
+            if nxt is None:
                 continue
             answer = self.units[nxt].text
             if is_negative_answer(answer):
@@ -824,6 +908,18 @@ class SourceIndex:
                 texts.append(text)
             texts.append(answer)
         return texts, answered
+
+    def _next_turn(self, i: int) -> int | None:
+        """The first unit after unit ``i`` that starts a new line of the same note."""
+        unit = self.units[i]
+        text = self.texts[unit.note_id]
+        for j in range(i + 1, min(i + 12, len(self.units))):
+            u = self.units[j]
+            if u.note_id != unit.note_id:
+                return None
+            if "\n" in text[unit.end : u.start]:
+                return j
+        return None
 
     def _note_units(self, note_id: str) -> list[int]:
         if self._by_note is None:
@@ -1011,12 +1107,14 @@ def check_critical(
     primary_text: str,
     negation_sources: list[str] | None = None,
     answered_no: Iterable[str] = (),
+    vocabulary: Vocabulary | None = None,
 ) -> list[str]:
     """Reasons a sentence is unsupported by its sources' numbers, dates, drugs, negation.
 
     ``negation_sources``: the cited units one by one (a question answered "no" carries the
     answer's negation), else ``sources_text`` as one text. ``primary_text`` is kept for
-    callers; negation is now compared over all cited units, cue scope by cue scope."""
+    callers; negation is now compared over all cited units, cue scope by cue scope.
+    ``vocabulary`` tells which words state findings (default: the package vocabulary)."""
     reasons: list[str] = []
     src_numbers = {n.lstrip("0") or "0" for n in numbers_in(sources_text)}
     src_numbers |= spelled_numbers(sources_text)
@@ -1040,7 +1138,7 @@ def check_critical(
     src_months = months_in(sources_text)
     if any(m not in src_months for m in months_in(sentence)):
         reasons.append("date not in sources")
-    if negation_differs(sentence, negation_sources or [sources_text], answered_no):
+    if negation_differs(sentence, negation_sources or [sources_text], answered_no, vocabulary):
         reasons.append("negation differs from the source")
     return reasons
 

@@ -68,6 +68,31 @@ def zipf(word: str) -> float:
     return english_frequencies().get(word, 0.0)
 
 
+# the information a word carries, on the Zipf scale: rare and unknown words weigh
+# INFORMATION_MAX, everyday words little, and none less than INFORMATION_MIN
+INFORMATION_MAX = 8.0
+INFORMATION_MIN = 1.0
+NUMBER_INFORMATION = 4.0
+
+
+@lru_cache(maxsize=65536)
+def information(word: str) -> float:
+    """How much a normalized word says, from general English: ``INFORMATION_MAX`` minus
+    its Zipf frequency ("pain" 4.9 -> 3.1, "dyspnea" or an unknown word -> 8.0, "reports"
+    -> 3.1). A word absent from the sources weighs what it says in English, not the top
+    idf of the index, so rewording with everyday words costs little and a missing rare
+    word much. Numbers weigh ``NUMBER_INFORMATION`` (they are checked on their own)."""
+    if not word[:1].isalpha():
+        return NUMBER_INFORMATION
+    english = english_frequencies()
+    z = english.get(word, 0.0)
+    if not z and not word.endswith("s"):  # plural-folded: "diabete" -> "diabetes"
+        z = english.get(word + "s", 0.0)
+    if not z and word.endswith("y"):
+        z = english.get(word[:-1] + "ies", 0.0)
+    return max(INFORMATION_MIN, INFORMATION_MAX - z)
+
+
 @lru_cache(maxsize=1)
 def package_drug_words() -> frozenset[str]:
     """Single-word drug names from the ``drug-named-entity-recognition`` package.
