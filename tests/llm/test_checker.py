@@ -332,3 +332,29 @@ def test_the_same_dialogue_still_flags_what_it_does_not_say() -> None:
     assert not index.align(
         "She has kidney stones and takes Pepcid.", patient_sex="female"
     ).supported
+
+
+@pytest.mark.xfail(strict=True, reason="the lexicon lacks these lay words and abbreviations")
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        (
+            "Patient: My hands have pins and needles all the time.",
+            "She reports paresthesia in her hands.",
+        ),
+        ("Patient: I've been having black stools for a week.", "She reports melena for a week."),
+        ("Patient: It's hard to swallow anything.", "She reports dysphagia."),
+        (
+            "Patient: Sometimes I leak urine when I cough.",
+            "She reports urinary incontinence with cough.",
+        ),
+        ("Doctor: Your x-ray looks normal.", "Radiographic findings are unremarkable."),
+        ("Patient: My feet have been swollen.", "She has foot swelling."),
+        ("Patient: I had a mini stroke last year.", "She had a TIA last year."),
+    ],
+)
+def test_lay_words_and_abbreviations_support_clinical_words(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
