@@ -334,7 +334,6 @@ def test_the_same_dialogue_still_flags_what_it_does_not_say() -> None:
     ).supported
 
 
-@pytest.mark.xfail(strict=True, reason="the lexicon lacks these lay words and abbreviations")
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [
