@@ -359,10 +359,6 @@ def test_lay_words_and_abbreviations_support_clinical_words(dialogue: str, sente
     assert al.supported, al.reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spelled acronyms, decimals and short years, note wording and frequencies outside dosing are flagged",
-)
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [
@@ -377,7 +373,7 @@ def test_lay_words_and_abbreviations_support_clinical_words(dialogue: str, sente
         ),
         # "twice" is a dosing frequency only beside a drug or a dose; "daily" is "a day"
         (
-            "Patient: My sister tried to kill herself, two times.",
+            "Patient: My sister attempted suicide two times.",
             "Her sister attempted suicide twice.",
         ),
         (
