@@ -1188,10 +1188,9 @@ def _times_per(text: str) -> set[int]:
 def _said_as(word: str, text: str) -> bool:
     """Whether a dosing frequency word is said in other words in the text."""
     pattern = _FREQUENCY_WORDS.get(word)
-    return (
-        bool(pattern)
-        and re.search(r"(?<![a-z])(?:" + pattern + r")(?![a-z])", text.lower()) is not None
-    )
+    if pattern is None:
+        return False
+    return re.search(r"(?<![a-z])(?:" + pattern + r")(?![a-z])", text.lower()) is not None
 
 
 def check_critical(
