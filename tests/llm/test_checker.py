@@ -406,3 +406,52 @@ def test_numbers_and_frequencies_the_dialogue_does_not_say_are_still_flagged() -
     ).supported
     assert not index.align("She takes metformin 500 mg weekly.", patient_sex="female").supported
     assert not index.align("Her potassium was 3.4.", patient_sex="female").supported
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a 'no' denies the whole turn and a negation runs past 'and has'"
+)
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # a negation ends where a new clause starts ("... and has lost")
+        (
+            "Patient: I've lost about eight pounds this week.\nDoctor: How is your appetite?"
+            "\nPatient: I have no appetite.",
+            "He has no appetite and has lost 8 pounds this week.",
+        ),
+        # a transcript runs through symptoms without a question mark
+        (
+            "[doctor] okay let's talk about some other symptoms any joint pain fever weight loss"
+            "\n[patient] no",
+            "Denies fever or weight loss.",
+        ),
+    ],
+)
+def test_negation_in_a_dialogue_is_read_turn_by_turn(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="male")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.xfail(strict=True, reason="a 'no' denies the findings stated before the question")
+def test_a_denied_finding_stated_as_present_is_still_flagged() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    # "no" answers the question a turn ends with, not the findings stated before it
+    exam = SourceIndex(
+        {
+            "d": "[doctor] your knee exam shows tenderness over the medial joint line . "
+            "do you have any fever\n[patient] no"
+        }
+    )
+    assert exam.align("Tenderness over the medial joint line.", patient_sex="male").supported
+    assert not exam.align("Reports fever.", patient_sex="male").supported
+
+    index = SourceIndex(
+        {
+            "d": "[doctor] okay let's talk about some other symptoms any joint pain fever weight loss\n[patient] no"
+        }
+    )
+    assert not index.align("Reports fever and weight loss.", patient_sex="male").supported
