@@ -408,9 +408,6 @@ def test_numbers_and_frequencies_the_dialogue_does_not_say_are_still_flagged() -
     assert not index.align("Her potassium was 3.4.", patient_sex="female").supported
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a 'no' denies the whole turn and a negation runs past 'and has'"
-)
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [
@@ -435,7 +432,6 @@ def test_negation_in_a_dialogue_is_read_turn_by_turn(dialogue: str, sentence: st
     assert al.supported, al.reasons
 
 
-@pytest.mark.xfail(strict=True, reason="a 'no' denies the findings stated before the question")
 def test_a_denied_finding_stated_as_present_is_still_flagged() -> None:
     from noteward.llm.grounding import SourceIndex
 

@@ -265,7 +265,9 @@ _YES_ANSWER_RE = re.compile(
 
 # transcripts often drop the question mark: "[doctor] have you had any numbness"
 _QUESTION_RE = re.compile(
-    r"\?\s*$|\b(?:do|did|does|have|are|were|can|could|would)\s+(?:you|anyone|anybody)\b",
+    r"\?\s*$|\b(?:do|did|does|have|are|were|can|could|would)\s+(?:you|anyone|anybody)\b"
+    # a doctor's turn that runs through symptoms: "[doctor] okay any joint pain fever"
+    r"|^\s*(?:\[doctor\]|doctor:).*\b(?:any|how about|what about)\s+\w+[\s\w,]*$",
     re.IGNORECASE,
 )
 
@@ -275,17 +277,43 @@ def is_question(text: str) -> bool:
     return _QUESTION_RE.search(text) is not None
 
 
+# where a negation's scope ends (NegEx-style terminators): a new clause ("... and has
+# lost 8 pounds", "... until she noticed", "... which", "but")
+_SCOPE_END_RE = re.compile(
+    r"[.;:!?]|\b(?:but|however|although|though|except|yet|until|when|which|who|whereas|"
+    r"because)\b|\band (?:is|are|was|were|has|have|had|reports?|states?|says?|notes?|"
+    r"denies|describes?|feels?|takes?|does|did)\b",
+    re.IGNORECASE,
+)
+
+
 def negated_words(text: str, window: int | None = NEGATION_WINDOW) -> set[str]:
     """Content words within ``window`` words after a negation cue (None: to the clause's
-    end), never past a "but"."""
+    end), never past a terminator ("but", "until", "and has ...")."""
     _, _, _, neg = _lexicons()
     out: set[str] = set()
     for m in neg.finditer(text):
-        tail = re.split(
-            r"[.;:!?]|\b(?:but|however|although|except)\b", text[m.end() :], maxsplit=1
-        )[0]
+        tail = _SCOPE_END_RE.split(text[m.end() :], maxsplit=1)[0]
         out.update(content_words(" ".join(tail.split()[:window])))
     return out
+
+
+_ASKING_RE = re.compile(
+    r"\b(?:do|did|does|have|are|were|can|could|would|any|is there|how about|what about)\b",
+    re.IGNORECASE,
+)
+
+
+def question_part(text: str) -> str:
+    """The question a turn ends with: its last sentence, or in an unpunctuated transcript
+    turn the words from its last asking phrase ("... so do you have any numbness"). A "no"
+    answers that question, not everything the turn said before it."""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
+    last = parts[-1] if parts else text
+    if len(last.split()) <= 25:
+        return last
+    asks = list(_ASKING_RE.finditer(last))
+    return last[asks[-1].start() :] if asks else last
 
 
 def is_negative_answer(text: str) -> bool:
@@ -947,7 +975,7 @@ class SourceIndex:
                 continue
             answer = self.units[nxt].text
             if is_negative_answer(answer):
-                answered.append(text)
+                answered.append(question_part(text))
             elif _YES_ANSWER_RE.match(answer):
                 texts.append(text)
             texts.append(answer)
