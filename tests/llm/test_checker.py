@@ -451,3 +451,18 @@ def test_a_denied_finding_stated_as_present_is_still_flagged() -> None:
         }
     )
     assert not index.align("Reports fever and weight loss.", patient_sex="male").supported
+
+
+@pytest.mark.xfail(strict=True, reason="the drug check reads only the units chosen for the words")
+def test_a_drug_named_in_its_own_turn_supports_the_sentence() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {
+            "d": "Doctor: I know it's been a longstanding pain in both your arms, is anything "
+            "helping?\nPatient: Yes, somewhat.\nPatient: Ah yes, I am taking Lyrica."
+        }
+    )
+    said = "She is on {} for the pain in her arms, which has been somewhat helpful."
+    assert index.align(said.format("Lyrica"), patient_sex="female").supported
+    assert not index.align(said.format("Neurontin"), patient_sex="female").supported
