@@ -453,7 +453,6 @@ def test_a_denied_finding_stated_as_present_is_still_flagged() -> None:
     assert not index.align("Reports fever and weight loss.", patient_sex="male").supported
 
 
-@pytest.mark.xfail(strict=True, reason="the drug check reads only the units chosen for the words")
 def test_a_drug_named_in_its_own_turn_supports_the_sentence() -> None:
     from noteward.llm.grounding import SourceIndex
 

@@ -918,6 +918,12 @@ class SourceIndex:
             sentence, src_text, self.units[chosen[0]].text, texts, answered, self.vocabulary
         )
         extra, fact_reasons = self._check_facts(sentence, said, chosen, patient_sex)
+        if extra and _DRUG_MISSING in reasons:
+            # a drug the chosen units lack may sit in a unit cited for it ("Patient: Ah
+            # yes, I am taking Lyrica."): the drug check reads every cited unit
+            cited = set().union(*(self._words[i] for i in [*chosen, *extra]))
+            if all(d in cited for d in drugs_in(sentence)):
+                reasons.remove(_DRUG_MISSING)
         reasons += fact_reasons
         coverage = self._coverage(weights, [*chosen, *extra])
         if coverage >= SUPPORT_THRESHOLD:
@@ -1221,6 +1227,9 @@ def _said_as(word: str, text: str) -> bool:
     return re.search(r"(?<![a-z])(?:" + pattern + r")(?![a-z])", text.lower()) is not None
 
 
+_DRUG_MISSING = "drug name not in sources"
+
+
 def check_critical(
     sentence: str,
     sources_text: str,
@@ -1263,7 +1272,7 @@ def check_critical(
         reasons.append("dosing frequency not in sources")
     missing_drugs = sorted(d for d in drugs_in(sentence) if d not in src_words)
     if missing_drugs:
-        reasons.append("drug name not in sources")
+        reasons.append(_DRUG_MISSING)
     src_months = months_in(sources_text)
     if any(m not in src_months for m in months_in(sentence)):
         reasons.append("date not in sources")
