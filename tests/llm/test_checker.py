@@ -84,7 +84,11 @@ def test_pronouns_of_a_relative_are_not_the_patients() -> None:
     from noteward.llm.grounding import SourceIndex
 
     notes = {"n": "Her husband has diabetes. He checks his sugars daily."}
-    assert SourceIndex(notes).align("Her husband checks his sugars daily.", patient_sex="female").supported
+    assert (
+        SourceIndex(notes)
+        .align("Her husband checks his sugars daily.", patient_sex="female")
+        .supported
+    )
 
 
 def test_vault_names_teach_the_vocabulary_a_drug_the_package_does_not_know() -> None:
@@ -94,7 +98,9 @@ def test_vault_names_teach_the_vocabulary_a_drug_the_package_does_not_know() -> 
     assert base.kind("lisinopril") == DRUG  # from the drug-named-entity-recognition package
     assert base.kind("zorvexan") == UNKNOWN  # nobody knows it: a possible drug
     assert base.kind("yesterday") is None  # everyday English is harmless
-    vocab = vocabulary_from_names(["Zorvexan 10 MG Oral Tablet"], ["Chronic kidney disease stage 3 (disorder)"])
+    vocab = vocabulary_from_names(
+        ["Zorvexan 10 MG Oral Tablet"], ["Chronic kidney disease stage 3 (disorder)"]
+    )
     assert vocab.kind("zorvexan") == DRUG
     assert "zorvexan" not in base.drugs  # the default is not changed by a vault's names
 
@@ -110,7 +116,9 @@ def test_spelled_numbers_in_a_dialogue_support_digits() -> None:
     from noteward.llm.grounding import SourceIndex
 
     index = SourceIndex(
-        {"d": "Doctor: How old are you?\nPatient: I'm twenty six.\nPatient: My back hurts since April fifteenth two thousand five."}
+        {
+            "d": "Doctor: How old are you?\nPatient: I'm twenty six.\nPatient: My back hurts since April fifteenth two thousand five."
+        }
     )
     assert index.align("The patient is 26 years old.", patient_sex="female").supported
     assert index.align("Back pain since 04/15/2005.", patient_sex="female").supported
@@ -120,7 +128,11 @@ def test_spelled_numbers_in_a_dialogue_support_digits() -> None:
 def test_a_question_answered_no_is_a_denial() -> None:
     from noteward.llm.grounding import SourceIndex
 
-    index = SourceIndex({"d": "Doctor: Any neck pain?\nPatient: No, nothing there.\nDoctor: Any fever?\nPatient: Yes, last night."})
+    index = SourceIndex(
+        {
+            "d": "Doctor: Any neck pain?\nPatient: No, nothing there.\nDoctor: Any fever?\nPatient: Yes, last night."
+        }
+    )
     assert index.align("He denies any neck pain.", patient_sex="male").supported
     assert not index.align("He reports neck pain.", patient_sex="male").supported
     assert not index.align("He denies fever.", patient_sex="male").supported
@@ -173,8 +185,10 @@ def test_verbatim_source_sentences_are_not_flagged(report: Any) -> None:
 @pytest.mark.shared_data
 @pytest.mark.xfail(
     strict=True,
-    reason="human reference sentences are still flagged far above 25% (64% MTS-Dialog, 48% "
-    "ACI-Bench validation): references state facts their dialogues only imply",
+    reason="human reference sentences are still flagged above 25% (34.5% MTS-Dialog, 27.2% "
+    "ACI-Bench validation, from 63.7% and 47.7%): the flags left are mostly references that "
+    "state what their dialogue does not (exam templates, ages and dates from the chart, "
+    "pertinent negatives never asked); see the reason breakdown of `noteward eval checker`",
 )
 def test_human_reference_sentences_are_mostly_accepted(report: Any) -> None:
     for corpus, rate in report.human.items():
@@ -184,12 +198,42 @@ def test_human_reference_sentences_are_mostly_accepted(report: Any) -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared_data
+def test_flagged_references_are_broken_down_by_reason_and_by_half(report: Any) -> None:
+    """Each flagged human reference counts under every rule that flagged it (and under
+    "only" when it was the sole rule), so the rules that overreach can be read off; the
+    references are split by a hash of their id into a tuning half and a report half."""
+    from noteward.llm.checker_eval import reason_category
+
+    assert reason_category("sources cover 33% of the sentence") == "sources cover too little"
+    assert reason_category("number not in sources: 39") == "number not in sources"
+    assert reason_category("person not in sources: dad") == "person not in sources"
+    for corpus, rate in report.human.items():
+        assert rate.flagged > 0
+        assert sum(rate.reasons.values()) >= rate.flagged, corpus
+        assert sum(rate.only.values()) <= rate.flagged, corpus
+        assert all(not any(ch.isdigit() for ch in r) for r in rate.reasons), rate.reasons
+        tune, rep = report.human_halves[corpus]["tune"], report.human_halves[corpus]["report"]
+        assert tune.n > 0 and rep.n > 0 and tune.n + rep.n == rate.n, corpus
+        assert tune.flagged + rep.flagged == rate.flagged, corpus
+    text = "\n".join(report.lines())
+    assert "why flagged" in text and "human reference: mts_dialog (report half)" in text
+    assert "reasons" in report.to_json()["human_reference"]["aci_bench"]
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
 def test_eval_checker_command_prints_the_table() -> None:
     require_shared("mts_dialog", "MTS-Dialog-ValidationSet.csv")
     out = noteward("eval", "checker", "--per-kind", "20", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    for row in ("perturbed: invented_drug", "perturbed: stitched", "verbatim source sentences",
-                "human reference: mts_dialog", "human reference: aci_bench", "ms per sentence"):
+    for row in (
+        "perturbed: invented_drug",
+        "perturbed: stitched",
+        "verbatim source sentences",
+        "human reference: mts_dialog",
+        "human reference: aci_bench",
+        "ms per sentence",
+    ):
         assert row in out.stdout, out.stdout
 
 
@@ -199,7 +243,9 @@ def test_a_transcript_question_without_a_question_mark_answered_no_is_a_denial()
     from noteward.llm.grounding import SourceIndex
 
     index = SourceIndex(
-        {"d": "[doctor] okay and then have you experienced any numbness or tingling\n[patient] no\n"}
+        {
+            "d": "[doctor] okay and then have you experienced any numbness or tingling\n[patient] no\n"
+        }
     )
     assert index.align("She denies any numbness or tingling.", patient_sex="female").supported
     assert not index.align("She reports numbness and tingling.", patient_sex="female").supported
@@ -213,14 +259,17 @@ def test_folded_drug_names_that_are_english_words_are_not_drugs() -> None:
 
 
 def test_reference_sentences_lose_their_inline_headers() -> None:
-    """"Musculoskeletal: 1+ pitting edema" states a finding; "Musculoskeletal" is structure
+    """ "Musculoskeletal: 1+ pitting edema" states a finding; "Musculoskeletal" is structure
     the dialogue never says, and flagged the sentence as an unknown word."""
     from noteward.llm.checker_eval import note_sentences
 
     assert note_sentences(
         "• Musculoskeletal: 1+ pitting edema bilateral lower extremities.\n"
         "Patient Education and Counseling: I advised him to monitor his weight daily.\n"
-    ) == ["1+ pitting edema bilateral lower extremities.", "I advised him to monitor his weight daily."]
+    ) == [
+        "1+ pitting edema bilateral lower extremities.",
+        "I advised him to monitor his weight daily.",
+    ]
 
 
 def test_drug_words_are_cached_in_the_user_data_folder() -> None:
@@ -235,3 +284,186 @@ def test_drug_words_are_cached_in_the_user_data_folder() -> None:
     assert len(files) == 1
     lexicon.package_drug_words.cache_clear()
     assert lexicon.package_drug_words() == first
+
+
+# ---- honest abstraction: what a reference writes from its dialogue -----------------------
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence", "sex"),
+    [
+        # everyday rewording ("states", "approximately", "serious") is not missing content
+        (
+            "Patient: I got stung about a month ago.\nDoctor: Any trouble breathing after that?"
+            "\nPatient: No.",
+            "The patient states he was stung approximately one month ago without any serious "
+            "reaction.",
+            "male",
+        ),
+        # a dialogue gives one fact per turn: every cited turn counts toward coverage
+        (
+            "Patient: I have gallstones.\nDoctor: Any medicines?\nPatient: Pepcid.",
+            "She has a history of gallstones and takes Pepcid.",
+            "female",
+        ),
+        # "why don't we" suggests; it negates nothing the sentence states
+        (
+            "[doctor] so the knee looks good . why don't we have you come back in two weeks "
+            "and we will check the knee again",
+            "We will have you come back in 2 weeks to check the knee.",
+            "male",
+        ),
+    ],
+)
+def test_a_reference_written_from_its_dialogue_is_supported(
+    dialogue: str, sentence: str, sex: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex=sex)
+    assert al.supported, al.reasons
+
+
+def test_the_same_dialogue_still_flags_what_it_does_not_say() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {"d": "Patient: I have gallstones.\nDoctor: Any medicines?\nPatient: Pepcid."}
+    )
+    assert not index.align("She has gallstones and takes Zantac.", patient_sex="female").supported
+    assert not index.align(
+        "She has kidney stones and takes Pepcid.", patient_sex="female"
+    ).supported
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        (
+            "Patient: My hands have pins and needles all the time.",
+            "She reports paresthesia in her hands.",
+        ),
+        ("Patient: I've been having black stools for a week.", "She reports melena for a week."),
+        ("Patient: It's hard to swallow anything.", "She reports dysphagia."),
+        (
+            "Patient: Sometimes I leak urine when I cough.",
+            "She reports urinary incontinence with cough.",
+        ),
+        ("Doctor: Your x-ray looks normal.", "Radiographic findings are unremarkable."),
+        ("Patient: My feet have been swollen.", "She has foot swelling."),
+        ("Patient: I had a mini stroke last year.", "She had a TIA last year."),
+    ],
+)
+def test_lay_words_and_abbreviations_support_clinical_words(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # a transcript spells acronyms out letter by letter
+        ("Patient: I had an M R I of my knee last week.", "She had an MRI of the knee last week."),
+        ("Patient: I have not had any U T Is since then.", "She has had no UTIs since then."),
+        # decimals said with "point", years written with two digits
+        ("Doctor: Your potassium level is three point one.", "Her potassium was 3.1."),
+        (
+            "Doctor: Your last chemo was on January eighteenth two thousand eight.",
+            "Her last chemotherapy was on 01/18/08.",
+        ),
+        # "twice" is a dosing frequency only beside a drug or a dose; "daily" is "a day"
+        (
+            "Patient: My sister attempted suicide two times.",
+            "Her sister attempted suicide twice.",
+        ),
+        (
+            "Patient: I take metformin five hundred milligrams twice a day.",
+            "She takes metformin 500 mg twice daily.",
+        ),
+        # note wording is no fact, even when general English does not know it
+        ("Doctor: Come back and see me in two weeks.", "Followup in 2 weeks."),
+    ],
+)
+def test_what_a_dialogue_says_in_other_forms_supports_the_reference(
+    dialogue: str, sentence: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+def test_numbers_and_frequencies_the_dialogue_does_not_say_are_still_flagged() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {
+            "d": "Patient: I take metformin five hundred milligrams twice a day.\nDoctor: Your potassium is three point one."
+        }
+    )
+    assert not index.align(
+        "She takes metformin 500 mg three times daily.", patient_sex="female"
+    ).supported
+    assert not index.align("She takes metformin 500 mg weekly.", patient_sex="female").supported
+    assert not index.align("Her potassium was 3.4.", patient_sex="female").supported
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # a negation ends where a new clause starts ("... and has lost")
+        (
+            "Patient: I've lost about eight pounds this week.\nDoctor: How is your appetite?"
+            "\nPatient: I have no appetite.",
+            "He has no appetite and has lost 8 pounds this week.",
+        ),
+        # a transcript runs through symptoms without a question mark
+        (
+            "[doctor] okay let's talk about some other symptoms any joint pain fever weight loss"
+            "\n[patient] no",
+            "Denies fever or weight loss.",
+        ),
+    ],
+)
+def test_negation_in_a_dialogue_is_read_turn_by_turn(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="male")
+    assert al.supported, al.reasons
+
+
+def test_a_denied_finding_stated_as_present_is_still_flagged() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    # "no" answers the question a turn ends with, not the findings stated before it
+    exam = SourceIndex(
+        {
+            "d": "[doctor] your knee exam shows tenderness over the medial joint line . "
+            "do you have any fever\n[patient] no"
+        }
+    )
+    assert exam.align("Tenderness over the medial joint line.", patient_sex="male").supported
+    assert not exam.align("Reports fever.", patient_sex="male").supported
+
+    index = SourceIndex(
+        {
+            "d": "[doctor] okay let's talk about some other symptoms any joint pain fever weight loss\n[patient] no"
+        }
+    )
+    assert not index.align("Reports fever and weight loss.", patient_sex="male").supported
+
+
+def test_a_drug_named_in_its_own_turn_supports_the_sentence() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    index = SourceIndex(
+        {
+            "d": "Doctor: I know it's been a longstanding pain in both your arms, is anything "
+            "helping?\nPatient: Yes, somewhat.\nPatient: Ah yes, I am taking Lyrica."
+        }
+    )
+    said = "She is on {} for the pain in her arms, which has been somewhat helpful."
+    assert index.align(said.format("Lyrica"), patient_sex="female").supported
+    assert not index.align(said.format("Neurontin"), patient_sex="female").supported

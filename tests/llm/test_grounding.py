@@ -226,7 +226,11 @@ def test_verdicts_do_not_depend_on_the_string_hash_seed() -> None:
     for seed in ("1", "2", "3", "4"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         out = subprocess.run(
-            [sys.executable, "-c", _SEED_PROBE, str(aci)], env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-c", _SEED_PROBE, str(aci)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert out.returncode == 0, out.stderr[-2000:]
         digests.add(out.stdout.strip())

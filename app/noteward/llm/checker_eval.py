@@ -14,16 +14,21 @@ sentence is aligned against the record it came from:
 Each kind should be flagged (target 95%); verbatim sentences should not (at most 5%).
 Human reference sentences (MTS-Dialog and ACI-Bench validation notes, checked against their
 dialogues) show what honest abstraction costs: at most 25% flagged, or the checker pushes
-the product back to copying.
+the product back to copying. Their flags are broken down by the rule that raised them (a
+sentence counts under each of its reasons, and under "only" when one rule alone flagged it),
+and the references are split by a hash of their id into a tuning half (read when a rule
+is changed) and a report half (only ever counted), both printed.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +36,7 @@ from typing import Any
 
 from noteward.ingest.fhir import concept_display, read_ndjson, subject_id
 from noteward.llm.grounding import (
+    Alignment,
     SourceIndex,
     content_words,
     context_words,
@@ -71,17 +77,38 @@ class _Case:
     sex: str | None
 
 
+def reason_category(reason: str) -> str:
+    """A checker reason without its details ("number not in sources: 39" -> "number not in
+    sources"), so flags can be counted by the rule that raised them."""
+    if reason.startswith("sources cover"):
+        return "sources cover too little"
+    return re.split(r"[:(]", reason, maxsplit=1)[0].strip()
+
+
 @dataclass
 class Rate:
-    """Flagged count and total of one row of the report."""
+    """Flagged count and total of one row of the report, with the flags by reason."""
 
     n: int = 0
     flagged: int = 0
     examples: list[tuple[str, list[str]]] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)  # flags per rule (all reasons)
+    only: Counter[str] = field(default_factory=Counter)  # flags where that rule was alone
 
     @property
     def share(self) -> float:
         return self.flagged / self.n if self.n else 0.0
+
+    def add(self, al: Alignment) -> None:
+        """Count one checked sentence."""
+        self.n += 1
+        if al.supported:
+            return
+        self.flagged += 1
+        cats = set(map(reason_category, al.reasons)) or {"unsupported"}
+        self.reasons.update(cats)
+        if len(cats) == 1:
+            self.only.update(cats)
 
 
 @dataclass
@@ -93,32 +120,62 @@ class CheckerReport:
     human: dict[str, Rate]
     ms_per_sentence: float
     sentences_timed: int
+    # per corpus: the "tune" and "report" halves of its references (by a hash of the id)
+    human_halves: dict[str, dict[str, Rate]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         def row(r: Rate) -> dict[str, Any]:
             return {"n": r.n, "flagged": r.flagged, "share": round(r.share, 4)}
 
+        def human_row(corpus: str, r: Rate) -> dict[str, Any]:
+            halves = self.human_halves.get(corpus, {})
+            return {
+                **row(r),
+                "reasons": dict(r.reasons.most_common()),
+                "only": dict(r.only.most_common()),
+                "halves": {h: row(hr) for h, hr in halves.items()},
+            }
+
         return {
             "kinds": {k: row(r) for k, r in self.kinds.items()},
             "verbatim": row(self.verbatim),
-            "human_reference": {k: row(r) for k, r in self.human.items()},
+            "human_reference": {k: human_row(k, r) for k, r in self.human.items()},
             "ms_per_sentence": round(self.ms_per_sentence, 3),
             "sentences_timed": self.sentences_timed,
-            "targets": {"kinds": TARGET_FLAGGED, "verbatim": TARGET_VERBATIM, "human": TARGET_HUMAN},
+            "targets": {
+                "kinds": TARGET_FLAGGED,
+                "verbatim": TARGET_VERBATIM,
+                "human": TARGET_HUMAN,
+            },
         }
 
     def lines(self) -> list[str]:
-        out = [f"{'row':34} {'n':>6} {'flagged':>8} {'share':>7}  target"]
+        out = [f"{'row':44} {'n':>6} {'flagged':>8} {'share':>7}  target"]
         for k, r in self.kinds.items():
-            out.append(f"{'perturbed: ' + k:34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  >= 95%")
+            out.append(f"{'perturbed: ' + k:44} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  >= 95%")
         r = self.verbatim
-        out.append(f"{'verbatim source sentences':34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 5%")
+        out.append(
+            f"{'verbatim source sentences':44} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 5%"
+        )
         for k, r in self.human.items():
-            out.append(f"{'human reference: ' + k:34} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 25%")
+            out.append(
+                f"{'human reference: ' + k:44} {r.n:>6} {r.flagged:>8} {r.share:>7.1%}  <= 25%"
+            )
+            for half, hr in self.human_halves.get(k, {}).items():
+                label = f"human reference: {k} ({half} half)"
+                out.append(f"{label:44} {hr.n:>6} {hr.flagged:>8} {hr.share:>7.1%}")
         out.append(
             f"checker time: {self.ms_per_sentence:.2f} ms per sentence "
             f"({self.sentences_timed} sentences, index build excluded)"
         )
+        for k, r in self.human.items():
+            out.append(
+                f"why flagged, human reference: {k} ({r.flagged} of {r.n}; a sentence "
+                "counts under each of its reasons)"
+            )
+            out.append(f"  {'reason':52} {'flags':>6} {'only':>6}")
+            for reason, count in r.reasons.most_common():
+                out.append(f"  {reason:52} {count:>6} {r.only.get(reason, 0):>6}")
         return out
 
 
@@ -181,22 +238,21 @@ def _aci_records(data: Path, pool: int = 4) -> list[_Record]:
     return recs
 
 
-
-
-
-
-
-
 def _synthea_records(data: Path, max_notes: int = 60) -> list[_Record]:
     """One record per Synthea patient (its latest ``max_notes`` notes), with the patient's
     sex and a vocabulary that adds its own FHIR medication, condition and procedure names,
     as the app builds it from the vault."""
     folder = data / "synthea_fhir"
-    sex = {str(r["id"]): normalize_sex(r.get("gender")) for r in read_ndjson(folder / "Patient.000.ndjson")}
+    sex = {
+        str(r["id"]): normalize_sex(r.get("gender"))
+        for r in read_ndjson(folder / "Patient.000.ndjson")
+    }
     meds: dict[str, list[str]] = {p: [] for p in sex}
     conds: dict[str, list[str]] = {p: [] for p in sex}
     for r in read_ndjson(folder / "MedicationRequest.000.ndjson"):
-        meds.setdefault(subject_id(r), []).append(concept_display(r.get("medicationCodeableConcept")))
+        meds.setdefault(subject_id(r), []).append(
+            concept_display(r.get("medicationCodeableConcept"))
+        )
     for name in ("Condition", "Procedure"):
         for r in read_ndjson(folder / f"{name}.000.ndjson"):
             conds.setdefault(subject_id(r), []).append(concept_display(r.get("code")))
@@ -206,7 +262,9 @@ def _synthea_records(data: Path, max_notes: int = 60) -> list[_Record]:
             att = content.get("attachment", {})
             if str(att.get("contentType", "")).startswith("text/plain") and att.get("data"):
                 text = base64.b64decode(att["data"]).decode("utf-8", errors="replace")
-                notes.setdefault(subject_id(r), []).append((str(r.get("date", "")), str(r["id"]), text))
+                notes.setdefault(subject_id(r), []).append(
+                    (str(r.get("date", "")), str(r["id"]), text)
+                )
                 break
     recs = []
     for pid in sorted(notes):
@@ -258,7 +316,12 @@ def _case_preserving(word: str, new: str) -> str:
 
 
 def _swap_words(s: str, table: dict[str, str]) -> str | None:
-    pattern = re.compile(r"(?<![A-Za-z'])(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")(?![A-Za-z'])", re.IGNORECASE)
+    pattern = re.compile(
+        r"(?<![A-Za-z'])("
+        + "|".join(sorted(map(re.escape, table), key=len, reverse=True))
+        + r")(?![A-Za-z'])",
+        re.IGNORECASE,
+    )
     out = pattern.sub(lambda m: _case_preserving(m.group(0), table[m.group(0).lower()]), s)
     return out if out != s else None
 
@@ -266,7 +329,9 @@ def _swap_words(s: str, table: dict[str, str]) -> str | None:
 def invent_drug_name(rng: random.Random, vocab: Vocabulary) -> str:
     """A made-up drug name no lexicon or dictionary knows ("Zalvexora")."""
     while True:
-        name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))) + rng.choice(_ENDINGS)
+        name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))) + rng.choice(
+            _ENDINGS
+        )
         if vocab.english.get(name, 0.0) == 0.0 and name not in vocab.drugs:
             return name.capitalize()
 
@@ -330,23 +395,31 @@ def stitch(a: str, b: str) -> str:
 # ---- the report ----------------------------------------------------------------------
 
 
-def _human_cases(
-    data: Path, split: str = "valid"
-) -> dict[str, list[tuple[SourceIndex, str, str | None]]]:
-    """Reference sentences with the dialogue they were written from and the patient's sex
-    (ACI-Bench metadata; for MTS-Dialog, which has none, the reference note's own words).
-    ``split``: "valid" (what the report states) or "train" (what the rules were tuned on)."""
-    out: dict[str, list[tuple[SourceIndex, str, str | None]]] = {"mts_dialog": [], "aci_bench": []}
+HumanCase = tuple[SourceIndex, str, "str | None", str]
+
+
+def reference_half(corpus: str, ref_id: str) -> str:
+    """ "tune" or "report": a fixed half of a corpus's references by a hash of its id (all
+    sentences of one reference fall in the same half)."""
+    digest = hashlib.sha256(f"{corpus}:{ref_id}".encode()).digest()
+    return "tune" if digest[0] % 2 == 0 else "report"
+
+
+def _human_cases(data: Path, split: str = "valid") -> dict[str, list[HumanCase]]:
+    """Reference sentences with the dialogue they were written from, the patient's sex
+    (ACI-Bench metadata; for MTS-Dialog, which has none, the reference note's own words)
+    and the reference's id. ``split``: "valid" (what the report states) or "train"."""
+    out: dict[str, list[HumanCase]] = {"mts_dialog": [], "aci_bench": []}
     mts = "MTS-Dialog-ValidationSet.csv" if split == "valid" else "MTS-Dialog-TrainingSet.csv"
     for r in _read_csv(data / "mts_dialog" / mts):
         index = SourceIndex({"dialogue": r["dialogue"]})
         sex = infer_sex(r["section_text"])
-        out["mts_dialog"] += [(index, s, sex) for s in note_sentences(r["section_text"])]
+        out["mts_dialog"] += [(index, s, sex, r["ID"]) for s in note_sentences(r["section_text"])]
     meta = _aci_meta(data, split)
     for r in _read_csv(data / "aci_bench" / f"{split}.csv"):
         index = SourceIndex({"dialogue": r["dialogue"]})
         sex = meta.get(r["encounter_id"])
-        out["aci_bench"] += [(index, s, sex) for s in note_sentences(r["note"])]
+        out["aci_bench"] += [(index, s, sex, r["encounter_id"]) for s in note_sentences(r["note"])]
     return out
 
 
@@ -393,15 +466,17 @@ def grounding_report(
     sample = {k: _sample(v, per_kind, rng) for k, v in cases.items()}
     timer = [0.0, 0]
 
-    def flagged(index: SourceIndex, text: str, sex: str | None, rate: Rate, want: bool) -> None:
+    def flagged(
+        index: SourceIndex, text: str, sex: str | None, rate: Rate, want: bool
+    ) -> Alignment:
         t0 = time.perf_counter()
         al = index.align(text, patient_sex=sex)
         timer[0] += time.perf_counter() - t0
         timer[1] += 1
-        rate.n += 1
-        rate.flagged += not al.supported
+        rate.add(al)
         if al.supported == want and len(rate.examples) < keep_examples:
             rate.examples.append((text, al.reasons))  # a miss: kept to read, never logged
+        return al
 
     kinds: dict[str, Rate] = {}
     for kind in KINDS:
@@ -416,13 +491,16 @@ def grounding_report(
         c.record.index()
         flagged(c.record.index(), c.text, c.sex, verbatim, False)
     human: dict[str, Rate] = {}
+    halves: dict[str, dict[str, Rate]] = {}
     for corpus, items in _human_cases(data).items():
         say(f"checking human references: {corpus}")
         rate = human[corpus] = Rate()
-        for index, text, sex in items:
-            flagged(index, text, sex, rate, False)
+        halves[corpus] = {"tune": Rate(), "report": Rate()}
+        for index, text, sex, ref_id in items:
+            al = flagged(index, text, sex, rate, False)
+            halves[corpus][reference_half(corpus, ref_id)].add(al)
     ms = 1000.0 * timer[0] / max(1, int(timer[1]))
-    return CheckerReport(kinds, verbatim, human, ms, int(timer[1]))
+    return CheckerReport(kinds, verbatim, human, ms, int(timer[1]), halves)
 
 
 def _sample(cases: list[_Case], n: int, rng: random.Random) -> list[_Case]:
@@ -462,7 +540,10 @@ def _stitched_cases(rec: _Record, sents: list[tuple[str, str]], rng: random.Rand
             # each half brings its own facts: most of its words are not in the other note
             if len(half_a - words[nid_b]) < 3 or len(half_b - words[nid]) < 3:
                 continue
-            if len(half_b & words[nid]) > len(half_b) / 3 or len(half_a & words[nid_b]) > len(half_a) / 3:
+            if (
+                len(half_b & words[nid]) > len(half_b) / 3
+                or len(half_a & words[nid_b]) > len(half_a) / 3
+            ):
                 continue
             # each half carries a fact (drug, condition, body site, unknown word, number) the
             # other note lacks: a stitch of wording alone invents nothing
@@ -479,4 +560,12 @@ def _stitched_cases(rec: _Record, sents: list[tuple[str, str]], rng: random.Rand
     return out
 
 
-__all__ = ["KINDS", "CheckerReport", "Rate", "grounding_report", "note_sentences"]
+__all__ = [
+    "KINDS",
+    "CheckerReport",
+    "Rate",
+    "grounding_report",
+    "note_sentences",
+    "reason_category",
+    "reference_half",
+]

@@ -24,8 +24,9 @@ Grounding is done by Noteward, not taken on trust from the model. For a summary 
    when no single note covers most of it (stitched from unrelated notes) and when it states
    as current what its source calls past ("history of", "s/p", "resolved", "years ago").
 
-``support`` is the weighted share of the sentence's content words found in its sources,
-capped at 0.4 when a critical check fails, so it stays a score in [0, 1].
+``support`` is the share of what the sentence says that its cited sources hold (each word
+weighed by its information in general English, so rewording with everyday words costs
+little), capped below the threshold when a check fails, so it stays a score in [0, 1].
 """
 
 from __future__ import annotations
@@ -46,11 +47,18 @@ from noteward.llm.lexicon import (
     Vocabulary,
     clinical_terms,
     default_vocabulary,
+    information,
     stem,
+    zipf,
 )
 from noteward.llm.prompts import resources_dir
 
-SUPPORT_THRESHOLD = 0.5
+# every fact word has its own check; coverage only asks that a good part of the rest be
+# in the sources. Chosen on the MTS-Dialog and ACI-Bench training references (0.3 keeps
+# paraphrase such as "stung approximately one month ago" for "stung about a month ago")
+SUPPORT_THRESHOLD = 0.3
+# the support of a sentence some check flags stays below the threshold
+FLAGGED_SUPPORT_CAP = 0.25
 MAX_SPANS = 3
 # a fact word found only outside the chosen spans may add this many further spans
 MAX_EXTRA_SPANS = 3
@@ -119,6 +127,30 @@ def content_words(text: str) -> list[str]:
         if w and w not in _STOP:
             out.append(w)
     return out
+
+
+# closed-class words (pronouns, auxiliaries, determiners, conjunctions, negation words) and
+# the fillers of a transcript: they state no fact, so rewording them is neither missing
+# content nor a flipped negation ("we discussed" vs "why don't we"). Kept out of coverage
+# and of the negation comparison only; content_words keeps them for its other callers.
+_FUNCTION_WORDS = frozenset(
+    form
+    for w in """i me my mine myself we us our ours ourselves you your yours yourself yourselves
+    they'll it itself what which whose this that these those am do does did doing done will
+    would shall should can could may might must not no nor yes if so but because until while
+    when where why how all any both each some such only own same too very just up down out
+    off again once here there then than um uh uhm hmm mhm okay ok yeah yep yup alright oh ah
+    gonna na let let's i'm i've i'd i'll you're you've we're we'll it's that's there's don't
+    didn't doesn't haven't hasn't isn't wasn't can't won't get got getting go going goes
+    went gone thing things lot bit kind sort really actually like something anything
+    nothing everything""".split()
+    for form in (w, normalize_word(w))
+)
+
+
+def checked_words(text: str) -> list[str]:
+    """The content words a checker weighs: :func:`content_words` less closed-class words."""
+    return [w for w in content_words(text) if w not in _FUNCTION_WORDS]
 
 
 _UNITS = {
@@ -233,7 +265,9 @@ _YES_ANSWER_RE = re.compile(
 
 # transcripts often drop the question mark: "[doctor] have you had any numbness"
 _QUESTION_RE = re.compile(
-    r"\?\s*$|\b(?:do|did|does|have|are|were|can|could|would)\s+(?:you|anyone|anybody)\b",
+    r"\?\s*$|\b(?:do|did|does|have|are|were|can|could|would)\s+(?:you|anyone|anybody)\b"
+    # a doctor's turn that runs through symptoms: "[doctor] okay any joint pain fever"
+    r"|^\s*(?:\[doctor\]|doctor:).*\b(?:any|how about|what about)\s+\w+[\s\w,]*$",
     re.IGNORECASE,
 )
 
@@ -243,15 +277,43 @@ def is_question(text: str) -> bool:
     return _QUESTION_RE.search(text) is not None
 
 
+# where a negation's scope ends (NegEx-style terminators): a new clause ("... and has
+# lost 8 pounds", "... until she noticed", "... which", "but")
+_SCOPE_END_RE = re.compile(
+    r"[.;:!?]|\b(?:but|however|although|though|except|yet|until|when|which|who|whereas|"
+    r"because)\b|\band (?:is|are|was|were|has|have|had|reports?|states?|says?|notes?|"
+    r"denies|describes?|feels?|takes?|does|did)\b",
+    re.IGNORECASE,
+)
+
+
 def negated_words(text: str, window: int | None = NEGATION_WINDOW) -> set[str]:
     """Content words within ``window`` words after a negation cue (None: to the clause's
-    end), never past a "but"."""
+    end), never past a terminator ("but", "until", "and has ...")."""
     _, _, _, neg = _lexicons()
     out: set[str] = set()
     for m in neg.finditer(text):
-        tail = re.split(r"[.;:!?]|\b(?:but|however|although|except)\b", text[m.end() :], maxsplit=1)[0]
+        tail = _SCOPE_END_RE.split(text[m.end() :], maxsplit=1)[0]
         out.update(content_words(" ".join(tail.split()[:window])))
     return out
+
+
+_ASKING_RE = re.compile(
+    r"\b(?:do|did|does|have|are|were|can|could|would|any|is there|how about|what about)\b",
+    re.IGNORECASE,
+)
+
+
+def question_part(text: str) -> str:
+    """The question a turn ends with: its last sentence, or in an unpunctuated transcript
+    turn the words from its last asking phrase ("... so do you have any numbness"). A "no"
+    answers that question, not everything the turn said before it."""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
+    last = parts[-1] if parts else text
+    if len(last.split()) <= 25:
+        return last
+    asks = list(_ASKING_RE.finditer(last))
+    return last[asks[-1].start() :] if asks else last
 
 
 def is_negative_answer(text: str) -> bool:
@@ -259,51 +321,93 @@ def is_negative_answer(text: str) -> bool:
     return _NEG_ANSWER_RE.match(text) is not None
 
 
+# a word rarer than this in general English can state a finding ("chills" 3.4, "normal"
+# 5.0); the commonest words ("year" 6.0, "family" 5.7, "help" 5.8) are compared for
+# negation only when the vocabulary names them a fact ("pain", "knee")
+FINDING_MAX_ZIPF = 5.2
+
+
+def is_finding(word: str, vocabulary: Vocabulary | None = None) -> bool:
+    """Whether a normalized word can state a finding whose negation matters: a drug,
+    condition, procedure, body site or unknown word, or a rare English word. Sides and
+    note wording are not (a side has its own check)."""
+    if not word[:1].isalpha() or word in _FUNCTION_WORDS or word in _note_wording():
+        return False
+    if word in context_words().sides:
+        return False
+    vocab = vocabulary or default_vocabulary()
+    if vocab.kind(word) is not None:
+        return True
+    # words reach here plural-folded: "chills" (3.4) is a finding, "chill" (4.4) is not
+    return min(zipf(word), zipf(word + "s") or zipf(word)) < FINDING_MAX_ZIPF
+
+
 def negation_differs(
-    sentence: str, sources: Iterable[str], answered_no: Iterable[str] = ()
+    sentence: str,
+    sources: Iterable[str],
+    answered_no: Iterable[str] = (),
+    vocabulary: Vocabulary | None = None,
 ) -> bool:
-    """Whether the sentence negates what its sources state, or states what they negate.
+    """Whether the sentence negates a finding its sources state, or states one they negate.
 
     Compared word by word within each cue's scope, so "No fever, chills" negates "chills"
     but not a later "full-time employment", and a source that both states and negates a
-    word (different units) supports either polarity. ``answered_no``: dialogue questions
-    the next turn answers "no" to.
+    word (different units) supports either polarity. Only words that can state a finding
+    are compared (:func:`is_finding`): "we discussed" is not contradicted by "why don't we".
+    ``answered_no``: dialogue questions the next turn answers "no" to.
     """
     # a summary sentence's cue covers its whole clause ("denies loss of bowel or bladder
     # control"); a source's only a few words, as NegEx reads notes
-    s_neg = negated_words(sentence, None)
-    s_pos = set(content_words(sentence)) - s_neg
+    s_neg = {w for w in negated_words(sentence, None) if is_finding(w, vocabulary)}
+    s_pos = {w for w in content_words(sentence) if is_finding(w, vocabulary)} - s_neg
     src_neg: set[str] = set()
     src_pos: set[str] = set()
+    # the sentence's own reading of a source's negation (to the clause's end): a word the
+    # sentence negates is supported when a source negates it anywhere in its clause ("I
+    # don't need anything for the cough")
+    src_neg_clause: set[str] = set()
     for text in answered_no:  # "Any neck pain?" - "No.": every word of the question is denied
         src_neg |= set(content_words(text))
     for text in sources:
         n = negated_words(text)
         src_neg |= n
         src_pos |= set(content_words(text)) - n
-    return bool((s_neg & src_pos) - src_neg) or bool((s_pos & src_neg) - src_pos)
+        src_neg_clause |= negated_words(text, None)
+    return bool((s_neg & src_pos) - src_neg - src_neg_clause) or bool((s_pos & src_neg) - src_pos)
 
 
-_SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
+_SMALL = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
 _SMALL |= {"a": 1, "an": 1, "half": 0}
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
             "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
             "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16,
             "seventeenth": 17, "eighteenth": 18, "nineteenth": 19, "twentieth": 20,
             "thirtieth": 30}  # fmt: skip
-_TENS = {w: 10 * (i + 2) for i, w in enumerate(
-    "twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_MONTH_NUMBER = {m: i + 1 for i, m in enumerate(
-    "january february march april may june july august september october november december".split())}
+_TENS = {
+    w: 10 * (i + 2)
+    for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
+}
+_MONTH_NUMBER = {
+    m: i + 1
+    for i, m in enumerate(
+        "january february march april may june july august september october november december".split()
+    )
+}
 
 
 def spelled_numbers(text: str) -> set[str]:
-    """Numbers written as words ("twenty six", "two thousand five", "fifteenth") and month
-    names as numbers: a dialogue says what the note writes in digits."""
+    """Numbers written as words ("twenty six", "two thousand five", "fifteenth", "three
+    point one") and month names as numbers: a dialogue says what the note writes in
+    digits."""
     out: set[str] = set()
     total, cur, open_ = 0, 0, False
+    point: tuple[int, str] | None = None  # "three point" and the decimal digits read so far
 
     def flush() -> None:
         nonlocal total, cur, open_
@@ -311,7 +415,23 @@ def spelled_numbers(text: str) -> set[str]:
             out.add(str(total + cur))
         total, cur, open_ = 0, 0, False
 
+    def end_point() -> None:
+        nonlocal point
+        if point is not None and point[1]:
+            value = normalize_word(f"{point[0]}.{point[1]}")
+            out.update({value, value.lstrip("0") or "0"})
+        point = None
+
     for tok in re.findall(r"[a-z]+", text.lower()):
+        if point is not None:
+            if tok in _SMALL and _SMALL[tok] < 10 and tok not in ("a", "an", "half"):
+                point = (point[0], point[1] + str(_SMALL[tok]))
+                continue
+            end_point()
+        if tok == "point" and open_:
+            point = (total + cur, "")
+            flush()
+            continue
         if tok in _MONTH_NUMBER:
             out.add(str(_MONTH_NUMBER[tok]))
         if tok in _TENS or (tok in _SMALL and tok not in ("a", "an", "half")) or tok in _ORDINAL:
@@ -340,7 +460,27 @@ def spelled_numbers(text: str) -> set[str]:
         else:
             flush()
     flush()
+    end_point()
     return out
+
+
+def _with_short_years(numbers: set[str]) -> set[str]:
+    """The numbers plus the two-digit form of each year (2008 -> "8"), as dates write it
+    ("01/18/08")."""
+    years = {n[2:].lstrip("0") or "0" for n in numbers if re.fullmatch(r"(?:19|20)\d\d", n)}
+    return numbers | years
+
+
+_SPELLED_ACRONYM_RE = re.compile(r"(?<![A-Za-z])((?:[A-Z] ){1,5}[A-Z])(s?)(?![A-Za-z])")
+
+
+def acronyms(text: str) -> set[str]:
+    """Acronyms a transcript spells out letter by letter ("M R I", "U T Is" -> "mri",
+    "uti"): the dialogue says what the note abbreviates."""
+    return {
+        normalize_word(m.group(1).replace(" ", "") + m.group(2))
+        for m in _SPELLED_ACRONYM_RE.finditer(text)
+    }
 
 
 # ---- facts a vocabulary sees: sides, persons, past vs current --------------------------
@@ -379,9 +519,7 @@ def context_words() -> _PersonWords:
                 relatives[w] |= set(words) | {key}
     relative_sex = {w: sex for sex, words in t["relative_sex"].items() for w in words}
     lay = {
-        normalize_word(k): tuple(v)
-        for k, v in t["lay_synonyms"].items()
-        if not k.startswith("_")
+        normalize_word(k): tuple(v) for k, v in t["lay_synonyms"].items() if not k.startswith("_")
     }
     years = r"|(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])"
     hist = _cue_pattern(t["historical_cues"])
@@ -635,7 +773,7 @@ class SourceIndex:
         df: dict[str, int] = defaultdict(int)
         for i, u in enumerate(self.units):
             # "twenty six" also indexes as "26": a dialogue spells what a note writes in digits
-            ws = frozenset(content_words(u.text)) | spelled_numbers(u.text)
+            ws = frozenset(content_words(u.text)) | spelled_numbers(u.text) | acronyms(u.text)
             self._words.append(ws)
             for w in ws:
                 self._postings[w].append(i)
@@ -742,7 +880,7 @@ class SourceIndex:
         hint_units = list(hint_units)
         prefer = [self.units[i].note_id for i in hint_units if 0 <= i < len(self.units)]
         exact = self.find_exact(sentence, prefer)
-        said = content_words(sentence)
+        said = checked_words(sentence)
         words = self._in_source_words(said)
         if exact is not None and is_negated(sentence) == is_negated(self._context(exact)):
             return Alignment([exact], 1.0, True, [], exact=True)
@@ -773,16 +911,24 @@ class SourceIndex:
                 break
         if not chosen:
             return Alignment([], 0.0, False, ["no source shares a word with this sentence"])
-        coverage = math.fsum(weights[w] for w in covered) / total
         chosen += self._units_with_numbers(sentence, chosen)
         src_text = " ".join(self.units[i].text for i in chosen)
         texts, answered = self._negation_sources(chosen)
-        reasons = check_critical(sentence, src_text, self.units[chosen[0]].text, texts, answered)
+        reasons = check_critical(
+            sentence, src_text, self.units[chosen[0]].text, texts, answered, self.vocabulary
+        )
         extra, fact_reasons = self._check_facts(sentence, said, chosen, patient_sex)
+        if extra and _DRUG_MISSING in reasons:
+            # a drug the chosen units lack may sit in a unit cited for it ("Patient: Ah
+            # yes, I am taking Lyrica."): the drug check reads every cited unit
+            cited = set().union(*(self._words[i] for i in [*chosen, *extra]))
+            if all(d in cited for d in drugs_in(sentence)):
+                reasons.remove(_DRUG_MISSING)
         reasons += fact_reasons
+        coverage = self._coverage(weights, [*chosen, *extra])
         if coverage >= SUPPORT_THRESHOLD:
             reasons += self._check_stitched(weights, total, ranked)
-        support = min(coverage, 0.4) if reasons else coverage
+        support = min(coverage, FLAGGED_SUPPORT_CAP) if reasons else coverage
         supported = not reasons and coverage >= SUPPORT_THRESHOLD
         if not reasons and not supported:
             reasons.append(f"sources cover {coverage:.0%} of the sentence")
@@ -792,28 +938,66 @@ class SourceIndex:
         ]
         return Alignment(spans, max(0.0, min(1.0, support)), supported, reasons)
 
+    def _coverage(self, weights: Mapping[str, float], cited: list[int]) -> float:
+        """The share of what the sentence says that its cited units hold, each word weighed
+        by the information it carries in general English (:func:`lexicon.information`).
+
+        All cited units count: those chosen for the sentence's words and those added for
+        its numbers and fact words. Numbers, relatives and words that give the patient a
+        sex count as held: each has its own check, which flags the sentence when it fails.
+        Single letters ("y/o") weigh nothing."""
+        pw = context_words()
+        said = {w: information(w) for w in weights if len(w) > 1}
+        if not said:
+            return 1.0
+        held: set[str] = set()
+        for i in cited:
+            held |= self._words[i]
+        checked = pw.male | pw.female | pw.relatives.keys()
+        total = math.fsum(said[w] for w in sorted(said))
+        return (
+            math.fsum(
+                said[w] for w in sorted(said) if w in held or not w[0].isalpha() or w in checked
+            )
+            / total
+        )
+
     def _negation_sources(self, chosen: list[int]) -> tuple[list[str], list[str]]:
         """What the cited units assert, and the questions answered "no".
 
         A dialogue question asserts nothing by itself: answered "no" its words are denied,
-        answered "yes" it counts as written, otherwise only the answer turn counts.
+        answered "yes" it counts as written, otherwise only the answer turn counts. The
+        answer is the first unit of the next line (the next speaker's turn), so a doctor's
+        run of questions ("Was she slurring? Or any weakness?") shares the reply.
         """
         texts, answered = [], []
         for i in chosen:
             text = self.units[i].text
-            nxt = i + 1
             if not is_question(text):
                 texts.append(text)
                 continue
-            if nxt >= len(self.units) or self.units[nxt].note_id != self.units[i].note_id:
+            nxt = self._next_turn(i)
+            if nxt is None:
                 continue
             answer = self.units[nxt].text
             if is_negative_answer(answer):
-                answered.append(text)
+                answered.append(question_part(text))
             elif _YES_ANSWER_RE.match(answer):
                 texts.append(text)
             texts.append(answer)
         return texts, answered
+
+    def _next_turn(self, i: int) -> int | None:
+        """The first unit after unit ``i`` that starts a new line of the same note."""
+        unit = self.units[i]
+        text = self.texts[unit.note_id]
+        for j in range(i + 1, min(i + 12, len(self.units))):
+            u = self.units[j]
+            if u.note_id != unit.note_id:
+                return None
+            if "\n" in text[unit.end : u.start]:
+                return j
+        return None
 
     def _note_units(self, note_id: str) -> list[int]:
         if self._by_note is None:
@@ -832,7 +1016,9 @@ class SourceIndex:
         if not wanted:
             return []
         text = " ".join(self.units[i].text for i in chosen)
-        wanted -= {n.lstrip("0") or "0" for n in numbers_in(text)} | spelled_numbers(text)
+        wanted -= _with_short_years(
+            {n.lstrip("0") or "0" for n in numbers_in(text)} | spelled_numbers(text)
+        )
         notes = {self.units[i].note_id for i in chosen}
         extra: list[int] = []
         for i in (i for nid in sorted(notes) for i in self._note_units(nid)):
@@ -841,7 +1027,9 @@ class SourceIndex:
             u = self.units[i]
             if i in chosen:
                 continue
-            have = {n.lstrip("0") or "0" for n in numbers_in(u.text)} | spelled_numbers(u.text)
+            have = _with_short_years(
+                {n.lstrip("0") or "0" for n in numbers_in(u.text)} | spelled_numbers(u.text)
+            )
             if wanted & have:
                 extra.append(i)
                 wanted -= have
@@ -895,6 +1083,7 @@ class SourceIndex:
         """Further source units cited for fact words, and the reasons facts are unsupported."""
         vocab = self.vocabulary or default_vocabulary()
         pw = context_words()
+        wording = _note_wording()
         units = list(chosen)
         src_text = " ".join(self.units[i].text for i in units).lower()
         src_words = set().union(*(self._words[i] for i in units))
@@ -913,7 +1102,8 @@ class SourceIndex:
             )
 
         for w in dict.fromkeys(words):
-            kind = vocab.kind(w)
+            # note wording ("followup") and units of measure ("mmhg") state no fact
+            kind = None if w in wording or w in _UNITS else vocab.kind(w)
             if kind is None or found(w):
                 continue
             # the fact may sit in another unit of a cited note: cite that unit too
@@ -935,19 +1125,21 @@ class SourceIndex:
         reasons = []
         for kind in (DRUG, CLINICAL):
             if missing.pop(kind, None):
-                reasons.append(f"{kind} name not in sources" if kind == DRUG else f"{kind} not in sources")
+                reasons.append(
+                    f"{kind} name not in sources" if kind == DRUG else f"{kind} not in sources"
+                )
         if missing:
             reasons.append("unknown word not in sources (possible drug)")
         sides = [t for t in tokens_of(sentence) if t in pw.sides]
         chosen_text = " ".join(self.units[i].text for i in chosen)
         chosen_toks = set(tokens_of(chosen_text))
-        if any(t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
-               for t in sides):
+        if any(
+            t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
+            for t in sides
+        ):
             reasons.append("side not in sources")
         notes_text = "\n".join(self.texts[n] for n in sorted(notes))
-        reasons += check_person(
-            sentence, src_text, notes_text, patient_sex or self.patient_sex
-        )
+        reasons += check_person(sentence, src_text, notes_text, patient_sex or self.patient_sex)
         reasons += check_past_as_current(sentence, src_text)
         return extra, reasons
 
@@ -993,21 +1185,68 @@ class SourceIndex:
         return []
 
 
+_FREQUENCY_WORDS = {
+    "daily": r"(?:a|per|each|every) day|once a day|qd",
+    "nightly": r"(?:at|every|each) night|bedtime|qhs",
+    "weekly": r"(?:a|per|each|every) week",
+    "monthly": r"(?:a|per|each|every) month",
+    "yearly": r"(?:a|per|each|every) year",
+    "annually": r"(?:a|per|each|every) year",
+    "twice": r"two times|2 times|bid",
+    "bid": r"twice|two times",
+    "tid": r"three times",
+    "qid": r"four times",
+    "prn": r"as needed|when needed|if needed",
+}
+
+
+_TIMES_RE = re.compile(
+    r"(?<![a-z])([a-z]+|\d+) times(?![a-z])|(?<![a-z])(once|twice|thrice|bid|tid|qid)(?![a-z])"
+)
+_TIMES_WORDS = {"once": 1, "twice": 2, "thrice": 3, "bid": 2, "tid": 3, "qid": 4}
+
+
+def _times_per(text: str) -> set[int]:
+    """How many times ("three times", "3 times", "twice", "b.i.d.") a text doses."""
+    out: set[int] = set()
+    for m in _TIMES_RE.finditer(text.lower().replace(".", "")):
+        if m.group(2):
+            out.add(_TIMES_WORDS[m.group(2)])
+        elif m.group(1).isdigit():
+            out.add(int(m.group(1)))
+        elif m.group(1) in _SMALL and m.group(1) not in ("a", "an", "half"):
+            out.add(_SMALL[m.group(1)])
+    return out
+
+
+def _said_as(word: str, text: str) -> bool:
+    """Whether a dosing frequency word is said in other words in the text."""
+    pattern = _FREQUENCY_WORDS.get(word)
+    if pattern is None:
+        return False
+    return re.search(r"(?<![a-z])(?:" + pattern + r")(?![a-z])", text.lower()) is not None
+
+
+_DRUG_MISSING = "drug name not in sources"
+
+
 def check_critical(
     sentence: str,
     sources_text: str,
     primary_text: str,
     negation_sources: list[str] | None = None,
     answered_no: Iterable[str] = (),
+    vocabulary: Vocabulary | None = None,
 ) -> list[str]:
     """Reasons a sentence is unsupported by its sources' numbers, dates, drugs, negation.
 
     ``negation_sources``: the cited units one by one (a question answered "no" carries the
     answer's negation), else ``sources_text`` as one text. ``primary_text`` is kept for
-    callers; negation is now compared over all cited units, cue scope by cue scope."""
+    callers; negation is now compared over all cited units, cue scope by cue scope.
+    ``vocabulary`` tells which words state findings (default: the package vocabulary)."""
     reasons: list[str] = []
     src_numbers = {n.lstrip("0") or "0" for n in numbers_in(sources_text)}
-    src_numbers |= spelled_numbers(sources_text)
+    src_numbers = _with_short_years(src_numbers | spelled_numbers(sources_text))
     missing_numbers = [n for n in numbers_in(sentence) if (n.lstrip("0") or "0") not in src_numbers]
     if missing_numbers:
         reasons.append("number not in sources: " + ", ".join(sorted(set(missing_numbers))))
@@ -1020,15 +1259,24 @@ def check_critical(
         reasons.append("unit of a dose or duration differs from the sources")
     src_words = set(content_words(sources_text))
     freq = {f.lower() for f in rules().get("frequency_terms", [])}
-    if any(w in freq and w not in src_words for w in content_words(sentence)):
+    # a frequency is a dosing fact only beside a dose or a drug ("attempted suicide twice"
+    # is not); "daily" is also said "a day", "every day", "per day"
+    dosing = bool(drugs_in(sentence)) or any(u in _DOSE_UNITS for _n, u in quantities_in(sentence))
+    if dosing and (
+        any(
+            w in freq and w not in src_words and not _said_as(w, sources_text)
+            for w in content_words(sentence)
+        )
+        or not _times_per(sentence) <= _times_per(sources_text)
+    ):
         reasons.append("dosing frequency not in sources")
     missing_drugs = sorted(d for d in drugs_in(sentence) if d not in src_words)
     if missing_drugs:
-        reasons.append("drug name not in sources")
+        reasons.append(_DRUG_MISSING)
     src_months = months_in(sources_text)
     if any(m not in src_months for m in months_in(sentence)):
         reasons.append("date not in sources")
-    if negation_differs(sentence, negation_sources or [sources_text], answered_no):
+    if negation_differs(sentence, negation_sources or [sources_text], answered_no, vocabulary):
         reasons.append("negation differs from the source")
     return reasons
 

@@ -68,6 +68,31 @@ def zipf(word: str) -> float:
     return english_frequencies().get(word, 0.0)
 
 
+# the information a word carries, on the Zipf scale: rare and unknown words weigh
+# INFORMATION_MAX, everyday words little, and none less than INFORMATION_MIN
+INFORMATION_MAX = 8.0
+INFORMATION_MIN = 1.0
+NUMBER_INFORMATION = 4.0
+
+
+@lru_cache(maxsize=65536)
+def information(word: str) -> float:
+    """How much a normalized word says, from general English: ``INFORMATION_MAX`` minus
+    its Zipf frequency ("pain" 4.9 -> 3.1, "dyspnea" or an unknown word -> 8.0, "reports"
+    -> 3.1). A word absent from the sources weighs what it says in English, not the top
+    idf of the index, so rewording with everyday words costs little and a missing rare
+    word much. Numbers weigh ``NUMBER_INFORMATION`` (they are checked on their own)."""
+    if not word[:1].isalpha():
+        return NUMBER_INFORMATION
+    english = english_frequencies()
+    z = english.get(word, 0.0)
+    if not z and not word.endswith("s"):  # plural-folded: "diabete" -> "diabetes"
+        z = english.get(word + "s", 0.0)
+    if not z and word.endswith("y"):
+        z = english.get(word[:-1] + "ies", 0.0)
+    return max(INFORMATION_MIN, INFORMATION_MAX - z)
+
+
 @lru_cache(maxsize=1)
 def package_drug_words() -> frozenset[str]:
     """Single-word drug names from the ``drug-named-entity-recognition`` package.
@@ -176,7 +201,9 @@ class Vocabulary:
             for name in conditions
             for w in _NAME_WORD_RE.findall(name.lower())
             # "(disorder)", "(finding)" and plain English in SNOMED display names are no fact
-            if len(w) >= 4 and w not in _SNOMED_TAGS and self.english.get(w, 0.0) < _CONDITION_MAX_ZIPF
+            if len(w) >= 4
+            and w not in _SNOMED_TAGS
+            and self.english.get(w, 0.0) < _CONDITION_MAX_ZIPF
         }
         return Vocabulary(
             self.drugs | drugs, self.clinical | (clinical - drugs), self.english, self.known_zipf
@@ -205,9 +232,7 @@ def default_vocabulary() -> Vocabulary:
     # the project's own list holds everyday drug words too ("aspirin", "insulin")
     drugs |= {_fold(w) for n in rules()["drug_names"] for w in _NAME_WORD_RE.findall(n.lower())}
     clinical = {
-        _fold(w.lower())
-        for key in ("body_sites", "conditions", "procedures")
-        for w in terms[key]
+        _fold(w.lower()) for key in ("body_sites", "conditions", "procedures") for w in terms[key]
     }
     return Vocabulary(frozenset(drugs), frozenset(clinical - drugs), english)
 
