@@ -18,8 +18,6 @@ from tests.conftest import PASSPHRASE
 from tests.store.conftest import add_patient, listing
 from tests.support import sqlcipher_pages as sp
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 14: clinician accounts not built yet")
-
 BOB = "bob's own passphrase 2468"
 CAROL = "carol's passphrase 13579"
 NEW = "a brand new admin passphrase"
@@ -58,7 +56,11 @@ def test_each_user_unlocks_with_their_own_passphrase(team: Path) -> None:
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     with Vault.open(team, BOB, user="bob") as v:
         assert (v.user.name, v.user.role) == ("bob", "clinician")
-        assert [(u.name, u.role) for u in v.users()] == [("admin", "admin"), ("bob", "clinician"), ("carol", "clinician")]
+        assert [(u.name, u.role) for u in v.users()] == [
+            ("admin", "admin"),
+            ("bob", "clinician"),
+            ("carol", "clinician"),
+        ]
         data_key = sp.vault_key(team, BOB, user="bob")
     with Vault.open(team, PASSPHRASE) as v:  # no user: the first admin made at init
         assert (v.user.name, v.user.role) == ("admin", "admin")
@@ -80,7 +82,12 @@ def test_audit_records_name_their_user(team: Path) -> None:
         events.patient_opened(v, "pt_alpha", 5)
         events.searched(v, None, 3)
     acts = _actions(team)
-    assert acts[:4] == [("admin", "init"), ("admin", "user.add"), ("admin", "user.add"), ("bob", "unlock")]
+    assert acts[:4] == [
+        ("admin", "init"),
+        ("admin", "user.add"),
+        ("admin", "user.add"),
+        ("bob", "unlock"),
+    ]
     assert ("bob", "patient.open") in acts and ("bob", "search") in acts
     with Vault.open(team, PASSPHRASE, audit_unlock=False) as v:
         assert v.check()["ok"]
@@ -253,7 +260,11 @@ def test_passwd_changes_only_this_users_passphrase(team: Path) -> None:
         v.change_passphrase("bob's newer passphrase 1")
     with pytest.raises(VaultLockedError):
         Vault.open(team, BOB, user="bob")
-    for who, passphrase in (("bob", "bob's newer passphrase 1"), ("carol", CAROL), ("admin", PASSPHRASE)):
+    for who, passphrase in (
+        ("bob", "bob's newer passphrase 1"),
+        ("carol", CAROL),
+        ("admin", PASSPHRASE),
+    ):
         with Vault.open(team, passphrase, user=who) as v:
             assert v.user.name == who
 
@@ -279,7 +290,11 @@ def test_failed_unlocks_make_the_next_attempt_wait_longer(team: Path) -> None:
             unlock(team, "not the passphrase", busy_timeout_ms=2000, sleep=waits.append)
     # free attempts first, then a wait that doubles
     assert Vault.unlock_delay(team) == pytest.approx(4.0, abs=0.5)
-    assert len(waits) == 2 and waits[0] == pytest.approx(1.0, abs=0.5) and waits[1] == pytest.approx(2.0, abs=0.5)
+    assert (
+        len(waits) == 2
+        and waits[0] == pytest.approx(1.0, abs=0.5)
+        and waits[1] == pytest.approx(2.0, abs=0.5)
+    )
     with unlock(team, PASSPHRASE, sleep=waits.append) as v:  # counted once, then cleared
         assert v.user.is_admin
     assert Vault.unlock_delay(team) == 0.0
@@ -353,7 +368,11 @@ def test_a_single_passphrase_vault_moves_to_accounts_at_its_first_unlock(tmp_pat
         report = v.check()
         assert report["ok"], report["problems"]
         rows = v.conn.execute("SELECT seq, user, action FROM audit ORDER BY seq").fetchall()
-    assert rows[:3] == [(1, None, "init"), (2, None, "import"), (3, None, "unlock")]  # old records verify
+    assert rows[:3] == [
+        (1, None, "init"),
+        (2, None, "import"),
+        (3, None, "unlock"),
+    ]  # old records verify
     assert (None, "accounts.migrate") not in [(r[1], r[2]) for r in rows]
     assert ("admin", "accounts.migrate") in [(r[1], r[2]) for r in rows]
     kept = [p for p in path.parent.iterdir() if ".before-accounts-" in p.name]
