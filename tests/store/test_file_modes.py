@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from noteward.store.vault import Vault
 from tests.conftest import PASSPHRASE
 from tests.support.cli import REPO, child_env
@@ -75,7 +73,6 @@ def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
         assert _mode(p) == (0o700 if p.is_dir() else 0o600), p.name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a shared (setgid, group-writable) folder still gets 0600 files")
 def test_a_shared_group_folder_gives_group_modes(tmp_path: Path) -> None:
     """IT's `noteward` group setup (README): a setgid, group-writable folder. Files made in
     it are 0660 and folders 2770, so several OS accounts in the group can use one vault;
