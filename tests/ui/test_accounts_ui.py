@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PASSPHRASE
 from tests.ui.conftest import unlock
-
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 14: the unlock dialog has no user yet")
 
 BOB = "bob's own passphrase 2468"
 
