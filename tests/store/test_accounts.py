@@ -389,7 +389,6 @@ def test_a_single_passphrase_vault_moves_to_accounts_at_its_first_unlock(tmp_pat
         assert v.patient("pt_old").note_count == 6
 
 
-@pytest.mark.xfail(strict=True, reason="add_user writes the key file as this process loaded it at unlock")
 def test_users_added_by_two_processes_are_both_kept(team: Path) -> None:
     """Two Noteward processes (two unlocks here) each add a user: the second must not
     write back the key file it read at unlock, which lacks the first one's user."""

@@ -1087,6 +1087,16 @@ class Vault:
         ).fetchall()
         return [User(str(n), str(r)) for n, r in rows]
 
+    def _current_keyfile(self) -> KeyFile:
+        """A copy of the key file as it is on disk now (another Noteward process may have
+        added a user since this one unlocked), else of the one this vault was opened with."""
+        assert self._key.keyfile is not None
+        with contextlib.suppress(NotewardError):
+            on_disk = KeyFile.load(key_file_path(self.path))
+            if on_disk is not None and on_disk.vault_id == self._key.keyfile.vault_id:
+                return on_disk
+        return self._key.keyfile.copy()
+
     def _refuse_if_legacy(self) -> None:
         if self.legacy:
             raise UsageError(
@@ -1104,11 +1114,13 @@ class Vault:
         self._refuse_if_legacy()
         self._refuse_if_read_only()
         assert self._key.keyfile is not None and self._key.data_key is not None
-        if any(u.name == name for u in self.users()):
-            raise UsageError(f"There is already a user {name!r}; nothing was changed.")
-        keyfile = self._key.keyfile.copy()
-        keyfile.set_user(name, role, passphrase, self._key.data_key)
+        data_key = self._key.data_key
         with self.transaction() as conn:
+            if any(u.name == name for u in self.users()):
+                raise UsageError(f"There is already a user {name!r}; nothing was changed.")
+            # Read under the write lock: another process may have added a user since.
+            keyfile = self._current_keyfile()
+            keyfile.set_user(name, role, passphrase, data_key)
             _mirror_user(conn, name, role)
             audit.append(conn, "user.add", [name], {"admin": int(role == "admin")})
             keyfile.save(key_file_path(self.path))  # a failed write commits nothing
@@ -1127,16 +1139,15 @@ class Vault:
             raise UsageError(f"No user {name!r} in this vault; nothing was changed.")
         if name == self.user.name:
             raise UsageError("You cannot remove yourself; another admin can. Nothing was changed.")
-        assert self._key.keyfile is not None
-        keyfile = self._key.keyfile.copy()
-        with contextlib.suppress(UsageError):  # a row the key file lost is still removed
-            keyfile.remove_user(name)
+        def drop(keyfile: KeyFile) -> None:
+            with contextlib.suppress(UsageError):  # a row the key file lost is still removed
+                keyfile.remove_user(name)
 
         def in_copy(conn: Any) -> None:
             conn.execute("UPDATE users SET removed_at = ? WHERE name = ?", (now_iso(), name))
             audit.append(conn, "user.remove", [name], {})
 
-        self._rotate(keyfile, in_copy, what="remove the user")
+        self._rotate(self._current_keyfile, in_copy, what="remove the user", change=drop)
         log.info("user removed, data key rotated")
 
     def change_passphrase(self, new_passphrase: str) -> None:
@@ -1162,36 +1173,43 @@ class Vault:
                 _Key(_quote(new_passphrase), self.user, new_passphrase, None, None), busy, in_copy, None
             ))
         else:
-            keyfile = self._key.keyfile.copy()
-            me = self.user
-            self._rotate(keyfile, in_copy, what="change the passphrase", set_user=(me, new_passphrase))
+            self._rotate(self._current_keyfile, in_copy, what="change the passphrase", set_user=(self.user, new_passphrase))
         log.info("vault passphrase changed")
 
     def _rotate(
         self,
-        keyfile: KeyFile,
+        keyfile_now: Callable[[], KeyFile],
         in_copy: Callable[[Any], None],
         *,
         what: str,
+        change: Callable[[KeyFile], None] | None = None,
         set_user: tuple[User, str] | None = None,
     ) -> None:
-        """Re-encrypt the vault under a fresh data key sealed to every entry of ``keyfile``
-        (the safe rekey: copy, check, flush, rename), with ``in_copy`` run inside the new
-        copy and a 'key.rotate' record after it."""
+        """Re-encrypt the vault under a fresh data key sealed to every entry of the key
+        file (read once the vault is held alone, then ``change``d) by the safe rekey (copy,
+        check, flush, rename), with ``in_copy`` run inside the new copy and a 'key.rotate'
+        record after it."""
         self._refuse_if_read_only()
-        data_key = new_data_key()
-        keyfile.reseal(data_key)
-        passphrase = self._passphrase
-        if set_user is not None:
-            keyfile.set_user(set_user[0].name, set_user[0].role, set_user[1], data_key)
-            passphrase = set_user[1]
 
-        def in_copy_then_rotate(conn: Any) -> None:
-            in_copy(conn)
-            audit.append(conn, "key.rotate", [], {"users": len(keyfile.users())})
+        def work(busy: str) -> None:
+            keyfile = keyfile_now()
+            if change is not None:
+                change(keyfile)
+            data_key = new_data_key()
+            keyfile.reseal(data_key)
+            passphrase = self._passphrase
+            if set_user is not None:
+                keyfile.set_user(set_user[0].name, set_user[0].role, set_user[1], data_key)
+                passphrase = set_user[1]
 
-        new_key = _Key(sqlcipher_key(data_key), self.user, passphrase, keyfile, data_key)
-        self._with_vault_alone(what, lambda busy: self._rekey_into_copy(new_key, busy, in_copy_then_rotate, keyfile))
+            def in_copy_then_rotate(conn: Any) -> None:
+                in_copy(conn)
+                audit.append(conn, "key.rotate", [], {"users": len(keyfile.users())})
+
+            new_key = _Key(sqlcipher_key(data_key), self.user, passphrase, keyfile, data_key)
+            self._rekey_into_copy(new_key, busy, in_copy_then_rotate, keyfile)
+
+        self._with_vault_alone(what, work)
 
     def _with_vault_alone(self, what: str, work: Callable[[str], None]) -> None:
         busy = (
@@ -1226,7 +1244,7 @@ class Vault:
             _mirror_user(conn, name, "admin")
             audit.append(conn, "accounts.migrate", [name], {})
 
-        self._rotate(keyfile, in_copy, what="move it to accounts", set_user=(User(name, "admin"), self._passphrase))
+        self._rotate(lambda: keyfile, in_copy, what="move it to accounts", set_user=(User(name, "admin"), self._passphrase))
         log.info("single-passphrase vault moved to accounts (backup kept beside it)")
         return kept
 
