@@ -505,13 +505,15 @@ class Vault:
         if not path.is_file():
             raise VaultLockedError(f"No vault at {path}. Create one with `noteward init`.")
         refuse_network_share(path)
-        candidates = cls._keys_for(path, passphrase, user)
         lock_fd = _lock(
             path, busy_timeout_ms, exclusive=False,
             busy_message="vault is busy: another Noteward process is restoring it or changing "
             "its passphrase; try again when it has finished.",
         )
         try:
+            # Read under the shared lock: a rotation (which holds it exclusively) is then
+            # either finished or not begun, never half-way between key file and vault.
+            candidates = cls._keys_for(path, passphrase, user)
             vault = None
             for i, (key, kf_file) in enumerate(candidates):
                 try:
