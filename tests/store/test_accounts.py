@@ -405,3 +405,18 @@ def test_users_added_by_two_processes_are_both_kept(team: Path) -> None:
     for who, passphrase in (("dave", "dave's passphrase 1122"), ("erin", "erin's passphrase 3344")):
         with Vault.open(team, passphrase, user=who) as v:
             assert v.user.name == who
+
+
+@pytest.mark.xfail(strict=True, reason="the unlock record is written before the user list is checked")
+def test_a_refused_unlock_leaves_no_record_in_that_users_name(team: Path) -> None:
+    from noteward.core.errors import AccessDeniedError
+    from noteward.store.keys import KeyFile, key_file_path
+    from noteward.store.vault import Vault
+
+    kf = KeyFile.load(key_file_path(team))
+    assert kf is not None
+    kf.set_user("mallory", "admin", "mallory's passphrase 1", kf.unlock("bob", BOB)[1])
+    kf.save(key_file_path(team))
+    with pytest.raises(AccessDeniedError):
+        Vault.open(team, "mallory's passphrase 1", user="mallory")
+    assert "mallory" not in {who for who, _ in _actions(team)}
