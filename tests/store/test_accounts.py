@@ -407,7 +407,6 @@ def test_users_added_by_two_processes_are_both_kept(team: Path) -> None:
             assert v.user.name == who
 
 
-@pytest.mark.xfail(strict=True, reason="the unlock record is written before the user list is checked")
 def test_a_refused_unlock_leaves_no_record_in_that_users_name(team: Path) -> None:
     from noteward.core.errors import AccessDeniedError
     from noteward.store.keys import KeyFile, key_file_path

@@ -683,6 +683,7 @@ class Vault:
                 )
             vault = cls(path, conn, key, busy_timeout_ms, lock_fd=lock_fd, head_copy=head_copy)
             vault._migrate()
+            vault._check_account()  # before any record names a user the vault does not list
             if audit_unlock:
                 failed = _count_failed_unlocks(path)
                 with vault.transaction():
