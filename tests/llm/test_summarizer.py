@@ -177,8 +177,9 @@ def test_summarize_patient_streams_saves_and_goes_out_of_date(
     assert set(stored["covers"]["note_ids"]) == set(notes)
     assert stored["out_of_date"] is False
     assert stored["body"]["sentences"] == data["sentences"]
-    save_approved(v, res.summary_id, "Reviewed: ibuprofen only.")
-    assert load_summary(v, res.summary_id)["approved_text"] == "Reviewed: ibuprofen only."
+    save_approved(v, res.summary_id, "Reviewed: ibuprofen only.", approver="dr_lee")
+    approved = load_summary(v, res.summary_id)
+    assert (approved["approved_text"], approved["approved_by"]) == ("Reviewed: ibuprofen only.", "dr_lee")
     with v.transaction() as conn:
         conn.execute(
             "INSERT INTO notes(id, patient_id, text, content_hash, date, created_at) VALUES (?,?,?,?,?,?)",

@@ -91,6 +91,7 @@ UNSUPPORTED = "He was started on warfarin for a clot in the leg."
 
 
 def test_approval_leaves_out_unsupported_sentences_unless_edited(content_vault: Any, scripted: Any) -> None:
+    from noteward.core.models import UNSUPPORTED_MARK
     from noteward.llm.summarizer import approval_text, load_summary, save_approved
 
     out = scripted(content_vault, SMALL, f"Medications:\n- {UNSUPPORTED}\n", save=True)
@@ -98,18 +99,20 @@ def test_approval_leaves_out_unsupported_sentences_unless_edited(content_vault: 
     supported = [s.text for s in out.sentences if s.supported]
     assert supported, "nothing supported to approve"
 
-    # the text offered for approval holds the checked sentences only
+    # the text offered for approval holds every sentence, the unchecked one marked
     offered = approval_text(out)
-    assert UNSUPPORTED not in offered
+    assert f"- {UNSUPPORTED_MARK}{UNSUPPORTED}" in offered.splitlines()
     assert all(t in offered for t in supported)
 
-    # pasted back unedited, the unsupported sentence is dropped on approval...
-    dropped = save_approved(content_vault, out.summary_id, offered + f"- {UNSUPPORTED}\n")
-    stored = load_summary(content_vault, out.summary_id)["approved_text"]
-    assert dropped == 1 and UNSUPPORTED not in stored
-    assert all(t in stored for t in supported)
+    # approved unedited (mark kept or deleted), the unsupported sentence is dropped...
+    for text in (offered, offered.replace(UNSUPPORTED_MARK, "")):
+        dropped = save_approved(content_vault, out.summary_id, text, approver="dr_lee")
+        stored = load_summary(content_vault, out.summary_id)["approved_text"]
+        assert dropped == 1 and UNSUPPORTED not in stored and UNSUPPORTED_MARK not in stored
+        assert all(t in stored for t in supported)
 
-    # ...an edited version is the clinician's own words and is kept
+    # ...an edited version is the clinician's own words and is kept, without the mark
     edited = "He was started on warfarin for a clot in the leg (checked with his mother)."
-    assert save_approved(content_vault, out.summary_id, offered + f"- {edited}\n") == 0
-    assert edited in load_summary(content_vault, out.summary_id)["approved_text"]
+    assert save_approved(content_vault, out.summary_id, offered.replace(UNSUPPORTED, edited), approver="dr_lee") == 0
+    stored = load_summary(content_vault, out.summary_id)["approved_text"]
+    assert edited in stored and UNSUPPORTED_MARK not in stored

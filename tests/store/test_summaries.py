@@ -50,8 +50,8 @@ def test_latest_and_approval(with_patient: Vault):
     _add(with_patient, "sm_2")
     assert summaries.latest_id(with_patient, "pt_a") == "sm_2"
     assert summaries.approved(with_patient) == []
-    summaries.approve(with_patient, "sm_1", "Reviewed: metformin only.")
-    summaries.approve(with_patient, "sm_2", "")  # an empty approval is not training material
+    summaries.approve(with_patient, "sm_1", "Reviewed: metformin only.", approver="dr_lee")
+    summaries.approve(with_patient, "sm_2", "", approver="dr_lee")  # an empty approval is not training material
     s = summaries.get(with_patient, "sm_1")
     assert s is not None and s.approved_text == "Reviewed: metformin only." and s.approved_at
     assert summaries.approved(with_patient) == [
@@ -64,7 +64,7 @@ def test_latest_and_approval(with_patient: Vault):
 def test_approving_an_unknown_summary_changes_nothing(with_patient: Vault):
     before = with_patient.counts()["audit"]
     with pytest.raises(NotewardError, match="Unknown summary id"):
-        summaries.approve(with_patient, "sm_missing", "text")
+        summaries.approve(with_patient, "sm_missing", "text", approver="dr_lee")
     assert with_patient.counts()["audit"] == before
 
 
@@ -73,3 +73,69 @@ def test_a_summary_without_a_patient(vault: Vault):
     s = summaries.get(vault, "sm_free")
     assert s is not None and s.patient_id is None
     assert audit.events(vault.conn, 1)[0]["object_ids"] == ["sm_free"]
+
+
+def test_approval_round_trip_with_approver_and_utc_time(with_patient: Vault, vault_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    _add(with_patient, "sm_1")
+    before = datetime.now(UTC).replace(microsecond=0)
+    summaries.approve(with_patient, "sm_1", "Reviewed: metformin only.", approver="dr_lee")
+    after = datetime.now(UTC)
+    with_patient.close()
+    with Vault.open(vault_path, PASSPHRASE) as v:
+        s = summaries.get(v, "sm_1")
+        assert s is not None
+        assert (s.approved_text, s.approved_by) == ("Reviewed: metformin only.", "dr_lee")
+        assert s.approved_at is not None
+        when = datetime.fromisoformat(s.approved_at)
+        assert when.utcoffset() == timedelta(0)  # stored in UTC
+        assert before <= when <= after
+        # the approver's name is not written into the audit trail: ids and counts only
+        ev = [e for e in audit.events(v.conn, 10) if e["action"] == "summary.approve"]
+        assert ev and "dr_lee" not in repr(ev)
+
+
+def test_an_approval_needs_an_approver(with_patient: Vault):
+    _add(with_patient, "sm_1")
+    with pytest.raises(NotewardError, match="approver"):
+        summaries.approve(with_patient, "sm_1", "text", approver="  ")
+    assert summaries.get(with_patient, "sm_1").approved_text is None  # type: ignore[union-attr]
+
+
+def test_an_approval_from_before_approvers_still_loads(with_patient: Vault):
+    # what the migration leaves for a summary approved by an older Noteward: no approver
+    _add(with_patient, "sm_old")
+    with with_patient.transaction() as conn:
+        conn.execute(
+            "UPDATE summaries SET approved_text = 'Old approval.', approved_at = '2024-02-01T10:00:00+00:00'"
+            " WHERE id = 'sm_old'"
+        )
+    s = summaries.get(with_patient, "sm_old")
+    assert s is not None and s.approved_text == "Old approval." and s.approved_by is None
+    assert summaries.latest_approved_id(with_patient, "pt_a") == "sm_old"
+
+
+def test_a_newer_machine_summary_is_kept_beside_the_approved_one(with_patient: Vault):
+    _add(with_patient, "sm_1")
+    with_patient.conn.execute("UPDATE summaries SET created_at = '2000-01-01' WHERE id = 'sm_1'")
+    summaries.approve(with_patient, "sm_1", "Reviewed.", approver="dr_lee")
+    _add(with_patient, "sm_2")  # a newer machine summary
+    assert summaries.latest_id(with_patient, "pt_a") == "sm_2"
+    assert summaries.latest_approved_id(with_patient, "pt_a") == "sm_1"
+    first, second = summaries.get(with_patient, "sm_1"), summaries.get(with_patient, "sm_2")
+    assert first is not None and first.approved_text == "Reviewed." and first.approved_by == "dr_lee"
+    assert second is not None and second.approved_text is None and second.approved_by is None
+    assert summaries.latest_approved_id(with_patient, "pt_nobody") is None
+
+
+def test_approver_name_is_the_signed_in_user_or_the_os_login(vault: Vault, monkeypatch: pytest.MonkeyPatch):
+    import getpass
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "oslogin")
+    assert summaries.approver_name(vault) == "admin"  # signed in as the vault's first admin
+    signed_in = SimpleNamespace(user=SimpleNamespace(name="dr_lee", role="clinician"))
+    assert summaries.approver_name(signed_in) == "dr_lee"  # type: ignore[arg-type]
+    no_accounts = SimpleNamespace(user=None)  # a caller with no signed-in user
+    assert summaries.approver_name(no_accounts) == "oslogin"  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from noteward.core.models import SUMMARY_SECTIONS, Summary, SummarySentence
+from noteward.core.models import SUMMARY_SECTIONS, UNSUPPORTED_MARK, Summary, SummarySentence
 from tests.ui.conftest import SMALL_PATIENT, unlock
 from tests.ui.test_flows import import_into, select_first_patient
 
@@ -117,7 +117,16 @@ def test_approve_is_stored_beside_the_original_and_new_notes_mark_it_out_of_date
     text = pane.summary_text().replace("- ", "- (checked) ", 1)
     with qtbot.waitSignal(pane.approve(summary_id, text).job_did_succeed, timeout=10_000):
         pass
-    assert pane.approved_label.isVisible()
+    # the approved text is what the pane shows now, with who approved it (the signed-in
+    # user: the vault's first admin, "admin") and when; the machine sentences are one click away
+    assert pane.approved_box.isVisible() and pane.approved_label.isVisible()
+    assert pane.approved_label.text().startswith("Approved by admin, ")
+    approved = pane.summary.approved_text
+    assert approved and pane.approved_view.text() == approved and "(checked)" in approved
+    assert UNSUPPORTED_MARK not in approved
+    assert not any(v.isVisible() for v in pane.views)
+    pane.machine_text_button.click()
+    assert any(v.isVisible() for v in pane.views)
 
     # a newer note for the same patient arrives
     line = next(
@@ -137,7 +146,7 @@ def test_approve_is_stored_beside_the_original_and_new_notes_mark_it_out_of_date
         import_into(qtbot, window, [newer])
     latest = blocker.args[0].latest_summary
     assert latest.summary_id == summary_id
-    assert latest.approved_text == text
+    assert latest.approved_text == approved and latest.approved_by == "admin"
     assert [s.text for s in latest.sentences] == [s.text for s in result.sentences]
     assert latest.out_of_date is True
     assert pane.out_of_date.isVisible()

@@ -77,6 +77,9 @@ SUMMARY_SECTIONS = (
 # Where a sentence came from: the model wrote it, it was copied from a note, or it was
 # composed from the record's structured facts (FHIR conditions, medications, allergies).
 ORIGINS = ("model", "extract", "fact")
+# How an unsupported sentence is marked in the text a clinician edits and approves. The mark
+# never enters an approved summary; neither does the sentence, unless the clinician edits it.
+UNSUPPORTED_MARK = "⚠ UNSUPPORTED, check or delete: "
 
 
 def _spans(raw: Any) -> list[SourceSpan]:
@@ -164,6 +167,11 @@ class Summary:
     out_of_date: bool = False
     approved_text: str | None = None
     created_at: str | None = None
+    approved_by: str | None = None  # the approver's user name (None: not recorded, or not approved)
+    approved_at: str | None = None  # ISO 8601, UTC
+    # The patient's approved summary when this newer machine summary is not approved: both
+    # are kept and shown, the newer marked as not approved.
+    earlier_approved: Summary | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of `noteward summarize --json` (patient, model, sentences, timings)."""
@@ -195,6 +203,18 @@ class Summary:
                 out.extend(f"- {s.text}" for s in items)
         return "\n".join(out)
 
+    def approval_text(self) -> str:
+        """The text a clinician is offered to edit and approve: every sentence under its
+        section heading, unsupported ones prefixed with ``UNSUPPORTED_MARK`` (they are left
+        out on approval unless the clinician edits them)."""
+        out: list[str] = []
+        for section in SUMMARY_SECTIONS:
+            items = [s for s in self.sentences if s.section == section]
+            if items:
+                out.append(f"{section}:")
+                out.extend(f"- {'' if s.supported else UNSUPPORTED_MARK}{s.text}" for s in items)
+        return "\n".join(out) + "\n"
+
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Summary:
         """A summary from its JSON, a stored body, or the dict the app passes around."""
@@ -213,6 +233,9 @@ class Summary:
             out_of_date=bool(d.get("out_of_date")),
             approved_text=d.get("approved_text"),
             created_at=d.get("created_at"),
+            approved_by=d.get("approved_by"),
+            approved_at=d.get("approved_at"),
+            earlier_approved=_earlier(d.get("earlier_approved")),
         )
 
     @classmethod
@@ -231,6 +254,16 @@ class Summary:
         out.out_of_date = bool(stored.get("out_of_date"))
         out.approved_text = stored.get("approved_text")
         out.created_at = stored.get("created_at")
+        out.approved_by = stored.get("approved_by")
+        out.approved_at = stored.get("approved_at")
+        out.earlier_approved = _earlier(stored.get("earlier_approved"))
         if stored.get("model_id"):
             out.model = {"id": str(stored["model_id"]), "sha256": str(stored.get("model_sha256") or "")}
         return out
+
+
+def _earlier(value: Any) -> Summary | None:
+    """The earlier approved summary carried by a newer one (a Summary or its stored dict)."""
+    if value is None or isinstance(value, Summary):
+        return value
+    return Summary.from_stored(value)

@@ -66,10 +66,13 @@ def cmd_deid(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from noteward.deid.export import write_export
 
+    if args.approved_summary:
+        return _export_approved_summary(args)
     if args.deidentify == args.identified:
         raise UsageError("Choose one of --deidentify (for research and training) or --identified (audited).")
     if bool(args.patient) == bool(args.all):
         raise UsageError("Choose --patient ID or --all.")
+    fmt = args.format or "jsonl"
     vault = open_vault(args)
     try:
         vault.require_admin("export notes")
@@ -77,13 +80,39 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not ids:
             raise UsageError("The vault has no patients to export. Import notes with `noteward import PATH`.")
         counts = write_export(
-            vault, ids, args.out, fmt=args.format, deidentify=args.deidentify, mode=args.mode,
+            vault, ids, args.out, fmt=fmt, deidentify=args.deidentify, mode=args.mode,
             overwrite=args.force,
         )
     finally:
         vault.close()
     kind = "de-identified" if args.deidentify else "IDENTIFIED (audited)"
-    print(f"Wrote {kind} {args.format} export to {args.out}: {counts['patients']} patients, {counts['notes']} notes.")
+    print(f"Wrote {kind} {fmt} export to {args.out}: {counts['patients']} patients, {counts['notes']} notes.")
+    return 0
+
+
+def _export_approved_summary(args: argparse.Namespace) -> int:
+    """`export --patient ID --approved-summary [--format fhir] OUT`: the approved summary as
+    a FHIR R4 Composition (identified; admin only; audited)."""
+    from noteward.deid.export import write_composition
+
+    if args.deidentify:
+        raise UsageError(
+            "An approved summary is exported identified (a FHIR Composition for the patient's record); "
+            "--deidentify does not apply to it."
+        )
+    if not args.patient:
+        raise UsageError("Give --patient ID: an approved summary is exported one patient at a time.")
+    if args.format not in (None, "fhir"):
+        raise UsageError("An approved summary is exported as FHIR (a Composition in a document Bundle): use --format fhir.")
+    vault = open_vault(args)
+    try:
+        counts = write_composition(vault, vault.patient(args.patient).id, args.out, overwrite=args.force)
+    finally:
+        vault.close()
+    print(
+        f"Wrote the IDENTIFIED approved summary (FHIR R4 Composition, audited) to {args.out}: "
+        f"{counts['sections']} sections, {counts['cited_notes']} cited notes."
+    )
     return 0
 
 
@@ -241,14 +270,20 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     console.add_vault_args(p)
     p.set_defaults(handler=cmd_deid)
 
-    p = sub.add_parser("export", help="export notes, de-identified (or identified, audited)")
+    p = sub.add_parser(
+        "export",
+        help="export notes, de-identified (or identified, audited); or an approved summary as FHIR",
+    )
     console.add_vault_args(p)
     who = p.add_mutually_exclusive_group()
     who.add_argument("--patient", help="patient id or source id")
     who.add_argument("--all", action="store_true", help="every patient")
     p.add_argument("--deidentify", action="store_true", help="remove PHI (Safe Harbor); only Noteward ids remain")
     p.add_argument("--identified", action="store_true", help="export identified data (recorded in the audit trail)")
-    p.add_argument("--format", choices=("jsonl", "fhir"), default="jsonl")
+    p.add_argument("--format", choices=("jsonl", "fhir"), default=None,
+                   help="jsonl (default) or fhir; an approved summary is always fhir")
+    p.add_argument("--approved-summary", action="store_true",
+                   help="the patient's approved summary as a FHIR R4 Composition (identified: admin only, audited)")
     p.add_argument("--mode", choices=("tag", "surrogate"), default="surrogate",
                    help="how PHI is replaced in a de-identified export (default surrogate)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")

@@ -1,4 +1,5 @@
-"""Exports of a vault's notes: de-identified (research, training) or identified (audited).
+"""Exports of a vault's notes: de-identified (research, training) or identified (audited),
+and of an approved summary as a FHIR R4 document (identified, admin only, audited).
 
 A de-identified export carries only Noteward's opaque ids: no names, source ids, authors
 or encounter references; note text goes through the Deidentifier with the patient's own
@@ -9,20 +10,23 @@ the year (tag mode). Every export appends an audit event with ids and counts onl
 from __future__ import annotations
 
 import base64
+import difflib
 import functools
 import hashlib
+import html
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
-from datetime import date
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from noteward.core.errors import UsageError
+from noteward.core.models import SUMMARY_SECTIONS, Summary, SummarySentence
 from noteward.deid.surrogates import Surrogates
-from noteward.store import events
+from noteward.store import events, summaries
 
 if TYPE_CHECKING:
     from noteward.store.vault import Vault
@@ -199,42 +203,68 @@ def _nw_identifier(noteward_id: str) -> list[dict[str, str]]:
     return [{"system": "urn:noteward:id", "value": noteward_id}]
 
 
+def _patient_resource(prec: dict[str, Any]) -> dict[str, Any]:
+    """A FHIR Patient from a patient record of :func:`patient_records` (or its like)."""
+    pid = _fhir_id(prec["patient"])
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": pid, "identifier": _nw_identifier(prec["patient"])}
+    if prec.get("sex") in ("male", "female", "other", "unknown"):
+        patient["gender"] = prec["sex"]
+    if prec.get("birth_date"):
+        patient["birthDate"] = prec["birth_date"]
+    if prec.get("name"):
+        patient["name"] = [{"text": prec["name"]}]
+    return patient
+
+
+def _fhir_instant(d: str) -> str:
+    return d if "T" in d else f"{d[:10]}T00:00:00Z"
+
+
+def _document_reference(n: dict[str, Any], pid: str) -> dict[str, Any]:
+    """A FHIR DocumentReference for a note record (its text as a base64 attachment)."""
+    nid = _fhir_id(n["note"])
+    doc: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": nid,
+        "identifier": _nw_identifier(n["note"]),
+        "status": "current",
+        "subject": {"reference": f"Patient/{pid}"},
+        "content": [{
+            "attachment": {
+                "contentType": "text/plain; charset=utf-8",
+                "data": base64.b64encode(n["text"].encode("utf-8")).decode("ascii"),
+            }
+        }],
+    }
+    if n.get("type"):
+        doc["type"] = {"text": n["type"]}
+    if n.get("date") and len(n["date"]) >= 10:
+        doc["date"] = _fhir_instant(n["date"])
+    return doc
+
+
 def _fhir_bundle(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> dict[str, Any]:
     """A FHIR R4 collection Bundle: one Patient and its DocumentReferences per patient.
     Resource ids are Noteward's ids with '-' for '_' (kept exactly in ``identifier``)."""
     entries = []
     for prec, notes in items:
-        pid = _fhir_id(prec["patient"])
-        patient: dict[str, Any] = {"resourceType": "Patient", "id": pid, "identifier": _nw_identifier(prec["patient"])}
-        if prec.get("sex") in ("male", "female", "other", "unknown"):
-            patient["gender"] = prec["sex"]
-        if prec.get("birth_date"):
-            patient["birthDate"] = prec["birth_date"]
-        if prec.get("name"):
-            patient["name"] = [{"text": prec["name"]}]
+        patient = _patient_resource(prec)
+        pid = patient["id"]
         entries.append({"fullUrl": f"{_BASE}/Patient/{pid}", "resource": patient})
         for n in notes:
-            nid = _fhir_id(n["note"])
-            doc: dict[str, Any] = {
-                "resourceType": "DocumentReference",
-                "id": nid,
-                "identifier": _nw_identifier(n["note"]),
-                "status": "current",
-                "subject": {"reference": f"Patient/{pid}"},
-                "content": [{
-                    "attachment": {
-                        "contentType": "text/plain; charset=utf-8",
-                        "data": base64.b64encode(n["text"].encode("utf-8")).decode("ascii"),
-                    }
-                }],
-            }
-            if n.get("type"):
-                doc["type"] = {"text": n["type"]}
-            if n.get("date") and len(n["date"]) >= 10:
-                d = n["date"]
-                doc["date"] = d if "T" in d else f"{d[:10]}T00:00:00Z"
-            entries.append({"fullUrl": f"{_BASE}/DocumentReference/{nid}", "resource": doc})
+            doc = _document_reference(n, pid)
+            entries.append({"fullUrl": f"{_BASE}/DocumentReference/{doc['id']}", "resource": doc})
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _check_out(out: str | Path, overwrite: bool) -> Path:
+    """The export's path, refused (nothing written) when it exists or its folder does not."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} already exists; choose another file or add --force.")
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"The folder {out.parent} does not exist.")
+    return out
 
 
 def write_export(
@@ -250,11 +280,7 @@ def write_export(
     """Write the export file (atomically) and append the audit event; returns counts."""
     if fmt not in FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}: use jsonl or fhir.")
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise UsageError(f"{out} already exists; choose another file or add --force.")
-    if out.parent and not out.parent.exists():
-        raise UsageError(f"The folder {out.parent} does not exist.")
+    out = _check_out(out, overwrite)
     secret = vault.meta("deid_secret") if deidentify else None
     if deidentify and not secret:
         raise UsageError("This vault has no de-identification secret (deid_secret); run `noteward check`.")
@@ -282,4 +308,196 @@ def write_export(
         raise
     action = "export_deidentified" if deidentify else "export_identified"
     events.record(vault, action, list(patient_ids), {**counts, "fhir": int(fmt == "fhir")})
+    return counts
+
+
+# -- an approved summary as a FHIR R4 Composition -------------------------------------------
+
+# LOINC 60591-5 "Patient summary Document" (the International Patient Summary's type)
+COMPOSITION_TYPE = {"system": "http://loinc.org", "code": "60591-5", "display": "Patient summary Document"}
+COMPOSITION_TITLE = "Patient summary"
+UNSECTIONED = "Summary"  # the section of approved lines written above any heading
+_XHTML = "http://www.w3.org/1999/xhtml"
+_ITEM_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_SECTION_NAMES = {s.casefold(): s for s in SUMMARY_SECTIONS}
+
+
+def require_admin(vault: Vault, what: str) -> None:
+    """Refuse ``what`` unless the signed-in user is an admin. A vault without user accounts
+    (no ``vault.user``: every vault until accounts land) has only its passphrase holder, who
+    may; once accounts exist, only a user whose role is ``admin``."""
+    user = getattr(vault, "user", None)
+    if user is not None and getattr(user, "role", None) != "admin":
+        raise UsageError(
+            f"{what} holds identified data: only an admin may do it "
+            f"(signed in as {getattr(user, 'name', '?')}, role {getattr(user, 'role', '?')}); nothing was exported."
+        )
+
+
+def approved_sections(text: str) -> list[tuple[str, list[str]]]:
+    """The approved text as (section title, lines): a line naming a summary section (with or
+    without a colon) or any other short line ending in a colon starts a section; lines above
+    the first heading go under ``UNSECTIONED``. Sections left empty are dropped."""
+    out: list[tuple[str, list[str]]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        bare = line.rstrip(":").strip()
+        if not _ITEM_RE.match(raw) and (bare.casefold() in _SECTION_NAMES or (line.endswith(":") and 0 < len(bare) <= 60)):
+            out.append((_SECTION_NAMES.get(bare.casefold(), bare), []))
+            continue
+        if not out:
+            out.append((UNSECTIONED, []))
+        out[-1][1].append(line)
+    return [(title, lines) for title, lines in out if lines]
+
+
+def _key(line: str) -> str:
+    return " ".join(_ITEM_RE.sub("", line).split()).casefold()
+
+
+def _cited_notes(line: str, section: str, sentences: Sequence[SummarySentence]) -> list[str]:
+    """The notes an approved line cites: those of the supported machine sentence it is
+    (word for word, or lightly edited: 80% alike), preferring one of the same section. A
+    line the clinician wrote cites nothing."""
+    key = _key(line)
+    supported = [s for s in sentences if s.supported and s.sources]
+    pools = ([s for s in supported if s.section == section], supported)
+    match: SummarySentence | None = None
+    for pool in pools:
+        match = next((s for s in pool if _key(s.text) == key), None)
+        if match is not None:
+            break
+    if match is None:
+        for pool in pools:
+            scored = [(difflib.SequenceMatcher(None, key, _key(s.text)).ratio(), i) for i, s in enumerate(pool)]
+            best = max(scored, default=(0.0, -1))
+            if best[0] >= 0.8:
+                match = pool[best[1]]
+                break
+    if match is None:
+        return []
+    return list(dict.fromkeys(src.note_id for src in match.sources))
+
+
+def _narrative(lines: list[str]) -> str:
+    """The section's lines as an XHTML div: bullets as a list, other lines as paragraphs."""
+    parts: list[str] = []
+    in_list = False
+    for line in lines:
+        item = _ITEM_RE.match(line)
+        if item and not in_list:
+            parts.append("<ul>")
+        elif not item and in_list:
+            parts.append("</ul>")
+        in_list = bool(item)
+        text = html.escape(_ITEM_RE.sub("", line) if item else line, quote=False)
+        parts.append(f"<li>{text}</li>" if item else f"<p>{text}</p>")
+    if in_list:
+        parts.append("</ul>")
+    return f'<div xmlns="{_XHTML}">' + "".join(parts) + "</div>"
+
+
+def composition_bundle(vault: Vault, patient_id: str) -> tuple[dict[str, Any], dict[str, int], str]:
+    """A FHIR R4 document Bundle for the patient's most recently approved summary:
+    (bundle, counts, summary id). Refused (UsageError) when nothing is approved."""
+    sid = summaries.latest_approved_id(vault, patient_id)
+    stored = summaries.get(vault, sid) if sid else None
+    if stored is None or not (stored.approved_text or "").strip():
+        raise UsageError(
+            f"Patient {patient_id} has no approved summary: approve one in the app (Summary > "
+            "Edit and approve…) first; nothing was exported."
+        )
+    from dataclasses import asdict
+
+    summary = Summary.from_stored(asdict(stored))
+    p = vault.patient(patient_id)
+    patient = _patient_resource(
+        {"patient": p.id, "name": p.name, "sex": p.sex, "birth_date": p.birth_date}
+    )
+    pid = patient["id"]
+    approved_at = stored.approved_at or stored.created_at
+    author: dict[str, Any]
+    resources: list[dict[str, Any]] = [patient]
+    if stored.approved_by:
+        digest = hashlib.sha256(stored.approved_by.encode("utf-8")).hexdigest()[:16]
+        practitioner = {
+            "resourceType": "Practitioner",
+            "id": f"user-{digest}",
+            "identifier": [{"system": "urn:noteward:user", "value": stored.approved_by}],
+            "name": [{"text": stored.approved_by}],
+        }
+        resources.append(practitioner)
+        author = {"reference": f"Practitioner/{practitioner['id']}", "display": stored.approved_by}
+    else:
+        author = {"display": "approver not recorded"}
+    notes = {n.id: n for n in vault.notes(p.id)}
+    sections: list[dict[str, Any]] = []
+    cited: dict[str, None] = {}
+    for title, lines in approved_sections(str(stored.approved_text)):
+        refs = [nid for line in lines for nid in _cited_notes(line, title, summary.sentences) if nid in notes]
+        refs = list(dict.fromkeys(refs))
+        cited.update(dict.fromkeys(refs))
+        section: dict[str, Any] = {
+            "title": title,
+            "text": {"status": "additional", "div": _narrative(lines)},
+        }
+        if refs:
+            section["entry"] = [{"reference": f"DocumentReference/{_fhir_id(nid)}"} for nid in refs]
+        sections.append(section)
+    for nid in cited:
+        n = notes[nid]
+        doc = _document_reference(
+            {"note": n.id, "date": n.date, "type": n.type, "text": n.text}, pid
+        )
+        if n.date and len(n.date) >= 10:
+            doc["context"] = {"period": {"start": _fhir_instant(n.date)}}
+        resources.append(doc)
+    composition: dict[str, Any] = {
+        "resourceType": "Composition",
+        "id": _fhir_id(stored.id),
+        "identifier": _nw_identifier(stored.id)[0],  # 0..1 in R4
+        "status": "final",
+        "type": {"coding": [COMPOSITION_TYPE], "text": COMPOSITION_TITLE},
+        "subject": {"reference": f"Patient/{pid}"},
+        "date": approved_at,
+        "author": [author],
+        "title": COMPOSITION_TITLE,
+        "attester": [{"mode": "legal", "time": approved_at, **({"party": author} if "reference" in author else {})}],
+        "section": sections,
+    }
+    entries = [{"fullUrl": f"{_BASE}/Composition/{composition['id']}", "resource": composition}]
+    entries += [{"fullUrl": f"{_BASE}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources]
+    bundle = {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:noteward:document", "value": stored.id},
+        "type": "document",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "entry": entries,
+    }
+    return bundle, {"sections": len(sections), "cited_notes": len(cited)}, stored.id
+
+
+def write_composition(
+    vault: Vault, patient_id: str, out: str | Path, *, overwrite: bool = False
+) -> dict[str, int]:
+    """Write the patient's approved summary as a FHIR R4 document Bundle (a Composition with
+    one section per approved section, author = the approver, the cited notes as
+    DocumentReferences, the Patient): identified data, so admin only (:func:`require_admin`),
+    written atomically with mode 0600 and audited ("export_identified_composition", ids and
+    counts only). Returns the counts (sections, cited_notes)."""
+    require_admin(vault, "Exporting an approved summary")
+    out = _check_out(out, overwrite)
+    bundle, counts, sid = composition_bundle(vault, patient_id)
+    fd, tmp = tempfile.mkstemp(prefix=".noteward-export-", dir=str(out.parent or Path(".")))
+    try:
+        os.chmod(tmp, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(bundle, fh, ensure_ascii=False, indent=1)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    events.record(vault, "export_identified_composition", [patient_id, sid], {**counts, "fhir": 1})
     return counts

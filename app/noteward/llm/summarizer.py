@@ -589,11 +589,23 @@ def load_summary(vault: Vault, summary_id: str) -> dict[str, Any]:
 
 
 def latest_summary(vault: Vault, patient_id: str) -> dict[str, Any] | None:
-    """The newest stored summary for a patient (or None)."""
+    """The newest stored summary for a patient (or None).
+
+    When it is not approved and an older one is, the approved one comes with it as
+    ``earlier_approved``: a newer machine summary never silently takes an approved one's
+    place (both are kept and shown, the newer as not approved)."""
     from noteward.store import summaries
 
     sid = summaries.latest_id(vault, patient_id)
-    return load_summary(vault, sid) if sid else None
+    if not sid:
+        return None
+    out = load_summary(vault, sid)
+    out["earlier_approved"] = None
+    if out["approved_text"] is None:
+        approved_id = summaries.latest_approved_id(vault, patient_id)
+        if approved_id and approved_id != sid:
+            out["earlier_approved"] = load_summary(vault, approved_id)
+    return out
 
 
 def is_out_of_date(vault: Vault, summary_id: str, stored: Mapping[str, Any] | None = None) -> bool:
@@ -610,36 +622,39 @@ def is_out_of_date(vault: Vault, summary_id: str, stored: Mapping[str, Any] | No
 
 
 def approval_text(summary: Summary) -> str:
-    """The text a clinician is offered to edit and approve: the supported sentences under
-    their section headings (unsupported ones are left out; the clinician may write them
-    back in their own words)."""
-    return summary.text(include_unsupported=False) + "\n"
+    """The text a clinician is offered to edit and approve: every sentence under its
+    section heading, the unsupported ones marked (``UNSUPPORTED_MARK``) so the mark stays
+    visible in the editor; they are left out on approval unless edited."""
+    return summary.approval_text()
 
 
-def save_approved(vault: Vault, summary_id: str, text: str) -> int:
-    """Store the clinician-approved text of a summary (with the time it was approved).
+def save_approved(vault: Vault, summary_id: str, text: str, *, approver: str) -> int:
+    """Store the clinician-approved text of a summary, with the approver's user name and
+    the time (UTC).
 
-    A line that repeats one of the summary's unsupported sentences unedited is left out:
-    nothing in the notes backs it and nobody changed it. An edited line is the clinician's
-    own and is kept. Returns how many lines were left out (also audited, as a count)."""
+    A line that repeats one of the summary's unsupported sentences unedited is left out
+    (with its mark, or with the mark deleted): nothing in the notes backs it and nobody
+    changed it. An edited line is the clinician's own and is kept, without the mark.
+    Returns how many lines were left out (also audited, as a count)."""
     from noteward.store import summaries
 
     stored = summaries.get(vault, summary_id)
     if stored is None:
         raise NotewardError("Unknown summary id: nothing was approved.")
     kept, left_out = without_unsupported(text, Summary.from_stored(asdict(stored)).sentences)
-    summaries.approve(vault, summary_id, kept, unsupported_left_out=left_out)
+    summaries.approve(vault, summary_id, kept, approver=approver, unsupported_left_out=left_out)
     return left_out
 
 
 def without_unsupported(text: str, sentences: Sequence[SummarySentence]) -> tuple[str, int]:
-    """``text`` without the lines that are an unsupported sentence word for word (bullet,
-    case and spacing aside), and how many lines that removed."""
+    """``text`` without the unsupported marks, and without the lines that are an unsupported
+    sentence word for word (mark, bullet, case and spacing aside); how many lines that removed."""
     supported = {_line_key(s.text) for s in sentences if s.supported}
     unsupported = {_line_key(s.text) for s in sentences if not s.supported} - supported
     kept: list[str] = []
     left_out = 0
     for line in text.splitlines(keepends=True):
+        line = _MARK_RE.sub("", line)
         if _line_key(line) in unsupported:
             left_out += 1
         else:
@@ -648,6 +663,11 @@ def without_unsupported(text: str, sentences: Sequence[SummarySentence]) -> tupl
 
 
 _BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# The unsupported mark wherever it is left in a line (also partly deleted): never saved.
+_MARK_RE = re.compile(
+    r"(?:⚠\s*UNSUPPORTED(?:,\s*check or delete)?|UNSUPPORTED,\s*check or delete)\s*:\s*",
+    re.IGNORECASE,
+)
 
 
 def _line_key(line: str) -> str:

@@ -116,7 +116,12 @@ MIGRATIONS: list[list[str]] = [
             hash TEXT NOT NULL
         )""",
     ],
-    # 1 -> 2: clinician accounts. Audit records name their user (NULL on records written
+    # -> +1: who approved a summary (the clinician's user name; NULL for approvals made
+    # before it was recorded, shown as "approver not recorded")
+    [
+        "ALTER TABLE summaries ADD COLUMN approved_by TEXT",
+    ],
+    # -> +1: clinician accounts. Audit records name their user (NULL on records written
     # before: their digest is the old one, so they still verify); the user list mirrored
     # from the key file lives here, where only a key holder can change it and the audit
     # trail covers each change.

@@ -167,13 +167,15 @@ def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list
     return out
 
 
-def _save_approved(ctx: JobContext, summary_id: str, text: str) -> str:
-    """Approve; returns the text as stored (unedited unsupported sentences left out)."""
+def _save_approved(ctx: JobContext, summary_id: str, text: str) -> Summary:
+    """Approve as the signed-in user (or the OS login); returns the summary as stored, typed
+    (its approved text without unedited unsupported sentences, approver and time)."""
     from noteward.llm.summarizer import load_summary, save_approved
+    from noteward.store.summaries import approver_name
 
     vault = _vault(ctx)
-    save_approved(vault, summary_id, text)
-    return str(load_summary(vault, summary_id)["approved_text"] or "")
+    save_approved(vault, summary_id, text, approver=approver_name(vault))
+    return Summary.from_stored(load_summary(vault, summary_id))
 
 
 # -- functions run on the model thread ------------------------------------------------------

@@ -5,23 +5,32 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent
+from PySide6.QtGui import QColor, QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent, QTextFormat
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QFrame,
     QLabel,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
-from noteward.core.models import SUMMARY_SECTIONS, Patient, Summary, SummarySentence
+from noteward.core.models import (
+    SUMMARY_SECTIONS,
+    UNSUPPORTED_MARK,
+    Patient,
+    Summary,
+    SummarySentence,
+)
 from noteward.ui.flow_layout import FlowLayout
 from noteward.ui.geometry import fit_to_screen
 from noteward.ui.services import Services, year_only
@@ -56,6 +65,23 @@ def covers_text(covers: Any, deidentified: bool = False) -> str:
                 out += f", {str(lo or '?')[:10]} to {str(hi or '?')[:10]}"
         return out + "."
     return ""
+
+
+def approval_heading(summary: Summary, deidentified: bool = False) -> str:
+    """'Approved by NAME, 2026-12-07 14:05 CET' (the time in this computer's zone; the year
+    only in the de-identified view), or 'approver not recorded' for an approval saved before
+    Noteward recorded approvers."""
+    who = f"Approved by {summary.approved_by}" if summary.approved_by else "Approved (approver not recorded)"
+    when = ""
+    if summary.approved_at:
+        if deidentified:
+            when = year_only(summary.approved_at, "")
+        else:
+            try:
+                when = datetime.fromisoformat(summary.approved_at).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+            except ValueError:
+                when = summary.approved_at
+    return f"{who}, {when}" if when else who
 
 
 class SentenceView(QLabel):
@@ -136,7 +162,11 @@ class SentenceView(QLabel):
 
 
 class ApproveDialog(QDialog):
-    """Edit the summary text and approve it; the original is kept unchanged beside it."""
+    """Edit the summary text and approve it; the original is kept unchanged beside it.
+    Unsupported sentences stay in the editor, prefixed with ``UNSUPPORTED_MARK`` and
+    highlighted, so the clinician sees what nothing in the notes backs."""
+
+    UNSUPPORTED_BACKGROUND = QColor("#fde2c4")
 
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -144,12 +174,16 @@ class ApproveDialog(QDialog):
         fit_to_screen(self, (640, 480))
         hint = QLabel(
             "Correct the machine-generated summary, then approve it. The approved text is stored "
-            "beside the original; the original is not changed. Sentences not supported by their "
-            "sources are left out: write one back in your own words if you have checked it."
+            "beside the original, with your name and the time; the original is not changed. "
+            f"Sentences not supported by their sources are marked “{UNSUPPORTED_MARK.strip()}” "
+            "and highlighted: they are left out when you approve unless you rewrite them after "
+            "checking the notes. The mark itself is never saved."
         )
         hint.setWordWrap(True)
         self.editor = QPlainTextEdit(text)
         self.editor.setAccessibleName("Summary text to approve")
+        self.editor.textChanged.connect(self._mark_unsupported)
+        self._mark_unsupported()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.approve = buttons.addButton("&Approve", QDialogButtonBox.ButtonRole.AcceptRole)
         self.approve.setAccessibleName("Approve summary")
@@ -159,6 +193,26 @@ class ApproveDialog(QDialog):
         layout.addWidget(hint)
         layout.addWidget(self.editor, 1)
         layout.addWidget(buttons)
+
+    def unsupported_lines(self) -> list[str]:
+        """The editor's lines that still carry the unsupported mark (highlighted)."""
+        return [
+            sel.cursor.block().text() for sel in self.editor.extraSelections()
+        ]
+
+    def _mark_unsupported(self) -> None:
+        selections = []
+        block = self.editor.document().firstBlock()
+        while block.isValid():
+            if UNSUPPORTED_MARK.strip() in block.text():
+                sel = QTextEdit.ExtraSelection()
+                sel.format.setBackground(self.UNSUPPORTED_BACKGROUND)
+                sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+                sel.cursor = self.editor.textCursor()
+                sel.cursor.setPosition(block.position())
+                selections.append(sel)
+            block = block.next()
+        self.editor.setExtraSelections(selections)
 
 
 class SummaryPane(QWidget):
@@ -197,6 +251,9 @@ class SummaryPane(QWidget):
         self._deid_patient: Patient | None = None
         self._masked: dict[str, str] | None = None
         self._mask_jobs: list[Job] = []
+        # The patient's approved summary shown above the machine sentences: the shown summary
+        # itself once approved, or an earlier one that a newer, unapproved summary follows.
+        self._approved: Summary | None = None
 
         title = QLabel("Summary")
         title.setObjectName("PaneTitle")
@@ -238,19 +295,63 @@ class SummaryPane(QWidget):
         self.status.setObjectName("Status")
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Summary status")
+        # The approved summary: its text, who approved it and when, and the machine text it
+        # was made from one click away.
+        self.approved_box = QFrame()
+        self.approved_box.setObjectName("ApprovedSummary")
+        self.approved_box.setAccessibleName("Approved summary")
         self.approved_label = QLabel()
-        self.approved_label.setObjectName("Hint")
+        self.approved_label.setObjectName("ApprovedBy")
         self.approved_label.setWordWrap(True)
-        self.approved_label.hide()
+        self.approved_label.setAccessibleName("Approver and time")
+        self.approved_view = QLabel()
+        self.approved_view.setObjectName("ApprovedText")
+        self.approved_view.setTextFormat(Qt.TextFormat.PlainText)
+        self.approved_view.setWordWrap(True)
+        self.approved_view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.approved_view.setAccessibleName("Approved summary text")
+        self.machine_text_button = QPushButton("Show &machine text")
+        self.machine_text_button.setCheckable(True)
+        self.machine_text_button.setAccessibleName("Show or hide the machine-generated text")
+        self.machine_text_button.setToolTip("The machine-generated summary this approved text was made from")
+        # the machine text of an approved summary that a newer one follows (plain text)
+        self.approved_machine_text = QLabel()
+        self.approved_machine_text.setObjectName("Hint")
+        self.approved_machine_text.setTextFormat(Qt.TextFormat.PlainText)
+        self.approved_machine_text.setWordWrap(True)
+        self.approved_machine_text.setAccessibleName("Machine text of the approved summary")
+        self.approved_machine_text.hide()
+        box = QVBoxLayout(self.approved_box)
+        box.setContentsMargins(6, 6, 6, 6)
+        for w in (self.approved_label, self.approved_view, self.machine_text_button, self.approved_machine_text):
+            box.addWidget(w)
+        self.approved_box.hide()
+        self.newer_label = QLabel(
+            "Newer machine summary below — NOT approved. It was written after the approved "
+            "summary above, which stays as it is: check each sentence, then Edit and approve "
+            "to make it the approved one."
+        )
+        self.newer_label.setObjectName("NotApproved")
+        self.newer_label.setWordWrap(True)
+        self.newer_label.setAccessibleName("Newer summary not approved")
+        self.newer_label.hide()
 
         self.body = QWidget()
-        self.body_layout = QVBoxLayout(self.body)
-        self.body_layout.setContentsMargins(2, 2, 2, 2)
+        outer = QVBoxLayout(self.body)
+        outer.setContentsMargins(2, 2, 2, 2)
         # The notices scroll with the sentences: in a short pane (1024x700, 150% scaling)
         # fixed ones were squeezed and cut off. The machine-generated label stays fixed above.
-        for notice in (self.out_of_date, self.approved_label, self.status):
-            self.body_layout.addWidget(notice)
+        for notice in (self.out_of_date, self.approved_box, self.newer_label, self.status):
+            outer.addWidget(notice)
+        # The machine sentences under their section headings (hidden behind "Show machine
+        # text" while the approved text of this same summary is shown).
+        self.machine_box = QWidget()
+        self.machine_box.setAccessibleName("Machine-generated sentences")
+        self.body_layout = QVBoxLayout(self.machine_box)
+        self.body_layout.setContentsMargins(0, 0, 0, 0)
         self.body_layout.addStretch(1)
+        outer.addWidget(self.machine_box)
+        outer.addStretch(1)
         self.section_labels: dict[str, QLabel] = {}
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -269,6 +370,7 @@ class SummaryPane(QWidget):
         self.hide_unsupported.toggled.connect(self._apply_visibility)
         self.show_unsupported_button.clicked.connect(self.hide_unsupported.toggle)
         self.approve_button.clicked.connect(self.edit_and_approve)
+        self.machine_text_button.toggled.connect(self._show_machine_text)
         self.set_patient(None)
 
     # -- the de-identified view --------------------------------------------------------------
@@ -290,14 +392,15 @@ class SummaryPane(QWidget):
         for v in self.views:
             v.render(self._masked)
         self._request_masks(self.views)
+        self._render_approval()
         if self.summary is not None:
             self._label_machine(self.summary)
 
     def _request_masks(self, views: list[SentenceView]) -> None:
         if self._masked is None:
             return
-        texts = sorted({t for v in views for t in [v.sentence.text, *(c.text for c in v.sentence.conflicts)]}
-                       - set(self._masked))
+        texts = sorted(({t for v in views for t in [v.sentence.text, *(c.text for c in v.sentence.conflicts)]}
+                        | set(self._approval_texts())) - set(self._masked))
         if not texts:
             return
         job = self.services.mask_texts(texts, self._deid_patient)
@@ -311,6 +414,7 @@ class SummaryPane(QWidget):
         self._masked.update({t: r["text"] for t, r in zip(texts, results, strict=True)})
         for v in self.views:
             v.render(self._masked)
+        self._render_approval()
 
     def set_text_points(self, points: float) -> None:
         """The size of the sentences and their headings (the window's zoom)."""
@@ -329,9 +433,11 @@ class SummaryPane(QWidget):
         self.patient_id = patient_id
         self._clear_sentences()
         self.summary = None
+        self._approved = None
+        self._set_machine_text_shown(False)
         self.machine_label.hide()
         self.out_of_date.hide()
-        self.approved_label.hide()
+        self._render_approval()
         self.approve_button.setEnabled(False)
         self.summarize_button.setEnabled(patient_id is not None)
         self.status.setText("Select a patient, then Summarize." if patient_id is None else "No summary yet.")
@@ -360,9 +466,9 @@ class SummaryPane(QWidget):
         if self.patient_id is None or self.job is not None:
             return
         self._clear_sentences()
+        # the approved summary (if any) stays on screen above the new machine text
         self.summary = None
         self.out_of_date.hide()
-        self.approved_label.hide()
         self.approve_button.setEnabled(False)
         self.tokens = 0
         self.first_sentence_ms = None
@@ -380,6 +486,7 @@ class SummaryPane(QWidget):
         job.job_did_fail.connect(self._did_fail)
         job.job_did_cancel.connect(self._did_cancel)
         job.job_did_end.connect(self._did_end)
+        self._render_approval()
 
     def cancel(self) -> None:
         """Stop the running summary now: the model thread sees the event on its next token."""
@@ -453,11 +560,15 @@ class SummaryPane(QWidget):
             self._clear_sentences()
             self._pending = list(sentences)
             self._flush_timer.start()
+        if summary.approved_text is not None:
+            self._approved = summary
+        elif summary.earlier_approved is not None:
+            self._approved = summary.earlier_approved
+        # else: a fresh summary follows the approved one already shown (kept, not replaced)
+        self._set_machine_text_shown(False)
+        self._render_approval()
         self._label_machine(summary)
         self.out_of_date.setVisible(summary.out_of_date)
-        if summary.approved_text:
-            self.approved_label.setText("A clinician approved an edited version of this summary.")
-            self.approved_label.show()
         unsupported = sum(1 for s in sentences if not s.supported)
         when = "Saved summary" if saved else "Done"
         self.status.setText(
@@ -467,7 +578,13 @@ class SummaryPane(QWidget):
         self._update_approve_button()
 
     def _label_machine(self, summary: Summary) -> None:
-        label = "Machine-generated summary — check each sentence against its sources before relying on it."
+        if self._shows_own_approval():
+            label = (
+                "Approved summary (below), edited by a clinician from a machine-generated one; "
+                "the machine text is one click away."
+            )
+        else:
+            label = "Machine-generated summary — check each sentence against its sources before relying on it."
         cov = covers_text(summary.covers, self._masked is not None)
         if cov:
             label += " " + cov
@@ -475,6 +592,66 @@ class SummaryPane(QWidget):
             label += f" Model: {summary.model['id']}."
         self.machine_label.setText(label)
         self.machine_label.show()
+
+    # -- the approved summary ------------------------------------------------------------
+
+    def _shows_own_approval(self) -> bool:
+        """True when the approved text shown is that of the summary whose sentences are shown."""
+        a, s = self._approved, self.summary
+        return a is not None and s is not None and (a is s or (a.summary_id is not None and a.summary_id == s.summary_id))
+
+    @staticmethod
+    def _machine_text(summary: Summary) -> str:
+        """An approved summary's machine text, unsupported sentences marked as in the list."""
+        out: list[str] = []
+        for section in SECTIONS:
+            items = [s for s in summary.sentences if s.section == section]
+            if items:
+                out.append(f"{section}:")
+                out.extend(f"- {'' if s.supported else '⚠ Unsupported — '}{s.text}" for s in items)
+        return "\n".join(out)
+
+    def _approval_texts(self) -> list[str]:
+        """The texts the approval box shows (masked in the de-identified view)."""
+        a = self._approved
+        if a is None:
+            return []
+        return [str(a.approved_text or ""), self._machine_text(a)]
+
+    def _shown(self, text: str) -> str:
+        return text if self._masked is None else self._masked.get(text, "[de-identifying…]")
+
+    def _set_machine_text_shown(self, shown: bool) -> None:
+        self.machine_text_button.blockSignals(True)
+        self.machine_text_button.setChecked(shown)
+        self.machine_text_button.blockSignals(False)
+
+    def _show_machine_text(self, _shown: bool) -> None:
+        self._render_approval()
+
+    def _render_approval(self) -> None:
+        """Show the approved summary (approver, time, text) above the machine sentences: the
+        sentences of the same summary one click away; a newer summary's marked not approved."""
+        a = self._approved
+        if a is None:
+            self.approved_box.hide()
+            self.newer_label.hide()
+            self.machine_box.show()
+            return
+        self.approved_label.setText(approval_heading(a, self._masked is not None))
+        self.approved_view.setText(self._shown(str(a.approved_text or "")))
+        shown = self.machine_text_button.isChecked()
+        self.machine_text_button.setText("Hide &machine text" if shown else "Show &machine text")
+        if self._shows_own_approval():
+            self.newer_label.hide()
+            self.approved_machine_text.hide()
+            self.machine_box.setVisible(shown)
+        else:
+            self.approved_machine_text.setText(self._shown(self._machine_text(a)))
+            self.approved_machine_text.setVisible(shown)
+            self.newer_label.setVisible(self.summary is not None or self.job is not None or bool(self.views))
+            self.machine_box.show()
+        self.approved_box.show()
 
     def _add_sentence(self, s: SummarySentence) -> None:
         section = s.section if s.section in SECTIONS else "Other"
@@ -535,21 +712,14 @@ class SummaryPane(QWidget):
         return self.summary.summary_id
 
     def summary_text(self) -> str:
-        """The summary as plain text, by section (what the clinician edits). Unsupported
-        sentences are left out: approving never saves one the clinician did not write."""
-        if self.summary and self.summary.approved_text:
+        """The text the clinician edits: the approved text once approved, else every sentence
+        by section with the unsupported ones marked (``UNSUPPORTED_MARK``; approving never
+        saves one the clinician did not edit)."""
+        if self.summary is None:
+            return ""
+        if self.summary.approved_text is not None:
             return str(self.summary.approved_text)
-        lines: list[str] = []
-        for section in SECTIONS:
-            items = [
-                s for s in self.sentences
-                if s.supported and (s.section if s.section in SECTIONS else "Other") == section
-            ]
-            if items:
-                lines.append(section)
-                lines.extend(f"- {s.text}" for s in items)
-                lines.append("")
-        return "\n".join(lines).strip() + "\n"
+        return self.summary.approval_text()
 
     def _update_approve_button(self) -> None:
         # The editor shows the machine text as written: not while the screen is de-identified.
@@ -559,22 +729,35 @@ class SummaryPane(QWidget):
             "Turn off the de-identified view to edit and approve" if masked else ""
         )
 
+    def approval_dialog(self) -> ApproveDialog:
+        """The editor offered by Edit and approve (not yet shown)."""
+        return ApproveDialog(self.summary_text(), self)
+
     def edit_and_approve(self) -> None:
         summary_id = self._summary_id()
         if not summary_id or self._deid_patient is not None:
             return
-        dialog = ApproveDialog(self.summary_text(), self)
+        dialog = self.approval_dialog()
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.approve(summary_id, dialog.editor.toPlainText())
 
     def approve(self, summary_id: str, text: str) -> Job:
         self._approve_job = job = self.services.save_approved(summary_id, text)
-        job.job_did_succeed.connect(self._did_approve)  # the text as stored
+        job.job_did_succeed.connect(self._did_approve)  # the summary as stored, typed
         job.job_did_fail.connect(lambda m: self.status.setText(f"Approving failed: {m}"))
         return job
 
-    def _did_approve(self, text: str) -> None:
-        if self.summary is not None:
-            self.summary.approved_text = text
-        self.approved_label.setText("Approved: your edited version is stored beside the original.")
-        self.approved_label.show()
+    def _did_approve(self, stored: Summary) -> None:
+        summary = self.summary
+        if summary is None or summary.summary_id != stored.summary_id:
+            return  # another patient or summary is shown now
+        summary.approved_text = stored.approved_text
+        summary.approved_by = stored.approved_by
+        summary.approved_at = stored.approved_at
+        summary.earlier_approved = None
+        self._approved = summary
+        self._set_machine_text_shown(False)
+        self._render_approval()
+        self._label_machine(summary)
+        self._request_masks([])
+        self.status.setText("Approved: your edited version is stored beside the original, with your name and the time.")
