@@ -28,6 +28,12 @@ def vault_path(args: argparse.Namespace) -> Path:
     return Path(env).expanduser() if env else default_vault_path()
 
 
+def user_name(args: argparse.Namespace) -> str | None:
+    """--user, else NOTEWARD_USER, else None (the vault's default user: the first admin)."""
+    name = getattr(args, "user", None) or os.environ.get("NOTEWARD_USER")
+    return name or None
+
+
 def read_passphrase(args: argparse.Namespace, prompt: str = "Vault passphrase: ") -> str:
     """Passphrase from --passphrase-file, NOTEWARD_PASSPHRASE, or an interactive prompt."""
     pf = getattr(args, "passphrase_file", None)
@@ -55,3 +61,4 @@ def print_json(obj: Any) -> None:
 def add_vault_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vault", help="vault file (default: NOTEWARD_VAULT or the user data folder)")
     p.add_argument("--passphrase-file", help="read the passphrase from this file")
+    p.add_argument("--user", help="who is signing in (default: NOTEWARD_USER, else the vault's first admin)")

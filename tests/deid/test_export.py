@@ -248,20 +248,22 @@ def test_a_composition_is_refused_without_an_approved_summary(loaded_vault: Any,
 
 
 def test_a_composition_needs_an_admin_once_the_vault_has_users(loaded_vault: Any, tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
     from noteward.core.errors import UsageError
     from noteward.deid.export import write_composition
+    from noteward.store.vault import Vault
 
     v = loaded_vault
     p = v.patients()[0]
     _approved_summary(v)
-    # user accounts are being added beside this; until then the open vault is given one here
-    v.user = SimpleNamespace(name="nurse_kim", role="clinician")
-    with pytest.raises(UsageError, match="admin"):
-        write_composition(v, p.id, tmp_path / "c.json")
+    v.add_user("nurse_kim", "clinician", "nurse kim's passphrase")  # a real account
+    nurse = Vault.open(v.path, "nurse kim's passphrase", user="nurse_kim")
+    try:
+        with pytest.raises(UsageError, match="admin"):
+            write_composition(nurse, p.id, tmp_path / "c.json")
+    finally:
+        nurse.close()
     assert not (tmp_path / "c.json").exists()
-    v.user = SimpleNamespace(name="it_admin", role="admin")
+    assert v.user.is_admin  # the vault's first admin
     assert write_composition(v, p.id, tmp_path / "c.json")["sections"] == 3
 
 

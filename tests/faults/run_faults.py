@@ -175,6 +175,9 @@ class Campaign:
     def copy_base(self, folder: Path) -> Path:
         folder.mkdir(parents=True)
         shutil.copy(self.base, folder / self.base.name)
+        keys = self.base.with_name(self.base.name + ".keys")  # the vault's key file goes with it
+        if keys.exists():
+            shutil.copy(keys, folder / keys.name)
         return folder / self.base.name
 
     # -- one run --------------------------------------------------------------------------

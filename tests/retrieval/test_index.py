@@ -133,7 +133,7 @@ def test_no_file_but_the_vault_appears_in_its_folder(filled_vault: Any, embedder
         searcher = HybridSearcher(v, embedder=embedder)
         for mode in ("bm25", "dense", "hybrid"):
             assert searcher.search("warfarin", mode=mode)
-    allowed = {v.path.name, v.path.name + "-wal", v.path.name + "-shm"}
+    allowed = {v.path.name, v.path.name + ".keys", v.path.name + "-wal", v.path.name + "-shm"}
     assert {p.name for p in v.path.parent.iterdir()} <= allowed
 
 

@@ -20,6 +20,17 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def copy_vault(src: Path, dest: Path) -> Path:
+    """Copy a vault as a user would: the file and the key file beside it (``.keys``)."""
+    from noteward.store.keys import key_file_path
+
+    dest.write_bytes(src.read_bytes())
+    if key_file_path(src).exists():
+        key_file_path(dest).write_bytes(key_file_path(src).read_bytes())
+        key_file_path(dest).chmod(0o600)
+    return dest
+
+
 def add_patient(conn: Any, pid: str, name: str, notes: list[str]) -> list[str]:
     """Write a patient with notes, chunks and full-text rows straight into the schema (the
     importer has its own tests; these tests are about what the vault does with rows)."""
@@ -60,7 +71,7 @@ def sample_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
         add_patient(conn, "pt_alpha", "Alpha Sample", [f"Alpha note {i} " * 40 for i in range(40)])
         add_patient(conn, "pt_beta", "Beta Sample", [f"Beta note {i} " * 40 for i in range(10)])
     v.close()
-    assert listing(path.parent) == ["sample.nwv"]
+    assert listing(path.parent) == ["sample.nwv", "sample.nwv.keys"]
     return path
 
 
@@ -69,8 +80,7 @@ def sample_copy(sample_vault: Path, tmp_path: Path) -> Path:
     """A private copy of the sample vault that a test may change."""
     dest = tmp_path / "copy" / "vault.nwv"
     dest.parent.mkdir()
-    dest.write_bytes(sample_vault.read_bytes())
-    return dest
+    return copy_vault(sample_vault, dest)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from noteward.core.errors import NotewardError, VaultLockedError
 from noteward.store.vault import LOST_PASSPHRASE_WARNING, WRONG_PASSPHRASE, Vault
 from tests.conftest import PASSPHRASE
-from tests.store.conftest import listing, sha256
+from tests.store.conftest import copy_vault, listing, sha256
 from tests.support import sqlcipher_pages as sp
 from tests.support.cli import noteward
 
@@ -41,7 +41,7 @@ def test_backup_is_an_encrypted_copy(open_copy: Vault, tmp_path: Path) -> None:
     with open_copy.transaction() as conn:
         conn.execute("UPDATE patients SET name = 'Beta Renamed' WHERE id = 'pt_beta'")
     out = open_copy.backup(tmp_path / "out" / "backup.nwv")
-    assert listing(out.parent) == ["backup.nwv"]  # no .partial, -wal or -shm left
+    assert listing(out.parent) == ["backup.nwv", "backup.nwv.keys"]  # no .partial, -wal or -shm left
     data = out.read_bytes()
     assert not data.startswith(b"SQLite format 3")
     assert b"Alpha" not in data and b"Beta Renamed" not in data
@@ -85,7 +85,7 @@ def _backup_then_change_once(sample_vault: Path, tmp_path_factory: pytest.TempPa
     """Built once: a backup of the sample vault, then the vault changed (a patient erased)."""
     d = tmp_path_factory.mktemp("restore-src")
     vault, backup = d / "vault.nwv", d / "b1.nwv"
-    vault.write_bytes(sample_vault.read_bytes())
+    copy_vault(sample_vault, vault)
     v = Vault.open(vault, PASSPHRASE)
     v.backup(backup)
     v.close()
@@ -95,7 +95,7 @@ def _backup_then_change_once(sample_vault: Path, tmp_path_factory: pytest.TempPa
     v.close()
     after = _content(vault)
     assert before != after
-    assert listing(d) == ["b1.nwv", "vault.nwv"]
+    assert listing(d) == ["b1.nwv", "b1.nwv.keys", "vault.nwv", "vault.nwv.keys"]
     return vault, backup, before, after
 
 
@@ -106,8 +106,8 @@ def backup_then_change(_backup_then_change_once, tmp_path: Path) -> tuple[Path, 
     (tmp_path / "vault").mkdir()
     (tmp_path / "backups").mkdir()
     target, copy = tmp_path / "vault" / "vault.nwv", tmp_path / "backups" / "b1.nwv"
-    target.write_bytes(vault.read_bytes())
-    copy.write_bytes(backup.read_bytes())
+    copy_vault(vault, target)
+    copy_vault(backup, copy)
     return target, copy, before, after
 
 
@@ -201,6 +201,7 @@ def test_bad_backup_is_refused_and_nothing_changes(backup_then_change, spoil) ->
 
 def test_change_passphrase(sample_copy: Path) -> None:
     before = _content(sample_copy)
+    old_key = sp.vault_key(sample_copy, PASSPHRASE)
     v = Vault.open(sample_copy, PASSPHRASE)
     v.change_passphrase(NEW_PASSPHRASE)
     # still usable in the same session
@@ -221,6 +222,8 @@ def test_change_passphrase(sample_copy: Path) -> None:
     assert sp.all_plaintext(sample_copy, NEW_PASSPHRASE)
     with pytest.raises(sp.PageAuthError):
         sp.db_pages(sample_copy, PASSPHRASE)
+    with pytest.raises(sp.PageAuthError):  # the data key itself was replaced
+        sp.db_pages(sample_copy, old_key)
 
 
 def test_empty_new_passphrase_refused(open_copy: Vault) -> None:

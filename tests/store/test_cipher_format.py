@@ -68,12 +68,15 @@ def test_independent_decryptor_reads_page1_as_sqlite_btree(sample_vault: Path) -
 def test_decryptor_rejects_wrong_key_and_altered_page(sample_vault: Path, tmp_path: Path) -> None:
     with pytest.raises(sp.PageAuthError, match="page 1"):
         sp.db_pages(sample_vault, PASSPHRASE + "x")
+    key = sp.vault_key(sample_vault, PASSPHRASE)  # the data key the passphrase unwraps
+    with pytest.raises(sp.PageAuthError, match="page 1: HMAC"):
+        sp.db_pages(sample_vault, bytes(b ^ 1 for b in key))
     data = bytearray(sample_vault.read_bytes())
     data[3 * sp.PAGE_SIZE + 100] ^= 0x01
     altered = tmp_path / "altered.nwv"
     altered.write_bytes(bytes(data))
     with pytest.raises(sp.PageAuthError, match="page 4"):
-        sp.db_pages(altered, PASSPHRASE)
+        sp.db_pages(altered, key)
 
 
 def test_decryptor_reads_wal_frames(open_copy) -> None:

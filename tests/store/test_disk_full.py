@@ -19,7 +19,7 @@ from noteward.core.errors import UnknownPatientError, VaultLockedError
 from noteward.store import audit
 from noteward.store.vault import Vault
 from tests.conftest import PASSPHRASE
-from tests.store.conftest import add_patient, listing
+from tests.store.conftest import add_patient, copy_vault, listing
 from tests.support import sqlcipher_pages as sp
 from tests.support.cli import REPO, child_env
 
@@ -67,8 +67,7 @@ def big_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def big_copy(big_vault: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "vault" / "vault.nwv"
     dest.parent.mkdir()
-    dest.write_bytes(big_vault.read_bytes())
-    return dest
+    return copy_vault(big_vault, dest)
 
 
 def _actions(path: Path, passphrase: str = PASSPHRASE) -> list[str]:
@@ -104,7 +103,7 @@ def test_passwd_on_a_full_disk_leaves_the_vault_whole_under_the_old_passphrase(
     with pytest.raises(VaultLockedError):
         Vault.open(big_copy, NEW_PASSPHRASE)
     assert "passwd" not in _actions(big_copy)
-    assert listing(big_copy.parent) == ["vault.nwv"], "no half-written copy is left behind"
+    assert listing(big_copy.parent) == ["vault.nwv", "vault.nwv.keys"], "no half-written copy is left behind"
     # and with room on the disk the same command works
     r = noteward_limited(resource.RLIM_INFINITY, "passwd", "--vault", str(big_copy),
                          "--new-passphrase-file", str(new))
@@ -177,14 +176,14 @@ def test_passwd_killed_at_any_point_leaves_one_whole_vault(big_vault: Path, tmp_
 
     probe = tmp_path / "probe" / "vault.nwv"
     probe.parent.mkdir()
-    probe.write_bytes(big_vault.read_bytes())
+    copy_vault(big_vault, probe)
     t0 = time.monotonic()
     assert start(probe).wait(timeout=300) == 0
     full = time.monotonic() - t0
     for i, fraction in enumerate((0.3, 0.5, 0.7, 0.85, 0.95)):
         path = tmp_path / f"run{i}" / "vault.nwv"
         path.parent.mkdir()
-        path.write_bytes(big_vault.read_bytes())
+        copy_vault(big_vault, path)
         proc = start(path)
         time.sleep(full * fraction)
         os.kill(proc.pid, signal.SIGKILL)

@@ -65,9 +65,39 @@ def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     vault.chmod(0o644)  # a vault an older Noteward wrote
     r = _run("restore", str(backup))
     assert r.returncode == 0, r.stderr
-    kept = [p for p in data.iterdir() if ".before-restore-" in p.name]
+    kept = [p for p in data.iterdir() if ".before-restore-" in p.name and not p.name.endswith(".keys")]
     assert len(kept) == 1
     assert _mode(kept[0]) == 0o600
     assert _mode(vault) == 0o600
     for p in data.rglob("*"):  # the data folder also holds the audit head copies
         assert _mode(p) == (0o700 if p.is_dir() else 0o600), p.name
+
+
+def test_a_shared_group_folder_gives_group_modes(tmp_path: Path) -> None:
+    """IT's `noteward` group setup (README): a setgid, group-writable folder. Files made in
+    it are 0660 and folders 2770, so several OS accounts in the group can use one vault;
+    anywhere else the modes stay 0600/0700."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o2770)
+    vault = shared / "vault.nwv"
+    r = _run("init", "--vault", str(vault))
+    assert r.returncode == 0, r.stderr
+    assert _mode(vault) == 0o660 and _mode(vault.with_name("vault.nwv.keys")) == 0o660
+    old = os.umask(0o022)
+    try:
+        with Vault.open(vault, PASSPHRASE):
+            for suffix in ("-wal", "-shm"):
+                assert _mode(Path(str(vault) + suffix)) == 0o660, suffix
+    finally:
+        os.umask(old)
+    r = _run("backup", str(shared / "backups" / "b.nwv"), "--vault", str(vault))
+    assert r.returncode == 0, r.stderr
+    assert _mode(shared / "backups") == 0o2770 and _mode(shared / "backups" / "b.nwv") == 0o660
+    r = _run("patients", "--vault", str(vault), passphrase="not the passphrase")
+    assert r.returncode == 3
+    assert _mode(vault.with_name("vault.nwv.failed-unlocks")) == 0o660
+    elsewhere = tmp_path / "private" / "v.nwv"
+    r = _run("init", "--vault", str(elsewhere))
+    assert r.returncode == 0, r.stderr
+    assert _mode(elsewhere) == 0o600 and _mode(elsewhere.parent) == 0o700

@@ -15,6 +15,7 @@ import pytest
 from noteward.store import audit
 from noteward.store.vault import Vault
 from tests.conftest import PASSPHRASE, require_shared
+from tests.store.conftest import copy_vault
 from tests.support.cli import noteward
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -99,8 +100,7 @@ def vault_copy(baseline: tuple[Path, dict[str, Any]], tmp_path: Path) -> Path:
     src, _ = baseline
     dest = tmp_path / "vault" / "v.nwv"
     dest.parent.mkdir()
-    dest.write_bytes(src.read_bytes())
-    return dest
+    return copy_vault(src, dest)
 
 
 def _kill_points() -> list[Any]:

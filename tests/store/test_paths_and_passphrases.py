@@ -47,7 +47,7 @@ def test_vault_path_with_uri_characters(tmp_path: Path, folder: str, name: str) 
     for _ in range(2):
         r = noteward("patients", "--vault", str(path), passphrase=PASSPHRASE)
         assert r.returncode == 0, r.stderr
-    assert listing(d) == [name], "no stray file beside the vault"
+    assert listing(d) == [name, name + ".keys"], "no stray file beside the vault"
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
     assert "failed_unlock" not in _actions(path)
     assert Vault.verify_file(path, PASSPHRASE)["ok"]

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from noteward.store.keys import key_file_path
 from tests.conftest import PASSPHRASE
-from tests.store.conftest import listing, sha256
+from tests.store.conftest import copy_vault, listing, sha256
 from tests.support.cli import REPO, child_env
 
 NOBODY = 65534
@@ -67,9 +68,10 @@ def _setup(sample_vault: Path, shared_dir: Path, *, file_mode: int, folder_mode:
     folder = shared_dir / "vault"
     folder.mkdir()
     path = folder / "vault.nwv"
-    path.write_bytes(sample_vault.read_bytes())
+    copy_vault(sample_vault, path)
     _own(folder)
     _own(path)
+    _own(key_file_path(path))
     path.chmod(file_mode)
     folder.chmod(folder_mode)
     return path
@@ -95,4 +97,4 @@ def test_read_only_vault(sample_vault: Path, shared_dir: Path, file_mode: int, f
         assert "read-only" in r.stderr and what in r.stderr, r.stderr
         assert "damaged" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert sha256(path) == digest
-    assert listing(path.parent) == ["vault.nwv"], "no failed-unlock counter, no stray files"
+    assert listing(path.parent) == ["vault.nwv", "vault.nwv.keys"], "no failed-unlock counter, no stray files"

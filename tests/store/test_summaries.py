@@ -134,6 +134,8 @@ def test_approver_name_is_the_signed_in_user_or_the_os_login(vault: Vault, monke
     from types import SimpleNamespace
 
     monkeypatch.setattr(getpass, "getuser", lambda: "oslogin")
-    assert summaries.approver_name(vault) == "oslogin"  # no accounts yet: the OS login name
+    assert summaries.approver_name(vault) == "admin"  # signed in as the vault's first admin
     signed_in = SimpleNamespace(user=SimpleNamespace(name="dr_lee", role="clinician"))
     assert summaries.approver_name(signed_in) == "dr_lee"  # type: ignore[arg-type]
+    no_accounts = SimpleNamespace(user=None)  # a caller with no signed-in user
+    assert summaries.approver_name(no_accounts) == "oslogin"  # type: ignore[arg-type]

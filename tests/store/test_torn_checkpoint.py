@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 
 from tests.conftest import PASSPHRASE
+from tests.store.conftest import copy_vault
 from tests.support.cli import noteward, python
 
 _COMMIT_AND_DIE = """
@@ -33,7 +34,7 @@ def test_a_checkpoint_torn_at_the_end_of_the_file_keeps_every_committed_row(
     from noteward.store.vault import PAGE_SIZE
 
     path = tmp_path / "torn.nwv"
-    path.write_bytes(sample_vault.read_bytes())
+    copy_vault(sample_vault, path)
     path.chmod(0o600)
     out = python(_COMMIT_AND_DIE.replace("sys.argv[1], sys.argv[2]", f"{str(path)!r}, {PASSPHRASE!r}"))
     assert out.returncode == -signal.SIGKILL, out.stderr

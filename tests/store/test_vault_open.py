@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from noteward.core.errors import VaultCorruptError, VaultLockedError
+from noteward.store.keys import key_file_path
 from noteward.store.vault import WRONG_PASSPHRASE, Vault
 from tests.conftest import PASSPHRASE
 from tests.store.conftest import listing, sha256
@@ -79,6 +80,8 @@ def bad_file(request: pytest.FixtureRequest, sample_vault: Path, tmp_path: Path)
     dest = tmp_path / "bad" / "vault.nwv"
     dest.parent.mkdir()
     make(sample_vault, dest)
+    # a damaged vault file still has its key file beside it
+    key_file_path(dest).write_bytes(key_file_path(sample_vault).read_bytes())
     return dest
 
 
@@ -89,7 +92,7 @@ def test_wrong_passphrase_api(sample_copy: Path) -> None:
     assert str(info.value) == WRONG_PASSPHRASE
     assert not isinstance(info.value, VaultCorruptError)
     assert sha256(sample_copy) == before
-    assert listing(sample_copy.parent) == files == ["vault.nwv"]
+    assert listing(sample_copy.parent) == files == ["vault.nwv", "vault.nwv.keys"]
 
 
 def test_wrong_passphrase_cli_exit_3_without_traceback(sample_copy: Path) -> None:

@@ -6,7 +6,10 @@ and every frame of its WAL with the vault key, using the ``cryptography`` packag
 SQLCipher 4's documented defaults (not SQLCipher itself, so it is a second opinion):
 
 - the first 16 bytes of the file are the KDF salt;
-- key = PBKDF2-HMAC-SHA512(passphrase, salt, 256,000 iterations, 32 bytes);
+- key = PBKDF2-HMAC-SHA512(passphrase, salt, 256,000 iterations, 32 bytes) for a vault
+  keyed by its passphrase; for a vault with accounts, the 32-byte raw data key that the
+  passphrase unwraps from the key file beside it (``<vault>.keys``; the unwrapping is
+  Noteward's own code, the page decryption below is not);
 - HMAC key = PBKDF2-HMAC-SHA512(key, salt XOR 0x3a, 2 iterations, 32 bytes);
 - pages of 4,096 bytes, each ending in 80 reserved bytes: a 16-byte IV, then a 64-byte
   HMAC-SHA512 over (ciphertext || IV || page number as 4 little-endian bytes);
@@ -56,12 +59,36 @@ class Keys:
 
 
 @lru_cache(maxsize=8)
-def derive_keys(passphrase: str, salt: bytes) -> Keys:
-    """SQLCipher 4 default key derivation (cached: PBKDF2 at 256k rounds is slow)."""
-    key = hashlib.pbkdf2_hmac("sha512", passphrase.encode("utf-8"), salt, KDF_ITER, 32)
+def derive_keys(passphrase: str | bytes, salt: bytes) -> Keys:
+    """SQLCipher 4 default key derivation (cached: PBKDF2 at 256k rounds is slow); bytes
+    are a raw key, used as they are (SQLCipher skips its KDF for ``x'...'`` keys)."""
+    if isinstance(passphrase, bytes):
+        key = passphrase
+    else:
+        key = hashlib.pbkdf2_hmac("sha512", passphrase.encode("utf-8"), salt, KDF_ITER, 32)
     hmac_salt = bytes(b ^ HMAC_SALT_MASK for b in salt)
     hkey = hashlib.pbkdf2_hmac("sha512", key, hmac_salt, HMAC_KDF_ITER, 32)
     return Keys(key, hkey, salt)
+
+
+def vault_key(db_path: str | Path, passphrase: str | bytes, user: str | None = None) -> str | bytes:
+    """The key for ``db_path``'s pages: the data key ``passphrase`` unwraps from the key file
+    beside it, or the passphrase itself (no key file: an older single-passphrase vault)."""
+    if isinstance(passphrase, bytes):
+        return passphrase
+    from noteward.core.errors import VaultLockedError
+    from noteward.store.keys import KeyFile, key_file_path
+
+    db_path = Path(db_path)
+    if db_path.name.endswith("-wal"):
+        db_path = db_path.with_name(db_path.name[: -len("-wal")])
+    keyfile = KeyFile.load(key_file_path(db_path))
+    if keyfile is None:
+        return passphrase
+    try:
+        return keyfile.unlock(user or keyfile.default_user, passphrase)[1]
+    except VaultLockedError:
+        raise PageAuthError("page 1: the passphrase unwraps no key from the key file") from None
 
 
 def read_salt(db_path: str | Path) -> bytes:
@@ -98,12 +125,12 @@ def decrypt_page(raw: bytes, pgno: int, keys: Keys, *, verify: bool = True) -> b
     return head + plain + bytes(RESERVE)
 
 
-def db_pages(db_path: str | Path, passphrase: str) -> list[bytes]:
+def db_pages(db_path: str | Path, passphrase: str | bytes) -> list[bytes]:
     """Decrypt every page of the main database file, free pages included."""
     data = Path(db_path).read_bytes()
     if len(data) % PAGE_SIZE:
         raise ValueError(f"{db_path}: {len(data)} bytes is not a whole number of pages")
-    keys = derive_keys(passphrase, data[:SALT_SIZE])
+    keys = derive_keys(vault_key(db_path, passphrase), data[:SALT_SIZE])
     return [
         decrypt_page(data[i : i + PAGE_SIZE], i // PAGE_SIZE + 1, keys)
         for i in range(0, len(data), PAGE_SIZE)
@@ -119,7 +146,7 @@ class WalFrame:
     page: bytes
 
 
-def wal_frames(wal_path: str | Path, passphrase: str, salt: bytes) -> list[WalFrame]:
+def wal_frames(wal_path: str | Path, passphrase: str | bytes, salt: bytes) -> list[WalFrame]:
     """Decrypt every frame in a WAL file, stale frames from earlier generations included
     (they are what could still leak). ``salt`` is the main database's KDF salt."""
     data = Path(wal_path).read_bytes() if Path(wal_path).exists() else b""
@@ -132,7 +159,7 @@ def wal_frames(wal_path: str | Path, passphrase: str, salt: bytes) -> list[WalFr
         raise ValueError(f"{wal_path}: not a WAL file (magic {magic:#x})")
     if page_size != PAGE_SIZE:
         raise ValueError(f"{wal_path}: page size {page_size}, expected {PAGE_SIZE}")
-    keys = derive_keys(passphrase, salt)
+    keys = derive_keys(vault_key(wal_path, passphrase), salt)
     frames = []
     frame_size = WAL_FRAME_HEADER_SIZE + PAGE_SIZE
     pos, index = WAL_HEADER_SIZE, 0
@@ -147,7 +174,7 @@ def wal_frames(wal_path: str | Path, passphrase: str, salt: bytes) -> list[WalFr
     return frames
 
 
-def all_plaintext(db_path: str | Path, passphrase: str) -> list[tuple[str, bytes]]:
+def all_plaintext(db_path: str | Path, passphrase: str | bytes) -> list[tuple[str, bytes]]:
     """Every decrypted page of the database and its WAL, labelled for error messages."""
     db_path = Path(db_path)
     salt = read_salt(db_path)

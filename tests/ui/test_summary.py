@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import getpass
 import json
 from pathlib import Path
 
@@ -118,10 +117,10 @@ def test_approve_is_stored_beside_the_original_and_new_notes_mark_it_out_of_date
     text = pane.summary_text().replace("- ", "- (checked) ", 1)
     with qtbot.waitSignal(pane.approve(summary_id, text).job_did_succeed, timeout=10_000):
         pass
-    # the approved text is what the pane shows now, with who approved it (no accounts yet:
-    # the OS login) and when; the machine sentences are one click away
+    # the approved text is what the pane shows now, with who approved it (the signed-in
+    # user: the vault's first admin, "admin") and when; the machine sentences are one click away
     assert pane.approved_box.isVisible() and pane.approved_label.isVisible()
-    assert pane.approved_label.text().startswith(f"Approved by {getpass.getuser()}, ")
+    assert pane.approved_label.text().startswith("Approved by admin, ")
     approved = pane.summary.approved_text
     assert approved and pane.approved_view.text() == approved and "(checked)" in approved
     assert UNSUPPORTED_MARK not in approved
@@ -147,7 +146,7 @@ def test_approve_is_stored_beside_the_original_and_new_notes_mark_it_out_of_date
         import_into(qtbot, window, [newer])
     latest = blocker.args[0].latest_summary
     assert latest.summary_id == summary_id
-    assert latest.approved_text == approved and latest.approved_by == getpass.getuser()
+    assert latest.approved_text == approved and latest.approved_by == "admin"
     assert [s.text for s in latest.sentences] == [s.text for s in result.sentences]
     assert latest.out_of_date is True
     assert pane.out_of_date.isVisible()

@@ -57,7 +57,7 @@ def test_position_map_round_trips_against_a_real_document(qtbot, name: str, text
         ("", "weak"),
         ("short1!", "weak"),
         ("abcdefghij", "weak"),
-        ("Abcdefgh12", "fair"),
+        ("Abcdefghijkl", "fair"),  # 12 characters: the minimum for a new passphrase
         ("correct horse battery staple", "good"),
         ("Tr0ub4dor&3-x9!Qz", "good"),
     ],

@@ -54,5 +54,12 @@ class VaultBusyError(NotewardError):
     exit_code = 7
 
 
+class AccessDeniedError(NotewardError):
+    """The signed-in user's role does not allow this (only an admin may erase, export,
+    restore or manage users), or the vault does not list them (exit 8)."""
+
+    exit_code = 8
+
+
 class CancelledError(NotewardError):
     exit_code = 130

@@ -75,6 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format or "jsonl"
     vault = open_vault(args)
     try:
+        vault.require_admin("export notes")
         ids = [vault.patient(args.patient).id] if args.patient else [p.id for p in vault.patients()]
         if not ids:
             raise UsageError("The vault has no patients to export. Import notes with `noteward import PATH`.")

@@ -9,6 +9,7 @@ from typing import Any
 
 from noteward import console
 from noteward.core.errors import UsageError
+from noteward.store import events
 from noteward.store.unlock import open_vault
 
 # search.MODES, spelled out so that `noteward --help` does not import FAISS and NumPy.
@@ -58,6 +59,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         hits = searcher.search(args.query, patient_id=patient_id, k=args.k, mode=args.mode)
         ms = (time.perf_counter() - t0) * 1000
+        events.searched(vault, patient_id, len(hits))  # the query text is never stored
         unindexed = searcher.unindexed_chunks() if args.mode != "bm25" else 0
         highlights = [searcher.highlight(h, args.query) for h in hits]
     finally:

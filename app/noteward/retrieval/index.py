@@ -37,7 +37,10 @@ QUANTIZE_FROM = 20_000  # vectors from which the global scan is 8-bit quantised 
 RERANK_MIN = 200  # candidates re-scored exactly after a quantised scan
 PATIENT_BLOCKS = 32  # patients whose vectors are kept as a contiguous copy for scoped search
 # Audit actions after which stored chunks can only have been added, never removed.
-_ADD_ONLY_ACTIONS = {"init", "unlock", "failed_unlock", "import", "index", "backup", "passwd"}
+_ADD_ONLY_ACTIONS = {"init", "unlock", "failed_unlock", "import", "index", "backup", "passwd",
+                     # views and accounts: no note changed (the vault may be re-encrypted)
+                     "patient.open", "search", "user.add", "user.remove", "key.rotate",
+                     "accounts.migrate", "recovery.reset"}
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Each record stores the hash of the previous one, and the vault's meta table keeps the
 head (last sequence number and hash), so an edited, removed, inserted or reordered
 record — the last one included — breaks verification. Records hold Noteward's opaque ids
-and counts only, never PHI.
+and counts only, never PHI, and the name of the user who had the vault open (taken from
+the connection, :class:`noteward.store.vault.Vault` sets it at unlock). The user is part of
+the record's digest; records written before accounts have none and keep their old digest.
 
 Someone with the passphrase could still drop the last records and move the in-vault head
 back to match. So a copy of the head is also kept outside the vault, in the user data
@@ -32,13 +34,19 @@ GENESIS = "0" * 64
 _MAC_SECRET = "audit_mac_secret"
 
 
-def _digest(seq: int, ts: str, action: str, object_ids: str, counts: str, prev_hash: str) -> str:
-    payload = json.dumps([seq, ts, action, object_ids, counts, prev_hash], separators=(",", ":"))
+def _digest(
+    seq: int, ts: str, action: str, object_ids: str, counts: str, prev_hash: str, user: str | None = None
+) -> str:
+    fields: list[Any] = [seq, ts, action, object_ids, counts, prev_hash]
+    if user is not None:  # records from before accounts (user NULL) keep their digest
+        fields.append(user)
+    payload = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]) -> int:
-    """Append one event; the caller holds the write transaction."""
+    """Append one event; the caller holds the write transaction. The user is the one the
+    connection was unlocked by (callers never pass it)."""
     # Chain onto the head kept in meta, not onto whatever row is last now: if trailing
     # records were deleted, the next event must not silently close the gap.
     # (The sequence number still goes past any row added behind the head's back, so such
@@ -52,10 +60,12 @@ def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
     ids = json.dumps(sorted(object_ids))
     cnt = json.dumps(counts, sort_keys=True)
-    h = _digest(seq, ts, action, ids, cnt, prev)
+    user = getattr(conn, "noteward_user", None) or ""
+    h = _digest(seq, ts, action, ids, cnt, prev, user)
     conn.execute(
-        "INSERT INTO audit(seq, ts, action, object_ids, counts, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
-        (seq, ts, action, ids, cnt, prev, h),
+        "INSERT INTO audit(seq, ts, action, object_ids, counts, prev_hash, hash, user)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (seq, ts, action, ids, cnt, prev, h, user),
     )
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('audit_head', ?)"
@@ -75,15 +85,16 @@ def verify(conn: Any) -> list[str]:
     prev = GENESIS
     expected_seq = 1
     rows = conn.execute(
-        "SELECT seq, ts, action, object_ids, counts, prev_hash, hash FROM audit ORDER BY rowid"
+        f"SELECT seq, ts, action, object_ids, counts, prev_hash, hash, {_user_column(conn)}"
+        " FROM audit ORDER BY rowid"
     ).fetchall()
     last_seq, last_hash = 0, GENESIS
-    for seq, ts, action, ids, cnt, prev_hash, h in rows:
+    for seq, ts, action, ids, cnt, prev_hash, h, user in rows:
         if seq != expected_seq:
             problems.append(f"audit record {seq}: expected record {expected_seq} here (removed or reordered)")
         if prev_hash != prev:
             problems.append(f"audit record {seq}: does not follow the previous record (removed or reordered)")
-        if _digest(seq, ts, action, ids, cnt, prev_hash) != h:
+        if _digest(seq, ts, action, ids, cnt, prev_hash, user) != h:
             problems.append(f"audit record {seq}: contents were edited")
         prev, expected_seq = h, seq + 1
         last_seq, last_hash = seq, h
@@ -96,13 +107,46 @@ def verify(conn: Any) -> list[str]:
     return problems
 
 
-def events(conn: Any, limit: int = 1000) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT seq, ts, action, object_ids, counts FROM audit ORDER BY seq DESC LIMIT ?", (limit,)
-    ).fetchall()
+def _user_column(conn: Any) -> str:
+    """``user``, or NULL on a vault whose schema predates accounts (read-only, unmigrated)."""
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(audit)").fetchall()]
+    return "user" if "user" in cols else "NULL"
+
+
+def events(
+    conn: Any,
+    limit: int | None = 1000,
+    *,
+    user: str | None = None,
+    object_id: str | None = None,
+    since: str | None = None,
+    oldest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """Audit records, newest first (``oldest_first`` for a report), filtered by the user
+    who made them, an object id they name (a patient's id), and a start time (an ISO date
+    or time, compared in UTC). ``user`` is None on records from before accounts."""
+    where: list[str] = []
+    args: list[Any] = []
+    if user is not None:
+        where.append("user = ?")
+        args.append(user)
+    if object_id is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(audit.object_ids) WHERE value = ?)")
+        args.append(object_id)
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(since)
+    sql = f"SELECT seq, ts, action, object_ids, counts, {_user_column(conn)} FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY seq " + ("ASC" if oldest_first else "DESC")
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    rows = conn.execute(sql, args).fetchall()
     return [
-        {"seq": s, "ts": t, "action": a, "object_ids": json.loads(i), "counts": json.loads(c)}
-        for s, t, a, i, c in rows
+        {"seq": s, "ts": t, "action": a, "user": u, "object_ids": json.loads(i), "counts": json.loads(c)}
+        for s, t, a, i, c, u in rows
     ]
 
 

@@ -11,15 +11,18 @@ from pathlib import Path
 
 from sqlcipher3 import dbapi2 as sqlcipher
 
-from noteward.store.vault import APP_ID, Vault, now_iso
+from noteward.store.keys import User
+from noteward.store.vault import APP_ID, Vault, _Connection, _Key, now_iso
 
 
 def plain_vault(path: Path) -> Vault:
     """A new vault at ``path`` without a key (SQLCipher without a key is plain SQLite),
     with the same schema and pragmas as an encrypted one."""
-    conn = sqlcipher.connect(str(path), timeout=5, isolation_level=None, check_same_thread=False)
+    conn = sqlcipher.connect(
+        str(path), timeout=5, isolation_level=None, check_same_thread=False, factory=_Connection
+    )
     Vault._configure(conn, 5000)
-    v = Vault(path, conn, "", 5000)
+    v = Vault(path, conn, _Key("", User("bench", "admin"), "", None, None), 5000)
     v._migrate()
     with v.transaction():
         conn.execute("INSERT INTO meta(key, value) VALUES ('app', ?), ('created_at', ?)", (APP_ID, now_iso()))

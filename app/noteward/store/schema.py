@@ -121,6 +121,19 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE summaries ADD COLUMN approved_by TEXT",
     ],
+    # -> +1: clinician accounts. Audit records name their user (NULL on records written
+    # before: their digest is the old one, so they still verify); the user list mirrored
+    # from the key file lives here, where only a key holder can change it and the audit
+    # trail covers each change.
+    [
+        "ALTER TABLE audit ADD COLUMN user TEXT",
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('clinician', 'admin')),
+            added_at TEXT NOT NULL,
+            removed_at TEXT
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

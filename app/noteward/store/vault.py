@@ -2,8 +2,11 @@
 
 Notes, the full-text index, embeddings, summaries and the audit trail all live inside the
 one encrypted file; nothing from a vault is written anywhere else unencrypted. The key is
-derived from the passphrase by SQLCipher's own KDF (PBKDF2-HMAC-SHA512, 256,000
-iterations by default in SQLCipher 4). A lost passphrase cannot be recovered.
+32 random bytes (an SQLCipher raw key) that each user's passphrase unwraps from the key
+file beside the vault (:mod:`noteward.store.keys`). A vault an older Noteward made is keyed
+by its one passphrase through SQLCipher's own KDF (PBKDF2-HMAC-SHA512, 256,000 iterations)
+until its first unlock here moves it to accounts. A lost passphrase cannot be recovered
+(unless the vault has a recovery key).
 
 Operations that put a new file in the vault's place (passwd, restore) never change the
 vault in place: they build the new file beside it, check and flush it, and rename it in,
@@ -14,6 +17,7 @@ or another process using the vault cannot leave it half-changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -23,7 +27,7 @@ import re
 import shutil
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ from typing import Any
 from sqlcipher3 import dbapi2 as sqlcipher
 
 from noteward.core.errors import (
+    AccessDeniedError,
     NotewardError,
     UnknownPatientError,
     UsageError,
@@ -48,6 +53,18 @@ from noteward.store.files import (
     private_dir,
     write_private_text,
 )
+from noteward.store.keys import (
+    WRONG_PASSPHRASE,
+    KeyFile,
+    User,
+    check_role,
+    check_user_name,
+    key_file_path,
+    new_data_key,
+    next_key_file_path,
+    remove_quietly,
+    sqlcipher_key,
+)
 from noteward.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -58,7 +75,8 @@ PAGE_SIZE = 4096
 # SQLite's default page cache (2 MB) makes every search decrypt the same FTS pages again;
 # 64 MB keeps them (decrypted, in this process's memory only, as every page read is).
 PAGE_CACHE_KIB = 65_536
-WRONG_PASSPHRASE = "wrong passphrase or not a Noteward vault"
+DEFAULT_ADMIN = "admin"  # the first admin's name when `init` is given no --user
+MIN_PASSPHRASE_LENGTH = 12  # for new passphrases only: init, users add, passwd, recovery
 LOST_PASSPHRASE_WARNING = (
     "Noteward cannot recover a lost passphrase: without it the vault's contents are gone. "
     "Keep it somewhere safe (and make backups with `noteward backup`)."
@@ -99,6 +117,26 @@ def check_passphrase(passphrase: str, what: str = "passphrase") -> str:
             "file a text file?); nothing was changed."
         )
     return passphrase
+
+
+def check_new_passphrase(passphrase: str, what: str = "new passphrase") -> str:
+    """A passphrase being set (init, users add, passwd, a recovery reset) must have at least
+    :data:`MIN_PASSPHRASE_LENGTH` characters; existing passphrases keep working whatever
+    their length. The front ends call this; the store API takes what it is given."""
+    check_passphrase(passphrase, what)
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise UsageError(
+            f"The {what} is too short: use at least {MIN_PASSPHRASE_LENGTH} characters (a few "
+            "words are easier to remember than symbols); nothing was changed."
+        )
+    return passphrase
+
+
+class _Connection(sqlcipher.Connection):  # type: ignore[misc]
+    """An SQLCipher connection that knows who has the vault open, so every audit record
+    names its user without callers passing it (:func:`audit.append` reads it)."""
+
+    noteward_user: str | None = None
 
 
 def _uri(path: Path, **params: str) -> str:
@@ -248,6 +286,31 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in msg or "busy" in msg
 
 
+@dataclasses.dataclass(frozen=True)
+class _Key:
+    """What unlocked a vault: the PRAGMA key text, who unlocked it, and the key file and
+    data key (both None for a vault still keyed by one passphrase)."""
+
+    sql: str
+    user: User
+    passphrase: str
+    keyfile: KeyFile | None
+    data_key: bytes | None
+
+    def __repr__(self) -> str:  # never print a key or a passphrase
+        return f"_Key(user={self.user.name!r})"
+
+
+def _mirror_user(conn: Any, name: str, role: str) -> None:
+    """The user list inside the vault (authoritative; covered by the audit trail)."""
+    conn.execute(
+        "INSERT INTO users(name, role, added_at, removed_at) VALUES (?, ?, ?, NULL)"
+        " ON CONFLICT(name) DO UPDATE SET role = excluded.role, added_at = excluded.added_at,"
+        " removed_at = NULL",
+        (name, role, now_iso()),
+    )
+
+
 class Vault:
     """An open, unlocked vault. Use :meth:`create` or :meth:`open`; close when done.
 
@@ -262,7 +325,7 @@ class Vault:
         self,
         path: Path,
         conn: Any,
-        passphrase: str,
+        key: _Key,
         busy_timeout_ms: int,
         *,
         lock_fd: int | None = None,
@@ -271,30 +334,55 @@ class Vault:
     ) -> None:
         self.path = path
         self._conn = conn
-        self._passphrase = passphrase
+        self._key = key
+        self._passphrase = key.passphrase  # kept copies are opened with it (erasure)
         self.busy_timeout_ms = busy_timeout_ms
         self._lock_fd = lock_fd
         self.read_only = read_only  # None, or what cannot be written: "file" / "folder"
         self._check_head_copy = head_copy  # only the user's vault has one, not a backup
         self._head_copy = head_copy and read_only is None  # and only a writer updates it
         self._head_written: str | None = None
+        if isinstance(conn, _Connection):
+            conn.noteward_user = key.user.name
+
+    @property
+    def user(self) -> User:
+        """Who unlocked the vault (name and role); every audit record names them."""
+        return self._key.user
+
+    @property
+    def legacy(self) -> bool:
+        """True for a vault still keyed by one passphrase (made by an older Noteward)."""
+        return self._key.keyfile is None
+
+    def require_admin(self, what: str) -> None:
+        """Refuse (exit 8) what only an admin may do. Roles are enforced by the app: anyone
+        holding a valid passphrase holds the data key."""
+        if not self.user.is_admin:
+            raise AccessDeniedError(
+                f"Only an admin can {what}; {self.user.name!r} is a {self.user.role}. Nothing was "
+                "changed. Ask an admin (`noteward users list` shows who is one)."
+            )
 
     # -- opening -----------------------------------------------------------------------
 
     @staticmethod
-    def _connect(path: Path, passphrase: str, busy_timeout_ms: int, **uri_params: str) -> Any:
-        conn = sqlcipher.connect(
+    def _connect(path: Path, key: _Key | str, busy_timeout_ms: int, **uri_params: str) -> Any:
+        key_sql = key.sql if isinstance(key, _Key) else key
+        conn: Any = sqlcipher.connect(
             _uri(path, **uri_params), uri=True, timeout=busy_timeout_ms / 1000,
-            isolation_level=None, check_same_thread=False,
+            isolation_level=None, check_same_thread=False, factory=_Connection,
         )
         try:
             _quiet(conn)
-            conn.execute(f"PRAGMA key = {_quote(passphrase)}")
+            conn.execute(f"PRAGMA key = {key_sql}")
             conn.execute(f"PRAGMA kdf_iter = {KDF_ITER}")
             conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
         except BaseException:
             conn.close()
             raise
+        if isinstance(key, _Key):
+            conn.noteward_user = key.user.name
         return conn
 
     @staticmethod
@@ -309,26 +397,45 @@ class Vault:
         conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
 
     @classmethod
-    def create(cls, path: str | Path, passphrase: str, busy_timeout_ms: int = 5000) -> Vault:
-        """Create a new, empty vault file (0600, in a 0700 folder if it makes one).
-        Refuses to overwrite an existing file; a failed create leaves nothing behind."""
+    def create(
+        cls,
+        path: str | Path,
+        passphrase: str,
+        busy_timeout_ms: int = 5000,
+        *,
+        user: str = DEFAULT_ADMIN,
+        recovery_key: str | None = None,
+    ) -> Vault:
+        """Create a new, empty vault file (0600, in a 0700 folder if it makes one) under a
+        random data key, with ``user`` its first admin (the default user) and, when given,
+        a recovery key that can set an admin passphrase again. The key file
+        (``<vault>.keys``) is written beside it. Refuses to overwrite an existing file; a
+        failed create leaves nothing behind."""
         path = Path(path)
         check_passphrase(passphrase)
+        check_user_name(user)
         refuse_network_share(path)
-        if path.exists():
+        kf_path = key_file_path(path)
+        if path.exists() or kf_path.exists():
             raise NotewardError(f"{path} already exists; choose another file or open it.")
         private_dir(path.parent)
         try:
             create_private_file(path)
         except FileExistsError:
             raise NotewardError(f"{path} already exists; choose another file or open it.") from None
+        data_key = new_data_key()
+        keyfile = KeyFile.new()
+        keyfile.set_user(user, "admin", passphrase, data_key)
+        if recovery_key:
+            keyfile.set_recovery(recovery_key, data_key)
+        key = _Key(sqlcipher_key(data_key), User(user, "admin"), passphrase, keyfile, data_key)
         conn = None
         lock_fd = None
         try:
             lock_fd = _lock(path, busy_timeout_ms, exclusive=False, busy_message="vault is busy")
-            conn = cls._connect(path, passphrase, busy_timeout_ms)
+            conn = cls._connect(path, key, busy_timeout_ms)
             cls._configure(conn, busy_timeout_ms)
-            vault = cls(path, conn, passphrase, busy_timeout_ms, lock_fd=lock_fd)
+            vault = cls(path, conn, key, busy_timeout_ms, lock_fd=lock_fd)
             vault._migrate()
             with vault.transaction():
                 vault._conn.execute(
@@ -336,16 +443,44 @@ class Vault:
                     " ('deid_secret', ?)",
                     (APP_ID, now_iso(), os.urandom(32).hex()),
                 )
-                audit.append(vault._conn, "init", [], {})
+                _mirror_user(vault._conn, user, "admin")
+                audit.append(vault._conn, "init", [], {"recovery_key": int(bool(recovery_key))})
+                keyfile.save(kf_path)  # inside the transaction: a failed write commits nothing
         except BaseException:
             if conn is not None:
                 conn.close()
             if lock_fd is not None:
                 os.close(lock_fd)
             _remove_files(path)
+            remove_quietly(kf_path)
             raise
         log.info("vault created")
         return vault
+
+    @staticmethod
+    def _keys_for(path: Path, passphrase: str, user: str | None) -> list[tuple[_Key, Path | None]]:
+        """The keys to try, in order: the key file's, then a ``.keys.next`` a rotation
+        wrote before it was cut short; a vault without a key file is an older Noteward's,
+        keyed by its passphrase alone."""
+        found: list[tuple[_Key, Path | None]] = []
+        error: VaultLockedError | None = None
+        kf_path, next_path = key_file_path(path), next_key_file_path(path)
+        current = KeyFile.load(kf_path)
+        for kf_file, keyfile in ((kf_path, current), (next_path, KeyFile.load(next_path))):
+            if keyfile is None:
+                continue
+            name = user or keyfile.default_user or DEFAULT_ADMIN
+            try:
+                who, data_key = keyfile.unlock(name, passphrase)
+            except VaultLockedError as exc:
+                error = error or exc
+                continue
+            found.append((_Key(sqlcipher_key(data_key), who, passphrase, keyfile, data_key), kf_file))
+        if current is None:
+            found.append((_Key(_quote(passphrase), User(user or DEFAULT_ADMIN, "admin"), passphrase, None, None), None))
+        if not found:
+            raise error or VaultLockedError(WRONG_PASSPHRASE)
+        return found
 
     @classmethod
     def open(
@@ -356,11 +491,15 @@ class Vault:
         *,
         audit_unlock: bool = True,
         head_copy: bool = True,
+        user: str | None = None,
     ) -> Vault:
-        """Unlock an existing vault. Never creates or modifies a file it cannot unlock.
+        """Unlock an existing vault as ``user`` (default: the first admin made at init).
+        Never creates or modifies a file it cannot unlock.
         A vault this user may read but not write opens read-only (no unlock record: it
         cannot be written). ``head_copy=False`` for files that are not the user's vault
-        (a backup being checked, a copy restore kept): their audit head copy is not kept."""
+        (a backup being checked, a copy restore kept): their audit head copy is not kept.
+        A vault an older Noteward made (one passphrase, no key file) is moved to accounts
+        at its first unlock with ``audit_unlock`` (a backup of it is made first)."""
         path = Path(path)
         check_passphrase(passphrase)
         if not path.is_file():
@@ -372,14 +511,70 @@ class Vault:
             "its passphrase; try again when it has finished.",
         )
         try:
-            return cls._open_locked(path, passphrase, busy_timeout_ms, audit_unlock, lock_fd, head_copy)
+            # Read under the shared lock: a rotation (which holds it exclusively) is then
+            # either finished or not begun, never half-way between key file and vault.
+            candidates = cls._keys_for(path, passphrase, user)
+            vault = None
+            for i, (key, kf_file) in enumerate(candidates):
+                try:
+                    vault = cls._open_locked(path, key, busy_timeout_ms, audit_unlock, lock_fd, head_copy)
+                except VaultLockedError as exc:
+                    if i + 1 < len(candidates) and str(exc) == WRONG_PASSPHRASE:
+                        continue
+                    raise
+                vault._settle_key_file(kf_file)
+                break
+            assert vault is not None
         except BaseException:
             os.close(lock_fd)
             raise
+        try:
+            vault._check_account()
+            if vault.legacy and audit_unlock and not vault.read_only:
+                vault.migrate_to_accounts(user or DEFAULT_ADMIN)
+        except BaseException:
+            vault.close()
+            raise
+        return vault
+
+    def _settle_key_file(self, used: Path | None) -> None:
+        """A rotation cut short between renaming the vault and its key file leaves the
+        new key file as ``.keys.next``: once it has opened the vault, it becomes the key
+        file. One that did not (a rotation cut short before the vault was renamed) is
+        stale and removed. (Under the shared lock: no rotation is running now.)"""
+        if self.read_only:
+            return
+        kf_path, next_path = key_file_path(self.path), next_key_file_path(self.path)
+        try:
+            if used == next_path:
+                os.replace(next_path, kf_path)
+                fsync_path(self.path.parent, directory=True)
+                log.info("an unfinished key rotation was completed")
+            elif next_path.exists():
+                next_path.unlink()
+        except OSError as exc:
+            log.warning("the vault's key files could not be tidied (%s)", type(exc).__name__)
+
+    def _check_account(self) -> None:
+        """The user list inside the vault is authoritative: a key-file entry it does not
+        list with the same role (a key file edited or put back from an older copy by
+        someone holding the data key) is refused, whatever the passphrase."""
+        if self.legacy:
+            return
+        row = self.conn.execute(
+            "SELECT role FROM users WHERE name = ? AND removed_at IS NULL", (self.user.name,)
+        ).fetchone()
+        if row is None or row[0] != self.user.role:
+            raise AccessDeniedError(
+                f"The vault's key file and the vault disagree about user {self.user.name!r} "
+                f"({'not a user of this vault' if row is None else 'role ' + str(row[0])}); the "
+                "vault's own list wins, so this unlock is refused. Put back the key file from "
+                "the latest backup (`<backup>.keys`) or ask an admin."
+            )
 
     @classmethod
     def _open_locked(
-        cls, path: Path, passphrase: str, busy_timeout_ms: int, audit_unlock: bool, lock_fd: int,
+        cls, path: Path, key: _Key, busy_timeout_ms: int, audit_unlock: bool, lock_fd: int,
         head_copy: bool,
     ) -> Vault:
         size = path.stat().st_size
@@ -420,7 +615,7 @@ class Vault:
         # any it created are removed again if the vault turns out to be unusable.)
         side_files = [Path(str(path) + suffix) for suffix in ("-wal", "-shm")]
         existed = {side: side.exists() for side in side_files}
-        conn = cls._connect(path, passphrase, busy_timeout_ms, **params)
+        conn = cls._connect(path, key, busy_timeout_ms, **params)
         try:
             # Check every page's HMAC before anything is written: page 1 failing means the
             # key is wrong (or the file is not a vault); any other page failing means the
@@ -434,8 +629,8 @@ class Vault:
                 # in the file whose good copies are still in the write-ahead log: merge the
                 # log in, as SQLite itself would, and check again.
                 conn.close()
-                cls._merge_wal(path, passphrase, busy_timeout_ms)
-                conn = cls._connect(path, passphrase, busy_timeout_ms, **params)
+                cls._merge_wal(path, key, busy_timeout_ms)
+                conn = cls._connect(path, key, busy_timeout_ms, **params)
                 bad = [r[0] for r in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
                 if path.stat().st_size % PAGE_SIZE:
                     raise VaultCorruptError(
@@ -475,9 +670,9 @@ class Vault:
             _remove_new_side_files(existed)
             raise VaultLockedError(WRONG_PASSPHRASE)
         if denied:
-            return cls._read_only(path, conn, passphrase, busy_timeout_ms, lock_fd, denied)
+            return cls._read_only(path, conn, key, busy_timeout_ms, lock_fd, denied)
         conn.close()
-        conn = cls._connect(path, passphrase, busy_timeout_ms)
+        conn = cls._connect(path, key, busy_timeout_ms)
         try:
             cls._configure(conn, busy_timeout_ms)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -486,8 +681,9 @@ class Vault:
                     f"This vault was written by a newer Noteward (schema {version}, this one "
                     f"knows {SCHEMA_VERSION}). Update Noteward to open it."
                 )
-            vault = cls(path, conn, passphrase, busy_timeout_ms, lock_fd=lock_fd, head_copy=head_copy)
+            vault = cls(path, conn, key, busy_timeout_ms, lock_fd=lock_fd, head_copy=head_copy)
             vault._migrate()
+            vault._check_account()  # before any record names a user the vault does not list
             if audit_unlock:
                 failed = _count_failed_unlocks(path)
                 with vault.transaction():
@@ -510,8 +706,8 @@ class Vault:
         return vault
 
     @classmethod
-    def _merge_wal(cls, path: Path, passphrase: str, busy_timeout_ms: int) -> None:
-        conn = cls._connect(path, passphrase, busy_timeout_ms)
+    def _merge_wal(cls, path: Path, key: _Key, busy_timeout_ms: int) -> None:
+        conn = cls._connect(path, key, busy_timeout_ms)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -522,7 +718,7 @@ class Vault:
 
     @classmethod
     def _read_only(
-        cls, path: Path, conn: Any, passphrase: str, busy_timeout_ms: int, lock_fd: int, denied: str
+        cls, path: Path, conn: Any, key: _Key, busy_timeout_ms: int, lock_fd: int, denied: str
     ) -> Vault:
         try:
             cls._configure(conn, busy_timeout_ms, read_only=True)
@@ -542,7 +738,7 @@ class Vault:
             conn.close()
             raise
         log.info("vault unlocked read-only (its %s cannot be written)", denied)
-        return cls(path, conn, passphrase, busy_timeout_ms, lock_fd=lock_fd, read_only=denied)
+        return cls(path, conn, key, busy_timeout_ms, lock_fd=lock_fd, read_only=denied)
 
     def _refuse_if_read_only(self) -> None:
         if self.read_only:
@@ -572,8 +768,22 @@ class Vault:
         if not path.is_file() or size == 0 or size % PAGE_SIZE or plain:
             return
         with contextlib.suppress(OSError, ValueError):
-            n = int(marker.read_text()) if marker.exists() else 0
-            write_private_text(marker, str(n + 1))
+            n = _count_failed_unlocks(path)
+            write_private_text(marker, str(n + 1))  # its mtime is the time of this failure
+
+    @staticmethod
+    def unlock_delay(path: str | Path) -> float:
+        """Seconds to wait before the next unlock attempt: none for the first
+        :data:`FREE_ATTEMPTS` failures in a row, then 1, 2, 4, ... up to
+        :data:`MAX_UNLOCK_DELAY_S` after the last one (the counter beside the vault holds
+        the count; its modification time is the last failure's). Front ends wait it off the
+        GUI thread.
+        It slows guessing through Noteward; the key file's scrypt is what slows it elsewhere."""
+        n, last = _read_failed_unlocks(Path(path))
+        if n < FREE_ATTEMPTS or last is None:
+            return 0.0
+        delay = min(2.0 ** (n - FREE_ATTEMPTS), MAX_UNLOCK_DELAY_S)
+        return max(0.0, min(delay, last + delay - time.time()))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -583,6 +793,7 @@ class Vault:
             self._conn.close()
             self._conn = None
             self._passphrase = ""
+            self._key = dataclasses.replace(self._key, sql="", passphrase="", data_key=None)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -748,6 +959,7 @@ class Vault:
         where this passphrase opens them; the result lists them under ``kept_copies_erased``
         and the ones it could not open under ``kept_copies_not_opened`` (paths, never in the
         audit trail)."""
+        self.require_admin("erase a patient")
         patient = self.patient(ref)
         pid = patient.id
         try:
@@ -804,11 +1016,12 @@ class Vault:
         return counts
 
     def kept_copies(self) -> list[Path]:
-        """The vaults restore set aside beside this one (``<name>.before-restore-<time>``)."""
-        prefix = self.path.name + ".before-restore-"
-        skip = ("-wal", "-shm", "-journal", ".failed-unlocks")
+        """The vaults set aside beside this one by restore (``<name>.before-restore-<time>``)
+        and by the move to accounts (``<name>.before-accounts-<time>``)."""
+        prefixes = (self.path.name + ".before-restore-", self.path.name + ".before-accounts-")
+        skip = ("-wal", "-shm", "-journal", ".failed-unlocks", ".keys", ".keys.next", ".partial")
         try:
-            names = [p for p in self.path.parent.iterdir() if p.name.startswith(prefix)]
+            names = [p for p in self.path.parent.iterdir() if p.name.startswith(prefixes)]
         except OSError:
             return []
         return sorted(p for p in names if not p.name.endswith(skip) and p.is_file())
@@ -818,7 +1031,10 @@ class Vault:
         not_opened: list[str] = []
         for kept in self.kept_copies():
             try:
-                other = Vault.open(kept, self._passphrase, self.busy_timeout_ms, audit_unlock=False, head_copy=False)
+                other = Vault.open(
+                    kept, self._passphrase, self.busy_timeout_ms, audit_unlock=False, head_copy=False,
+                    user=self.user.name,
+                )
             except NotewardError:
                 not_opened.append(str(kept))
                 continue
@@ -861,10 +1077,85 @@ class Vault:
         except (DatabaseError, NotewardError) as exc:
             log.warning("an erasure's wipe is still unfinished (%s)", type(exc).__name__)
 
-    # -- passphrase, backup, restore -------------------------------------------------------
+    # -- accounts, passphrase, backup, restore ----------------------------------------------
+
+    @property
+    def keyfile(self) -> KeyFile | None:
+        return self._key.keyfile
+
+    def users(self) -> list[User]:
+        """The vault's users (its own list, which the key file mirrors), by name."""
+        rows = self.conn.execute(
+            "SELECT name, role FROM users WHERE removed_at IS NULL ORDER BY name"
+        ).fetchall()
+        return [User(str(n), str(r)) for n, r in rows]
+
+    def _current_keyfile(self) -> KeyFile:
+        """A copy of the key file as it is on disk now (another Noteward process may have
+        added a user since this one unlocked), else of the one this vault was opened with."""
+        assert self._key.keyfile is not None
+        with contextlib.suppress(NotewardError):
+            on_disk = KeyFile.load(key_file_path(self.path))
+            if on_disk is not None and on_disk.vault_id == self._key.keyfile.vault_id:
+                return on_disk
+        return self._key.keyfile.copy()
+
+    def _refuse_if_legacy(self) -> None:
+        if self.legacy:
+            raise UsageError(
+                "This vault still has one passphrase for everyone (an older Noteward made it): "
+                "unlock it once with `noteward check` to move it to accounts; nothing was changed."
+            )
+
+    def add_user(self, name: str, role: str, passphrase: str) -> None:
+        """Add a user (admin only): a key-file entry their passphrase unwraps, and a row in
+        the vault's own list, written in one transaction with its audit record."""
+        check_user_name(name)
+        check_role(role)
+        check_passphrase(passphrase, "new user's passphrase")
+        self.require_admin("add users")
+        self._refuse_if_legacy()
+        self._refuse_if_read_only()
+        assert self._key.keyfile is not None and self._key.data_key is not None
+        data_key = self._key.data_key
+        with self.transaction() as conn:
+            if any(u.name == name for u in self.users()):
+                raise UsageError(f"There is already a user {name!r}; nothing was changed.")
+            # Read under the write lock: another process may have added a user since.
+            keyfile = self._current_keyfile()
+            keyfile.set_user(name, role, passphrase, data_key)
+            _mirror_user(conn, name, role)
+            audit.append(conn, "user.add", [name], {"admin": int(role == "admin")})
+            keyfile.save(key_file_path(self.path))  # a failed write commits nothing
+        self._key = dataclasses.replace(self._key, keyfile=keyfile)
+        log.info("user added")
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user (admin only) and rotate the data key: the vault is re-encrypted
+        under a fresh key sealed to the remaining users only, so a removed user who kept
+        the old key (or an old key file) cannot read the live vault. Backups made before
+        stay readable with the old key."""
+        self.require_admin("remove users")
+        self._refuse_if_legacy()
+        users = {u.name: u for u in self.users()}
+        if name not in users:
+            raise UsageError(f"No user {name!r} in this vault; nothing was changed.")
+        if name == self.user.name:
+            raise UsageError("You cannot remove yourself; another admin can. Nothing was changed.")
+        def drop(keyfile: KeyFile) -> None:
+            with contextlib.suppress(UsageError):  # a row the key file lost is still removed
+                keyfile.remove_user(name)
+
+        def in_copy(conn: Any) -> None:
+            conn.execute("UPDATE users SET removed_at = ? WHERE name = ?", (now_iso(), name))
+            audit.append(conn, "user.remove", [name], {})
+
+        self._rotate(self._current_keyfile, in_copy, what="remove the user", change=drop)
+        log.info("user removed, data key rotated")
 
     def change_passphrase(self, new_passphrase: str) -> None:
-        """Re-encrypt the whole vault under a new passphrase.
+        """Give this user a new passphrase, and re-encrypt the whole vault under a fresh
+        data key (the old passphrase then unwraps nothing, even from an old key file).
 
         Not an in-place rekey (which, failing half-way on a full disk, leaves pages under
         two keys): the vault is exported into a new file under the new key, the 'passwd'
@@ -876,21 +1167,93 @@ class Vault:
         if new_passphrase == self._passphrase:
             raise UsageError("The new passphrase is the same as the current one; nothing was changed.")
         self._refuse_if_read_only()
+
+        def in_copy(conn: Any) -> None:
+            audit.append(conn, "passwd", [], {})
+
+        if self._key.keyfile is None:  # an older Noteward's vault: still one passphrase
+            self._with_vault_alone("change the passphrase", lambda busy: self._rekey_into_copy(
+                _Key(_quote(new_passphrase), self.user, new_passphrase, None, None), busy, in_copy, None
+            ))
+        else:
+            self._rotate(self._current_keyfile, in_copy, what="change the passphrase", set_user=(self.user, new_passphrase))
+        log.info("vault passphrase changed")
+
+    def _rotate(
+        self,
+        keyfile_now: Callable[[], KeyFile],
+        in_copy: Callable[[Any], None],
+        *,
+        what: str,
+        change: Callable[[KeyFile], None] | None = None,
+        set_user: tuple[User, str] | None = None,
+    ) -> None:
+        """Re-encrypt the vault under a fresh data key sealed to every entry of the key
+        file (read once the vault is held alone, then ``change``d) by the safe rekey (copy,
+        check, flush, rename), with ``in_copy`` run inside the new copy and a 'key.rotate'
+        record after it."""
+        self._refuse_if_read_only()
+
+        def work(busy: str) -> None:
+            keyfile = keyfile_now()
+            if change is not None:
+                change(keyfile)
+            data_key = new_data_key()
+            keyfile.reseal(data_key)
+            passphrase = self._passphrase
+            if set_user is not None:
+                keyfile.set_user(set_user[0].name, set_user[0].role, set_user[1], data_key)
+                passphrase = set_user[1]
+
+            def in_copy_then_rotate(conn: Any) -> None:
+                in_copy(conn)
+                audit.append(conn, "key.rotate", [], {"users": len(keyfile.users())})
+
+            new_key = _Key(sqlcipher_key(data_key), self.user, passphrase, keyfile, data_key)
+            self._rekey_into_copy(new_key, busy, in_copy_then_rotate, keyfile)
+
+        self._with_vault_alone(what, work)
+
+    def _with_vault_alone(self, what: str, work: Callable[[str], None]) -> None:
         busy = (
             "vault is busy: another Noteward process has this vault open. Close it, then "
-            "change the passphrase; nothing was changed."
+            f"{what}; nothing was changed."
         )
         if self._lock_fd is not None:
             _lock_exclusively(self._lock_fd, self.busy_timeout_ms, busy)
         try:
-            self._rekey_into_copy(new_passphrase, busy)
+            work(busy)
         finally:
             if self._lock_fd is not None:
                 with contextlib.suppress(OSError):
                     fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
-        log.info("vault passphrase changed")
 
-    def _rekey_into_copy(self, new_passphrase: str, busy: str) -> None:
+    def migrate_to_accounts(self, name: str = DEFAULT_ADMIN) -> Path:
+        """Move a vault an older Noteward made (one passphrase for everyone) to accounts:
+        an encrypted backup of it as it is comes first (``<vault>.before-accounts-<time>``,
+        still under the old passphrase), then the vault is re-encrypted under a random data
+        key that this passphrase unwraps as admin ``name``. Returns the backup's path."""
+        if not self.legacy:
+            raise UsageError("This vault already has accounts; nothing was changed.")
+        check_user_name(name)
+        self._refuse_if_read_only()
+        kept = self.path.with_name(f"{self.path.name}.before-accounts-{time.strftime('%Y%m%d-%H%M%S')}")
+        self._write_copy(kept, self._key, None)
+        keyfile = KeyFile.new()
+        self._key = dataclasses.replace(self._key, user=User(name, "admin"))
+        self._conn.noteward_user = name
+
+        def in_copy(conn: Any) -> None:
+            _mirror_user(conn, name, "admin")
+            audit.append(conn, "accounts.migrate", [name], {})
+
+        self._rotate(lambda: keyfile, in_copy, what="move it to accounts", set_user=(User(name, "admin"), self._passphrase))
+        log.info("single-passphrase vault moved to accounts (backup kept beside it)")
+        return kept
+
+    def _rekey_into_copy(
+        self, new_key: _Key, busy: str, in_copy: Callable[[Any], None], keyfile: KeyFile | None
+    ) -> None:
         path, conn = self.path, self.conn
         try:
             # Everything into the main file first (no other Noteward process has it open).
@@ -901,14 +1264,15 @@ class Vault:
                 raise VaultBusyError(busy) from None
             raise
         tmp = path.with_name(path.name + ".rekeying")
+        next_keys = next_key_file_path(path)
         _remove_files(tmp)  # left by a run that was killed: under a key nobody was told
         try:
             create_private_file(tmp)
-            self._export(tmp, new_passphrase)
-            fresh = Vault._connect(tmp, new_passphrase, self.busy_timeout_ms)
+            self._export(tmp, new_key.sql)
+            fresh = Vault._connect(tmp, new_key, self.busy_timeout_ms)
             try:
                 fresh.execute("BEGIN IMMEDIATE")
-                audit.append(fresh, "passwd", [], {})
+                in_copy(fresh)
                 fresh.execute("COMMIT")
                 bad = fresh.execute("PRAGMA cipher_integrity_check").fetchall()
                 if bad or fresh.execute("PRAGMA quick_check").fetchone()[0] != "ok":
@@ -917,8 +1281,13 @@ class Vault:
             finally:
                 fresh.close()
             fsync_path(tmp)
+            if keyfile is not None:
+                # Written before the rename: a crash after it leaves the new key file as
+                # .keys.next, which the next unlock tries and settles (_settle_key_file).
+                keyfile.save(next_keys)
         except BaseException as exc:
             _remove_files(tmp)
+            remove_quietly(next_keys)
             reason = _storage_failure(exc)
             if reason:
                 raise NotewardError(
@@ -932,9 +1301,13 @@ class Vault:
             os.replace(tmp, path)
         except OSError:
             _remove_files(tmp)
-            self._conn = self._connect(path, self._passphrase, self.busy_timeout_ms)
+            remove_quietly(next_keys)
+            self._conn = self._connect(path, self._key, self.busy_timeout_ms)
             self._configure(self._conn, self.busy_timeout_ms)
             raise
+        if keyfile is not None:
+            with contextlib.suppress(OSError):
+                os.replace(next_keys, key_file_path(path))
         with contextlib.suppress(OSError):
             fsync_path(path.parent, directory=True)
         # The old file is gone: lock the new one (nobody else can hold it exclusively: any
@@ -943,15 +1316,16 @@ class Vault:
         self._lock_fd = _lock(path, self.busy_timeout_ms, exclusive=False, busy_message=busy)
         if old_fd is not None:
             os.close(old_fd)
-        self._passphrase = new_passphrase
-        self._conn = self._connect(path, new_passphrase, self.busy_timeout_ms)
+        self._key = new_key
+        self._passphrase = new_key.passphrase
+        self._conn = self._connect(path, new_key, self.busy_timeout_ms)
         self._configure(self._conn, self.busy_timeout_ms)
         self._sync_head_copy()
 
-    def _export(self, dest: Path, passphrase: str) -> None:
-        """Copy the whole vault into the empty file ``dest``, encrypted under ``passphrase``."""
+    def _export(self, dest: Path, key_sql: str) -> None:
+        """Copy the whole vault into the empty file ``dest``, encrypted under ``key_sql``."""
         conn = self.conn
-        conn.execute(f"ATTACH DATABASE ? AS export KEY {_quote(passphrase)}", (os.path.abspath(dest),))
+        conn.execute(f"ATTACH DATABASE ? AS export KEY {key_sql}", (os.path.abspath(dest),))
         try:
             conn.execute(f"PRAGMA export.kdf_iter = {KDF_ITER}")
             conn.execute(f"PRAGMA export.cipher_page_size = {PAGE_SIZE}")
@@ -961,25 +1335,30 @@ class Vault:
             with contextlib.suppress(OperationalError):
                 conn.execute("DETACH DATABASE export")
 
-    def backup(self, out: str | Path) -> Path:
-        """Write an encrypted copy (same passphrase, 0600) to ``out``; refuses to overwrite.
-        The backup audit record is written only once the file is complete and on disk."""
-        out = Path(out)
-        self._refuse_if_read_only()  # its audit record could not be written
-        if out.exists():
+    def _write_copy(self, out: Path, key: _Key, keyfile: KeyFile | None) -> None:
+        """An encrypted copy at ``out`` (and its key file at ``out.keys``), written beside
+        as ``.partial`` files, flushed and renamed in; on failure nothing is left."""
+        if out.exists() or key_file_path(out).exists():
             raise NotewardError(f"{out} already exists; choose a new file name for the backup.")
         private_dir(out.parent)
         tmp = out.with_name(out.name + ".partial")
+        tmp_keys = out.with_name(out.name + ".keys.partial")
         _remove_files(tmp)
         try:
             create_private_file(tmp)
-            self._export(tmp, self._passphrase)
+            self._export(tmp, key.sql)
             fsync_path(tmp)
+            if keyfile is not None:
+                keyfile.save(tmp_keys)
+                os.replace(tmp_keys, key_file_path(out))
             os.replace(tmp, out)
             with contextlib.suppress(OSError):
                 fsync_path(out.parent, directory=True)
         except BaseException as exc:
             _remove_files(tmp)
+            remove_quietly(tmp_keys)
+            if not out.exists():
+                remove_quietly(key_file_path(out))
             reason = _storage_failure(exc)
             if reason:
                 raise NotewardError(
@@ -987,15 +1366,25 @@ class Vault:
                     "the vault is unchanged."
                 ) from None
             raise
+
+    def backup(self, out: str | Path) -> Path:
+        """Write an encrypted copy (same data key, 0600) to ``out``, with a copy of the key
+        file beside it (``out.keys``: the users of today unwrap it); refuses to overwrite.
+        Admin only. The backup audit record is written only once the file is complete and
+        on disk."""
+        out = Path(out)
+        self.require_admin("make backups")
+        self._refuse_if_read_only()  # its audit record could not be written
+        self._write_copy(out, self._key, self._key.keyfile)
         with self.transaction() as conn:
             audit.append(conn, "backup", [], self.counts())
         log.info("backup written")
         return out
 
     @staticmethod
-    def verify_file(path: str | Path, passphrase: str) -> dict[str, Any]:
+    def verify_file(path: str | Path, passphrase: str, user: str | None = None) -> dict[str, Any]:
         """Open a vault file read-only and check it: integrity, schema, audit chain."""
-        v = Vault.open(path, passphrase, audit_unlock=False, head_copy=False)
+        v = Vault.open(path, passphrase, audit_unlock=False, head_copy=False, user=user)
         try:
             return v.check()
         finally:
@@ -1003,10 +1392,12 @@ class Vault:
 
     @staticmethod
     def restore(
-        backup: str | Path, target: str | Path, passphrase: str, busy_timeout_ms: int = 5000
+        backup: str | Path, target: str | Path, passphrase: str, busy_timeout_ms: int = 5000,
+        *, user: str | None = None,
     ) -> Path | None:
-        """Check a backup, then put it in place of ``target``. The vault it replaces is
-        kept beside it (``*.before-restore-<time>``, still encrypted): nothing is lost.
+        """Check a backup, then put it (and its key file) in place of ``target``. The vault
+        it replaces is kept beside it (``*.before-restore-<time>``, still encrypted, with its
+        key file): nothing is lost. Only an admin of the backup may restore it.
         Refuses (VaultBusyError) while another Noteward process has ``target`` open: it
         would go on writing into the file set aside."""
         check_passphrase(passphrase)
@@ -1018,21 +1409,34 @@ class Vault:
         # Check a copy, not the backup itself: opening a vault read-write changes its
         # header (journal mode), and the checked bytes are then exactly the ones restored.
         tmp = target.with_name(target.name + ".restoring")
+        tmp_keys = key_file_path(tmp)
         _remove_files(tmp)
+        remove_quietly(tmp_keys)
+        has_keys = key_file_path(backup).exists()
         try:
             create_private_file(tmp)
             shutil.copyfile(backup, tmp)
-            report = Vault.verify_file(tmp, passphrase)
+            if has_keys:
+                create_private_file(tmp_keys)
+                shutil.copyfile(key_file_path(backup), tmp_keys)
+            v = Vault.open(tmp, passphrase, audit_unlock=False, head_copy=False, user=user)
+            try:
+                v.require_admin("restore a backup")
+                report = v.check()
+            finally:
+                v.close()
             if not report["ok"]:
                 raise VaultCorruptError(
                     f"The backup failed its checks ({report['problems']}); nothing was restored."
                 )
         except NotewardError as exc:
             _remove_files(tmp)
+            remove_quietly(tmp_keys)
             # The user named the backup, not our scratch copy of it.
             raise type(exc)(str(exc).replace(str(tmp), str(backup))) from None
         except BaseException as exc:
             _remove_files(tmp)
+            remove_quietly(tmp_keys)
             reason = _storage_failure(exc)
             if reason:
                 raise NotewardError(f"Could not copy {backup} beside the vault: {reason}; nothing was restored.") from None
@@ -1047,6 +1451,7 @@ class Vault:
                 )
         except BaseException:
             _remove_files(tmp)
+            remove_quietly(tmp_keys)
             raise
         kept: Path | None = None
         try:
@@ -1058,10 +1463,15 @@ class Vault:
                     side = Path(str(target) + suffix)
                     if side.exists():
                         os.replace(side, Path(str(kept) + suffix))
+                if key_file_path(target).exists():
+                    os.replace(key_file_path(target), key_file_path(kept))
+            remove_quietly(next_key_file_path(target))
+            if has_keys:
+                os.replace(tmp_keys, key_file_path(target))
             os.replace(tmp, target)
             with contextlib.suppress(OSError):
                 fsync_path(target.parent, directory=True)
-            v = Vault.open(target, passphrase, busy_timeout_ms, audit_unlock=False)
+            v = Vault.open(target, passphrase, busy_timeout_ms, audit_unlock=False, user=user)
             try:
                 with v.transaction():
                     audit.append(v.conn, "restore", [], v.counts())
@@ -1072,6 +1482,38 @@ class Vault:
             if lock_fd is not None:
                 os.close(lock_fd)
         return kept
+
+    @staticmethod
+    def reset_with_recovery_key(
+        path: str | Path, recovery_key: str, name: str, new_passphrase: str, busy_timeout_ms: int = 5000
+    ) -> None:
+        """Set a new passphrase for admin ``name`` with the vault's recovery key (when the
+        last admin's passphrase is lost). The data key is not rotated: nothing leaked."""
+        path = Path(path)
+        check_passphrase(new_passphrase, "new passphrase")
+        keyfile = KeyFile.load(key_file_path(path))
+        if keyfile is None:
+            raise UsageError(f"{path} has no key file (no vault there, or one without accounts).")
+        data_key = keyfile.unlock_recovery(recovery_key)
+        if not any(u.name == name and u.is_admin for u in keyfile.users()):
+            raise UsageError(f"{name!r} is not an admin of this vault; a recovery key resets an admin's passphrase.")
+        keyfile = keyfile.copy()
+        keyfile.set_user(name, "admin", new_passphrase, data_key)
+        key = _Key(sqlcipher_key(data_key), User(name, "admin"), new_passphrase, keyfile, data_key)
+        refuse_network_share(path)
+        lock_fd = _lock(path, busy_timeout_ms, exclusive=False, busy_message="vault is busy; try again.")
+        try:
+            v = Vault._open_locked(path, key, busy_timeout_ms, False, lock_fd, True)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        try:
+            v._check_account()
+            with v.transaction() as conn:
+                audit.append(conn, "recovery.reset", [name], {})
+                keyfile.save(key_file_path(path))
+        finally:
+            v.close()
 
     def check(self) -> dict[str, Any]:
         """Integrity check, schema version and audit-chain verification."""
@@ -1111,11 +1553,22 @@ def _failed_marker(path: Path) -> Path:
     return path.with_name(path.name + ".failed-unlocks")
 
 
-def _count_failed_unlocks(path: Path) -> int:
+FREE_ATTEMPTS = 3
+MAX_UNLOCK_DELAY_S = 30.0
+
+
+def _read_failed_unlocks(path: Path) -> tuple[int, float | None]:
+    """(failed attempts, time of the last one): the counter file holds the count, a number
+    and nothing else; it is rewritten at each failure, so its mtime is the last one's."""
+    marker = _failed_marker(path)
     try:
-        return int(_failed_marker(path).read_text())
+        return int(marker.read_text()), marker.stat().st_mtime
     except (OSError, ValueError):
-        return 0
+        return 0, None
+
+
+def _count_failed_unlocks(path: Path) -> int:
+    return _read_failed_unlocks(path)[0]
 
 
 def _clear_failed_unlocks(path: Path) -> None:

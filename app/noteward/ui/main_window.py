@@ -109,6 +109,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(wrap)
 
         self._build_actions()
+        self.signed_in = QLabel("")
+        self.signed_in.setAccessibleName("Signed in user")
+        self.statusBar().addPermanentWidget(self.signed_in)
         self.statusBar().showMessage("Locked.")
 
         self.idle = IdleWatcher(settings.autolock_minutes, self)
@@ -280,6 +283,8 @@ class MainWindow(QMainWindow):
         self.vault_path = Path(path)
         self._set_locked_ui(False)
         self.statusBar().showMessage(f"Unlocked {self.vault_path.name}.")
+        who = self.services.signed_in
+        self.signed_in.setText(f"Signed in: {who[0]} ({who[1]})" if who else "")
         self.idle.start()
         self.refresh_patients()
         self.vault_did_unlock.emit()
@@ -299,6 +304,7 @@ class MainWindow(QMainWindow):
                 child.reject()
         self.clipboard.clear_if_ours()
         self._set_locked_ui(True)
+        self.signed_in.setText("")
         self.statusBar().showMessage("Locked. Unlock to continue.")
         self.vault_did_lock.emit()
         self.request_unlock()

@@ -50,22 +50,38 @@ def _close_vault(state: dict[str, Any]) -> None:
         vault.close()
 
 
-def _open(ctx: JobContext, path: str, passphrase: str, create: bool, busy_ms: int) -> dict[str, Any]:
+def _open(
+    ctx: JobContext, path: str, passphrase: str, create: bool, busy_ms: int, user: str | None
+) -> dict[str, Any]:
     from noteward.store.unlock import unlock
-    from noteward.store.vault import Vault
+    from noteward.store.vault import DEFAULT_ADMIN, Vault
 
     _close_vault(ctx.state)
     if create:
-        vault = Vault.create(path, passphrase, busy_timeout_ms=busy_ms)
+        vault = Vault.create(path, passphrase, busy_timeout_ms=busy_ms, user=user or DEFAULT_ADMIN)
     else:
-        vault = unlock(path, passphrase, busy_timeout_ms=busy_ms)  # a wrong passphrase is counted
+        # A wrong passphrase is counted; after several, unlock() waits here, on the vault
+        # thread, never on the GUI thread.
+        vault = unlock(path, passphrase, busy_timeout_ms=busy_ms, user=user)
     ctx.state["vault"] = vault
     # A second connection for the model thread, which owns it from here on.
-    reader = Vault.open(path, passphrase, busy_timeout_ms=busy_ms, audit_unlock=False)
+    reader = Vault.open(path, passphrase, busy_timeout_ms=busy_ms, audit_unlock=False, user=vault.user.name)
     if ctx.cancel.is_set():  # locked while unlocking: nobody will adopt the reader
         reader.close()
         ctx.check()
-    return {"path": str(vault.path), "reader": reader}
+    return {"path": str(vault.path), "reader": reader, "user": vault.user.name, "role": vault.user.role}
+
+
+def default_user(path: str | Path) -> str | None:
+    """The user a vault's unlock dialog suggests when nobody signed in this session: the
+    first admin named in its key file (a small file beside the vault; no key is read)."""
+    from noteward.store.keys import KeyFile, key_file_path
+
+    try:
+        keyfile = KeyFile.load(key_file_path(path))
+    except NotewardError:
+        return None
+    return keyfile.default_user if keyfile is not None else None
 
 
 def _vault(ctx: JobContext) -> Vault:
@@ -84,10 +100,13 @@ def _patients(ctx: JobContext) -> list[Patient]:
 
 
 def _record(ctx: JobContext, patient_id: str) -> PatientRecord:
+    from noteward.store import events
+
     vault = _vault(ctx)
     patient = vault.patient(patient_id)
     notes = vault.notes(patient.id)
     ctx.check()
+    events.patient_opened(vault, patient.id, len(notes))  # who opened whose record
     return PatientRecord(patient, notes, _latest_summary(vault, patient.id, notes))
 
 
@@ -125,8 +144,12 @@ def _search(ctx: JobContext, query: str, patient_id: str | None, k: int) -> list
     searcher = ctx.state.get("searcher")
     if searcher is None:
         searcher = ctx.state["searcher"] = HybridSearcher(vault)
+    from noteward.store import events
+
     out = []
-    for hit in searcher.search(query, patient_id=patient_id, k=k):
+    hits = searcher.search(query, patient_id=patient_id, k=k)
+    events.searched(vault, patient_id, len(hits))  # the query text is never stored
+    for hit in hits:
         ctx.check()
         out.append(
             {
@@ -319,12 +342,16 @@ class Services:
         self.vault_thread.on_stop(_close_vault)
         self.model_thread.on_stop(_close_model)
         self.vault_path: str | None = None
+        self.signed_in: tuple[str, str] | None = None  # (name, role) while unlocked
+        self.last_user: str | None = None  # who signed in last (the unlock dialog offers them)
 
     # vault
-    def open_vault(self, path: str, passphrase: str, *, create: bool = False) -> Job:
-        """Unlock (or create) the vault; on success the model thread gets its reader."""
+    def open_vault(self, path: str, passphrase: str, *, create: bool = False, user: str | None = None) -> Job:
+        """Unlock (or create, with ``user`` its first admin) the vault as ``user`` (None: the
+        vault's default admin); on success the model thread gets its reader and
+        :attr:`signed_in` says who is signed in."""
         job = self.vault_thread.submit(
-            "open", _open, str(path), passphrase, create, self.settings.busy_timeout_ms
+            "open", _open, str(path), passphrase, create, self.settings.busy_timeout_ms, user
         )
         job.job_did_succeed.connect(self._hand_over_reader)
         return job
@@ -332,6 +359,8 @@ class Services:
     def _hand_over_reader(self, result: dict[str, Any]) -> None:
         reader = result.pop("reader", None)
         self.vault_path = result.get("path")
+        self.signed_in = (str(result.get("user", "")), str(result.get("role", "")))
+        self.last_user = self.signed_in[0]
         if reader is not None:
             self.model_thread.submit("adopt-reader", _adopt_reader, reader, runs_if_cancelled=True)
 
@@ -339,6 +368,7 @@ class Services:
         """Cancel all work, close both vault connections and drop every cache derived
         from notes (model KV cache, search index, de-identification matchers), each on
         the thread that owns it."""
+        self.signed_in = None
         jobs = []
         for thread, fn in (
             (self.vault_thread, _lock),

@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from noteward.ui.services import Services
+from noteward.store.vault import DEFAULT_ADMIN, MIN_PASSPHRASE_LENGTH
+from noteward.ui.services import Services, default_user
 from noteward.ui.workers import Job
 
-MIN_LENGTH = 10
+MIN_LENGTH = MIN_PASSPHRASE_LENGTH  # for new passphrases; existing ones unlock whatever their length
 
 
 def passphrase_strength(passphrase: str) -> tuple[str, str]:
@@ -45,7 +46,9 @@ def passphrase_strength(passphrase: str) -> tuple[str, str]:
 
 
 class VaultDialog(QDialog):
-    """Create a new vault (passphrase twice, strength hint) or unlock an existing one."""
+    """Create a new vault (its first admin's name, passphrase twice, strength hint) or
+    unlock an existing one as a user (default: whoever signed in last, else the vault's
+    first admin)."""
 
     vault_did_unlock = Signal(str)
 
@@ -67,6 +70,8 @@ class VaultDialog(QDialog):
         self.path_label.setWordWrap(True)
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+        self.user = QLineEdit()
+        self.user.setAccessibleName("User")
         self.passphrase = QLineEdit()
         self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase.setAccessibleName("Passphrase")
@@ -83,6 +88,9 @@ class VaultDialog(QDialog):
         self.error.hide()
 
         form = QFormLayout()
+        self.user_label = QLabel("&User:")
+        self.user_label.setBuddy(self.user)
+        form.addRow(self.user_label, self.user)
         form.addRow("&Passphrase:", self.passphrase)
         self.repeat_label = QLabel("&Repeat:")
         self.repeat_label.setBuddy(self.repeat)
@@ -127,6 +135,10 @@ class VaultDialog(QDialog):
         self.path = Path(path)
         creating = self.creating
         self.path_label.setText(f"Vault file: {self.path}")
+        self.user_label.setText("First &admin:" if creating else "&User:")
+        self.user.setText(
+            DEFAULT_ADMIN if creating else (self.services.last_user or default_user(self.path) or DEFAULT_ADMIN)
+        )
         self.repeat.setVisible(creating)
         self.repeat_label.setVisible(creating)
         self.strength.setVisible(creating)
@@ -138,7 +150,7 @@ class VaultDialog(QDialog):
             self.submit.setText("&Create vault")
             self.submit.setAccessibleName("Create vault")
         else:
-            self.intro.setText("This vault is locked. Enter its passphrase to unlock it.")
+            self.intro.setText("This vault is locked. Enter your user name and passphrase to unlock it.")
             self.submit.setText("&Unlock")
             self.submit.setAccessibleName("Unlock vault")
         self.error.hide()
@@ -180,7 +192,11 @@ class VaultDialog(QDialog):
 
     def _submit(self) -> None:
         passphrase = self.passphrase.text()
+        user = self.user.text().strip()
         creating = self.creating
+        if not user:
+            self.show_error("Enter your user name.")
+            return
         if creating:
             if len(passphrase) < MIN_LENGTH:
                 self.show_error(f"The passphrase is too short: use at least {MIN_LENGTH} characters.")
@@ -193,19 +209,21 @@ class VaultDialog(QDialog):
             return
         self.error.hide()
         self._set_busy(True)
-        self._job = self.services.open_vault(str(self.path), passphrase, create=creating)
+        self._job = self.services.open_vault(str(self.path), passphrase, create=creating, user=user)
         self._job.job_did_succeed.connect(self._did_unlock)
         self._job.job_did_fail.connect(self._did_fail)
         self._job.job_did_end.connect(lambda: self._set_busy(False))
 
     def _set_busy(self, busy: bool) -> None:
-        for w in (self.passphrase, self.repeat, self.submit, self.other, self.new):
+        for w in (self.user, self.passphrase, self.repeat, self.submit, self.other, self.new):
             w.setEnabled(not busy)
         if busy:
             self.submit.setText("Unlocking…" if not self.creating else "Creating…")
             return
         if not self.error.isVisible():
+            typed = self.user.text()
             self._set_path(self.path)
+            self.user.setText(typed)
         self.submit.setText("&Create vault" if self.creating else "&Unlock")
         # Focus can only go to an enabled field: after a failure it is given back here, with
         # what was typed selected so the next keystrokes replace it (End keeps it to fix a typo).
@@ -219,7 +237,12 @@ class VaultDialog(QDialog):
         self.accept()
 
     def _did_fail(self, message: str) -> None:
-        if "wrong passphrase" in message.lower():
+        if "has no user" in message:
+            message = (
+                f"This vault has no user {self.user.text().strip()!r}: check the name (an admin can "
+                "list the users), then try again."
+            )
+        elif "wrong passphrase" in message.lower():
             message = (
                 "Wrong passphrase: the vault was not unlocked. Check Caps Lock and the keyboard "
                 "layout, then try again."
