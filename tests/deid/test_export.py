@@ -247,7 +247,6 @@ def test_a_composition_is_refused_without_an_approved_summary(loaded_vault: Any,
     assert v.counts()["audit"] == before + 1  # the summary's creation only, no export
 
 
-@pytest.mark.xfail(strict=True, reason="the export has its own admin check (UsageError, exit 2), not the vault's (exit 8)")
 def test_a_composition_needs_an_admin_once_the_vault_has_users(loaded_vault: Any, tmp_path: Path) -> None:
     from noteward.core.errors import AccessDeniedError
     from noteward.deid.export import write_composition

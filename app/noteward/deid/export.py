@@ -322,18 +322,6 @@ _ITEM_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _SECTION_NAMES = {s.casefold(): s for s in SUMMARY_SECTIONS}
 
 
-def require_admin(vault: Vault, what: str) -> None:
-    """Refuse ``what`` unless the signed-in user is an admin. A vault without user accounts
-    (no ``vault.user``: every vault until accounts land) has only its passphrase holder, who
-    may; once accounts exist, only a user whose role is ``admin``."""
-    user = getattr(vault, "user", None)
-    if user is not None and getattr(user, "role", None) != "admin":
-        raise UsageError(
-            f"{what} holds identified data: only an admin may do it "
-            f"(signed in as {getattr(user, 'name', '?')}, role {getattr(user, 'role', '?')}); nothing was exported."
-        )
-
-
 def approved_sections(text: str) -> list[tuple[str, list[str]]]:
     """The approved text as (section title, lines): a line naming a summary section (with or
     without a colon) or any other short line ending in a colon starts a section; lines above
@@ -484,10 +472,10 @@ def write_composition(
 ) -> dict[str, int]:
     """Write the patient's approved summary as a FHIR R4 document Bundle (a Composition with
     one section per approved section, author = the approver, the cited notes as
-    DocumentReferences, the Patient): identified data, so admin only (:func:`require_admin`),
+    DocumentReferences, the Patient): identified data, so admin only (``Vault.require_admin``, exit 8),
     written atomically with mode 0600 and audited ("export_identified_composition", ids and
     counts only). Returns the counts (sections, cited_notes)."""
-    require_admin(vault, "Exporting an approved summary")
+    vault.require_admin("export an approved summary (identified data)")
     out = _check_out(out, overwrite)
     bundle, counts, sid = composition_bundle(vault, patient_id)
     fd, tmp = tempfile.mkstemp(prefix=".noteward-export-", dir=str(out.parent or Path(".")))
