@@ -139,7 +139,6 @@ MORE_CONTEXT = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="second round of nursing-note rules not written yet")
 @pytest.mark.parametrize("text,needle,etype,point", MORE_CONTEXT)
 def test_more_context_rules(deid: Any, text: str, needle: str, etype: str, point: str) -> None:
     start = text.index(needle)
