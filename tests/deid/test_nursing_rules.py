@@ -174,13 +174,11 @@ SYNTHETIC_GUARDS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="the second round's place rules overreach on synthetic text")
 @pytest.mark.parametrize("text,needle,not_types", SYNTHETIC_GUARDS)
 def test_new_place_rules_keep_the_synthetic_sets(deid: Any, text: str, needle: str, not_types: set[str]) -> None:
     assert not [e for e in covering(deid, text, needle) if e.type in not_types], deid.analyze(text)
 
 
-@pytest.mark.xfail(strict=True, reason="capitals of four letters are skipped even when they are no word")
 def test_hospital_initials_in_capitals_are_places(deid: Any) -> None:
     hits = covering(deid, "Follow up at UCSF next month.", "UCSF")
     assert hits and hits[0].type == "LOCATION"

@@ -58,7 +58,8 @@ class NameLists:
 
 def _key(word: str) -> str:
     """The lists spell names without apostrophes ("obrien" for O'Brien)."""
-    return word.lower().replace("'", "").replace("’", "")
+    w = word.lower()
+    return re.sub(r"^([od])['’](?=[a-z]{2})", r"\1", w) if "'" in w or "’" in w else w
 
 
 def _lines(name: str) -> list[str]:

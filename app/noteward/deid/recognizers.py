@@ -34,13 +34,17 @@ _EPONYM_CUE = re.compile(
 
 
 RECALL_ONLY = "recall_only"
+# Recall-only hits travel through Presidio under a type of their own, so that its
+# duplicate removal (a span inside another of the same type with a higher or equal
+# score is dropped) never lets one of them remove a default-point hit.
+RECALL_SUFFIX = "@recall"
 
 
 def _result(
     entity: str, start: int, end: int, score: float, name: str, strong: bool, recall_only: bool = False
 ) -> RecognizerResult:
     return RecognizerResult(
-        entity_type=entity,
+        entity_type=entity + RECALL_SUFFIX if recall_only else entity,
         start=start,
         end=end,
         score=score,
@@ -223,8 +227,9 @@ class PlaceRecognizer(EntityRecognizer):
                 end -= 1  # a full stop, not an abbreviation
             out.append(_result("LOCATION", m.start(), end, 0.85, "facility", True))
         for m in self.known.finditer(text):
-            if m.group(0).isupper() and len(m.group(0)) <= 4:
-                continue  # "LIMA" (a graft), "RUSH": capitals of four letters read as shorthand
+            g = m.group(0)
+            if g.isupper() and len(g) <= 4 and (self.v.known_word(g.lower()) or self.v.shorthand(g)):
+                continue  # "LIMA" (a graft): a short word in capitals that is also a word reads as shorthand
             out.append(_result("LOCATION", m.start(), m.end(), 0.8, "gazetteer", True))
         for m in self.city_state.finditer(text):
             city = m.group(0).split(",")[0].split()
@@ -669,6 +674,19 @@ _PLACE_VERB = re.compile(
 # A bare place after a preposition: "to GH cath lab", "from quartermain 3" (the word
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
 _PLACE_PREP = re.compile(r"(?i)(?<![\w/])(?:to|from|at|in|@)\s+(?:the\s+)?([A-Za-z][A-Za-z'’-]*)\b(?![/:])")
+_NEXT_TITLE_WORD = re.compile(r"[ \t]+[A-Z][a-z]{2,}")
+
+
+def _acronym_in_mixed_case(text: str, start: int, end: int) -> bool:
+    """A word of 4+ capitals in text that is otherwise written in mixed case is an
+    acronym ("in ALLHAT"); in a note written all in capitals it says nothing."""
+    word = text[start:end]
+    if not word.isupper() or len(word) < 4:
+        return False
+    around = text[max(0, start - 40) : start] + text[end : end + 40]
+    return any(c.islower() for c in around)
+
+
 _WORD_ENDINGS = (
     "ate", "ation", "ion", "ese", "ize", "ise", "pnea", "emia", "ia", "itis", "osis", "ectomy", "otomy",
     "ostomy", "plasty", "scopy", "gram", "graphy", "ine", "ide", "ol", "il", "ed", "ing", "ly", "al", "ic",
@@ -677,17 +695,18 @@ _WORD_ENDINGS = (
 _PREFIXES = ("re", "de", "un", "over", "under", "pre", "post", "non", "dis", "mis", "sub", "hyper", "hypo", "in")
 # A building or ward then its floor: "quartermain 2" (the word as for _PLACE_PREP).
 _PLACE_FLOOR = re.compile(
-    r"(?<![\w/])([A-Za-z]{6,})[ \t]+\d{1,2}(?=[ \t]*(?:$|[.,;)\n]|(?i:this|when|today|tomorrow|in\s+am|if)\b))", re.M
+    r"(?<![\w/])([A-Za-z]{6,})[ \t]+\d{1,2}(?=[ \t]*(?:$|[.,;)](?!\d)|\n|(?i:this|when|today|tomorrow|in\s+am|if)\b))", re.M
 )
 # A place named by its facility word in any case: "sacred heart hosp", "x rehab facility".
 _FACILITY_ANYCASE = re.compile(
-    r"(?i)\b((?:[a-z][a-z'’-]*\s+){0,2}[a-z][a-z'’-]*)\s+(?:hosp|hospital|rehab|rehabilitation|campus|"
+    r"(?i)\b((?:[a-z][a-z'’-]*\s+){0,2}[a-z][a-z'’-]*)\s+(?:hosp|hospital|rehab|campus|"
     r"building|bldg|medical\s+center|memorial|nursing\s+home|health\s+center)\b"
 )
 _FACILITY_GENERIC = frozenset(
     "the a an this that his her their our your another other outside local area nearby acute cardiac pulmonary "
     "inpatient outpatient general community state county psych psychiatric rehab short long term care "
-    "subacute sub-acute skilled to from at in of for and or with by on same new old".split()
+    "subacute sub-acute skilled to from at in of for and or with by on same new old best good better university "
+    "regional medical teaching private public nearest closest".split()
 )
 _PLACE_TOKENS = re.compile(r"([A-Za-z][A-Za-z'’.-]*)(?:\s+([A-Za-z][A-Za-z'’.-]*))?(?:\s+([A-Za-z][A-Za-z'’.-]*))?")
 _SAINT = re.compile(r"(?i)\b(?:st\.?|saint|mt\.?|mount)\s+([a-z]+(?:['’]s)?)\b")
@@ -939,7 +958,9 @@ class NursingContextRecognizer(EntityRecognizer):
                 e = keep_end - 1 if text[keep_end - 1] == "." else keep_end
                 out.append(_result("LOCATION", t.start(1), e, 0.8, "place_after_verb", True))
         for m in _PLACE_PREP.finditer(text):
-            if self._bare_place_word(m.group(1)):
+            if _NEXT_TITLE_WORD.match(text, m.end(1)):
+                continue  # "from Pinabel Marcil's": two capitalised words read as a person
+            if self._bare_place_word(m.group(1)) and not _acronym_in_mixed_case(text, m.start(1), m.end(1)):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "place_after_prep", True))
         for m in _FACILITY_ANYCASE.finditer(text):
             words = list(re.finditer(r"[^\s]+", m.group(1)))
