@@ -837,7 +837,7 @@ class NursingContextRecognizer(EntityRecognizer):
         v = self.v
         for m in _RELATION_NAME.finditer(text):
             words = list(re.finditer(_NAME_WORD, m.group(1)))
-            keep = []
+            keep: list[re.Match[str]] = []
             for w in words:
                 if not self._name_word(w.group(0), after_cue=True, surname=bool(keep)):
                     break
