@@ -1,5 +1,6 @@
 """The PhysioNet deid development notes: locked final test, folds by patient, and the two
-operating points' targets on one fixed development fold."""
+operating points' targets on the development folds (all five: the targets of issue 12
+are stated on the dev folds, and one fold of about 200 notes moves by a span or two)."""
 
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ def test_char_score_counts_letters_and_neutral_types() -> None:
 
 
 @pytest.fixture(scope="module")
-def fold0(deid: Any) -> dict[str, Any]:
+def dev_folds(deid: Any) -> dict[str, Any]:
     from noteward.deid import evaluation
 
-    notes = evaluation.load_physionet(require_shared("deid_dev", "physionet_dev.jsonl"), "dev", [0])
+    notes = evaluation.load_physionet(require_shared("deid_dev", "physionet_dev.jsonl"), "dev")
     out = {}
     for point in ("default", "recall"):
         found = deid.analyze_many([n.text for n in notes], point=point)
@@ -57,23 +58,21 @@ def fold0(deid: Any) -> dict[str, Any]:
     return out
 
 
-def test_both_points_beat_the_seed_engine_on_fold0(fold0: dict[str, Any]) -> None:
+def test_both_points_beat_the_seed_engine(dev_folds: dict[str, Any]) -> None:
     """The seed engine found 0.70 of the spans at character precision 0.18 on these notes."""
-    d, r = fold0["default"]["ALL"], fold0["recall"]["ALL"]
+    d, r = dev_folds["default"]["ALL"], dev_folds["recall"]["ALL"]
     assert d["span_half_recall"] > 0.80 and d["char_precision"] > 0.55
     assert r["span_full_recall"] > 0.82 and r["char_precision"] > 0.20
     assert r["clinical_tokens_kept"] >= 0.90 and d["clinical_tokens_kept"] >= 0.95
 
 
-@pytest.mark.xfail(strict=True, reason="the default point finds 0.89 of spans on the dev folds (target 0.95); precision 0.64 is met")
-def test_default_point_meets_its_targets_on_fold0(fold0: dict[str, Any]) -> None:
+def test_default_point_meets_its_targets_on_the_dev_folds(dev_folds: dict[str, Any]) -> None:
     from noteward.deid.evaluation import meets_targets
 
-    assert all(meets_targets(fold0["default"]["ALL"], "default").values()), fold0["default"]["ALL"]
+    assert all(meets_targets(dev_folds["default"]["ALL"], "default").values()), dev_folds["default"]["ALL"]
 
 
-@pytest.mark.xfail(strict=True, reason="the recall point covers 0.89 of spans fully on the dev folds (target 0.98); precision 0.45 and tokens kept 0.995 are met")
-def test_recall_point_meets_its_targets_on_fold0(fold0: dict[str, Any]) -> None:
+def test_recall_point_meets_its_targets_on_the_dev_folds(dev_folds: dict[str, Any]) -> None:
     from noteward.deid.evaluation import meets_targets
 
-    assert all(meets_targets(fold0["recall"]["ALL"], "recall").values()), fold0["recall"]["ALL"]
+    assert all(meets_targets(dev_folds["recall"]["ALL"], "recall").values()), dev_folds["recall"]["ALL"]

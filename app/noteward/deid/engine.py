@@ -591,7 +591,7 @@ class Deidentifier:
 
     def _analyze(self, text: str, patient: Any, nlp_artifacts: Any, point: str = "default") -> list[Entity]:
         an = analyzer()
-        from noteward.deid.recognizers import RECALL_ONLY, STRONG, eponym_span
+        from noteward.deid.recognizers import RECALL_ONLY, RECALL_SUFFIX, STRONG, eponym_span
 
         vocab = _shared["vocab"]
         cands: list[tuple[Entity, int]] = []
@@ -602,7 +602,7 @@ class Deidentifier:
             if meta.get(RECALL_ONLY) and point != "recall":
                 continue
             strong = bool(meta.get(STRONG))
-            etype = r.entity_type
+            etype = r.entity_type.removesuffix(RECALL_SUFFIX)
             titled = (meta.get("rule") in _TITLED or (meta.get("rule") == "name_rules" and strong)
                       or meta.get("recognizer_name") == "NotewardPatterns")
             if etype == "NAME" and not titled and _not_a_name(vocab, text[r.start : r.end]):

@@ -47,13 +47,19 @@ class NameLists:
     last: dict[str, int]
 
     def is_first(self, word: str, band: int = 3) -> bool:
-        return self.first.get(word.lower(), 9) <= band
+        return self.first.get(_key(word), 9) <= band
 
     def is_last(self, word: str, band: int = 3) -> bool:
-        return self.last.get(word.lower(), 9) <= band
+        return self.last.get(_key(word), 9) <= band
 
     def is_name(self, word: str, band: int = 3) -> bool:
         return self.is_first(word, band) or self.is_last(word, band)
+
+
+def _key(word: str) -> str:
+    """The lists spell names without apostrophes ("obrien" for O'Brien)."""
+    w = word.lower()
+    return re.sub(r"^([od])['’](?=[a-z]{2})", r"\1", w) if "'" in w or "’" in w else w
 
 
 def _lines(name: str) -> list[str]:

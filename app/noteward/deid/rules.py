@@ -64,6 +64,7 @@ class Lexicons:
     facility_names: tuple[str, ...]
     places: tuple[str, ...]
     state_codes: frozenset[str]
+    us_states: tuple[str, ...] = ()
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -169,6 +170,7 @@ def load_lexicons() -> Lexicons:
         facility_names=tuple(str(x).lower() for x in d.get("facility_names", [])),
         places=tuple(str(x).lower() for x in places),
         state_codes=frozenset(str(x).upper() for x in d.get("state_codes", [])),
+        us_states=tuple(str(x).lower() for x in d.get("us_states", [])),
     )
 
 
