@@ -41,7 +41,14 @@ from noteward.core.errors import NotewardError
 from noteward.core.ids import new_id
 from noteward.core.models import SECTIONS, SUMMARY_SECTIONS, Summary, SummarySentence
 from noteward.llm import prompts
-from noteward.llm.composition import Composition, Draft, Who, compose, months_before
+from noteward.llm.composition import (
+    Composition,
+    Draft,
+    Who,
+    compose,
+    months_before,
+    without_semantic_tags,
+)
 from noteward.llm.grounding import SourceUnit, content_words
 from noteward.llm.selection import (  # noqa: F401 - re-exported for evaluation and training
     Selection,
@@ -322,11 +329,13 @@ class SummaryService:
         """A composed draft as a checked sentence: copied text is aligned to its unit, fact
         lines cite where their facts are written (the structured record backs them).
         ``checker_ready`` gives the index its vocabulary when a copy turns out not to be
-        verbatim after all (its words must then be checked)."""
+        verbatim after all (its words must then be checked). The draft is aligned as
+        written; it is shown without SNOMED semantic tags (``without_semantic_tags``)."""
+        shown = without_semantic_tags(d.text)
         if d.origin == "model":
             al = sel.index.align(d.text, [])
             return SummarySentence(
-                d.text, d.section, al.sources, al.support, al.supported,
+                shown, d.section, al.sources, al.support, al.supported,
                 date=d.date or _newest_source_date(sel, al.sources), origin="model",
             )
         if d.origin == "extract" and d.unit_idx is not None:
@@ -338,7 +347,7 @@ class SummaryService:
         else:
             sources, support, supported = list(d.spans), round(d.located, 4), True
         return SummarySentence(
-            d.text,
+            shown,
             d.section,
             sources,
             support,
@@ -456,22 +465,25 @@ class SummaryService:
         text = " ".join(text.split())
         if len(content_words(text)) < 1 or text.endswith(":"):
             return  # empty, or a lead-in ("Clinical notes:") with nothing after it
+        # aligned as written ("Muscle pain (finding)" is the note's own text, an exact
+        # match), shown without the semantic tag
+        shown = without_semantic_tags(text)
         for s in sentences:
-            if similar_words(text, s.text) >= 0.8:
+            if similar_words(shown, s.text) >= 0.8:
                 return  # restates a sentence already shown
         if len(sentences) >= comp.max_sentences:
             return  # the length cap is reached
         hints = [unit_ids[c - 1] for c in cites if 0 < c <= len(unit_ids) and unit_ids[c - 1] >= 0]
         al = sel.index.align(text, hints)
         when = _newest_source_date(sel, al.sources)
-        placed = comp.place_model_sentence(section if section in SECTIONS else "Other", text, when)
+        placed = comp.place_model_sentence(section if section in SECTIONS else "Other", shown, when)
         if placed is None:
             return
         # dated by its newest source; without one, by the newest note the model read
         emit(
             SummarySentence(
-                text, placed, al.sources, al.support, al.supported,
-                date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(text),
+                shown, placed, al.sources, al.support, al.supported,
+                date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(shown),
             )
         )
 
