@@ -46,7 +46,6 @@ def composed(vault: Any, prefix: str) -> tuple[Any, Any]:
 # -- which models write it --------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="no synopsis writer exists yet")
 def test_only_a_reference_v2_model_writes_the_top_line(tmp_path: Path) -> None:
     """The manifest says which recipe trained a model: only reference-v2 learned the
     synopsis task. The shipped default (grounded-v1) and the bases did not."""
@@ -76,7 +75,6 @@ def test_the_default_model_keeps_the_fact_line() -> None:
 # -- the prompt and the check -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="no synopsis writer exists yet")
 def test_the_prompt_is_the_training_recipes(content_vault: Any) -> None:
     """The notes are shown as the reference-v2 training shows them (its Synthea synopsis
     targets), the newest 1-3 up to the visit, and the task names the visit's date."""
@@ -100,7 +98,6 @@ def test_the_prompt_is_the_training_recipes(content_vault: Any) -> None:
     assert training_user.endswith(f"why were they seen on {ADDED_DATE}?")
 
 
-@pytest.mark.xfail(strict=True, reason="no synopsis writer exists yet")
 @pytest.mark.parametrize(
     ("line", "supported"),
     [
@@ -148,7 +145,6 @@ def scripted_summary(vault: Any, runtime: Any, line: str) -> tuple[Any, list[Any
     return res, streamed, writer
 
 
-@pytest.mark.xfail(strict=True, reason="no synopsis writer exists yet")
 def test_a_supported_model_line_replaces_the_fact_line_once_shown(
     content_vault: Any, smollm_runtime: Any
 ) -> None:
@@ -163,7 +159,6 @@ def test_a_supported_model_line_replaces_the_fact_line_once_shown(
     assert res.timings["synopsis_ms"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="no synopsis writer exists yet")
 def test_an_unsupported_model_line_leaves_the_fact_line(
     content_vault: Any, smollm_runtime: Any
 ) -> None:
@@ -177,7 +172,6 @@ def test_an_unsupported_model_line_leaves_the_fact_line(
     assert "11-year-old male" in top.text
 
 
-@pytest.mark.xfail(strict=True, reason="no synopsis writer exists yet")
 def test_the_real_model_asked_for_a_synopsis(content_vault: Any, smollm_runtime: Any) -> None:
     """The real (base) model with the real prompt: whatever it writes is used only when
     the checker supports it, and the prompt it read is the training recipe's."""

@@ -98,6 +98,7 @@ class Composition:
     max_sentences: int
     has_allergy_state: bool
     stopped: dict[str, str] = field(default_factory=dict)  # medication (lower) -> last ordered
+    who: Who | None = None  # the patient the top line is about (None for a text file)
 
     def conflicts_for(self, text: str) -> list[Conflict]:
         """What the record says against a model sentence (a medication it has stopped)."""
@@ -768,6 +769,7 @@ def compose(
         max_sentences=max_sentences,
         has_allergy_state=bool(sections["Allergies"]),
         stopped=_stopped_medications(facts),
+        who=who,
     )
 
 

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from noteward.core.errors import NotewardError
 from noteward.core.ids import new_id
@@ -71,10 +71,18 @@ log = logging.getLogger(__name__)
 EXTRACTIVE_MODEL_ID = "extractive (no model)"
 OnSentence = Callable[[SummarySentence], None]
 OnToken = Callable[[str], None]
-# The hook for a model-written top line ("who the patient is and why seen now"): given the
-# selection and the composed summary, return the line's text, or None to keep the line
-# composed from facts. Left unset until a model is trained to write that line (issue 11).
-SynopsisWriter = Callable[[Selection, Composition], str | None]
+
+
+class SynopsisWriter(Protocol):
+    """The hook for a model-written top line ("who the patient is and why seen now"): given
+    the selection and the composed summary, the checked line (section Patient, origin
+    model), or None to keep the line composed from facts. ``noteward.llm.synopsis``'s
+    ``ModelSynopsis`` is set by default only for a model trained to write that line."""
+
+    def __call__(
+        self, sel: Selection, comp: Composition, cancel: threading.Event | None = None
+    ) -> SummarySentence | None: ...
+
 
 SummaryResult = Summary  # the name evaluation, benchmarks and older callers use
 
@@ -123,6 +131,14 @@ class SummaryService:
         preload_vocabulary()  # read while the model loads, not before the first sentence
         self._resolved = resolve_model(self.model_id)  # fails early (ModelError) when missing
         self.model_info = {"id": self._resolved.id, "sha256": self._resolved.sha256}
+        if self.synopsis_writer is None:
+            from noteward.llm.synopsis import ModelSynopsis, writes_synopsis
+
+            # Only a model trained with the reference-v2 recipe learned the synopsis task;
+            # any other (the current default, trained with grounded-v1; a base model) would
+            # guess, so its summaries keep the top line composed from facts.
+            if writes_synopsis(self._resolved.id):
+                self.synopsis_writer = ModelSynopsis(lambda: self.runtime)
 
     @property
     def runtime(self) -> Any:
@@ -246,8 +262,6 @@ class SummaryService:
             max_sentences=cap,
             model_slots=self._model_slots(cap),
         )
-        if self.synopsis_writer is not None:
-            self._write_synopsis(sel, comp)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         sentences: list[SummarySentence] = []
         timings: dict[str, float] = {"retrieval_ms": retrieval_ms}
@@ -271,6 +285,10 @@ class SummaryService:
         model_text = ""
         if self.use_model:
             model_text = self._model_pass(sel, comp, sentences, emit, on_token, cancel, timings)
+        if self.synopsis_writer is not None:
+            # after the composed sentences and the model's own: the fact line is on screen
+            # first, and a supported model line replaces it in the finished summary
+            self._write_synopsis(sel, comp, sentences, cancel, timings)
         covers = {
             "note_ids": [n.id for n in notes],
             "date_range": _date_range(notes),
@@ -306,13 +324,29 @@ class SummaryService:
 
         return min(int(content_rules().get("model_slots", 3)), max(0, cap // 4))
 
-    def _write_synopsis(self, sel: Selection, comp: Composition) -> None:
-        """Replace the composed top line with the synopsis writer's line, when it gives one."""
+    def _write_synopsis(
+        self,
+        sel: Selection,
+        comp: Composition,
+        sentences: list[SummarySentence],
+        cancel: threading.Event,
+        timings: dict[str, float],
+    ) -> None:
+        """Replace the composed top line with the synopsis writer's checked line, when it
+        gives one (the cost is recorded as ``synopsis_ms``)."""
+        from noteward.core.errors import CancelledError
+
         assert self.synopsis_writer is not None
-        text = self.synopsis_writer(sel, comp)
-        top = next((d for d in comp.drafts if d.section == "Patient"), None)
-        if text and top is not None:
-            top.text, top.origin, top.unit_idx, top.spans = " ".join(text.split()), "model", None, []
+        at = next((i for i, s in enumerate(sentences) if s.section == "Patient"), None)
+        if at is None or cancel.is_set():
+            return
+        t0 = time.perf_counter()
+        line = self.synopsis_writer(sel, comp, cancel)
+        timings["synopsis_ms"] = (time.perf_counter() - t0) * 1000
+        if cancel.is_set():
+            raise CancelledError("Cancelled.")
+        if line is not None:
+            sentences[at] = line
 
     def _patient_vocabulary(self, facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
         key = tuple(sorted(f"{f.get('kind')}|{f.get('display')}" for f in facts))
