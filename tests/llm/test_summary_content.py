@@ -361,3 +361,83 @@ def test_no_administrative_procedure_takes_a_line(content_vault: Any, prefix: st
         re.I,
     )
     assert not [s.text for s in res.sentences if admin.search(s.text)]
+
+
+# -- what the clinician reads: no coding artefacts, no visit after death -------------------
+
+SEMANTIC_TAG = re.compile(
+    r"\((?:disorder|finding|situation|procedure|substance|organism|product|regime/therapy"
+    r"|morphologic abnormality)\)",
+    re.I,
+)
+DECEASED = "3af3708d"  # 20 notes; died 1971-10-01, a death-certification note of 1971-10-06
+
+
+def _cited(vault: Any, span: Any) -> str:
+    return vault.note(span.note_id).text[span.start : span.end]
+
+
+@pytest.mark.parametrize("prefix", [LONG, PREGNANT, ALLERGIC, DECEASED])
+def test_no_sentence_shows_a_semantic_tag_and_copies_still_match_their_span(
+    content_vault: Any, prefix: str
+) -> None:
+    """'blood group typing (procedure)' is shown as 'blood group typing': a copied sentence
+    differs from the span it cites only by the tag (and spacing, case, final period)."""
+    res = extractive(content_vault, prefix, max_sentences=40)
+    assert not [s.text for s in res.sentences if SEMANTIC_TAG.search(s.text)]
+    for s in res.sentences:
+        if s.origin == "extract" and len(s.sources) == 1:
+            cited = _cited(content_vault, s.sources[0])
+
+            def key(t: str) -> str:
+                t = " ".join(SEMANTIC_TAG.sub(" ", t).split())
+                return re.sub(r" ([,.;:])", r"\1", t).lower().rstrip(" .")
+
+            assert key(s.text) == key(cited), (s.text, cited)
+
+
+def test_a_model_sentence_is_shown_without_its_semantic_tag(
+    content_vault: Any, smollm_runtime: Any
+) -> None:
+    """The default model wrote 'Muscle pain (finding)' and 'Joint pain (finding)' for the
+    63-note patient: shown without the tag, still cited to the note that says it, supported."""
+    from noteward.llm.summarizer import SummaryService
+    from tests.llm.test_summary_wiring import ScriptedRuntime
+
+    svc = SummaryService(model_id="smollm2-135m-instruct-q4_1", threads=2, max_new_tokens=48)
+    svc._runtime = ScriptedRuntime(
+        smollm_runtime, "Problems:\n- Muscle pain (finding)\n- Joint pain (finding)\n"
+    )
+    try:
+        res = svc.summarize_patient(content_vault, patient(content_vault, PREGNANT).id, save=False)
+    finally:
+        svc._runtime = None
+    model = {s.text: s for s in res.sentences if s.origin == "model"}
+    assert set(model) == {"Muscle pain", "Joint pain"}, [s.text for s in res.sentences]
+    for text, s in model.items():
+        assert s.supported and s.sources
+        cited = _cited(content_vault, s.sources[0])
+        assert cited.lower() == f"{text.lower()} (finding)", cited
+
+
+@pytest.mark.parametrize(
+    ("prefix", "died", "seen", "after"),
+    [
+        (LONG, "1994-11-11", "1994-10-15", "1994-11-12"),
+        (DECEASED, "1971-10-01", "1971-09-08", "1971-10-06"),
+    ],
+)
+def test_the_top_line_of_a_deceased_patient_has_no_visit_after_death(
+    content_vault: Any, prefix: str, died: str, seen: str, after: str
+) -> None:
+    """Synthea writes a death-certification note after the death date: it is not a visit.
+    The top line says the newest note on or before death, and that a later note exists."""
+    top = extractive(content_vault, prefix).sentences[0]
+    assert top.section == "Patient" and top.origin == "fact"
+    assert f"last seen {seen}" in top.text and f"died {died}" in top.text, top.text
+    assert f"last seen {after}" not in top.text
+    assert f"dated after death ({after})" in top.text, top.text
+    assert top.date == seen
+    # why seen: that visit's own complaint, cited in a note of that date
+    notes = {n.id: n for n in content_vault.notes(patient(content_vault, prefix).id)}
+    assert all(str(notes[sp.note_id].date)[:10] == seen for sp in top.sources), top.sources

@@ -22,7 +22,9 @@ decides what the summary states, as of the newest note:
   included: sections share it by priority (allergies and problems first), a few slots are
   kept for the model, and what the cap leaves out is counted per section.
 - **The top line** says who the patient is and why they were seen last (age, sex, main
-  active problems, the newest note's complaint), composed from facts. A model-written line
+  active problems, the newest visit's complaint), composed from facts. For a deceased
+  patient a note dated after death (Synthea's death certification) is no visit: the line
+  names the newest note on or before death and says that later notes exist. A model-written line
   replaces it once a model is trained to write one (``SummaryService.synopsis_writer``).
 """
 
@@ -96,6 +98,7 @@ class Composition:
     max_sentences: int
     has_allergy_state: bool
     stopped: dict[str, str] = field(default_factory=dict)  # medication (lower) -> last ordered
+    who: Who | None = None  # the patient the top line is about (None for a text file)
 
     def conflicts_for(self, text: str) -> list[Conflict]:
         """What the record says against a model sentence (a medication it has stopped)."""
@@ -159,6 +162,23 @@ def _tag_re() -> re.Pattern[str]:
 @functools.cache
 def _nka_re() -> re.Pattern[str]:
     return re.compile(str(content_rules()["no_known_allergies"]), re.IGNORECASE)
+
+
+@functools.cache
+def _tag_in_text_re() -> re.Pattern[str]:
+    return re.compile(str(content_rules()["semantic_tag_in_text"]), re.IGNORECASE)
+
+
+def without_semantic_tags(text: str) -> str:
+    """A sentence as the summary shows it: SNOMED semantic tags ("(finding)", "(procedure)")
+    removed wherever they stand, spacing before punctuation tidied.
+
+    Only the shown text changes: a sentence is aligned with the tags in (they are in the
+    note, so a copy stays an exact, verbatim match of the span it cites), and the shown
+    text differs from that span only by them. A text that is nothing but a tag stays."""
+    out = _tag_in_text_re().sub("", text)
+    out = re.sub(r"\s+([,.;:])", r"\1", " ".join(out.split()))
+    return out if out.strip(" .,;:") else " ".join(text.split())
 
 
 def clean_name(display: str) -> str:
@@ -625,10 +645,29 @@ def _from_skeleton(sel: Selection, section: str) -> list[Draft]:
     return out
 
 
-def _top_line(
-    sel: Selection, who: Who, problems: list[str], newest_id: str | None, newest: str | None
-) -> Draft | None:
-    age = age_on(who.birth_date, newest)
+def last_visit(
+    sel: Selection, who: Who | None
+) -> tuple[str | None, str | None, list[str]]:
+    """(date, note id) of the newest note that is a visit, and the dates of notes that are
+    not: for a deceased patient, notes dated after the death date (Synthea writes a
+    death-certification encounter after death; a record may hold a late report) are no
+    visits, so the newest note on or before the death date is the last one seen. Those
+    later notes still count everywhere else in the summary (their facts are the record's)."""
+    dated = sorted((d, nid) for nid, d in sel.note_dates.items() if d)
+    died = iso_date(who.deceased_date) if who is not None else None
+    after = [d for d, _nid in dated if died and d > died]
+    seen = [(d, nid) for d, nid in dated if not died or d <= died]
+    if seen:
+        return seen[-1][0], seen[-1][1], after
+    if not dated and len(sel.index.texts) == 1:
+        return None, next(iter(sel.index.texts)), []
+    return None, None, after
+
+
+def _top_line(sel: Selection, who: Who, problems: list[str]) -> Draft | None:
+    visit, visit_id, after_death = last_visit(sel, who)
+    died = iso_date(who.deceased_date) if who.deceased_date else None
+    age = age_on(who.birth_date, visit or died)
     sex = {"male": "male", "female": "female", "m": "male", "f": "female"}.get((who.sex or "").lower())
     if age is None and sex is None:
         return None
@@ -638,20 +677,29 @@ def _top_line(
         person += " with " + (", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0])
     spans: list[SourceSpan] = []
     reasons: list[str] = []
-    if newest_id is not None:
+    if visit_id is not None:
         skips = [re.compile(p, re.I) for p in ("^no complaints\\.?$",)]
-        for u in split_units(newest_id, sel.index.texts[newest_id]):
+        for u in split_units(visit_id, sel.index.texts[visit_id]):
             if u.header in _REASON_HEADERS:
                 body = " ".join(u.text.split()).rstrip(".")
                 if body and not any(p.match(body) for p in skips):
                     reasons.append(body.lower() if body.istitle() else body[:1].lower() + body[1:])
                     spans.append(_unit_span(u))
-    seen = f"; last seen {newest}" if newest else ""
-    why = f" for {', '.join(reasons[:4])}" if reasons else (", no complaint recorded" if newest else "")
-    died = ""
+    seen = f"; last seen {visit}" if visit else ""
+    why = f" for {', '.join(reasons[:4])}" if reasons else (", no complaint recorded" if visit else "")
+    dead = ""
     if who.deceased_date:
-        died = f"; died {iso_date(who.deceased_date) or who.deceased_date}"
-    return Draft("Patient", f"{person[:1].upper() + person[1:]}{seen}{why}{died}.", "fact", newest, spans=spans)
+        dead = f"; died {died or who.deceased_date}"
+        if after_death:
+            n = len(after_death)
+            dates = ", ".join(dict.fromkeys(after_death))
+            dead += (
+                f"; a note dated after death ({dates}) is not counted as a visit"
+                if n == 1
+                else f"; {n} notes dated after death ({dates}) are not counted as visits"
+            )
+    text = f"{person[:1].upper() + person[1:]}{seen}{why}{dead}."
+    return Draft("Patient", text, "fact", visit or died, spans=spans)
 
 
 # ---- the whole summary --------------------------------------------------------------------
@@ -667,10 +715,7 @@ def compose(
     model_slots: int = 0,
 ) -> Composition:
     """The summary's sentences (drafts) as of the newest note, within the length cap."""
-    dated = [(d, nid) for nid, d in sel.note_dates.items() if d]
-    newest, newest_id = max(dated) if dated else (None, None)
-    if newest_id is None and len(sel.index.texts) == 1:
-        newest_id = next(iter(sel.index.texts))
+    newest = max((d for d in sel.note_dates.values() if d), default=None)
     since = months_before(newest, recent_months) if newest else None
     loc = _Locator(sel)
     sections: dict[str, list[Draft]] = {}
@@ -698,7 +743,7 @@ def compose(
     other = [d for d in _from_skeleton(sel, "Other") if not d.date or not since or d.date >= since]
     sections["Other"] = [d for d in other if not (sections.get("Social") and is_social(d.text))]
     if who is not None:
-        top = _top_line(sel, who, problem_names, newest_id, newest)
+        top = _top_line(sel, who, problem_names)
         sections["Patient"] = [top] if top else []
     # unstructured text (a dialogue, one note without headers): the ranked skeleton as chosen
     if not facts and not any(c.unit.section for c in sel.candidates):
@@ -724,6 +769,7 @@ def compose(
         max_sentences=max_sentences,
         has_allergy_state=bool(sections["Allergies"]),
         stopped=_stopped_medications(facts),
+        who=who,
     )
 
 

@@ -35,13 +35,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from noteward.core.errors import NotewardError
 from noteward.core.ids import new_id
 from noteward.core.models import SECTIONS, SUMMARY_SECTIONS, Summary, SummarySentence
 from noteward.llm import prompts
-from noteward.llm.composition import Composition, Draft, Who, compose, months_before
+from noteward.llm.composition import (
+    Composition,
+    Draft,
+    Who,
+    compose,
+    months_before,
+    without_semantic_tags,
+)
 from noteward.llm.grounding import SourceUnit, content_words
 from noteward.llm.selection import (  # noqa: F401 - re-exported for evaluation and training
     Selection,
@@ -64,10 +71,18 @@ log = logging.getLogger(__name__)
 EXTRACTIVE_MODEL_ID = "extractive (no model)"
 OnSentence = Callable[[SummarySentence], None]
 OnToken = Callable[[str], None]
-# The hook for a model-written top line ("who the patient is and why seen now"): given the
-# selection and the composed summary, return the line's text, or None to keep the line
-# composed from facts. Left unset until a model is trained to write that line (issue 11).
-SynopsisWriter = Callable[[Selection, Composition], str | None]
+
+
+class SynopsisWriter(Protocol):
+    """The hook for a model-written top line ("who the patient is and why seen now"): given
+    the selection and the composed summary, the checked line (section Patient, origin
+    model), or None to keep the line composed from facts. ``noteward.llm.synopsis``'s
+    ``ModelSynopsis`` is set by default only for a model trained to write that line."""
+
+    def __call__(
+        self, sel: Selection, comp: Composition, cancel: threading.Event | None = None
+    ) -> SummarySentence | None: ...
+
 
 SummaryResult = Summary  # the name evaluation, benchmarks and older callers use
 
@@ -116,6 +131,14 @@ class SummaryService:
         preload_vocabulary()  # read while the model loads, not before the first sentence
         self._resolved = resolve_model(self.model_id)  # fails early (ModelError) when missing
         self.model_info = {"id": self._resolved.id, "sha256": self._resolved.sha256}
+        if self.synopsis_writer is None:
+            from noteward.llm.synopsis import ModelSynopsis, writes_synopsis
+
+            # Only a model trained with the reference-v2 recipe learned the synopsis task;
+            # any other (the current default, trained with grounded-v1; a base model) would
+            # guess, so its summaries keep the top line composed from facts.
+            if writes_synopsis(self._resolved.id):
+                self.synopsis_writer = ModelSynopsis(lambda: self.runtime)
 
     @property
     def runtime(self) -> Any:
@@ -239,8 +262,6 @@ class SummaryService:
             max_sentences=cap,
             model_slots=self._model_slots(cap),
         )
-        if self.synopsis_writer is not None:
-            self._write_synopsis(sel, comp)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         sentences: list[SummarySentence] = []
         timings: dict[str, float] = {"retrieval_ms": retrieval_ms}
@@ -264,6 +285,10 @@ class SummaryService:
         model_text = ""
         if self.use_model:
             model_text = self._model_pass(sel, comp, sentences, emit, on_token, cancel, timings)
+        if self.synopsis_writer is not None:
+            # after the composed sentences and the model's own: the fact line is on screen
+            # first, and a supported model line replaces it in the finished summary
+            self._write_synopsis(sel, comp, sentences, cancel, timings)
         covers = {
             "note_ids": [n.id for n in notes],
             "date_range": _date_range(notes),
@@ -299,13 +324,29 @@ class SummaryService:
 
         return min(int(content_rules().get("model_slots", 3)), max(0, cap // 4))
 
-    def _write_synopsis(self, sel: Selection, comp: Composition) -> None:
-        """Replace the composed top line with the synopsis writer's line, when it gives one."""
+    def _write_synopsis(
+        self,
+        sel: Selection,
+        comp: Composition,
+        sentences: list[SummarySentence],
+        cancel: threading.Event,
+        timings: dict[str, float],
+    ) -> None:
+        """Replace the composed top line with the synopsis writer's checked line, when it
+        gives one (the cost is recorded as ``synopsis_ms``)."""
+        from noteward.core.errors import CancelledError
+
         assert self.synopsis_writer is not None
-        text = self.synopsis_writer(sel, comp)
-        top = next((d for d in comp.drafts if d.section == "Patient"), None)
-        if text and top is not None:
-            top.text, top.origin, top.unit_idx, top.spans = " ".join(text.split()), "model", None, []
+        at = next((i for i, s in enumerate(sentences) if s.section == "Patient"), None)
+        if at is None or cancel.is_set():
+            return
+        t0 = time.perf_counter()
+        line = self.synopsis_writer(sel, comp, cancel)
+        timings["synopsis_ms"] = (time.perf_counter() - t0) * 1000
+        if cancel.is_set():
+            raise CancelledError("Cancelled.")
+        if line is not None:
+            sentences[at] = line
 
     def _patient_vocabulary(self, facts: Sequence[Mapping[str, Any]]) -> Vocabulary:
         key = tuple(sorted(f"{f.get('kind')}|{f.get('display')}" for f in facts))
@@ -322,11 +363,13 @@ class SummaryService:
         """A composed draft as a checked sentence: copied text is aligned to its unit, fact
         lines cite where their facts are written (the structured record backs them).
         ``checker_ready`` gives the index its vocabulary when a copy turns out not to be
-        verbatim after all (its words must then be checked)."""
+        verbatim after all (its words must then be checked). The draft is aligned as
+        written; it is shown without SNOMED semantic tags (``without_semantic_tags``)."""
+        shown = without_semantic_tags(d.text)
         if d.origin == "model":
             al = sel.index.align(d.text, [])
             return SummarySentence(
-                d.text, d.section, al.sources, al.support, al.supported,
+                shown, d.section, al.sources, al.support, al.supported,
                 date=d.date or _newest_source_date(sel, al.sources), origin="model",
             )
         if d.origin == "extract" and d.unit_idx is not None:
@@ -338,7 +381,7 @@ class SummaryService:
         else:
             sources, support, supported = list(d.spans), round(d.located, 4), True
         return SummarySentence(
-            d.text,
+            shown,
             d.section,
             sources,
             support,
@@ -456,22 +499,25 @@ class SummaryService:
         text = " ".join(text.split())
         if len(content_words(text)) < 1 or text.endswith(":"):
             return  # empty, or a lead-in ("Clinical notes:") with nothing after it
+        # aligned as written ("Muscle pain (finding)" is the note's own text, an exact
+        # match), shown without the semantic tag
+        shown = without_semantic_tags(text)
         for s in sentences:
-            if similar_words(text, s.text) >= 0.8:
+            if similar_words(shown, s.text) >= 0.8:
                 return  # restates a sentence already shown
         if len(sentences) >= comp.max_sentences:
             return  # the length cap is reached
         hints = [unit_ids[c - 1] for c in cites if 0 < c <= len(unit_ids) and unit_ids[c - 1] >= 0]
         al = sel.index.align(text, hints)
         when = _newest_source_date(sel, al.sources)
-        placed = comp.place_model_sentence(section if section in SECTIONS else "Other", text, when)
+        placed = comp.place_model_sentence(section if section in SECTIONS else "Other", shown, when)
         if placed is None:
             return
         # dated by its newest source; without one, by the newest note the model read
         emit(
             SummarySentence(
-                text, placed, al.sources, al.support, al.supported,
-                date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(text),
+                shown, placed, al.sources, al.support, al.supported,
+                date=when or comp.window[1], origin="model", conflicts=comp.conflicts_for(shown),
             )
         )
 
