@@ -44,9 +44,12 @@ def _digest(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]) -> int:
+def append(
+    conn: Any, action: str, object_ids: list[str], counts: dict[str, Any], *, anonymous: bool = False
+) -> int:
     """Append one event; the caller holds the write transaction. The user is the one the
-    connection was unlocked by (callers never pass it)."""
+    connection was unlocked by (callers never pass it); ``anonymous`` records none, for
+    events whose actor is unknown (failed unlocks, counted before anyone is signed in)."""
     # Chain onto the head kept in meta, not onto whatever row is last now: if trailing
     # records were deleted, the next event must not silently close the gap.
     # (The sequence number still goes past any row added behind the head's back, so such
@@ -60,7 +63,7 @@ def append(conn: Any, action: str, object_ids: list[str], counts: dict[str, Any]
     ts = datetime.now(UTC).isoformat(timespec="microseconds")
     ids = json.dumps(sorted(object_ids))
     cnt = json.dumps(counts, sort_keys=True)
-    user = getattr(conn, "noteward_user", None) or ""
+    user = "" if anonymous else (getattr(conn, "noteward_user", None) or "")
     h = _digest(seq, ts, action, ids, cnt, prev, user)
     conn.execute(
         "INSERT INTO audit(seq, ts, action, object_ids, counts, prev_hash, hash, user)"

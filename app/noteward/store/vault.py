@@ -688,7 +688,8 @@ class Vault:
                 failed = _count_failed_unlocks(path)
                 with vault.transaction():
                     if failed:
-                        audit.append(conn, "failed_unlock", [], {"attempts": failed})
+                        # counted per vault, before anyone signed in: not this user's
+                        audit.append(conn, "failed_unlock", [], {"attempts": failed}, anonymous=True)
                     audit.append(conn, "unlock", [], {})
                 if failed:  # only once they are in the trail (the unlock may be busy)
                     _clear_failed_unlocks(path)
