@@ -259,7 +259,6 @@ def test_init_warns_that_a_lost_passphrase_cannot_be_recovered(tmp_path: Path) -
     assert Vault.verify_file(path, PASSPHRASE)["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="init --recovery-key still says a lost passphrase cannot be recovered")
 def test_init_with_a_recovery_key_does_not_say_a_lost_passphrase_is_lost_data(tmp_path: Path) -> None:
     path = tmp_path / "new.nwv"
     r = noteward("init", "--vault", str(path), "--recovery-key", passphrase=PASSPHRASE)

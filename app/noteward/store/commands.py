@@ -20,6 +20,7 @@ from noteward.store.unlock import open_vault
 from noteward.store.vault import (
     DEFAULT_ADMIN,
     LOST_PASSPHRASE_WARNING,
+    RECOVERY_KEY_WARNING,
     Vault,
     check_new_passphrase,
 )
@@ -77,7 +78,7 @@ def _new_passphrase(args: argparse.Namespace, what: str) -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     path = console.vault_path(args)
-    print(LOST_PASSPHRASE_WARNING, file=sys.stderr)
+    print(RECOVERY_KEY_WARNING if args.recovery_key else LOST_PASSPHRASE_WARNING, file=sys.stderr)
     passphrase = (
         console.read_passphrase(args) if (args.passphrase_file or not sys.stdin.isatty()) else _new_passphrase(args, "vault")
     )

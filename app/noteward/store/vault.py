@@ -81,6 +81,11 @@ LOST_PASSPHRASE_WARNING = (
     "Noteward cannot recover a lost passphrase: without it the vault's contents are gone. "
     "Keep it somewhere safe (and make backups with `noteward backup`)."
 )
+RECOVERY_KEY_WARNING = (
+    "A lost passphrase can be replaced only with the recovery key shown below (once): without "
+    "both, the vault's contents are gone. Keep the key apart from the computer (and make "
+    "backups with `noteward backup`)."
+)
 
 DatabaseError = sqlcipher.DatabaseError
 OperationalError = sqlcipher.OperationalError
