@@ -37,14 +37,7 @@ def _reader_field(path: Path, name: str) -> Any:
     ("model_type", "arch", "permuted"),
     [
         ("llama", "llama", True),
-        pytest.param(
-            "gemma3_text",
-            "gemma3",
-            False,
-            marks=pytest.mark.xfail(
-                strict=True, reason="export writes Llama-family adapters only (issue 11 part 1)"
-            ),
-        ),
+        ("gemma3_text", "gemma3", False),
     ],
 )
 def test_adapter_export_names_the_architecture_and_permutes_only_llama(
@@ -72,7 +65,6 @@ def test_adapter_export_names_the_architecture_and_permutes_only_llama(
     assert np.array_equal(stored, b.numpy()) is (not permuted)
 
 
-@pytest.mark.xfail(strict=True, reason="the refusal names only Llama bases (issue 11 part 1)")
 def test_export_refuses_an_unknown_architecture(tmp_path: Path) -> None:
     from noteward.core.errors import ModelError
 
@@ -152,7 +144,6 @@ def in_gemma(gemma_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-@pytest.mark.xfail(strict=True, reason="no gemma3 adapter export yet (issue 11 part 1)")
 def test_gemma3_run_writes_a_gemma3_adapter_and_a_pinned_q8_0_merge(
     in_gemma: dict[str, Any],
 ) -> None:
@@ -164,16 +155,13 @@ def test_gemma3_run_writes_a_gemma3_adapter_and_a_pinned_q8_0_merge(
     assert _reader_field(adapter, "adapter.type") == "lora"
     entry = load_manifest().get(NAME)
     assert entry.prompt_style == "chat" and entry.raw["merge"]["type"] == "Q8_0"
-    merged = list((in_gemma["data_dir"] / "cache").rglob("*.gguf"))
+    merged = list((in_gemma["data_dir"] / "cache" / "models" / "merged").glob("*.gguf"))
     assert len(merged) == 1 and sha256_file(merged[0]) == entry.raw["merge"]["sha256"]
     assert _reader_field(merged[0], "general.architecture") == "gemma3"
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-@pytest.mark.xfail(
-    strict=True, reason="no gemma3 adapter export nor Gemma turn template yet (issue 11 part 1)"
-)
 def test_llama_cpp_runs_the_merged_gemma3_and_stops_at_end_of_turn(
     in_gemma: dict[str, Any],
 ) -> None:

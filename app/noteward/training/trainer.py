@@ -125,7 +125,20 @@ def load_tokenizer(gguf_path: Path) -> Any:
         raise ModelError(f"transformers cannot load the tokenizer of {gguf_path.name}: {exc}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        # the pretrained Gemma 3 GGUF carries no template: train on the turns the runtime uses
+        from noteward.llm.chat_template import fallback_template
+
+        tok.chat_template = fallback_template(gguf_architecture(gguf_path))
     return tok
+
+
+def gguf_architecture(gguf_path: Path) -> str:
+    """``general.architecture`` of a GGUF file (``llama``, ``gemma3``), read from its header."""
+    import gguf
+
+    field = gguf.GGUFReader(gguf_path).fields.get("general.architecture")
+    return str(field.contents()) if field is not None else ""
 
 
 def end_of_turn(tok: Any, prompt_style: str) -> str:
