@@ -13,7 +13,6 @@ import pytest
 pytestmark = [pytest.mark.slow]
 
 
-@pytest.mark.xfail(strict=True, reason="no decode benchmark of base vs adapter vs merged yet")
 def test_bench_decode_compares_base_adapter_and_merged(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -51,7 +50,6 @@ def test_bench_decode_compares_base_adapter_and_merged(
     assert list((tmp_path / "cache").rglob("*-q8_0.gguf"))
 
 
-@pytest.mark.xfail(strict=True, reason="no decode benchmark yet")
 def test_bench_decode_refuses_a_base_model() -> None:
     from noteward.core.errors import UsageError
     from noteward.training.speed import decode_speed
