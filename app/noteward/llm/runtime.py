@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from noteward.core.errors import CancelledError, ModelError, NotewardError
+from noteward.llm.chat_template import fallback_template
 from noteward.llm.manifest import ResolvedModel, resolve_model
 from noteward.llm.prompts import BASE_MODEL_SUFFIX
 
@@ -37,12 +38,6 @@ log = logging.getLogger(__name__)
 
 # Tokens always left free for generation when the caller asks for a budget.
 MIN_NEW_TOKENS = 16
-_CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-
 _PARAMS_LOCK = threading.Lock()
 
 
@@ -286,7 +281,8 @@ class ModelRuntime:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             md = self.llm.metadata
-            template = md.get("tokenizer.chat_template") or _CHATML
+            # a GGUF without a template (the pretrained Gemma 3) gets its architecture's turns
+            template = md.get("tokenizer.chat_template") or fallback_template(md.get("general.architecture"))
             vocab = self.llm._model
             eos = vocab.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
             bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""

@@ -135,6 +135,37 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_eval_finetune)
 
+    b = groups["bench"].add_parser(
+        "decode",
+        help="tokens/s of a fine-tuned model (adapter at load, merged) against its base, same run",
+        description=(
+            "Load the base model and the fine-tuned model (its pinned merged file, or the adapter at "
+            "load and a merged file built for the bench), let them take turns on one prompt and print "
+            "the fastest tokens/s of each with its ratio to the base (the bar: at least 0.9)."
+        ),
+    )
+    b.add_argument("--model", required=True, help="the fine-tuned model id")
+    b.add_argument("--repeat", type=int, default=3, help="rounds (fastest reported)")
+    b.add_argument("--tokens", type=int, default=128, help="tokens to generate per round")
+    b.add_argument("--merge", default="Q8_0", choices=("Q8_0", "F16"), help="type of a merge built for the bench")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=run_bench_decode)
+
+
+def run_bench_decode(args: argparse.Namespace) -> int:
+    from noteward.training.speed import decode_speed
+
+    res = decode_speed(args.model, threads=args.threads, repeat=args.repeat, max_tokens=args.tokens, merge=args.merge)
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{res['model']} on {res['base']}, {res['threads']} threads, fastest of {res['repeat']}:")
+    for label, row in res["rows"].items():
+        print(f"  {label:<36} {row['tokens_per_s']:7.2f} tokens/s  x{row['ratio_to_base']}  ({row['generated_tokens']} tokens, {row['file']})")
+    return 0
+
 
 def run_finetune(args: argparse.Namespace) -> int:
     from pathlib import Path

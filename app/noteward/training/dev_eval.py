@@ -61,12 +61,14 @@ def generate(
     old_side = tok.padding_side
     tok.padding_side = "left"
     out: list[str] = []
+    # BOS as trainer.encode adds it (Gemma wants one; SmolLM2's tokenizer adds none)
+    bos = tok.bos_token if getattr(tok, "add_bos_token", False) and tok.bos_token else ""
     try:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together
         texts: dict[int, str] = {}
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
-            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tok([bos + prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = {k: v.to(device) for k, v in enc.items()}
             with torch.no_grad(), _autocast(device):
                 gen = model.generate(

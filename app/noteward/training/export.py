@@ -1,12 +1,20 @@
 """Write a peft LoRA adapter as a GGUF LoRA that llama.cpp applies to the packaged base.
 
-This is the small part of llama.cpp's ``convert_lora_to_gguf.py`` a Llama-family adapter
-needs, written with the ``gguf`` package so the project carries no llama.cpp code:
+This is the small part of llama.cpp's ``convert_lora_to_gguf.py`` that Llama-family and
+Gemma 3 adapters need, written with the ``gguf`` package so the project carries no llama.cpp code:
 
-- tensor names follow llama.cpp (``blk.N.attn_q.weight.lora_a`` / ``.lora_b``);
-- llama.cpp stores Q and K with rows permuted for its RoPE layout (transformers un-permutes
-  them when it reads a GGUF), so the B matrix of a Q or K adapter gets the same permutation;
-- metadata ``general.type = adapter``, ``adapter.type = lora``, ``adapter.lora.alpha``.
+- tensor names follow llama.cpp (``blk.N.attn_q.weight.lora_a`` / ``.lora_b``); Llama and
+  Gemma 3 name their seven projections alike;
+- llama.cpp stores a Llama's Q and K with rows permuted for its RoPE layout (transformers
+  un-permutes them when it reads a GGUF), so the B matrix of a Q or K adapter gets the same
+  permutation. Gemma's converter does not permute (transformers reads Gemma 3's Q and K as
+  stored), so its B matrices are written as they are;
+- Gemma 3 stores its RMS norms as ``1 + weight`` and ties the output head to the token
+  embedding; neither is touched here: only linear layers are adapted (a full fine-tune
+  trains only them, see ``trainer.make_trainable``), so the base's norms and embedding stand;
+- metadata ``general.type = adapter``, ``adapter.type = lora``, ``adapter.lora.alpha``, and
+  ``general.architecture`` the base's (``llama`` or ``gemma3``): llama.cpp refuses an
+  adapter whose architecture differs from the model's.
 
 The result is checked in the tests by comparing llama.cpp's logits with the adapter
 against the peft model's logits on the same tokens.
@@ -31,7 +39,20 @@ _LLAMA_NAMES = {
     "mlp.down_proj": "ffn_down",
 }
 _KEY = re.compile(r"layers\.(\d+)\.(.+?)\.lora_([AB])\.(?:default\.)?weight$")
-SUPPORTED_ARCHS = ("llama",)
+# transformers ``config.model_type`` -> (GGUF architecture, Q/K rows permuted by llama.cpp's converter)
+_ARCHS = {"llama": ("llama", True), "gemma3_text": ("gemma3", False), "gemma3": ("gemma3", False)}
+SUPPORTED_ARCHS = ("llama", "gemma3")
+
+
+def gguf_arch(config: Any) -> str:
+    """The GGUF architecture of a transformers config (``llama``, ``gemma3``); ModelError otherwise."""
+    model_type = str(getattr(config, "model_type", ""))
+    if model_type not in _ARCHS:
+        raise ModelError(
+            f"GGUF adapter export supports {', '.join(SUPPORTED_ARCHS)} models, not {model_type!r}; "
+            "fine-tune smollm2-135m-instruct-q4_1 or gemma3-270m-q4_k_m."
+        )
+    return _ARCHS[model_type][0]
 
 
 def _permute(w: Any, n_head: int) -> Any:
@@ -46,12 +67,8 @@ def export_lora_gguf(
     import gguf
     import numpy as np
 
-    arch = str(getattr(config, "model_type", ""))
-    if arch not in SUPPORTED_ARCHS:
-        raise ModelError(
-            f"GGUF adapter export supports {', '.join(SUPPORTED_ARCHS)} models, not {arch!r}; "
-            "fine-tune a Llama-family base (for example smollm2-135m-instruct-q4_1)."
-        )
+    arch = gguf_arch(config)
+    permute_qk = _ARCHS[str(config.model_type)][1]
     n_head = int(config.num_attention_heads)
     n_kv = int(getattr(config, "num_key_value_heads", None) or n_head)
     pairs: dict[tuple[int, str], dict[str, Any]] = {}
@@ -76,9 +93,9 @@ def export_lora_gguf(
         if set(ab) != {"A", "B"}:
             raise ModelError(f"LoRA adapter for layer {layer} {module} lacks its A or B matrix.")
         a, b = ab["A"], ab["B"]
-        if module == "self_attn.q_proj":
+        if permute_qk and module == "self_attn.q_proj":
             b = _permute(b, n_head)
-        elif module == "self_attn.k_proj":
+        elif permute_qk and module == "self_attn.k_proj":
             b = _permute(b, n_kv)
         base = f"blk.{layer}.{_LLAMA_NAMES[module]}.weight"
         writer.add_tensor(base + ".lora_a", np.ascontiguousarray(a).astype(dtype))

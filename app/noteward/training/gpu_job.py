@@ -38,6 +38,51 @@ from typing import Any
 DEV_OUTPUTS = "dev-outputs.json"
 PART_BYTES = 15 * 1024 * 1024
 
+# Device-time model (H100), for the estimate printed at the start and the skip decision:
+# - training: the issue's figure, a full fine-tune of SmolLM2-135M on the 1,201 MTS-Dialog
+#   training pairs (REF_TOKENS tokens), 3 epochs, batch 16, about 80 s on an H100;
+# - other bases cost RELATIVE_COST times as much per token, measured here on the CPU with the
+#   same tiny run on each base (seconds per training token);
+# - development scoring: ceil(items / dev batch) batches of up to dev_max_new_tokens greedy
+#   steps at DEV_STEP_S each (transformers' generate; an assumption, corrected by --reference);
+# - loading the base (de-quantizing the GGUF in numpy) and the export (SVD of every update).
+# (REF_TOKENS: SmolLM2's tokens of the 1,100 MTS-Dialog training pairs of reference-v2,
+# 283,275, scaled to 1,201; the 80 s include the model load, so the rate is a floor.)
+REF_TOKENS = 309_300
+REF_SECONDS = 80.0
+# Gemma 3 270M / SmolLM2-135M seconds per training token on the CPU, same tiny full fine-tune
+# (tests/training/test_gpu_job.py: 0.0864 / 0.0386 s; 2 busy cores, so +-20%)
+RELATIVE_COST = {"llama": 1.0, "gemma3": 2.2}
+DEV_STEP_S = 0.03
+# de-quantizing and converting the tokenizer (Gemma's 262,144 tokens: 89 s on 2 busy cores here)
+LOAD_S = {"llama": 20.0, "gemma3": 90.0}
+EXPORT_S = 20.0
+
+
+def estimate(
+    encoded: list[tuple[list[int], list[int]]], cfg: Any, dev_items: int, arch: str, reference: Path | None = None
+) -> dict[str, float]:
+    """Seconds this job should take on an H100 (see the constants above), by part."""
+    import math
+
+    tokens = sum(len(ids) for ids, _ in encoded)
+    epochs = max(1, int(cfg.epochs or 1))
+    cost = RELATIVE_COST.get(arch, 2.0)
+    train_s = tokens * epochs / (3 * REF_TOKENS / REF_SECONDS) * cost
+    dev_s = math.ceil(dev_items / 48) * int(cfg.dev_max_new_tokens) * DEV_STEP_S
+    factor = 1.0
+    if reference is not None and reference.exists():  # a job that ran on this machine: scale by its error
+        ref = json.loads(reference.read_text(encoding="utf-8"))
+        est, timing = ref.get("estimate") or {}, ref.get("timing") or {}
+        if est.get("total_s") and timing.get("job_s"):
+            factor = float(timing["job_s"]) / float(est["total_s"])
+    load_s = LOAD_S.get(arch, 30.0)
+    total = (load_s + train_s + dev_s * epochs + EXPORT_S) * factor
+    one_epoch = (load_s + train_s / epochs + dev_s + EXPORT_S) * factor
+    return {"load_s": round(load_s * factor, 1), "train_s": round(train_s * factor, 1),
+            "dev_s_per_epoch": round(dev_s * factor, 1), "epochs": epochs, "tokens": tokens,
+            "factor": round(factor, 3), "total_s": round(total, 1), "one_epoch_s": round(one_epoch, 1)}
+
 
 def _sha256(path: Path) -> str:
     import hashlib
@@ -100,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--site", type=Path, action="append", default=[], help="extra import folder (carried gguf, rouge-score)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--name", default="", help="adapter name (default: the bundle folder's name)")
+    p.add_argument("--base-id", default="", help="the base's manifest id (recorded for `finetune --from-job`)")
     p.add_argument("--epochs", type=int, help="override the prepared number of epochs")
     p.add_argument("--lr", type=float, help="override the learning rate")
     p.add_argument("--rank", type=int, help="override the LoRA / extraction rank")
@@ -110,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev-items", type=int, help="score only the first N development items (quick runs)")
     p.add_argument("--dev-max-new-tokens", type=int, help="generation cap on the development split")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--deadline", type=float, default=0.0,
+        help="Unix time by which the job must have written its files: it is skipped when its estimate "
+        "does not fit, and training stops early (at a checkpointed step) when it runs late",
+    )
+    p.add_argument("--reference", type=Path, help="job.json of a job that ran before on this machine: "
+                   "its measured speed corrects this job's estimate")
     args = p.parse_args(argv)
     for site in args.site:
         sys.path.insert(0, str(site.resolve()))
@@ -134,9 +187,24 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or args.bundle.name
     dev_items = dev_eval.load_dev(args.bundle)[: args.dev_items]
     args.out.mkdir(parents=True, exist_ok=True)
+    est = estimate(encoded, cfg, len(dev_items), trainer.gguf_architecture(args.base_gguf), args.reference)
+    print(f"{name}: estimate {est['total_s']:.0f} s on an H100, {est['one_epoch_s']:.0f} s for one epoch "
+          f"({json.dumps(est)})", flush=True)
+    if args.deadline:
+        left = args.deadline - time.time()
+        if est["one_epoch_s"] > left:  # not even one scored epoch fits
+            skipped = {"name": name, "base": args.base_id, "estimate": est,
+                       "skipped": f"estimate {est['one_epoch_s']:.0f} s for one epoch > {left:.0f} s left"}
+            (args.out / "job.json").write_text(json.dumps(skipped, indent=2), encoding="utf-8")
+            print(f"{name}: skipped, {skipped['skipped']}", flush=True)
+            return 0
+        # stop training (checkpointed, last epoch's weights kept) when it runs late: leave
+        # room for one development pass and the export
+        cfg.time_budget_s = max(1.0, left - est["load_s"] - est["dev_s_per_epoch"] - EXPORT_S)
 
     t0 = time.monotonic()
     model, tok = trainer.load_base(args.base_gguf, cfg.threads)
+    masked = trainer.mask_unused_vocab(model)
     load_s = time.monotonic() - t0
     base_linear = trainer.lora_state(model) if cfg.full else {}
     eot = trainer.end_of_turn(tok, "chat")
@@ -172,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         model, encoded, pad_id, cfg, args.out / "work", progress=progress, show_bar=False, on_epoch=on_epoch
     )
     chosen = curve[_choose(curve)]["epoch"] if curve else None
-    record: dict[str, Any] = {"name": name, "config": asdict(cfg), "examples": len(encoded), "dev_items": len(dev_items)}
+    record: dict[str, Any] = {"name": name, "base": args.base_id, "config": asdict(cfg), "examples": len(encoded), "dev_items": len(dev_items),
+                              "arch": export.gguf_arch(model.config), "masked_tokens": masked, "estimate": est,
+                              "train_tokens": sum(len(ids) for ids, _ in encoded)}
     import torch
 
     if chosen is not None and chosen in states:
@@ -212,5 +282,60 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _score(record: dict[str, Any]) -> float:
+    """A finished job's development score at its chosen epoch (-inf when none)."""
+    curve = record.get("curve") or []
+    row = next((r for r in curve if r.get("epoch") == record.get("chosen_epoch")), None)
+    if row is None:
+        return float("-inf")
+    dev = row.get("dev") or {}
+    vals = [v for v in ((dev.get("mts_dialog") or {}).get("rougeL"), (dev.get("aci_bench/whole_note") or {}).get("rougeLsum"))
+            if v is not None]
+    return sum(vals) / len(vals) if vals else float("-inf")
+
+
+def collect(out: Path, runs: list[Path]) -> dict[str, Any]:
+    """Choose the base on the development split and put its files into ``out`` (what comes back).
+
+    Every job wrote into its own folder on the machine; the device returns at most 8 files
+    (16 MiB each, 64 MiB together), and two bases' rank-64 adapters do not fit beside each
+    other, so only the chosen job's adapter, curve and outputs come back. ``job.json`` is the
+    chosen job's record with ``candidates``: every base's chosen epoch, score, curve and
+    timings (or why it was skipped).
+    """
+    records = []
+    for run in runs:
+        path = run / "job.json"
+        if path.exists():
+            records.append((run, json.loads(path.read_text(encoding="utf-8"))))
+    done = [(run, r) for run, r in records if (r.get("adapter") or {}).get("parts")]
+    if not done:
+        raise SystemExit("no job finished with an adapter; see log.txt")
+    best_run, best = max(done, key=lambda rr: _score(rr[1]))  # first of equals: the order given
+    best = dict(best)
+    best["candidates"] = [
+        {"name": r.get("name"), "base": r.get("base"), "arch": r.get("arch"), "skipped": r.get("skipped"), "chosen_epoch": r.get("chosen_epoch"),
+         "dev_score": None if _score(r) == float("-inf") else round(_score(r), 4), "curve": r.get("curve"),
+         "timing": r.get("timing"), "estimate": r.get("estimate")}
+        for _, r in records
+    ]
+    best["chosen_base"] = best.get("name")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in [*best["adapter"]["parts"], "curve.json", DEV_OUTPUTS]:
+        if (best_run / name).exists():
+            shutil.copyfile(best_run / name, out / name)
+    (out / "job.json").write_text(json.dumps(best, indent=2), encoding="utf-8")
+    return best
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["collect"]:  # python -m noteward.training.gpu_job collect OUT RUN...
+        chosen = collect(Path(sys.argv[2]), [Path(a) for a in sys.argv[3:]])
+        print(f"chosen on the development split: {chosen['name']} epoch {chosen['chosen_epoch']}", flush=True)
+        print(
+            f"adopt it here: noteward finetune --base {chosen.get('base') or '<its base>'} --name {chosen['name']} "
+            "--data mts-dialog,aci-bench,meqsum,synthea --recipe reference-v2 --from-job <files_at> --merge Q8_0",
+            flush=True,
+        )
+        sys.exit(0)
     sys.exit(main())

@@ -356,6 +356,11 @@ def adopt_job(
         record = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise UsageError(f"{job_dir} holds no readable job.json from noteward.training.gpu_job.") from None
+    if record.get("name") and record["name"] != name:
+        raise UsageError(
+            f"The job in {job_dir} chose {record['name']!r} (base {record.get('base') or '?'}); "
+            f"run with --name {record['name']}" + (f" --base {record['base']}." if record.get("base") else ".")
+        )
     info = record.get("adapter") or {}
     if not info.get("parts"):
         raise UsageError(f"{job_dir} holds no adapter (the job finished no epoch).")
@@ -383,6 +388,10 @@ def adopt_job(
     train["hardware"] = f"{record.get('device', '?')} (noteward.training.gpu_job)"
     train["gpu_job_seconds"] = record.get("timing", {}).get("job_s")
     train["chosen_epoch"] = record.get("chosen_epoch")
+    if record.get("candidates"):  # the bases the job trained (or skipped) and their development scores
+        train["bases_tried"] = [
+            {k: c.get(k) for k in ("name", "base", "skipped", "chosen_epoch", "dev_score")} for c in record["candidates"]
+        ]
     wd.mkdir(parents=True, exist_ok=True)
     balance_file = wd / "balance.json"
     run = _record_run(

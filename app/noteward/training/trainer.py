@@ -113,6 +113,31 @@ def load_base(gguf_path: Path, threads: int = 2) -> tuple[Any, Any]:
     return model, tok
 
 
+def mask_unused_vocab(model: Any) -> int:
+    """Keep tokens whose embedding row is all zeros out of the output softmax; how many.
+
+    A base slimmed for carrying to a GPU (``noteward.training.carry.slim_gguf``) has the
+    rows of tokens its data never uses zeroed; their logits would otherwise sit at 0 and
+    take probability mass the full model never gave them. A packaged base has no zero row
+    and is left as it is.
+    """
+    emb = model.get_input_embeddings().weight
+    unused = (emb.detach() == 0).all(dim=1)
+    n = int(unused.sum())
+    if not n:
+        return 0
+
+    def hook(_module: Any, _inputs: Any, logits: Any) -> Any:
+        return logits.masked_fill(unused.to(logits.device), float("-inf"))
+
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ModelError("the model has no output head to mask")
+    head.register_forward_hook(hook)
+    log.info("%d of %d tokens masked out of the output (zero embedding rows)", n, emb.shape[0])
+    return n
+
+
 def load_tokenizer(gguf_path: Path) -> Any:
     """The base GGUF's tokenizer alone (no weights), as ``load_base`` sets it up."""
     from transformers import AutoTokenizer
@@ -125,7 +150,20 @@ def load_tokenizer(gguf_path: Path) -> Any:
         raise ModelError(f"transformers cannot load the tokenizer of {gguf_path.name}: {exc}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        # the pretrained Gemma 3 GGUF carries no template: train on the turns the runtime uses
+        from noteward.llm.chat_template import fallback_template
+
+        tok.chat_template = fallback_template(gguf_architecture(gguf_path))
     return tok
+
+
+def gguf_architecture(gguf_path: Path) -> str:
+    """``general.architecture`` of a GGUF file (``llama``, ``gemma3``), read from its header."""
+    import gguf
+
+    field = gguf.GGUFReader(gguf_path).fields.get("general.architecture")
+    return str(field.contents()) if field is not None else ""
 
 
 def end_of_turn(tok: Any, prompt_style: str) -> str:
