@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO
 
 spec = importlib.util.spec_from_file_location("nw_sign", REPO / "installer" / "sign.py")
@@ -16,7 +14,6 @@ sign = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sign)
 
 
-@pytest.mark.xfail(strict=True, reason="sign.py writes the private key unencrypted")
 def test_sign_and_verify(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.setenv("NOTEWARD_SIGNING_KEY_PASSPHRASE", "a throw-away test passphrase")
     keys, build = tmp_path / "keys", tmp_path / "build"
@@ -24,7 +21,9 @@ def test_sign_and_verify(tmp_path: Path, capsys, monkeypatch):
     (build / "wheels" / "a.whl").write_bytes(b"wheel bytes")
     (build / "install.sh").write_text("echo hi\n")
     assert sign.main(["keygen", str(keys)]) == 0
-    assert (keys / "noteward-release.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
+    assert (
+        (keys / "noteward-release.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
+    )
     assert sign.main(["sign", str(build), str(keys / "noteward-release.key")]) == 0
     assert sign.main(["verify", str(build), str(keys / "noteward-release.pub")]) == 0
     (build / "wheels" / "a.whl").write_bytes(b"wheel bytez")

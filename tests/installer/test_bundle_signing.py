@@ -12,8 +12,6 @@ import pytest
 
 from tests.support.cli import noteward
 
-pytestmark = pytest.mark.xfail(strict=True, reason="noteward.bundle and verify-bundle not written yet")
-
 PASS = "release key passphrase 42"
 
 
@@ -44,7 +42,10 @@ def test_keygen_writes_only_an_encrypted_key(tmp_path: Path, monkeypatch):
     assert load_signing_key(priv) is not None
     # a plain key file is refused (the environment variable form may be plain)
     plain = tmp_path / "plain.key"
-    subprocess.run(["openssl", "pkey", "-in", str(priv), "-passin", f"pass:{PASS}", "-out", str(plain)], check=True)
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(priv), "-passin", f"pass:{PASS}", "-out", str(plain)],
+        check=True,
+    )
     with pytest.raises(UsageError, match="not passphrase-protected"):
         load_signing_key(plain)
     monkeypatch.setenv("NOTEWARD_SIGNING_KEY", plain.read_text())
@@ -64,8 +65,23 @@ def test_openssl_and_sha256sum_verify_what_we_sign(tmp_path: Path):
 
     def openssl(pub: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / pub), "-rawin",
-             "-in", "SHA256SUMS", "-sigfile", "SHA256SUMS.sig"], cwd=root, capture_output=True, text=True)
+            [
+                "openssl",
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                str(tmp_path / pub),
+                "-rawin",
+                "-in",
+                "SHA256SUMS",
+                "-sigfile",
+                "SHA256SUMS.sig",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
 
     ok = openssl("pub.pem")
     assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout
@@ -115,5 +131,7 @@ def test_verify_bundle_command(tmp_path: Path):
     shutil.move(tmp_path / "rules.yaml", root / "resources" / "rules.yaml")
     assert verify(pub).returncode == 0
 
-    no_key = noteward("verify-bundle", "--root", str(root), "--public-key", str(tmp_path / "none.pub"))
+    no_key = noteward(
+        "verify-bundle", "--root", str(root), "--public-key", str(tmp_path / "none.pub")
+    )
     assert no_key.returncode == 2 and "published" in no_key.stderr
