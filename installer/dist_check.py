@@ -245,6 +245,10 @@ def check_installed(root: Path, pub: Path, other_pub: Path, sbom: Path | None, g
         r.returncode == 0 and r.stdout.startswith("noteward "),
         f"--version failed: {r.stdout}{r.stderr}",
     )
+    expect(
+        f"Licence notices: {top}/resources/licenses/notices.yaml" in r.stdout,
+        f"--version does not point to the installed notices: {r.stdout}",
+    )
     say("installed noteward --version", " | ".join(r.stdout.splitlines()))
     vault = root / "home/clinician/.local/share/noteward/vault.nwv"
     r = noteward(root, "init")
