@@ -106,7 +106,7 @@ dist: $(DIST_STAMP) $(DIST_TOOLS)/.installed
 
 # Installs dist/'s .deb with dpkg into a throw-away root and runs it there (see installer/README.md).
 dist-check: $(DIST_STAMP)
-	$(DIST_VENV)/bin/python installer/dist_check.py dist --work $(DIST_BUILD)/check
+	$(DIST_VENV)/bin/python installer/dist_check.py dist --smoke --work $(DIST_BUILD)/check
 
 # Bundle size, installed size, start to the unlock dialog (warm and cold disk cache).
 bench-dist: $(DIST_STAMP)

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bundle: {deb.name} {deb.stat().st_size / 1e6:.0f} MB, {tgz.name} {tgz.stat().st_size / 1e6:.0f} MB"
     )
-    root = Path(args.work) / "root"
+    root = Path(args.work).resolve() / "root"  # dpkg needs an absolute --root
     make_root(root)
     r = dpkg(root, "--install", deb)
     if r.returncode != 0:

@@ -322,7 +322,53 @@ def check_installed(root: Path, pub: Path, other_pub: Path, sbom: Path | None, g
     return vault
 
 
-def run_check(dist: Path, pub: Path, work: Path, gui: bool = True) -> None:
+def smoke(root: Path) -> None:
+    """The installed copy's heavy parts: llama.cpp (the command-line demo's summary), spaCy and
+    Presidio (deid), torch, transformers and sentence-transformers (index, search)."""
+    demo_vault = root / "home/clinician/.local/share/noteward/demo/demo.nwv"
+    env = {**user_env(root), "NOTEWARD_PASSPHRASE": "noteward-demo"}
+    r = noteward(root, "demo", "--cli", env=env, timeout=1200)
+    expect(
+        r.returncode == 0 and "Summary of" in r.stdout,
+        f"demo failed: {r.stdout[-1500:]}{r.stderr[-1500:]}",
+    )
+    say(
+        "installed demo: vault created, a patient summarized by llama.cpp",
+        f"{sum(1 for line in r.stdout.splitlines() if line.startswith('  - '))} sentences",
+    )
+    text = root / "home/clinician/note.txt"
+    text.write_text("Seen by Dr. Alice Moreno on 03/04/2021 at Springfield General, MRN 448812.\n")
+    r = noteward(root, "deid", "--text-file", str(text), timeout=600)
+    expect(
+        r.returncode == 0 and "Moreno" not in r.stdout and "448812" not in r.stdout,
+        f"deid failed: {r.stdout}{r.stderr[-1500:]}",
+    )
+    say("installed deid (spaCy, Presidio)", r.stdout.strip())
+    r = noteward(root, "index", "--vault", str(demo_vault), env=env, timeout=1200)
+    expect(r.returncode == 0, f"index failed: {r.stdout}{r.stderr[-1500:]}")
+    r = noteward(
+        root,
+        "search",
+        "--vault",
+        str(demo_vault),
+        "shortness of breath",
+        "--k",
+        "3",
+        "--mode",
+        "semantic",
+        env=env,
+        timeout=600,
+    )
+    expect(r.returncode == 0 and r.stdout.strip(), f"search failed: {r.stdout}{r.stderr[-1500:]}")
+    say(
+        "installed index and semantic search (torch, sentence-transformers)",
+        f"{len(r.stdout.strip().splitlines())} lines of hits",
+    )
+
+
+def run_check(
+    dist: Path, pub: Path, work: Path, gui: bool = True, smoke_test: bool = False
+) -> None:
     work.mkdir(parents=True, exist_ok=True)
     debs = sorted(dist.glob("noteward_*_amd64.deb"))
     expect(len(debs) == 1, f"expected one .deb in {dist}, found {len(debs)}")
@@ -344,6 +390,8 @@ def run_check(dist: Path, pub: Path, work: Path, gui: bool = True) -> None:
         first = installed_version(root)
         say(f"dpkg --root installed {deb.name}", f"version {first}")
         vault = check_installed(root, pub, other, sboms[0] if sboms else None, gui)
+        if smoke_test:
+            smoke(root)
 
         newer, new_version = newer_deb(deb, work)
         r = dpkg(root, "--install", newer)
@@ -401,11 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", default=str(REPO / "build/dist/check"))
     parser.add_argument("--no-gui", action="store_true", help="skip the desktop client")
+    parser.add_argument(
+        "--smoke", action="store_true", help="also summarize, de-identify and search"
+    )
     args = parser.parse_args(argv)
-    dist = Path(args.dist)
+    dist = Path(args.dist).resolve()  # dpkg needs an absolute --root
     pub = Path(args.public_key) if args.public_key else dist / "noteward-release.pub"
     try:
-        run_check(dist, pub, Path(args.work), gui=not args.no_gui)
+        run_check(dist, pub, Path(args.work).resolve(), gui=not args.no_gui, smoke_test=args.smoke)
     except CheckFailed as exc:
         print(f"FAIL {exc}", flush=True)
         return 1

@@ -189,7 +189,7 @@ def check_sbom(doc: dict[str, Any], tree: Path) -> list[str]:
     seen_dists, seen_files = set(), set()
     for comp in doc.get("components", []):
         digest = next((h["content"] for h in comp.get("hashes", []) if h["alg"] == "SHA-256"), None)
-        if str(comp.get("purl", "")).startswith("pkg:pypi/"):
+        if comp.get("type") == "library":  # a distribution (no purl when installed from a file)
             name = canonical(comp["name"])
             seen_dists.add(name)
             if name not in present:
