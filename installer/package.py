@@ -46,6 +46,9 @@ DEPENDS = (
     "libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-shape0, "
     "libdbus-1-3, libglib2.0-0"
 )
+# Data the app never reads, taken out of PyInstaller's output (hooks collect whole packages):
+# wordfreq's lists for other languages (noteward.llm.lexicon reads English only): 55 MB.
+PRUNE = [("_internal/wordfreq/data/*", ("*_en.msgpack.gz",))]
 SOURCE_DATE_EPOCH = "1700000000"  # fixed archive dates: the same tree gives the same tarball
 
 DESKTOP = """[Desktop Entry]
@@ -113,6 +116,10 @@ def assemble(bundle: Path, stage: Path, key: Ed25519PrivateKey) -> Path:
         shutil.rmtree(stage)
     top = stage / PREFIX
     shutil.copytree(bundle, top, symlinks=True)
+    for pattern, keep in PRUNE:
+        for f in top.glob(pattern):
+            if f.is_file() and not any(f.match(k) for k in keep):
+                f.unlink()
     shutil.copytree(REPO / "resources", top / "resources")
     (top / "models").mkdir()
     shipped = subprocess.run(
