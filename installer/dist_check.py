@@ -355,13 +355,13 @@ def smoke(root: Path) -> None:
         "--k",
         "3",
         "--mode",
-        "semantic",
+        "dense",
         env=env,
         timeout=600,
     )
     expect(r.returncode == 0 and r.stdout.strip(), f"search failed: {r.stdout}{r.stderr[-1500:]}")
     say(
-        "installed index and semantic search (torch, sentence-transformers)",
+        "installed index and dense (embedding) search (torch, sentence-transformers)",
         f"{len(r.stdout.strip().splitlines())} lines of hits",
     )
 
