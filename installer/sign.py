@@ -1,77 +1,47 @@
-"""Sign and verify an offline build: Ed25519 over the SHA-256 list of every file in it.
+"""Sign and verify a folder: Ed25519 over the SHA-256 list of every file in it.
 
     python installer/sign.py keygen KEYDIR          # once, by the release manager
-    python installer/sign.py sign BUILD_DIR KEY     # writes SHA256SUMS and SHA256SUMS.sig
-    python installer/sign.py verify BUILD_DIR PUB   # IT staff, before installing
+    python installer/sign.py sign BUILD_DIR [KEY]   # writes SHA256SUMS and SHA256SUMS.sig
+    python installer/sign.py verify BUILD_DIR PUB   # the release manager's own check
 
-Only the standard library and `cryptography` (already a dependency) are used.
+`make dist` signs with the same code (noteward.bundle). IT staff do not run this file from a
+bundle they were sent: they check with openssl and sha256sum against the public key
+published apart from it (installer/README.md). The private key is written only encrypted:
+its passphrase comes from NOTEWARD_SIGNING_KEY_PASSPHRASE or is asked for; `sign` without
+KEY reads NOTEWARD_SIGNING_KEY or NOTEWARD_SIGNING_KEY_FILE.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
-SUMS = "SHA256SUMS"
-
-
-def _sums(build: Path) -> bytes:
-    lines = []
-    for f in sorted(p for p in build.rglob("*") if p.is_file() and p.name not in (SUMS, SUMS + ".sig")):
-        lines.append(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(build).as_posix()}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def keygen(keydir: Path) -> None:
-    keydir.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    (keydir / "noteward-release.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    (keydir / "noteward-release.pub").write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (keydir / "noteward-release.key").chmod(0o600)
-    print(f"keys written to {keydir}")
-
-
-def sign(build: Path, keyfile: Path) -> None:
-    key = serialization.load_pem_private_key(keyfile.read_bytes(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    sums = _sums(build)
-    (build / SUMS).write_bytes(sums)
-    (build / (SUMS + ".sig")).write_bytes(key.sign(sums))
-    print(f"signed {len(sums.splitlines())} files in {build}")
-
-
-def verify(build: Path, pubfile: Path) -> int:
-    pub = serialization.load_pem_public_key(pubfile.read_bytes())
-    assert isinstance(pub, Ed25519PublicKey)
-    try:
-        recorded = (build / SUMS).read_bytes()
-        pub.verify((build / (SUMS + ".sig")).read_bytes(), recorded)
-    except (OSError, InvalidSignature):
-        print("VERIFY FAILED: the signature does not match; do not install this build.")
-        return 1
-    if _sums(build) != recorded:
-        print("VERIFY FAILED: files differ from the signed list; do not install this build.")
-        return 1
-    print(f"verified: {len(recorded.splitlines())} files match the signed list.")
-    return 0
+from noteward.bundle import keygen, load_public_key, load_signing_key, sign_tree, verify_tree  # noqa: E402
+from noteward.core.errors import NotewardError  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 2 and argv[0] == "keygen":
-        keygen(Path(argv[1]))
-        return 0
-    if len(argv) == 3 and argv[0] == "sign":
-        sign(Path(argv[1]), Path(argv[2]))
-        return 0
-    if len(argv) == 3 and argv[0] == "verify":
-        return verify(Path(argv[1]), Path(argv[2]))
+    try:
+        if len(argv) == 2 and argv[0] == "keygen":
+            priv, pub = keygen(Path(argv[1]))
+            print(f"encrypted private key: {priv}; public key to publish: {pub}")
+            return 0
+        if len(argv) in (2, 3) and argv[0] == "sign":
+            key = load_signing_key(Path(argv[2]) if len(argv) == 3 else None)
+            if key is None:
+                print("no key: give KEY or set NOTEWARD_SIGNING_KEY / NOTEWARD_SIGNING_KEY_FILE")
+                return 2
+            print(f"signed {sign_tree(Path(argv[1]), key)} files in {argv[1]}")
+            return 0
+        if len(argv) == 3 and argv[0] == "verify":
+            verdict = verify_tree(Path(argv[1]), load_public_key(Path(argv[2])))
+            print(verdict.message())
+            return 0 if verdict.ok else 1
+    except NotewardError as exc:
+        print(f"sign.py: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(__doc__)
     return 2
 

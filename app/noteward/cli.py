@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "noteward.retrieval.commands",
     "noteward.deid.commands",
     "noteward.ui.commands",
+    "noteward.bundle",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
