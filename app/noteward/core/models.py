@@ -207,13 +207,18 @@ class Summary:
         """The text a clinician is offered to edit and approve: every sentence under its
         section heading, unsupported ones prefixed with ``UNSUPPORTED_MARK`` (they are left
         out on approval unless the clinician edits them)."""
+        return self.as_text(UNSUPPORTED_MARK) + "\n"
+
+    def as_text(self, unsupported_mark: str) -> str:
+        """Every sentence as a "- " line under its section heading, in the order shown, an
+        unsupported one prefixed with ``unsupported_mark``."""
         out: list[str] = []
         for section in SUMMARY_SECTIONS:
             items = [s for s in self.sentences if s.section == section]
             if items:
                 out.append(f"{section}:")
-                out.extend(f"- {'' if s.supported else UNSUPPORTED_MARK}{s.text}" for s in items)
-        return "\n".join(out) + "\n"
+                out.extend(f"- {'' if s.supported else unsupported_mark}{s.text}" for s in items)
+        return "\n".join(out)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Summary:

@@ -603,13 +603,7 @@ class SummaryPane(QWidget):
     @staticmethod
     def _machine_text(summary: Summary) -> str:
         """An approved summary's machine text, unsupported sentences marked as in the list."""
-        out: list[str] = []
-        for section in SECTIONS:
-            items = [s for s in summary.sentences if s.section == section]
-            if items:
-                out.append(f"{section}:")
-                out.extend(f"- {'' if s.supported else '⚠ Unsupported — '}{s.text}" for s in items)
-        return "\n".join(out)
+        return summary.as_text("⚠ Unsupported — ")
 
     def _approval_texts(self) -> list[str]:
         """The texts the approval box shows (masked in the de-identified view)."""
