@@ -85,13 +85,10 @@ def estimate(
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    # carry's (standard library only at import, so it runs on the bare GPU machine too)
+    from noteward.training.carry import sha256
 
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256(path)
 
 
 def split_file(path: Path, part_bytes: int) -> list[str]:
