@@ -62,12 +62,14 @@ class SourceSpan:
 # The sections the model writes under (the grounded-v1 prompt and its training targets).
 SECTIONS = ("Problems", "Medications", "Allergies", "Recent findings", "Plan", "Other")
 # The sections a summary is shown under, in order: the model's plus the composed ones (the
-# one-line synopsis on top, resolved problems apart from active ones, a short social line).
+# one-line synopsis on top, resolved problems apart from active ones, stopped medications a
+# note still lists, a short social line).
 SUMMARY_SECTIONS = (
     "Patient",
     "Problems",
     "Resolved problems",
     "Medications",
+    "Stopped medications",
     "Allergies",
     "Recent findings",
     "Plan",

@@ -393,10 +393,11 @@ def _neg(iso: str | None) -> tuple[int, ...]:
     return tuple(-int(x) for x in d.split("-"))
 
 
-def _medications(sel: Selection, loc: _Locator, facts: Sequence[Mapping[str, Any]]) -> list[Draft]:
-    """Current medications: the record's active orders, changes of strength or form, and
-    where the newest note's medication list and the record disagree, the newer statement
-    with the other as its conflict."""
+def _medications(
+    sel: Selection, loc: _Locator, facts: Sequence[Mapping[str, Any]]
+) -> tuple[list[Draft], list[Draft]]:
+    """Current medications (the record's active orders and changes of strength or form) and
+    the stopped orders the newest note still lists (one line, see ``_note_list_conflicts``)."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for f in facts:
         if f.get("kind") == "medication" and f.get("display"):
@@ -438,20 +439,25 @@ def _medications(sel: Selection, loc: _Locator, facts: Sequence[Mapping[str, Any
     rest = [d for d in drafts if "→" not in d.text]
     rest.sort(key=lambda d: _neg(d.date))
     changed.sort(key=lambda d: _neg(d.date))
-    return changed + rest + _note_list_conflicts(sel, runs, set(current), drafts)
+    stopped = _note_list_conflicts(sel, loc, runs, set(current), drafts)
+    return changed + rest, stopped
 
 
 def _note_list_conflicts(
     sel: Selection,
+    loc: _Locator,
     runs: Mapping[str, list[Mapping[str, Any]]],
     current: set[str],
     drafts: list[Draft],
 ) -> list[Draft]:
     """The newest note's medication list against the record's orders.
 
-    A medication the list names that the record has stopped, ordered last before the note,
-    is shown as current (the note is newer) with the record's stop as its conflict; an
-    active order the newer list leaves out gets that list as its conflict.
+    An order's status is its state when the record was exported, so it is newer than any
+    note: a medication the list names whose order the record has stopped is not current.
+    Synthea's notes list every medication ever ordered, so these are many; they go on one
+    "Stopped medications" line, each with the note that still lists it as its conflict
+    (shown, never silently dropped). An active order the newer list leaves out gets that
+    list as its conflict.
     """
     listed = [
         (i, c)
@@ -465,22 +471,30 @@ def _note_list_conflicts(
     note_date = newest[0][1].date
     if not note_date:
         return []
-    out: list[Draft] = []
     names = {" ".join(c.unit.text.lower().split()): (i, c) for i, c in newest}
-    for name, (i, c) in names.items():
+    items: list[tuple[str, str, str, SourceSpan]] = []  # (last ordered, name, display, span)
+    succeeded = {drug_key(k) for k in current}  # the old strength of a change line says itself
+    for name, (_i, c) in names.items():
         fs = runs.get(name)
-        if fs is None or name in current:
+        if fs is None or name in current or drug_key(name) in succeeded:
             continue
         last = iso_date(str(fs[-1].get("date") or ""))
         if last and last < note_date:
-            d = Draft(
-                "Medications", " ".join(c.unit.text.split()), "extract", note_date,
-                unit_idx=i, spans=[_unit_span(c.unit)],
-            )
-            d.conflicts = [
-                Conflict(f"Stopped in the record (last ordered {last})", last, [])
-            ]
-            out.append(d)
+            items.append((last, " ".join(c.unit.text.split()), str(fs[-1]["display"]), _unit_span(c.unit)))
+    out: list[Draft] = []
+    if items:
+        items.sort(key=lambda t: _neg(t[0]))
+        text = (
+            f"Stopped in the record, still listed on {note_date}: "
+            + "; ".join(f"{name} (last ordered {last})" for last, name, _d, _sp in items)
+            + "."
+        )
+        line = _fact_draft(loc, "Stopped medications", text, items[0][0], [d for _l, _n, d, _sp in items])
+        line.conflicts = [
+            Conflict(f"{name}: listed as a medication in the note of {note_date}", note_date, [sp])
+            for _last, name, _d, sp in items
+        ]
+        out.append(line)
     list_span = SourceSpan(newest[0][1].unit.note_id, newest[0][1].unit.start, newest[0][1].unit.end)
     for k in current:
         last = iso_date(str(runs[k][-1].get("date") or ""))
@@ -729,7 +743,7 @@ def compose(
         notes_problems = _from_skeleton(sel, "Problems")
         sections["Problems"] = [d for d in notes_problems if not is_social(d.text)]
     if any(f.get("kind") == "medication" for f in facts):
-        sections["Medications"] = _medications(sel, loc, facts)
+        sections["Medications"], sections["Stopped medications"] = _medications(sel, loc, facts)
     else:
         sections["Medications"] = _from_skeleton(sel, "Medications")
     sections["Allergies"] = _allergies(sel, loc, facts)
