@@ -11,6 +11,7 @@ Nothing is written outside a temporary folder except the PNGs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from noteward.settings import shared_data_dir
 SHARED = shared_data_dir()
 PATIENT = "63ee2253"
 PASSPHRASE = "screenshot passphrase, not a real one"
+SCREEN = (1440, 960)  # the offscreen screen the app is shown on
 
 
 def _spin(app, until: Callable[[], bool], timeout: float, what: str) -> None:  # noqa: ANN001
@@ -59,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="noteward-shots-") as tmp:
         tmpdir = Path(tmp)
+        if os.environ["QT_QPA_PLATFORM"] == "offscreen":
+            # Qt's offscreen screen is 800x800 and the window fits itself to its screen; a
+            # desktop monitor's worth of screen (1440x960) shows the panes as a clinician sees them
+            conf = tmpdir / "offscreen.json"
+            conf.write_text(json.dumps({"screens": [{
+                "name": "OffscreenScreen", "x": 0, "y": 0, "width": SCREEN[0], "height": SCREEN[1],
+                "logicalDpiX": 96, "logicalDpiY": 96, "dpr": 1,
+            }]}))
+            os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={conf}"
         os.environ["NOTEWARD_DATA_DIR"] = str(tmpdir / "data")
         os.environ["NOTEWARD_CONFIG_DIR"] = str(tmpdir / "config")
         os.environ["NOTEWARD_POLICY_FILE"] = str(tmpdir / "policy.json")
