@@ -467,3 +467,79 @@ def test_a_drug_named_in_its_own_turn_supports_the_sentence() -> None:
     said = "She is on {} for the pain in her arms, which has been somewhat helpful."
     assert index.align(said.format("Lyrica"), patient_sex="female").supported
     assert not index.align(said.format("Neurontin"), patient_sex="female").supported
+
+
+_HONEST_ABSTRACTION = pytest.mark.xfail(
+    strict=True, reason="issue 11 part 3: the checker still flags these honest rewordings"
+)
+
+
+@_HONEST_ABSTRACTION
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # a possessive is its noun: "Hodgkin's" names what "Hodgkin" names
+        (
+            "Doctor: Any cancer in the family?\n"
+            "Patient: Yes, my mother died of Hodgkin's Lymphoma.",
+            "Her mother died of Hodgkin lymphoma.",
+        ),
+        # a paired body site in the plural is both sides; "right now" is no side
+        (
+            "Patient: The pain in these old knees has bothered me for a couple years now.",
+            "She has had bilateral knee pain for a couple of years.",
+        ),
+        (
+            "Doctor: How is the knee?\nPatient: At the moment it hurts when I walk.",
+            "The knee hurts right now when she walks.",
+        ),
+        # an answer means its question: "smoking" is in the question the answer replies to
+        (
+            "Doctor: When did you stop smoking?\nPatient: About thirty years back.",
+            "The patient used to smoke, but quit approximately 30 years ago.",
+        ),
+        # derivations: "surgical" and "surgeries" share a stem
+        (
+            "Doctor: Have you ever had any surgeries?\nPatient: No, none.",
+            "No significant past surgical history.",
+        ),
+    ],
+)
+def test_honest_abstraction_of_a_dialogue_is_supported(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence", "reason"),
+    [
+        # one knee named: "bilateral" still needs both sides
+        (
+            "Patient: My right knee has been bothering me for a couple years now.",
+            "She has had bilateral knee pain for a couple of years.",
+            "side not in sources",
+        ),
+        # "right" beside a body site is a side, also with "now" later in the sentence
+        (
+            "Patient: My knee hurts when I walk.",
+            "Her right knee hurts when she walks now.",
+            "side not in sources",
+        ),
+        # a question answered "no" still denies: "yes" to it is a flipped negation
+        (
+            "Doctor: Have you ever had any major surgeries?\nPatient: No, none.",
+            "She had major surgery.",
+            "negation differs from the source",
+        ),
+    ],
+)
+def test_the_same_rewordings_with_a_wrong_fact_are_still_flagged(
+    dialogue: str, sentence: str, reason: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert not al.supported
+    assert reason in al.reasons, al.reasons
