@@ -469,12 +469,6 @@ def test_a_drug_named_in_its_own_turn_supports_the_sentence() -> None:
     assert not index.align(said.format("Neurontin"), patient_sex="female").supported
 
 
-_HONEST_ABSTRACTION = pytest.mark.xfail(
-    strict=True, reason="issue 11 part 3: the checker still flags these honest rewordings"
-)
-
-
-@_HONEST_ABSTRACTION
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [

@@ -107,6 +107,9 @@ def _lexicons() -> tuple[frozenset[str], tuple[str, ...], frozenset[str], re.Pat
 def normalize_word(w: str) -> str:
     """Lower-case; numbers lose thousands separators; crude plural folding for words."""
     w = w.lower()
+    # a possessive is its noun ("Hodgkin's" -> "hodgkin", "dad's" -> "dad")
+    if w.endswith("'s") and len(w) > 3:
+        w = w[:-2]
     if w[0].isdigit():
         w = w.replace(",", "")
         if "." in w:
@@ -542,6 +545,30 @@ def _note_wording() -> frozenset[str]:
     return frozenset(normalize_word(w) for w in clinical_terms()["note_wording"])
 
 
+# "right" that is no side: "right now", "right here", "all right", "..., right?"
+_RIGHT_NOT_SIDE_RE = re.compile(
+    r"(?<![a-z])(?:all right|alright)(?![a-z])|(?<![a-z])right(?=\s*(?:now|here|there|away|"
+    r"then|after|before|okay|ok)(?![a-z])|\s*[?])",
+)
+
+
+def side_words(text: str) -> list[str]:
+    """The side words of a text (left, right, bilateral ...), less "right" said as an
+    adverb or a question tag ("right now", "all right", "..., right?")."""
+    low = _RIGHT_NOT_SIDE_RE.sub(" ", text.lower())
+    sides = context_words().sides
+    return [t for t in tokens_of(low) if t in sides]
+
+
+def _both_sides(tokens: set[str]) -> bool:
+    """Whether a source names both sides: "both", "left" and "right", or a paired body
+    site in the plural ("my knees", "these feet"; ``paired_plurals`` in
+    clinical_terms.json)."""
+    if "both" in tokens or {"left", "right"} <= tokens:
+        return True
+    return not tokens.isdisjoint(clinical_terms()["paired_plurals"])
+
+
 def tokens_of(text: str) -> list[str]:
     """Lower-case word tokens, stop words kept (pronouns matter here)."""
     return _TOKEN_RE.findall(text.lower())
@@ -925,7 +952,8 @@ class SourceIndex:
             if all(d in cited for d in drugs_in(sentence)):
                 reasons.remove(_DRUG_MISSING)
         reasons += fact_reasons
-        coverage = self._coverage(weights, [*chosen, *extra])
+        paired = self._question_answer_pairs([*chosen, *extra])
+        coverage = self._coverage(weights, [*chosen, *extra, *paired])
         if coverage >= SUPPORT_THRESHOLD:
             reasons += self._check_stitched(weights, total, ranked)
         support = min(coverage, FLAGGED_SUPPORT_CAP) if reasons else coverage
@@ -934,7 +962,7 @@ class SourceIndex:
             reasons.append(f"sources cover {coverage:.0%} of the sentence")
         spans = [
             SourceSpan(self.units[i].note_id, self.units[i].start, self.units[i].end)
-            for i in [*chosen, *extra]
+            for i in [*chosen, *extra, *paired]
         ]
         return Alignment(spans, max(0.0, min(1.0, support)), supported, reasons)
 
@@ -986,6 +1014,33 @@ class SourceIndex:
                 texts.append(text)
             texts.append(answer)
         return texts, answered
+
+    def _question_answer_pairs(self, cited: list[int]) -> list[int]:
+        """The other half of each cited dialogue exchange: the answer turn of a cited
+        question, the question a cited answer replies to ("Are you married?" - "Yes."; "How
+        many times did you vomit?" - "I can't tell"). An answer means its question, so
+        their words count toward coverage together; negation is still read from the
+        answer (:meth:`_negation_sources`)."""
+        out: list[int] = []
+        for i in cited:
+            j = self._next_turn(i) if is_question(self.units[i].text) else self._prev_turn(i)
+            if j is not None and j not in cited and j not in out:
+                if j < i and not is_question(self.units[j].text):
+                    continue
+                out.append(j)
+        return out
+
+    def _prev_turn(self, i: int) -> int | None:
+        """The last unit of the line before unit ``i``'s line, in the same note."""
+        unit = self.units[i]
+        text = self.texts[unit.note_id]
+        for j in range(i - 1, max(-1, i - 12), -1):
+            u = self.units[j]
+            if u.note_id != unit.note_id:
+                return None
+            if "\n" in text[u.end : unit.start]:
+                return j
+        return None
 
     def _next_turn(self, i: int) -> int | None:
         """The first unit after unit ``i`` that starts a new line of the same note."""
@@ -1130,11 +1185,11 @@ class SourceIndex:
                 )
         if missing:
             reasons.append("unknown word not in sources (possible drug)")
-        sides = [t for t in tokens_of(sentence) if t in pw.sides]
+        sides = side_words(sentence)
         chosen_text = " ".join(self.units[i].text for i in chosen)
         chosen_toks = set(tokens_of(chosen_text))
         if any(
-            t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
+            t not in chosen_toks and not (t.startswith("bilateral") and _both_sides(chosen_toks))
             for t in sides
         ):
             reasons.append("side not in sources")

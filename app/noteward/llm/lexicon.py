@@ -252,9 +252,9 @@ def vocabulary_from_names(
 
 
 _SUFFIXES = (
-    "ations", "ation", "ically", "ities", "ments", "ness", "ment", "ings", "ical", "isms",
+    "ations", "ation", "ically", "ities", "eries", "ments", "ness", "ment", "ings", "ical", "isms",
     "ions", "ing", "ity", "ism", "ion", "ive", "ous", "ies", "ic", "es", "ed", "ly", "al",
-    "ia", "s", "e", "y",
+    "ia", "ist", "ery", "s", "e", "y",
 )  # fmt: skip
 
 
