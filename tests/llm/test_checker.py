@@ -537,3 +537,52 @@ def test_the_same_rewordings_with_a_wrong_fact_are_still_flagged(
     al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
     assert not al.supported
     assert reason in al.reasons, al.reasons
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 11 part 3: plain English words below Zipf 3 count as drugs"
+)
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        (
+            "Patient: If I sleep on it a certain way the tingling wakes me up, it really bugs me.",
+            "The tingling wakes her up and it is very bothersome for her.",
+        ),
+        (
+            "Doctor: Where is the pain?\nPatient: Right here on the inside of my knee.",
+            "She localizes her pain to the inside of her knee.",
+        ),
+    ],
+)
+def test_plain_english_words_are_no_possible_drugs(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("sentence", "reason"),
+    [
+        # an invented name is unknown to English: still a possible drug
+        ("She takes Zalvexora 20 mg for the tingling.", "unknown word not in sources"),
+        # clinical words and abbreviations stay facts the sources must hold
+        (
+            "She had a cardiac catheterization for the tingling.",
+            ("condition, procedure", "unknown word"),
+        ),
+        ("She has diverticulitis and the tingling wakes her up.", "unknown word not in sources"),
+        ("She has CHF and the tingling wakes her up.", "unknown word not in sources"),
+        ("She has hypothyroidism and the tingling wakes her up.", "unknown word not in sources"),
+    ],
+)
+def test_clinical_and_invented_words_stay_facts(
+    sentence: str, reason: str | tuple[str, ...]
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    dialogue = "Patient: If I sleep on it a certain way the tingling wakes me up."
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert not al.supported
+    assert any(r.startswith(reason) for r in al.reasons), al.reasons
