@@ -539,9 +539,6 @@ def test_the_same_rewordings_with_a_wrong_fact_are_still_flagged(
     assert reason in al.reasons, al.reasons
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 part 3: plain English words below Zipf 3 count as drugs"
-)
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [

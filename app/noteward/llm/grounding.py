@@ -44,10 +44,12 @@ from noteward.core.models import SourceSpan
 from noteward.llm.lexicon import (
     CLINICAL,
     DRUG,
+    UNKNOWN,
     Vocabulary,
     clinical_terms,
     default_vocabulary,
     information,
+    is_plain_english,
     stem,
     zipf,
 )
@@ -1158,7 +1160,9 @@ class SourceIndex:
 
         for w in dict.fromkeys(words):
             # note wording ("followup") and units of measure ("mmhg") state no fact
-            kind = None if w in wording or w in _UNITS else vocab.kind(w)
+            kind = None if w in wording or w in _UNITS or w in pw.sides else vocab.kind(w)
+            if kind == UNKNOWN and is_plain_english(w):
+                kind = None
             if kind is None or found(w):
                 continue
             # the fact may sit in another unit of a cited note: cite that unit too
