@@ -583,3 +583,47 @@ def test_clinical_and_invented_words_stay_facts(
     al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
     assert not al.supported
     assert any(r.startswith(reason) for r in al.reasons), al.reasons
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 11 part 3: a turn's leading 'No,' negates the whole turn"
+)
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # the leading "No," answers the question; the rest of the turn is stated
+        (
+            "Doctor: Do you have children?\nPatient: No, I'm happily single right now.",
+            "She is single with no children.",
+        ),
+        # "I don't remember what month" is no denial of the question
+        (
+            "Doctor: Do you remember when your last flu vaccine was?\n"
+            "Patient: I don't remember what month, but it was in nineteen ninety nine.",
+            "Her last flu vaccine was given in 1999.",
+        ),
+    ],
+)
+def test_an_answer_word_does_not_negate_the_rest_of_its_turn(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        ("Doctor: Any chest pain?\nPatient: No.", "She has chest pain."),
+        (
+            "Doctor: How is the knee?\nPatient: No pain in the knee at all.",
+            "Her knee pain persists.",
+        ),
+        ("Doctor: Any chest pain?\nPatient: No, not at all.", "She reports chest pain."),
+    ],
+)
+def test_a_denial_stays_a_denial(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert "negation differs from the source" in al.reasons, al.reasons
