@@ -585,9 +585,6 @@ def test_clinical_and_invented_words_stay_facts(
     assert any(r.startswith(reason) for r in al.reasons), al.reasons
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 part 3: a turn's leading 'No,' negates the whole turn"
-)
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [

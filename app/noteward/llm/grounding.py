@@ -321,9 +321,30 @@ def question_part(text: str) -> str:
     return last[asks[-1].start() :] if asks else last
 
 
+# "I don't know", "I don't remember what month, but ...": no answer, not a denial
+_UNSURE_ANSWER_RE = re.compile(
+    r"^\s*(?:\[?\w+\]?:?\s*)?(?:i|we)\s+(?:do n'?t|don'?t|do not|did n'?t|didn'?t|did not)\s+"
+    r"(?:know|remember|recall|understand)\b",
+    re.IGNORECASE,
+)
+# a turn's leading "No," answers the question before it (read through answered_no); it
+# does not negate what the turn goes on to say ("No, I'm happily single right now")
+_LEADING_NO_RE = re.compile(
+    r"^(\s*(?:\[?\w+\]?:?\s*)?)(?:no|nope|nah)(?:\s+(?:sir|ma'?am|doctor|doc))?\s*[,.!;]",
+    re.IGNORECASE,
+)
+
+
 def is_negative_answer(text: str) -> bool:
-    """A dialogue turn that answers no ("Patient: No.", "[patient] nope , not really")."""
-    return _NEG_ANSWER_RE.match(text) is not None
+    """A dialogue turn that answers no ("Patient: No.", "[patient] nope , not really");
+    not one that does not know ("I don't remember what month")."""
+    return _NEG_ANSWER_RE.match(text) is not None and _UNSURE_ANSWER_RE.match(text) is None
+
+
+def _past_leading_no(text: str) -> str:
+    """A turn without its leading answer word ("No, I'm single" -> "I'm single")."""
+    m = _LEADING_NO_RE.match(text)
+    return m.group(1) + text[m.end() :] if m else text
 
 
 # a word rarer than this in general English can state a finding ("chills" 3.4, "normal"
@@ -374,10 +395,11 @@ def negation_differs(
     for text in answered_no:  # "Any neck pain?" - "No.": every word of the question is denied
         src_neg |= set(content_words(text))
     for text in sources:
-        n = negated_words(text)
+        said = _past_leading_no(text)
+        n = negated_words(said)
         src_neg |= n
         src_pos |= set(content_words(text)) - n
-        src_neg_clause |= negated_words(text, None)
+        src_neg_clause |= negated_words(said, None)
     return bool((s_neg & src_pos) - src_neg - src_neg_clause) or bool((s_pos & src_neg) - src_pos)
 
 
