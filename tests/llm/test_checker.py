@@ -624,3 +624,42 @@ def test_a_denial_stays_a_denial(dialogue: str, sentence: str) -> None:
 
     al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
     assert "negation differs from the source" in al.reasons, al.reasons
+
+
+_KNEE_TURNS = (
+    "Doctor: Does the knee hurt when you bend it?\nPatient: Yes, it hurts when I bend it.\n"
+    "Doctor: And the swelling?\nPatient: It swells after I walk."
+)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 11 part 3: a side said once in a dialogue is not found later"
+)
+def test_a_side_named_once_in_the_dialogue_supports_its_body_site() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    dialogue = "Patient: I twisted my right knee skiing last week.\n" + _KNEE_TURNS
+    al = SourceIndex({"d": dialogue}).align(
+        "Her right knee hurts when she bends it.", patient_sex="female"
+    )
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    "first_turn",
+    [
+        # the other side: a flipped side
+        "Patient: I twisted my left knee skiing last week.",
+        # the side names another body site
+        "Patient: I twisted my right ankle skiing last week.",
+    ],
+)
+def test_a_side_the_dialogue_does_not_give_that_body_site_is_still_flagged(
+    first_turn: str,
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": first_turn + "\n" + _KNEE_TURNS}).align(
+        "Her right knee hurts when she bends it.", patient_sex="female"
+    )
+    assert "side not in sources" in al.reasons, al.reasons
