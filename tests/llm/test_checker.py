@@ -632,9 +632,6 @@ _KNEE_TURNS = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 part 3: a side said once in a dialogue is not found later"
-)
 def test_a_side_named_once_in_the_dialogue_supports_its_body_site() -> None:
     from noteward.llm.grounding import SourceIndex
 

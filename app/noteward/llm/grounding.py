@@ -584,6 +584,36 @@ def side_words(text: str) -> list[str]:
     return [t for t in tokens_of(low) if t in sides]
 
 
+_OPPOSITE_SIDE = {"left": "right", "right": "left", "lt": "rt", "rt": "lt"}
+SIDE_SITE_WINDOW = 3  # words from a side to the body site it names ("right great toe")
+
+
+def side_sites(text: str) -> set[tuple[str, str]]:
+    """(side, body site) pairs a text names: "right great toe" -> ("right", "toe"), the site
+    the first body-site word within :data:`SIDE_SITE_WINDOW` words after the side."""
+    low = _RIGHT_NOT_SIDE_RE.sub(" ", text.lower())
+    toks = tokens_of(low)
+    sides = context_words().sides
+    sites = _body_sites()
+    out: set[tuple[str, str]] = set()
+    for i, t in enumerate(toks):
+        if t not in sides:
+            continue
+        for u in toks[i + 1 : i + 1 + SIDE_SITE_WINDOW]:
+            site = normalize_word(u)
+            if site in sites:
+                out.add((t, site))
+                break
+            if u in sides:
+                break
+    return out
+
+
+@lru_cache(maxsize=1)
+def _body_sites() -> frozenset[str]:
+    return frozenset(normalize_word(w) for w in clinical_terms()["body_sites"])
+
+
 def _both_sides(tokens: set[str]) -> bool:
     """Whether a source names both sides: "both", "left" and "right", or a paired body
     site in the plural ("my knees", "these feet"; ``paired_plurals`` in
@@ -837,6 +867,7 @@ class SourceIndex:
         self._stem_postings: dict[str, list[int]] | None = None
         self._by_note: dict[str, list[int]] | None = None
         self._stem_index: dict[str, list[str]] | None = None
+        self._side_sites: dict[str, set[tuple[str, str]]] = {}
 
     def idf(self, w: str) -> float:
         return self._idf.get(w, self._default_idf)
@@ -1214,15 +1245,39 @@ class SourceIndex:
         sides = side_words(sentence)
         chosen_text = " ".join(self.units[i].text for i in chosen)
         chosen_toks = set(tokens_of(chosen_text))
-        if any(
-            t not in chosen_toks and not (t.startswith("bilateral") and _both_sides(chosen_toks))
+        missing_sides = [
+            t
             for t in sides
-        ):
+            if t not in chosen_toks and not (t.startswith("bilateral") and _both_sides(chosen_toks))
+        ]
+        if missing_sides and not self._sides_said_elsewhere(sentence, missing_sides, notes):
             reasons.append("side not in sources")
         notes_text = "\n".join(self.texts[n] for n in sorted(notes))
         reasons += check_person(sentence, src_text, notes_text, patient_sex or self.patient_sex)
         reasons += check_past_as_current(sentence, src_text)
         return extra, reasons
+
+    def _sides_said_elsewhere(self, sentence: str, sides: list[str], notes: set[str]) -> bool:
+        """Whether each side the cited spans lack is named for its body site elsewhere in
+        the cited notes, and that site is never given the other side there: a dialogue
+        says "my right knee" once and "the knee" after. A flipped side is still caught,
+        since its note names the site with the true side."""
+        pairs = side_sites(sentence)
+        note_pairs: set[tuple[str, str]] = set()
+        for nid in notes:
+            if nid not in self._side_sites:
+                self._side_sites[nid] = side_sites(self.texts[nid])
+            note_pairs |= self._side_sites[nid]
+        for t in sides:
+            other = _OPPOSITE_SIDE.get(t)
+            said = [
+                site
+                for side, site in pairs
+                if side == t and (t, site) in note_pairs and (other, site) not in note_pairs
+            ]
+            if other is None or not said:
+                return False
+        return True
 
     def _check_stitched(
         self, weights: dict[str, float], total: float, ranked: list[tuple[int, float]]
