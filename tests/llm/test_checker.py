@@ -660,3 +660,54 @@ def test_a_side_the_dialogue_does_not_give_that_body_site_is_still_flagged(
         "Her right knee hurts when she bends it.", patient_sex="female"
     )
     assert "side not in sources" in al.reasons, al.reasons
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 11 part 3: acronyms and compounds said otherwise are flagged"
+)
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # the sentence abbreviates what the dialogue spells out
+        (
+            "Doctor: Who prescribes your medicines?\n"
+            "Patient: My primary care physician does, every year.",
+            "Her PCP prescribes her medicines every year.",
+        ),
+        # the sentence spells out what the dialogue abbreviates
+        (
+            "Doctor: Any lung problems?\nPatient: Yes, I have C O P D from smoking.",
+            "She has chronic obstructive pulmonary disease from smoking.",
+        ),
+        # one word in the sentence, two in the dialogue
+        (
+            "Doctor: Does it hurt when I push your foot down?\n"
+            "Patient: No.\nDoctor: Okay, no pain on plantar flexion.",
+            "No pain on plantarflexion of her foot.",
+        ),
+    ],
+)
+def test_acronyms_and_compounds_said_otherwise_support_the_sentence(
+    dialogue: str, sentence: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # "right hand first" is a chance run of initials, not what RHF stands for
+        "This RHF uses her right hand first for most things.",
+        # an invented name is never split into words the dialogue holds
+        "She takes Handfirstol for her right hand.",
+    ],
+)
+def test_chance_initials_and_invented_names_stay_unsupported(sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    dialogue = "Patient: I use my right hand first for most things, doctor."
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert "unknown word not in sources (possible drug)" in al.reasons, al.reasons
