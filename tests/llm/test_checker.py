@@ -662,9 +662,6 @@ def test_a_side_the_dialogue_does_not_give_that_body_site_is_still_flagged(
     assert "side not in sources" in al.reasons, al.reasons
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 part 3: acronyms and compounds said otherwise are flagged"
-)
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [

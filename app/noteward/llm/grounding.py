@@ -614,6 +614,37 @@ def _body_sites() -> frozenset[str]:
     return frozenset(normalize_word(w) for w in clinical_terms()["body_sites"])
 
 
+# words an acronym skips ("shortness of breath" -> "sob")
+_ACRONYM_FILLERS = frozenset("of and the to in on a an for with".split())
+
+
+# an acronym's words name something: one of them is rarer than this in general English
+# ("physician" 4.3, "packs" 4.3), so a chance run ("right hand first") is no expansion
+_ACRONYM_WORD_MAX_ZIPF = 4.8
+
+
+def _initials_in(acronym: str, lines: list[list[str]]) -> bool:
+    """Whether consecutive tokens of one line (fillers skipped; none a closed-class word or
+    a speaker's label; one of them not an everyday word) start with the acronym's letters
+    in order: "pcp" in "... your primary care physician"."""
+    n = len(acronym)
+    for tokens in lines:
+        words = [t for t in tokens if t not in _ACRONYM_FILLERS]
+        for i in range(len(words) - n + 1):
+            if words[i][0] != acronym[0]:
+                continue
+            run = words[i : i + n]
+            if all(
+                w[0] == c and len(w) >= 3 and w not in _FUNCTION_WORDS and w not in _SPEAKERS
+                for w, c in zip(run, acronym, strict=True)
+            ) and any(zipf(w) < _ACRONYM_WORD_MAX_ZIPF for w in run):
+                return True
+    return False
+
+
+_SPEAKERS = frozenset("doctor patient guest family clinician nurse".split())
+
+
 def _both_sides(tokens: set[str]) -> bool:
     """Whether a source names both sides: "both", "left" and "right", or a paired body
     site in the plural ("my knees", "these feet"; ``paired_plurals`` in
@@ -868,6 +899,7 @@ class SourceIndex:
         self._by_note: dict[str, list[int]] | None = None
         self._stem_index: dict[str, list[str]] | None = None
         self._side_sites: dict[str, set[tuple[str, str]]] = {}
+        self._note_tokens: dict[str, list[list[str]]] = {}
 
     def idf(self, w: str) -> float:
         return self._idf.get(w, self._default_idf)
@@ -1227,6 +1259,8 @@ class SourceIndex:
                 cands = [i for i in cands if self.units[i].note_id in notes]
                 if cands:
                     hit = max(cands, key=lambda i: (len(self._words[i] & sentence_words), -i))
+            if hit is None and kind != DRUG and self._said_otherwise(w, sentence, notes):
+                continue
             if hit is None:
                 missing[kind].append(w)
                 continue
@@ -1256,6 +1290,55 @@ class SourceIndex:
         reasons += check_person(sentence, src_text, notes_text, patient_sex or self.patient_sex)
         reasons += check_past_as_current(sentence, src_text)
         return extra, reasons
+
+    def _said_otherwise(self, word: str, sentence: str, notes: set[str]) -> bool:
+        """Whether the cited notes say a missing word as an acronym's words or the other
+        way round ("PCP" - "primary care physician", "chronic obstructive pulmonary
+        disease" - "C O P D"), or as a compound's parts ("plantarflexion" - "plantar
+        flexion", "post-partum" - "postpartum"). Never asked of a drug name."""
+        lines: list[list[str]] = []
+        for nid in sorted(notes):
+            if nid not in self._note_tokens:
+                self._note_tokens[nid] = [
+                    [normalize_word(t) for t in tokens_of(line)]
+                    for line in re.split(r"[\n.;:?!]+", self.texts[nid])
+                ]
+            lines += self._note_tokens[nid]
+        # the units' words hold spelled acronyms too ("C O P D" -> "copd")
+        note_words = set().union(
+            *lines, *(self._words[i] for n in notes for i in self._note_units(n))
+        )
+        # "pcp" spelled out: consecutive content words with those initials
+        if 3 <= len(word) <= 5 and _initials_in(word, lines):
+            return True
+        toks = [normalize_word(t) for t in tokens_of(sentence)]
+        content = [t for t in toks if t not in _ACRONYM_FILLERS]
+        # the sentence spells out what the notes abbreviate: a run of three to five of its
+        # words, the word among them, whose initials the notes write as one ("copd"; an
+        # English word such as "it" is no acronym)
+        for i, t in enumerate(content):
+            if t != word:
+                continue
+            for a in range(max(0, i - 4), i + 1):
+                for b in range(max(i + 1, a + 3), min(len(content), a + 5) + 1):
+                    run = content[a:b]
+                    if any(len(x) < 3 or x in _FUNCTION_WORDS for x in run):
+                        continue
+                    initials = "".join(x[0] for x in run)
+                    if initials in note_words and not zipf(initials):
+                        return True
+        # compounds: the notes write the word's two parts, or the sentence's hyphenated
+        # parts as one word
+        if len(word) >= 6:
+            pairs = {p for toks in lines for p in zip(toks, toks[1:], strict=False)}
+            if any((word[:k], word[k:]) in pairs for k in range(3, len(word) - 2)):
+                return True
+        low = sentence.lower()
+        for m in re.finditer(r"([a-z]+)-([a-z]+)", low):
+            if word in (normalize_word(m.group(1)), normalize_word(m.group(2))):
+                if normalize_word(m.group(1) + m.group(2)) in note_words:
+                    return True
+        return False
 
     def _sides_said_elsewhere(self, sentence: str, sides: list[str], notes: set[str]) -> bool:
         """Whether each side the cited spans lack is named for its body site elsewhere in
