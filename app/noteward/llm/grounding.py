@@ -106,6 +106,7 @@ def _lexicons() -> tuple[frozenset[str], tuple[str, ...], frozenset[str], re.Pat
     return drugs, suffixes, months, neg
 
 
+@lru_cache(maxsize=65536)
 def normalize_word(w: str) -> str:
     """Lower-case; numbers lose thousands separators; crude plural folding for words."""
     w = w.lower()
