@@ -708,3 +708,47 @@ def test_chance_initials_and_invented_names_stay_unsupported(sentence: str) -> N
     dialogue = "Patient: I use my right hand first for most things, doctor."
     al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
     assert "unknown word not in sources (possible drug)" in al.reasons, al.reasons
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 part 3: decades and 'O eight' are not read")
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        (
+            "Doctor: Do you drink?\nPatient: I was a heavy drinker, but I quit in the seventies.",
+            "He was a heavy drinker until the 1970s.",
+        ),
+        ("Patient: My mom had a stroke in her seventies.", "Mother suffered stroke in her 70's."),
+        (
+            "Doctor: When did you fall?\nPatient: In October O eight, I fell again.",
+            "He fell again in October of 2008.",
+        ),
+        (
+            "Doctor: Which dose did he start?\nDoctor_2: He started a point six M G of "
+            "colchicine daily.",
+            "He started colchicine 0.6 mg daily.",
+        ),
+    ],
+)
+def test_decades_and_spoken_years_support_the_numbers(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="male")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        ("Patient: My mom had a stroke in her seventies.", "Mother suffered stroke in her 80s."),
+        (
+            "Doctor: When did you fall?\nPatient: In October O eight, I fell again.",
+            "He fell again in October of 2009.",
+        ),
+    ],
+)
+def test_other_decades_and_years_are_still_flagged(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="male")
+    assert any(r.startswith("number not in sources") for r in al.reasons), al.reasons
