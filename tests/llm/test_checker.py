@@ -710,7 +710,6 @@ def test_chance_initials_and_invented_names_stay_unsupported(sentence: str) -> N
     assert "unknown word not in sources (possible drug)" in al.reasons, al.reasons
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 part 3: decades and 'O eight' are not read")
 @pytest.mark.parametrize(
     ("dialogue", "sentence"),
     [

@@ -421,6 +421,12 @@ _TENS = {
     w: 10 * (i + 2)
     for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
 }
+_DECADES = {
+    w: 10 * (i + 2)
+    for i, w in enumerate(
+        "twenties thirties forties fifties sixties seventies eighties nineties".split()
+    )
+}
 _MONTH_NUMBER = {
     m: i + 1
     for i, m in enumerate(
@@ -450,14 +456,23 @@ def spelled_numbers(text: str) -> set[str]:
             out.update({value, value.lstrip("0") or "0"})
         point = None
 
+    prev = ""
     for tok in re.findall(r"[a-z]+", text.lower()):
+        digit = _SMALL.get(tok) if tok not in ("a", "an", "half") else None
+        if digit is not None and digit < 10 and prev in ("o", "oh"):
+            out.add(f"200{digit}")  # "October O eight": 2008
+        if tok in _DECADES:
+            # "in the seventies", "in her fifties": 70, 1970, 50, 1950
+            out.update({str(_DECADES[tok]), str(1900 + _DECADES[tok])})
+        prev = tok
         if point is not None:
-            if tok in _SMALL and _SMALL[tok] < 10 and tok not in ("a", "an", "half"):
-                point = (point[0], point[1] + str(_SMALL[tok]))
+            if digit is not None and digit < 10:
+                point = (point[0], point[1] + str(digit))
                 continue
             end_point()
-        if tok == "point" and open_:
-            point = (total + cur, "")
+        if tok == "point":
+            # "three point one"; "a point six" is 0.6
+            point = (total + cur if open_ else 0, "")
             flush()
             continue
         if tok in _MONTH_NUMBER:
