@@ -185,10 +185,11 @@ def test_verbatim_source_sentences_are_not_flagged(report: Any) -> None:
 @pytest.mark.shared_data
 @pytest.mark.xfail(
     strict=True,
-    reason="human reference sentences are still flagged above 25% (34.5% MTS-Dialog, 27.2% "
-    "ACI-Bench validation, from 63.7% and 47.7%): the flags left are mostly references that "
-    "state what their dialogue does not (exam templates, ages and dates from the chart, "
-    "pertinent negatives never asked); see the reason breakdown of `noteward eval checker`",
+    reason="MTS-Dialog references are still flagged above 25% (31.3% validation, halves 29.9 / "
+    "32.3; ACI-Bench 23.6%, halves 25.2 / 22.1): about half the flags left on the training "
+    "references are right (exam and ROS templates, chart ages, dates, handedness, questions "
+    "never asked), the rest need meaning a word-level checker lacks (lay paraphrase, "
+    "negation said in other words); see the reason breakdown of `noteward eval checker`",
 )
 def test_human_reference_sentences_are_mostly_accepted(report: Any) -> None:
     for corpus, rate in report.human.items():
@@ -467,3 +468,287 @@ def test_a_drug_named_in_its_own_turn_supports_the_sentence() -> None:
     said = "She is on {} for the pain in her arms, which has been somewhat helpful."
     assert index.align(said.format("Lyrica"), patient_sex="female").supported
     assert not index.align(said.format("Neurontin"), patient_sex="female").supported
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # a possessive is its noun: "Hodgkin's" names what "Hodgkin" names
+        (
+            "Doctor: Any cancer in the family?\n"
+            "Patient: Yes, my mother died of Hodgkin's Lymphoma.",
+            "Her mother died of Hodgkin lymphoma.",
+        ),
+        # a paired body site in the plural is both sides; "right now" is no side
+        (
+            "Patient: The pain in these old knees has bothered me for a couple years now.",
+            "She has had bilateral knee pain for a couple of years.",
+        ),
+        (
+            "Doctor: How is the knee?\nPatient: At the moment it hurts when I walk.",
+            "The knee hurts right now when she walks.",
+        ),
+        # an answer means its question: "smoking" is in the question the answer replies to
+        (
+            "Doctor: When did you stop smoking?\nPatient: About thirty years back.",
+            "The patient used to smoke, but quit approximately 30 years ago.",
+        ),
+        # derivations: "surgical" and "surgeries" share a stem
+        (
+            "Doctor: Have you ever had any surgeries?\nPatient: No, none.",
+            "No significant past surgical history.",
+        ),
+    ],
+)
+def test_honest_abstraction_of_a_dialogue_is_supported(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence", "reason"),
+    [
+        # one knee named: "bilateral" still needs both sides
+        (
+            "Patient: My right knee has been bothering me for a couple years now.",
+            "She has had bilateral knee pain for a couple of years.",
+            "side not in sources",
+        ),
+        # "right" beside a body site is a side, also with "now" later in the sentence
+        (
+            "Patient: My knee hurts when I walk.",
+            "Her right knee hurts when she walks now.",
+            "side not in sources",
+        ),
+        # a question answered "no" still denies: "yes" to it is a flipped negation
+        (
+            "Doctor: Have you ever had any major surgeries?\nPatient: No, none.",
+            "She had major surgery.",
+            "negation differs from the source",
+        ),
+    ],
+)
+def test_the_same_rewordings_with_a_wrong_fact_are_still_flagged(
+    dialogue: str, sentence: str, reason: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert not al.supported
+    assert reason in al.reasons, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        (
+            "Patient: If I sleep on it a certain way the tingling wakes me up, it really bugs me.",
+            "The tingling wakes her up and it is very bothersome for her.",
+        ),
+        (
+            "Doctor: Where is the pain?\nPatient: Right here on the inside of my knee.",
+            "She localizes her pain to the inside of her knee.",
+        ),
+    ],
+)
+def test_plain_english_words_are_no_possible_drugs(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("sentence", "reason"),
+    [
+        # an invented name is unknown to English: still a possible drug
+        ("She takes Zalvexora 20 mg for the tingling.", "unknown word not in sources"),
+        # clinical words and abbreviations stay facts the sources must hold
+        (
+            "She had a cardiac catheterization for the tingling.",
+            ("condition, procedure", "unknown word"),
+        ),
+        ("She has diverticulitis and the tingling wakes her up.", "unknown word not in sources"),
+        ("She has CHF and the tingling wakes her up.", "unknown word not in sources"),
+        ("She has hypothyroidism and the tingling wakes her up.", "unknown word not in sources"),
+    ],
+)
+def test_clinical_and_invented_words_stay_facts(
+    sentence: str, reason: str | tuple[str, ...]
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    dialogue = "Patient: If I sleep on it a certain way the tingling wakes me up."
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert not al.supported
+    assert any(r.startswith(reason) for r in al.reasons), al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # the leading "No," answers the question; the rest of the turn is stated
+        (
+            "Doctor: Do you have children?\nPatient: No, I'm happily single right now.",
+            "She is single with no children.",
+        ),
+        # "I don't remember what month" is no denial of the question
+        (
+            "Doctor: Do you remember when your last flu vaccine was?\n"
+            "Patient: I don't remember what month, but it was in nineteen ninety nine.",
+            "Her last flu vaccine was given in 1999.",
+        ),
+    ],
+)
+def test_an_answer_word_does_not_negate_the_rest_of_its_turn(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        ("Doctor: Any chest pain?\nPatient: No.", "She has chest pain."),
+        (
+            "Doctor: How is the knee?\nPatient: No pain in the knee at all.",
+            "Her knee pain persists.",
+        ),
+        ("Doctor: Any chest pain?\nPatient: No, not at all.", "She reports chest pain."),
+    ],
+)
+def test_a_denial_stays_a_denial(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert "negation differs from the source" in al.reasons, al.reasons
+
+
+_KNEE_TURNS = (
+    "Doctor: Does the knee hurt when you bend it?\nPatient: Yes, it hurts when I bend it.\n"
+    "Doctor: And the swelling?\nPatient: It swells after I walk."
+)
+
+
+def test_a_side_named_once_in_the_dialogue_supports_its_body_site() -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    dialogue = "Patient: I twisted my right knee skiing last week.\n" + _KNEE_TURNS
+    al = SourceIndex({"d": dialogue}).align(
+        "Her right knee hurts when she bends it.", patient_sex="female"
+    )
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    "first_turn",
+    [
+        # the other side: a flipped side
+        "Patient: I twisted my left knee skiing last week.",
+        # the side names another body site
+        "Patient: I twisted my right ankle skiing last week.",
+    ],
+)
+def test_a_side_the_dialogue_does_not_give_that_body_site_is_still_flagged(
+    first_turn: str,
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": first_turn + "\n" + _KNEE_TURNS}).align(
+        "Her right knee hurts when she bends it.", patient_sex="female"
+    )
+    assert "side not in sources" in al.reasons, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        # the sentence abbreviates what the dialogue spells out
+        (
+            "Doctor: Who prescribes your medicines?\n"
+            "Patient: My primary care physician does, every year.",
+            "Her PCP prescribes her medicines every year.",
+        ),
+        # the sentence spells out what the dialogue abbreviates
+        (
+            "Doctor: Any lung problems?\nPatient: Yes, I have C O P D from smoking.",
+            "She has chronic obstructive pulmonary disease from smoking.",
+        ),
+        # one word in the sentence, two in the dialogue
+        (
+            "Doctor: Does it hurt when I push your foot down?\n"
+            "Patient: No.\nDoctor: Okay, no pain on plantar flexion.",
+            "No pain on plantarflexion of her foot.",
+        ),
+    ],
+)
+def test_acronyms_and_compounds_said_otherwise_support_the_sentence(
+    dialogue: str, sentence: str
+) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # "right hand first" is a chance run of initials, not what RHF stands for
+        "This RHF uses her right hand first for most things.",
+        # an invented name is never split into words the dialogue holds
+        "She takes Handfirstol for her right hand.",
+    ],
+)
+def test_chance_initials_and_invented_names_stay_unsupported(sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    dialogue = "Patient: I use my right hand first for most things, doctor."
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="female")
+    assert "unknown word not in sources (possible drug)" in al.reasons, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        (
+            "Doctor: Do you drink?\nPatient: I was a heavy drinker, but I quit in the seventies.",
+            "He was a heavy drinker until the 1970s.",
+        ),
+        ("Patient: My mom had a stroke in her seventies.", "Mother suffered stroke in her 70's."),
+        (
+            "Doctor: When did you fall?\nPatient: In October O eight, I fell again.",
+            "He fell again in October of 2008.",
+        ),
+        (
+            "Doctor: Which dose did he start?\nDoctor_2: He started a point six M G of "
+            "colchicine daily.",
+            "He started colchicine 0.6 mg daily.",
+        ),
+    ],
+)
+def test_decades_and_spoken_years_support_the_numbers(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="male")
+    assert al.supported, al.reasons
+
+
+@pytest.mark.parametrize(
+    ("dialogue", "sentence"),
+    [
+        ("Patient: My mom had a stroke in her seventies.", "Mother suffered stroke in her 80s."),
+        (
+            "Doctor: When did you fall?\nPatient: In October O eight, I fell again.",
+            "He fell again in October of 2009.",
+        ),
+    ],
+)
+def test_other_decades_and_years_are_still_flagged(dialogue: str, sentence: str) -> None:
+    from noteward.llm.grounding import SourceIndex
+
+    al = SourceIndex({"d": dialogue}).align(sentence, patient_sex="male")
+    assert any(r.startswith("number not in sources") for r in al.reasons), al.reasons

@@ -44,10 +44,12 @@ from noteward.core.models import SourceSpan
 from noteward.llm.lexicon import (
     CLINICAL,
     DRUG,
+    UNKNOWN,
     Vocabulary,
     clinical_terms,
     default_vocabulary,
     information,
+    is_plain_english,
     stem,
     zipf,
 )
@@ -104,9 +106,13 @@ def _lexicons() -> tuple[frozenset[str], tuple[str, ...], frozenset[str], re.Pat
     return drugs, suffixes, months, neg
 
 
+@lru_cache(maxsize=65536)
 def normalize_word(w: str) -> str:
     """Lower-case; numbers lose thousands separators; crude plural folding for words."""
     w = w.lower()
+    # a possessive is its noun ("Hodgkin's" -> "hodgkin", "dad's" -> "dad")
+    if w.endswith("'s") and len(w) > 3:
+        w = w[:-2]
     if w[0].isdigit():
         w = w.replace(",", "")
         if "." in w:
@@ -316,9 +322,30 @@ def question_part(text: str) -> str:
     return last[asks[-1].start() :] if asks else last
 
 
+# "I don't know", "I don't remember what month, but ...": no answer, not a denial
+_UNSURE_ANSWER_RE = re.compile(
+    r"^\s*(?:\[?\w+\]?:?\s*)?(?:i|we)\s+(?:do n'?t|don'?t|do not|did n'?t|didn'?t|did not)\s+"
+    r"(?:know|remember|recall|understand)\b",
+    re.IGNORECASE,
+)
+# a turn's leading "No," answers the question before it (read through answered_no); it
+# does not negate what the turn goes on to say ("No, I'm happily single right now")
+_LEADING_NO_RE = re.compile(
+    r"^(\s*(?:\[?\w+\]?:?\s*)?)(?:no|nope|nah)(?:\s+(?:sir|ma'?am|doctor|doc))?\s*[,.!;]",
+    re.IGNORECASE,
+)
+
+
 def is_negative_answer(text: str) -> bool:
-    """A dialogue turn that answers no ("Patient: No.", "[patient] nope , not really")."""
-    return _NEG_ANSWER_RE.match(text) is not None
+    """A dialogue turn that answers no ("Patient: No.", "[patient] nope , not really");
+    not one that does not know ("I don't remember what month")."""
+    return _NEG_ANSWER_RE.match(text) is not None and _UNSURE_ANSWER_RE.match(text) is None
+
+
+def _past_leading_no(text: str) -> str:
+    """A turn without its leading answer word ("No, I'm single" -> "I'm single")."""
+    m = _LEADING_NO_RE.match(text)
+    return m.group(1) + text[m.end() :] if m else text
 
 
 # a word rarer than this in general English can state a finding ("chills" 3.4, "normal"
@@ -369,10 +396,11 @@ def negation_differs(
     for text in answered_no:  # "Any neck pain?" - "No.": every word of the question is denied
         src_neg |= set(content_words(text))
     for text in sources:
-        n = negated_words(text)
+        said = _past_leading_no(text)
+        n = negated_words(said)
         src_neg |= n
         src_pos |= set(content_words(text)) - n
-        src_neg_clause |= negated_words(text, None)
+        src_neg_clause |= negated_words(said, None)
     return bool((s_neg & src_pos) - src_neg - src_neg_clause) or bool((s_pos & src_neg) - src_pos)
 
 
@@ -392,6 +420,12 @@ _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth
 _TENS = {
     w: 10 * (i + 2)
     for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
+}
+_DECADES = {
+    w: 10 * (i + 2)
+    for i, w in enumerate(
+        "twenties thirties forties fifties sixties seventies eighties nineties".split()
+    )
 }
 _MONTH_NUMBER = {
     m: i + 1
@@ -422,14 +456,23 @@ def spelled_numbers(text: str) -> set[str]:
             out.update({value, value.lstrip("0") or "0"})
         point = None
 
+    prev = ""
     for tok in re.findall(r"[a-z]+", text.lower()):
+        digit = _SMALL.get(tok) if tok not in ("a", "an", "half") else None
+        if digit is not None and digit < 10 and prev in ("o", "oh"):
+            out.add(f"200{digit}")  # "October O eight": 2008
+        if tok in _DECADES:
+            # "in the seventies", "in her fifties": 70, 1970, 50, 1950
+            out.update({str(_DECADES[tok]), str(1900 + _DECADES[tok])})
+        prev = tok
         if point is not None:
-            if tok in _SMALL and _SMALL[tok] < 10 and tok not in ("a", "an", "half"):
-                point = (point[0], point[1] + str(_SMALL[tok]))
+            if digit is not None and digit < 10:
+                point = (point[0], point[1] + str(digit))
                 continue
             end_point()
-        if tok == "point" and open_:
-            point = (total + cur, "")
+        if tok == "point":
+            # "three point one"; "a point six" is 0.6
+            point = (total + cur if open_ else 0, "")
             flush()
             continue
         if tok in _MONTH_NUMBER:
@@ -540,6 +583,91 @@ def _note_wording() -> frozenset[str]:
     """Words a note adds around its facts ("patient", "reports", "today"): they do not
     count toward coverage, so rewording a source is not mistaken for inventing."""
     return frozenset(normalize_word(w) for w in clinical_terms()["note_wording"])
+
+
+# "right" that is no side: "right now", "right here", "all right", "..., right?"
+_RIGHT_NOT_SIDE_RE = re.compile(
+    r"(?<![a-z])(?:all right|alright)(?![a-z])|(?<![a-z])right(?=\s*(?:now|here|there|away|"
+    r"then|after|before|okay|ok)(?![a-z])|\s*[?])",
+)
+
+
+def side_words(text: str) -> list[str]:
+    """The side words of a text (left, right, bilateral ...), less "right" said as an
+    adverb or a question tag ("right now", "all right", "..., right?")."""
+    low = _RIGHT_NOT_SIDE_RE.sub(" ", text.lower())
+    sides = context_words().sides
+    return [t for t in tokens_of(low) if t in sides]
+
+
+_OPPOSITE_SIDE = {"left": "right", "right": "left", "lt": "rt", "rt": "lt"}
+SIDE_SITE_WINDOW = 3  # words from a side to the body site it names ("right great toe")
+
+
+def side_sites(text: str) -> set[tuple[str, str]]:
+    """(side, body site) pairs a text names: "right great toe" -> ("right", "toe"), the site
+    the first body-site word within :data:`SIDE_SITE_WINDOW` words after the side."""
+    low = _RIGHT_NOT_SIDE_RE.sub(" ", text.lower())
+    toks = tokens_of(low)
+    sides = context_words().sides
+    sites = _body_sites()
+    out: set[tuple[str, str]] = set()
+    for i, t in enumerate(toks):
+        if t not in sides:
+            continue
+        for u in toks[i + 1 : i + 1 + SIDE_SITE_WINDOW]:
+            site = normalize_word(u)
+            if site in sites:
+                out.add((t, site))
+                break
+            if u in sides:
+                break
+    return out
+
+
+@lru_cache(maxsize=1)
+def _body_sites() -> frozenset[str]:
+    return frozenset(normalize_word(w) for w in clinical_terms()["body_sites"])
+
+
+# words an acronym skips ("shortness of breath" -> "sob")
+_ACRONYM_FILLERS = frozenset("of and the to in on a an for with".split())
+
+
+# an acronym's words name something: one of them is rarer than this in general English
+# ("physician" 4.3, "packs" 4.3), so a chance run ("right hand first") is no expansion
+_ACRONYM_WORD_MAX_ZIPF = 4.8
+
+
+def _initials_in(acronym: str, lines: list[list[str]]) -> bool:
+    """Whether consecutive tokens of one line (fillers skipped; none a closed-class word or
+    a speaker's label; one of them not an everyday word) start with the acronym's letters
+    in order: "pcp" in "... your primary care physician"."""
+    n = len(acronym)
+    for tokens in lines:
+        words = [t for t in tokens if t not in _ACRONYM_FILLERS]
+        for i in range(len(words) - n + 1):
+            if words[i][0] != acronym[0]:
+                continue
+            run = words[i : i + n]
+            if all(
+                w[0] == c and len(w) >= 3 and w not in _FUNCTION_WORDS and w not in _SPEAKERS
+                for w, c in zip(run, acronym, strict=True)
+            ) and any(zipf(w) < _ACRONYM_WORD_MAX_ZIPF for w in run):
+                return True
+    return False
+
+
+_SPEAKERS = frozenset("doctor patient guest family clinician nurse".split())
+
+
+def _both_sides(tokens: set[str]) -> bool:
+    """Whether a source names both sides: "both", "left" and "right", or a paired body
+    site in the plural ("my knees", "these feet"; ``paired_plurals`` in
+    clinical_terms.json)."""
+    if "both" in tokens or {"left", "right"} <= tokens:
+        return True
+    return not tokens.isdisjoint(clinical_terms()["paired_plurals"])
 
 
 def tokens_of(text: str) -> list[str]:
@@ -786,6 +914,8 @@ class SourceIndex:
         self._stem_postings: dict[str, list[int]] | None = None
         self._by_note: dict[str, list[int]] | None = None
         self._stem_index: dict[str, list[str]] | None = None
+        self._side_sites: dict[str, set[tuple[str, str]]] = {}
+        self._note_tokens: dict[str, list[list[str]]] = {}
 
     def idf(self, w: str) -> float:
         return self._idf.get(w, self._default_idf)
@@ -925,7 +1055,8 @@ class SourceIndex:
             if all(d in cited for d in drugs_in(sentence)):
                 reasons.remove(_DRUG_MISSING)
         reasons += fact_reasons
-        coverage = self._coverage(weights, [*chosen, *extra])
+        paired = self._question_answer_pairs([*chosen, *extra])
+        coverage = self._coverage(weights, [*chosen, *extra, *paired])
         if coverage >= SUPPORT_THRESHOLD:
             reasons += self._check_stitched(weights, total, ranked)
         support = min(coverage, FLAGGED_SUPPORT_CAP) if reasons else coverage
@@ -934,7 +1065,7 @@ class SourceIndex:
             reasons.append(f"sources cover {coverage:.0%} of the sentence")
         spans = [
             SourceSpan(self.units[i].note_id, self.units[i].start, self.units[i].end)
-            for i in [*chosen, *extra]
+            for i in [*chosen, *extra, *paired]
         ]
         return Alignment(spans, max(0.0, min(1.0, support)), supported, reasons)
 
@@ -986,6 +1117,33 @@ class SourceIndex:
                 texts.append(text)
             texts.append(answer)
         return texts, answered
+
+    def _question_answer_pairs(self, cited: list[int]) -> list[int]:
+        """The other half of each cited dialogue exchange: the answer turn of a cited
+        question, the question a cited answer replies to ("Are you married?" - "Yes."; "How
+        many times did you vomit?" - "I can't tell"). An answer means its question, so
+        their words count toward coverage together; negation is still read from the
+        answer (:meth:`_negation_sources`)."""
+        out: list[int] = []
+        for i in cited:
+            j = self._next_turn(i) if is_question(self.units[i].text) else self._prev_turn(i)
+            if j is not None and j not in cited and j not in out:
+                if j < i and not is_question(self.units[j].text):
+                    continue
+                out.append(j)
+        return out
+
+    def _prev_turn(self, i: int) -> int | None:
+        """The last unit of the line before unit ``i``'s line, in the same note."""
+        unit = self.units[i]
+        text = self.texts[unit.note_id]
+        for j in range(i - 1, max(-1, i - 12), -1):
+            u = self.units[j]
+            if u.note_id != unit.note_id:
+                return None
+            if "\n" in text[u.end : unit.start]:
+                return j
+        return None
 
     def _next_turn(self, i: int) -> int | None:
         """The first unit after unit ``i`` that starts a new line of the same note."""
@@ -1103,7 +1261,9 @@ class SourceIndex:
 
         for w in dict.fromkeys(words):
             # note wording ("followup") and units of measure ("mmhg") state no fact
-            kind = None if w in wording or w in _UNITS else vocab.kind(w)
+            kind = None if w in wording or w in _UNITS or w in pw.sides else vocab.kind(w)
+            if kind == UNKNOWN and is_plain_english(w):
+                kind = None
             if kind is None or found(w):
                 continue
             # the fact may sit in another unit of a cited note: cite that unit too
@@ -1115,6 +1275,8 @@ class SourceIndex:
                 cands = [i for i in cands if self.units[i].note_id in notes]
                 if cands:
                     hit = max(cands, key=lambda i: (len(self._words[i] & sentence_words), -i))
+            if hit is None and kind != DRUG and self._said_otherwise(w, sentence, notes):
+                continue
             if hit is None:
                 missing[kind].append(w)
                 continue
@@ -1130,18 +1292,91 @@ class SourceIndex:
                 )
         if missing:
             reasons.append("unknown word not in sources (possible drug)")
-        sides = [t for t in tokens_of(sentence) if t in pw.sides]
+        sides = side_words(sentence)
         chosen_text = " ".join(self.units[i].text for i in chosen)
         chosen_toks = set(tokens_of(chosen_text))
-        if any(
-            t not in chosen_toks and not (t.startswith("bilateral") and "both" in chosen_toks)
+        missing_sides = [
+            t
             for t in sides
-        ):
+            if t not in chosen_toks and not (t.startswith("bilateral") and _both_sides(chosen_toks))
+        ]
+        if missing_sides and not self._sides_said_elsewhere(sentence, missing_sides, notes):
             reasons.append("side not in sources")
         notes_text = "\n".join(self.texts[n] for n in sorted(notes))
         reasons += check_person(sentence, src_text, notes_text, patient_sex or self.patient_sex)
         reasons += check_past_as_current(sentence, src_text)
         return extra, reasons
+
+    def _said_otherwise(self, word: str, sentence: str, notes: set[str]) -> bool:
+        """Whether the cited notes say a missing word as an acronym's words or the other
+        way round ("PCP" - "primary care physician", "chronic obstructive pulmonary
+        disease" - "C O P D"), or as a compound's parts ("plantarflexion" - "plantar
+        flexion", "post-partum" - "postpartum"). Never asked of a drug name."""
+        lines: list[list[str]] = []
+        for nid in sorted(notes):
+            if nid not in self._note_tokens:
+                self._note_tokens[nid] = [
+                    [normalize_word(t) for t in tokens_of(line)]
+                    for line in re.split(r"[\n.;:?!]+", self.texts[nid])
+                ]
+            lines += self._note_tokens[nid]
+        # the units' words hold spelled acronyms too ("C O P D" -> "copd")
+        note_words = set().union(
+            *lines, *(self._words[i] for n in notes for i in self._note_units(n))
+        )
+        # "pcp" spelled out: consecutive content words with those initials
+        if 3 <= len(word) <= 5 and _initials_in(word, lines):
+            return True
+        toks = [normalize_word(t) for t in tokens_of(sentence)]
+        content = [t for t in toks if t not in _ACRONYM_FILLERS]
+        # the sentence spells out what the notes abbreviate: a run of three to five of its
+        # words, the word among them, whose initials the notes write as one ("copd"; an
+        # English word such as "it" is no acronym)
+        for i, t in enumerate(content):
+            if t != word:
+                continue
+            for a in range(max(0, i - 4), i + 1):
+                for b in range(max(i + 1, a + 3), min(len(content), a + 5) + 1):
+                    run = content[a:b]
+                    if any(len(x) < 3 or x in _FUNCTION_WORDS for x in run):
+                        continue
+                    initials = "".join(x[0] for x in run)
+                    if initials in note_words and not zipf(initials):
+                        return True
+        # compounds: the notes write the word's two parts, or the sentence's hyphenated
+        # parts as one word
+        if len(word) >= 6:
+            pairs = {p for toks in lines for p in zip(toks, toks[1:], strict=False)}
+            if any((word[:k], word[k:]) in pairs for k in range(3, len(word) - 2)):
+                return True
+        low = sentence.lower()
+        for m in re.finditer(r"([a-z]+)-([a-z]+)", low):
+            if word in (normalize_word(m.group(1)), normalize_word(m.group(2))):
+                if normalize_word(m.group(1) + m.group(2)) in note_words:
+                    return True
+        return False
+
+    def _sides_said_elsewhere(self, sentence: str, sides: list[str], notes: set[str]) -> bool:
+        """Whether each side the cited spans lack is named for its body site elsewhere in
+        the cited notes, and that site is never given the other side there: a dialogue
+        says "my right knee" once and "the knee" after. A flipped side is still caught,
+        since its note names the site with the true side."""
+        pairs = side_sites(sentence)
+        note_pairs: set[tuple[str, str]] = set()
+        for nid in notes:
+            if nid not in self._side_sites:
+                self._side_sites[nid] = side_sites(self.texts[nid])
+            note_pairs |= self._side_sites[nid]
+        for t in sides:
+            other = _OPPOSITE_SIDE.get(t)
+            said = [
+                site
+                for side, site in pairs
+                if side == t and (t, site) in note_pairs and (other, site) not in note_pairs
+            ]
+            if other is None or not said:
+                return False
+        return True
 
     def _check_stitched(
         self, weights: dict[str, float], total: float, ranked: list[tuple[int, float]]

@@ -93,6 +93,47 @@ def information(word: str) -> float:
     return max(INFORMATION_MIN, INFORMATION_MAX - z)
 
 
+# a word general English knows this well, though below KNOWN_ZIPF ("bothersome" 2.7,
+# "exacerbation" 2.3, "intractable" 2.9), is a word, not a possible drug, unless it has
+# the form of a clinical term (clinical_suffixes: "-itis", "-ectomy" ...): chosen on the
+# MTS-Dialog and ACI-Bench training references. Invented names are unknown to wordfreq
+# (0.0) and real drug names are drugs before this is asked.
+RARE_ENGLISH_ZIPF = 2.0
+
+
+@lru_cache(maxsize=65536)
+def rare_english_zipf(word: str) -> float:
+    """A normalized word's Zipf frequency in wordfreq's full English list (also its
+    unfolded plural forms), where :func:`zipf` stops at :data:`KNOWN_ZIPF`."""
+    import wordfreq
+
+    forms = [word]
+    if not word.endswith("s"):
+        forms.append(word + "s")
+    if word.endswith("y"):
+        forms.append(word[:-1] + "ies")
+    return max(wordfreq.zipf_frequency(f, "en", wordlist="large") for f in forms)
+
+
+@lru_cache(maxsize=1)
+def _clinical_suffixes() -> tuple[str, ...]:
+    return tuple(clinical_terms()["clinical_suffixes"])
+
+
+def is_plain_english(word: str) -> bool:
+    """Whether a word the vocabulary calls unknown is a plain English word after all: five
+    letters or more, in wordfreq at :data:`RARE_ENGLISH_ZIPF` or above, and not shaped
+    like a clinical term or an anatomical adjective (``clinical_suffixes``). Such a word
+    is no possible drug; coverage still weighs it by its information."""
+    # abbreviations ("chf", "ppd") stay unknown: a dialogue spells them out
+    if len(word) < 5 or not re.search(r"[aeiou]", word):
+        return False
+    if rare_english_zipf(word) < RARE_ENGLISH_ZIPF:
+        return False
+    # words reach here plural-folded: "diverticuliti" is "diverticulitis"
+    return not (word.endswith(_clinical_suffixes()) or (word + "s").endswith(_clinical_suffixes()))
+
+
 @lru_cache(maxsize=1)
 def package_drug_words() -> frozenset[str]:
     """Single-word drug names from the ``drug-named-entity-recognition`` package.
@@ -252,9 +293,9 @@ def vocabulary_from_names(
 
 
 _SUFFIXES = (
-    "ations", "ation", "ically", "ities", "ments", "ness", "ment", "ings", "ical", "isms",
+    "ations", "ation", "ically", "ities", "eries", "ments", "ness", "ment", "ings", "ical", "isms",
     "ions", "ing", "ity", "ism", "ion", "ive", "ous", "ies", "ic", "es", "ed", "ly", "al",
-    "ia", "s", "e", "y",
+    "ia", "ist", "ery", "s", "e", "y",
 )  # fmt: skip
 
 
