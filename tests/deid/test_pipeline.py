@@ -19,7 +19,6 @@ _NOTES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="the shared tok2vec still runs, though only the disabled tagger/parser read it")
 def test_only_the_ner_runs(deid: Any) -> None:
     nlp = nlp_engine().nlp["en"]
     assert nlp.pipe_names == ["ner"]
