@@ -21,7 +21,6 @@ _TEXTS = [
 _REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "SE", "CH")
 
 
-@pytest.mark.xfail(strict=True, reason="no faster phone matcher yet")
 def test_minimum_digits_is_a_lower_bound_of_every_region() -> None:
     from phonenumbers import PhoneMetadata
     from phonenumbers.phonenumberutil import COUNTRY_CODES_FOR_NON_GEO_REGIONS, SUPPORTED_REGIONS
@@ -29,13 +28,14 @@ def test_minimum_digits_is_a_lower_bound_of_every_region() -> None:
     from noteward.deid.engine import MIN_PHONE_DIGITS
 
     metas = [PhoneMetadata.metadata_for_region(r) for r in SUPPORTED_REGIONS]
-    metas += [PhoneMetadata.metadata_for_nongeo_region(c) for c in COUNTRY_CODES_FOR_NON_GEO_REGIONS]
+    metas += [
+        PhoneMetadata.metadata_for_nongeo_region(c) for c in COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
     lengths = [m.general_desc.possible_length for m in metas if m is not None]
     assert all(lengths), "a region without possible lengths: no digit bound holds"
     assert MIN_PHONE_DIGITS <= min(min(pl) for pl in lengths)
 
 
-@pytest.mark.xfail(strict=True, reason="no faster phone matcher yet")
 @pytest.mark.parametrize("region", _REGIONS)
 def test_same_matches_as_libphonenumber(region: str) -> None:
     from phonenumbers import PhoneNumberMatcher
