@@ -92,6 +92,28 @@ def _nlp_engine_class(full_pipeline: bool = False) -> type:
                 )
             self.nlp = loaded  # type: ignore[assignment]
 
+        def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
+            """Presidio's artifacts, with the tokens as a list of Token objects built once:
+            every ``Doc[i]`` and every pass over a Doc builds new ones, and the name rules
+            index each token about twice (the baseline keeps Presidio's own)."""
+            if full_pipeline:
+                return super()._doc_to_nlp_artifact(doc, language)
+            from presidio_analyzer.nlp_engine import NlpArtifacts
+
+            tokens = list(doc)
+            entities, scores = self._get_updated_entities(
+                self._get_entities(doc), self._get_scores_for_entities(doc)
+            )
+            return NlpArtifacts(
+                entities=entities,
+                tokens=tokens,  # type: ignore[arg-type]  # indexed and iterated like the Doc
+                tokens_indices=[t.idx for t in tokens],
+                lemmas=[t.lemma_ for t in tokens],
+                nlp_engine=self,
+                language=language,
+                scores=scores,
+            )
+
     return InstalledSpacyNlpEngine
 
 
