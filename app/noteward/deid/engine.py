@@ -258,6 +258,12 @@ def phone_matcher_class() -> type:
                 return None
             return super()._extract_match(candidate, offset)
 
+        def _parse_and_verify(self, candidate: str, offset: int) -> Any:
+            # the parts tried when a whole candidate fails ("80" of "120/80")
+            if sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS:
+                return None
+            return super()._parse_and_verify(candidate, offset)
+
     return ShortCandidateSkippingMatcher
 
 
