@@ -148,13 +148,7 @@ def test_epochs_plan_the_steps_and_record_a_loss_per_epoch(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "recipe",
-    [
-        pytest.param(
-            "reference-v2",
-            marks=pytest.mark.xfail(strict=True, reason="reference-v2 manifest entries still say grounded-v1 (issue 11)"),
-        ),
-        "grounded-v1",
-    ],
+    ["reference-v2", "grounded-v1"],
 )
 def test_the_manifest_entry_names_the_recipe_the_run_was_trained_on(recipe: str) -> None:
     from noteward.training.pipeline import FinetuneRun, manifest_entry

@@ -448,8 +448,18 @@ def base_context_length(base: str) -> int:
         return 4096
 
 
+_INTENDED_USE = {
+    "grounded-v1": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
+    "reference-v2": "Note text in its own words from the {recipe} prompts (a note section, an ACI-Bench division, "
+    "a synopsis, problem or medication list), without citations; every sentence is checked against the notes "
+    "after generation.",
+}
+
+
 def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
-    """The manifest entry of a fine-tuned adapter (format of noteward.llm.manifest)."""
+    """The manifest entry of a fine-tuned adapter (format of noteward.llm.manifest); its
+    ``intended_use`` names the recipe the run was trained on."""
+    recipe = str(run.config.get("recipe", "grounded-v1"))
     return {
         "id": run.name,
         "name": f"{run.name} (LoRA on {run.base})",
@@ -464,9 +474,9 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
         "chat_template": "the base model's (from its GGUF tokenizer.chat_template)",
         "prompt_style": run.config.get("prompt_style", "chat"),
         "licence": "Adapter trained on CC BY 4.0 (MTS-Dialog, ACI-Bench, MeQSum) and CC0 (Synthea) data; base model licence applies",
-        "intended_use": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
+        "intended_use": _INTENDED_USE.get(recipe, _INTENDED_USE["grounded-v1"]).format(recipe=recipe),
         "card": f"cards/{run.name}.md",
-        "recipe": run.config.get("recipe", "grounded-v1"),
+        "recipe": recipe,
         "training": {"steps": run.train["steps"], "seconds": run.train["seconds"], "sources": run.sources},
         **({"merge": dict(run.merge)} if run.merge else {}),
     }
