@@ -62,6 +62,13 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         action="store_true",
         help="skip each model's own text from the reference-v2 prompts (product summaries only)",
     )
+    e.add_argument(
+        "--number-constraint",
+        choices=("on", "off", "both"),
+        default="both",
+        help="the model's own text written with the number constraint on, off, or both (two rows; default)."
+        " Product summaries always run with it on",
+    )
     e.add_argument("--groups", action="store_true", help="also print the figures by sex and age band")
     e.set_defaults(handler=cmd_eval)
 
@@ -192,6 +199,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=lambda m: print(m, file=sys.stderr, flush=True),
         aci_limit=args.aci_limit,
         own_output=not args.no_own_output,
+        number_constraint=args.number_constraint,
     )
     if args.json:
         console.print_json(res)
