@@ -191,3 +191,61 @@ def test_eval_summarize_number_constraint_switch(capsys: pytest.CaptureFixture[s
         parser.parse_args(["eval", "summarize", "--number-constraint", "sometimes"])
     assert exc.value.code == 2
     assert "invalid choice: 'sometimes'" in capsys.readouterr().err
+
+
+def _own(rl: float, lsum: float, sup: float, bad: float, copy4: float) -> dict[str, Any]:
+    return {"rougeL_f": rl, "rougeLsum_f": lsum, "supported_share": sup, "hallucinated_number_rate": bad,
+            "copied_4gram_share": copy4, "key_fact_recall": None}
+
+
+@pytest.mark.xfail(strict=True, reason="eval summarize does not check the issue's targets yet (issue 11 part 4)")
+@pytest.mark.parametrize(
+    ("mts", "aci", "product_bad", "recall", "failing"),
+    [
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, []),
+        (_own(0.27, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["MTS-Dialog model-only ROUGE-L"]),
+        (_own(0.30, 0.35, 0.90, 0.0, 0.7), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["MTS-Dialog copied"]),
+        # above 0.34 but not above the extractive skeleton (0.37 below)
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.345, 0.88, 0.0, 0.5), 0.0, 1.0, ["ACI-Bench whole-note"]),
+        # 0.80 supported: under 0.85, over the 0.70 that keeps the product from going extractive again
+        (_own(0.30, 0.35, 0.80, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["model-only supported"]),
+        (_own(0.30, 0.35, 0.60, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0,
+         ["model-only supported", "model sentences surviving"]),
+        (_own(0.30, 0.35, 0.90, 0.02, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["hallucinated numbers"]),
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.01, 1.0, ["hallucinated numbers"]),
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 0.9, ["Synthea key-fact recall"]),
+    ],
+)
+def test_the_issue_targets_are_checked_from_one_run(
+    mts: dict[str, Any], aci: dict[str, Any], product_bad: float, recall: float, failing: list[str]
+) -> None:
+    from noteward.llm.evaluation import MODEL_ONLY, targets
+
+    own = f"m{MODEL_ONLY}"
+    product = {"rougeL_f": 0.2, "rougeLsum_f": 0.3, "supported_share": 0.95, "hallucinated_number_rate": product_bad,
+               "copied_4gram_share": 0.9, "key_fact_recall": None}
+    res = {
+        "datasets": {
+            "mts_dialog": {own: mts, "noteward+m": product},
+            "aci_bench": {own: aci, "noteward+m": product, "noteward-extractive": {**product, "rougeLsum_f": 0.345}},
+            "synthea": {"noteward+m": {**product, "rougeL_f": None, "key_fact_recall": recall}},
+        }
+    }
+    checks = targets(res, "m")
+    failed = [c["check"] for c in checks if not c["ok"]]
+    assert len(failed) == len(failing), failed
+    for prefix, check in zip(failing, failed, strict=True):
+        assert check.startswith(prefix), (prefix, check)
+    assert all({"check", "ok", "value", "bar"} <= set(c) for c in checks)
+    # a model that was not run fails every target rather than passing them silently
+    assert not any(c["ok"] for c in targets(res, "absent"))
+
+
+@pytest.mark.xfail(strict=True, reason="the eval's checker ignores the record's sex (issue 11 part 4)")
+def test_the_eval_checks_sentences_against_the_recorded_sex() -> None:
+    from noteward.llm.evaluation import source_index
+
+    source = "Doctor: How is the knee? Patient: My knee has hurt for two weeks, worse on the stairs."
+    item = EvalItem("aci_bench", "x", [SourceNote("input", source)], None, sex="female", age_band="40-64")
+    assert source_index(item).align("She has had knee pain for two weeks, worse on stairs.").supported
+    assert not source_index(item).align("He has had knee pain for two weeks, worse on stairs.").supported
