@@ -215,6 +215,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 for key in ("by_sex", "by_age_band"):
                     for group, g in m.get(key, {}).items():
                         print("  " + _eval_row(f"  {key[3:]}={group}", g))
+    for mid, checks in res.get("targets", {}).items():
+        met = sum(c["ok"] for c in checks)
+        print(f"\nissue 11 targets, {mid}: {met} of {len(checks)} met")
+        for c in checks:
+            value = "-" if c["value"] is None else f"{c['value']:.3f}"
+            print(f"  {'PASS' if c['ok'] else 'FAIL'} {c['check']}: {value} ({c['bar']})")
     return 0
 
 
