@@ -81,7 +81,6 @@ def test_merge_and_table() -> None:
     assert len(t["rows"]) == sum(len(v) for v in res["datasets"].values())
 
 
-@pytest.mark.xfail(strict=True, reason="the card's table has ROUGE-L only and no ACI-Bench divisions (issue 11 part 4)")
 def test_the_card_table_has_every_figure_and_the_aci_divisions() -> None:
     res = _results(_m(0.25, 0.95, 0.0), _m(None, 0.96, 0.0, 0.7))
     res["aci_divisions"] = {"subjective": {"tuned (model only, reference-v2 prompt)": _m(0.3, 0.9, 0.0)}}
