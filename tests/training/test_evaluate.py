@@ -93,7 +93,6 @@ def test_the_card_table_has_every_figure_and_the_aci_divisions() -> None:
     assert division["dataset"] == "aci_bench / subjective" and division["ROUGE-L"] == 0.3
 
 
-@pytest.mark.xfail(strict=True, reason="merge drops the ACI-Bench divisions of the runs it joins")
 def test_merge_keeps_the_aci_divisions() -> None:
     base = {"limit": 5, "models": {"b": "1"}, "datasets": {}, "aci_divisions": {"subjective": {"b (x)": _m(0.1, 1.0, 0.0)}}}
     tuned = {"limit": 5, "models": {"t": "2"}, "datasets": {}, "aci_divisions": {"subjective": {"t (x)": _m(0.2, 1.0, 0.0)}}}

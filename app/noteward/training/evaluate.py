@@ -34,13 +34,14 @@ def run(
 
 def merge(*results: dict[str, Any]) -> dict[str, Any]:
     """Combine eval results of separate runs (same limit) into one."""
-    out: dict[str, Any] = {"limit": results[0].get("limit"), "models": {}, "datasets": {}}
+    out: dict[str, Any] = {"limit": results[0].get("limit"), "models": {}, "datasets": {}, "aci_divisions": {}}
     for r in results:
         if r.get("limit") != out["limit"]:
             raise ValueError("eval results with different --limit cannot be merged")
         out["models"].update(r.get("models", {}))
-        for ds, systems in r.get("datasets", {}).items():
-            out["datasets"].setdefault(ds, {}).update(systems)
+        for key in ("datasets", "aci_divisions"):
+            for ds, systems in r.get(key, {}).items():
+                out[key].setdefault(ds, {}).update(systems)
     return out
 
 
