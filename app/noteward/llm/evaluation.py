@@ -524,14 +524,14 @@ def targets(res: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
         f">= {TARGETS['aci_rougeLsum']} and > extractive skeleton {extractive}",
         at_least(lsum, TARGETS["aci_rougeLsum"]) and extractive is not None and lsum > extractive,
     )
-    shares = [m.get("supported_share") for m in (mts, aci)]
-    low = None if any(v is None for v in shares) else min(shares)
+    shares = [float(v) for v in (mts.get("supported_share"), aci.get("supported_share")) if v is not None]
+    low = min(shares) if len(shares) == 2 else None
     check("model-only supported share (lower of MTS-Dialog, ACI-Bench)", low, f">= {TARGETS['supported']}",
           at_least(low, TARGETS["supported"]))
     check("model sentences surviving the checker (same figure)", low, f">= {TARGETS['survive']}",
           at_least(low, TARGETS["survive"]))
-    rates = [m.get("hallucinated_number_rate") for m in (mts, aci, *products[:2])]
-    worst = None if any(v is None for v in rates) else max(rates)
+    rates = [float(v) for v in (m.get("hallucinated_number_rate") for m in (mts, aci, *products[:2])) if v is not None]
+    worst = max(rates) if len(rates) == 4 else None
     check("hallucinated numbers (model-only and product, constraint on)", worst, "== 0", worst == 0)
     recall = products[2].get("key_fact_recall")
     check("Synthea key-fact recall (product)", recall, f">= {TARGETS['key_fact_recall']}",
