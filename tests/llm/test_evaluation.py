@@ -250,3 +250,17 @@ def test_the_eval_checks_sentences_against_the_recorded_sex() -> None:
     item = EvalItem("aci_bench", "x", [SourceNote("input", source)], None, sex="female", age_band="40-64")
     assert source_index(item).align("She has had knee pain for two weeks, worse on stairs.").supported
     assert not source_index(item).align("He has had knee pain for two weeks, worse on stairs.").supported
+
+
+@pytest.mark.xfail(strict=True, reason="the hallucinated-number target leaves out the Synthea product summaries")
+def test_the_number_target_counts_the_synthea_summaries() -> None:
+    from noteward.llm.evaluation import MODEL_ONLY, targets
+
+    clean = {"hallucinated_number_rate": 0.0, "supported_share": 0.9}
+    res = {"datasets": {
+        "mts_dialog": {f"m{MODEL_ONLY}": clean, "noteward+m": clean},
+        "aci_bench": {f"m{MODEL_ONLY}": clean, "noteward+m": clean},
+        "synthea": {"noteward+m": {"hallucinated_number_rate": 0.035, "key_fact_recall": 1.0}},
+    }}
+    (numbers,) = [c for c in targets(res, "m") if c["check"].startswith("hallucinated numbers")]
+    assert not numbers["ok"] and numbers["value"] == 0.035
