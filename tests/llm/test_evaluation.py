@@ -252,7 +252,6 @@ def test_the_eval_checks_sentences_against_the_recorded_sex() -> None:
     assert not source_index(item).align("He has had knee pain for two weeks, worse on stairs.").supported
 
 
-@pytest.mark.xfail(strict=True, reason="the hallucinated-number target leaves out the Synthea product summaries")
 def test_the_number_target_counts_the_synthea_summaries() -> None:
     from noteward.llm.evaluation import MODEL_ONLY, targets
 

@@ -225,7 +225,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 _EVAL_COLUMNS = (
-    ("system", -62), ("n", 3), ("R-1", 6), ("R-2", 6), ("R-L", 6), ("R-Lsum", 6), ("support", 7),
+    ("system", -84), ("n", 3), ("R-1", 6), ("R-2", 6), ("R-L", 6), ("R-Lsum", 6), ("support", 7),
     ("badnum", 6), ("bad-off", 7), ("copy4", 6), ("keyfact", 7), ("ms", 7),
 )
 

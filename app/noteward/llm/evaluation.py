@@ -530,9 +530,9 @@ def targets(res: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
           at_least(low, TARGETS["supported"]))
     check("model sentences surviving the checker (same figure)", low, f">= {TARGETS['survive']}",
           at_least(low, TARGETS["survive"]))
-    rates = [float(v) for v in (m.get("hallucinated_number_rate") for m in (mts, aci, *products[:2])) if v is not None]
-    worst = max(rates) if len(rates) == 4 else None
-    check("hallucinated numbers (model-only and product, constraint on)", worst, "== 0", worst == 0)
+    rates = [float(v) for v in (m.get("hallucinated_number_rate") for m in (mts, aci, *products)) if v is not None]
+    worst = max(rates) if len(rates) == 5 else None
+    check("hallucinated numbers (model-only and product incl. Synthea, constraint on)", worst, "== 0", worst == 0)
     recall = products[2].get("key_fact_recall")
     check("Synthea key-fact recall (product)", recall, f">= {TARGETS['key_fact_recall']}",
           at_least(recall, TARGETS["key_fact_recall"]))
