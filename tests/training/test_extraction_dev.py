@@ -8,7 +8,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-@pytest.mark.xfail(strict=True, reason="no merge-back of the extraction yet (issue 11)")
 def test_the_extraction_merged_back_is_base_plus_its_low_rank_update() -> None:
     from noteward.training import export
 
@@ -25,11 +24,12 @@ def test_the_extraction_merged_back_is_base_plus_its_low_rank_update() -> None:
         err = float((merged[key] - tuned[key]).norm() / update.norm())
         assert (err < 1e-5) if exact else (0.05 < err < 1.0)
         # the merge-back is what delta_kept measures
-        kept = 1 - float(((tuned[key] - merged[key]).double() ** 2).sum() / (update.double() ** 2).sum())
+        kept = 1 - float(
+            ((tuned[key] - merged[key]).double() ** 2).sum() / (update.double() ** 2).sum()
+        )
         assert kept == pytest.approx(export.delta_kept(base, tuned, lora), abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="the epoch is chosen on the float weights (issue 11)")
 def test_the_epoch_is_chosen_on_the_extraction_when_it_was_scored() -> None:
     from noteward.training.gpu_job import _choose, _score
 
@@ -40,7 +40,9 @@ def test_the_epoch_is_chosen_on_the_extraction_when_it_was_scored() -> None:
         {"epoch": 1, "dev": dev(0.30, 0.30), "dev_extracted": dev(0.20, 0.20)},
         {"epoch": 2, "dev": dev(0.25, 0.25), "dev_extracted": dev(0.24, 0.24)},
     ]
-    assert _choose(curve) == 1  # epoch 2: its extraction scores best, though its float weights do not
+    assert (
+        _choose(curve) == 1
+    )  # epoch 2: its extraction scores best, though its float weights do not
     assert _score({"curve": curve, "chosen_epoch": 2}) == pytest.approx(0.24)
     # a LoRA run ships its own matrices: no extraction, the float scores decide
     lora_curve = [{k: v for k, v in row.items() if k != "dev_extracted"} for row in curve]

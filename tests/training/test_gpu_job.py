@@ -168,7 +168,6 @@ def test_from_job_registers_the_adapter_and_the_merged_q8_0_model_runs(in_job: d
     assert merged and sha256_file(merged[0]) == entry.raw["merge"]["sha256"]
 
 
-@pytest.mark.xfail(strict=True, reason="the job scores only the float fine-tune, not the rank-r extraction that ships")
 def test_each_epoch_is_also_scored_as_the_extraction_that_ships(in_job: dict[str, Any]) -> None:
     """A full fine-tune ships a rank-r extraction of its update: every epoch is scored on the
     development split both as trained (float) and with the extraction merged back into the

@@ -371,12 +371,15 @@ def adopt_job(
     saved = job_dir / gpu_job.DEV_OUTPUTS
     all_outputs = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
     for row in curve:
-        outs = all_outputs.get(str(row["epoch"]))
-        if not row.get("scored") and dev_items and outs:
-            by_ref = {o["ref"]: o["output"] for o in outs}
-            items = [it for it in dev_items if it["ref"] in by_ref]
-            row["dev"] = dev_eval.score_outputs(items, [by_ref[it["ref"]] for it in items])
-            row["scored"] = True
+        # the float weights' outputs, then (full fine-tunes) the shipped extraction's
+        for key, flag, saved_as in (("dev", "scored", str(row["epoch"])),
+                                    ("dev_extracted", "scored_extracted", f"{row['epoch']}-extracted")):
+            outs = all_outputs.get(saved_as)
+            if (key == "dev" or flag in row) and not row.get(flag) and dev_items and outs:
+                by_ref = {o["ref"]: o["output"] for o in outs}
+                items = [it for it in dev_items if it["ref"] in by_ref]
+                row[key] = dev_eval.score_outputs(items, [by_ref[it["ref"]] for it in items])
+                row[flag] = True
     out_dir = models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = out_dir / f"{name}-lora.gguf"
