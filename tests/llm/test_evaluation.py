@@ -132,6 +132,16 @@ def test_eval_summarize_small_real_run(capsys: pytest.CaptureFixture[str]) -> No
             assert m["hallucinated_number_rate"] is not None
     assert mts[own]["items"] == 2 and aci[own]["items"] == 1
     assert mts[own]["hallucinated_number_rate_no_constraint"] is not None
+    # the default writes the model's own text with the number constraint on and off: two rows
+    free = "smollm2-135m-instruct-q4_1 (model only, reference-v2 prompt, number constraint off)"
+    assert res["number_constraint"] == "both"
+    for systems in (mts, aci):
+        assert systems[free]["items"] == systems[own]["items"]
+        assert 0.0 <= systems[free]["rougeL_f"] <= 1.0 and systems[free]["hallucinated_number_rate"] is not None
+        assert systems[free]["hallucinated_number_rate"] == systems[own]["hallucinated_number_rate_no_constraint"]
+    # the issue's targets, read off the same run (the untuned base meets few of them)
+    checks = res["targets"]["smollm2-135m-instruct-q4_1"]
+    assert len(checks) == 7 and all(c["check"] and c["bar"] for c in checks)
     # lead-3 copies whole sentences: only 4-grams across its sentence joins are not in the input
     assert mts["lead-3"]["copied_4gram_share"] > 0.9
     # ACI-Bench records sex and age: the figures come by group too
@@ -150,3 +160,106 @@ def test_the_text_table_lines_up() -> None:
     header, row = _eval_header(), _eval_row("lead-3", m)
     assert header.split()[:3] == ["system", "n", "R-1"] and row.split()[:3] == ["lead-3", "2", "0.500"]
     assert len(header) == len(row) and header.index("R-Lsum") + len("R-Lsum") == row.index("0.450") + len("0.450")
+
+
+@pytest.mark.shared_data
+def test_model_only_writes_with_the_number_constraint_on_off_or_both(smollm_runtime: Any) -> None:
+    """The model's own text with the number constraint on, off, or both (the default): each
+    mode writes what it says, and 'both' gives the same two texts the single modes give."""
+    require_shared("mts_dialog")
+    from noteward.llm.evaluation import NUMBER_CONSTRAINT_MODES, load_mts, model_only
+    from noteward.llm.grounding import numbers_in
+    from noteward.settings import shared_data_dir
+
+    assert NUMBER_CONSTRAINT_MODES == ("on", "off", "both")
+    item = next(i for i in load_mts(shared_data_dir(), None) if numbers_in(i.notes[0].text))  # one has digits
+    index = SourceIndex({n.id: n.text for n in item.notes})
+    got = {mode: model_only(smollm_runtime, item, index, 40, number_constraint=mode) for mode in NUMBER_CONSTRAINT_MODES}
+    (on,), (off,), (both,) = got["on"], got["off"], got["both"]
+    assert on.off is None and isinstance(on.on, str) and on.ms_on > 0
+    assert off.on is None and isinstance(off.off, str) and off.ms_off > 0
+    assert both.on == on.on and both.off == off.off  # greedy: the same text whichever mode asked
+    source_numbers = set(numbers_in(item.notes[0].text))
+    assert set(numbers_in(both.on or "")) <= source_numbers  # the constraint holds
+    assert both.part == "section" and both.reference == item.reference
+
+
+def test_eval_summarize_number_constraint_switch(capsys: pytest.CaptureFixture[str]) -> None:
+    from noteward import cli
+
+    parser, _groups = cli.build_parser()
+    assert parser.parse_args(["eval", "summarize"]).number_constraint == "both"
+    assert parser.parse_args(["eval", "summarize", "--number-constraint", "off"]).number_constraint == "off"
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["eval", "summarize", "--number-constraint", "sometimes"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'sometimes'" in capsys.readouterr().err
+
+
+def _own(rl: float, lsum: float, sup: float, bad: float, copy4: float) -> dict[str, Any]:
+    return {"rougeL_f": rl, "rougeLsum_f": lsum, "supported_share": sup, "hallucinated_number_rate": bad,
+            "copied_4gram_share": copy4, "key_fact_recall": None}
+
+
+@pytest.mark.parametrize(
+    ("mts", "aci", "product_bad", "recall", "failing"),
+    [
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, []),
+        (_own(0.27, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["MTS-Dialog model-only ROUGE-L"]),
+        (_own(0.30, 0.35, 0.90, 0.0, 0.7), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["MTS-Dialog copied"]),
+        # above 0.34 but not above the extractive skeleton (0.37 below)
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.345, 0.88, 0.0, 0.5), 0.0, 1.0, ["ACI-Bench whole-note"]),
+        # 0.80 supported: under 0.85, over the 0.70 that keeps the product from going extractive again
+        (_own(0.30, 0.35, 0.80, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["model-only supported"]),
+        (_own(0.30, 0.35, 0.60, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0,
+         ["model-only supported", "model sentences surviving"]),
+        (_own(0.30, 0.35, 0.90, 0.02, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 1.0, ["hallucinated numbers"]),
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.01, 1.0, ["hallucinated numbers"]),
+        (_own(0.30, 0.35, 0.90, 0.0, 0.5), _own(0.30, 0.36, 0.88, 0.0, 0.5), 0.0, 0.9, ["Synthea key-fact recall"]),
+    ],
+)
+def test_the_issue_targets_are_checked_from_one_run(
+    mts: dict[str, Any], aci: dict[str, Any], product_bad: float, recall: float, failing: list[str]
+) -> None:
+    from noteward.llm.evaluation import MODEL_ONLY, targets
+
+    own = f"m{MODEL_ONLY}"
+    product = {"rougeL_f": 0.2, "rougeLsum_f": 0.3, "supported_share": 0.95, "hallucinated_number_rate": product_bad,
+               "copied_4gram_share": 0.9, "key_fact_recall": None}
+    res = {
+        "datasets": {
+            "mts_dialog": {own: mts, "noteward+m": product},
+            "aci_bench": {own: aci, "noteward+m": product, "noteward-extractive": {**product, "rougeLsum_f": 0.345}},
+            "synthea": {"noteward+m": {**product, "rougeL_f": None, "key_fact_recall": recall}},
+        }
+    }
+    checks = targets(res, "m")
+    failed = [c["check"] for c in checks if not c["ok"]]
+    assert len(failed) == len(failing), failed
+    for prefix, check in zip(failing, failed, strict=True):
+        assert check.startswith(prefix), (prefix, check)
+    assert all({"check", "ok", "value", "bar"} <= set(c) for c in checks)
+    # a model that was not run fails every target rather than passing them silently
+    assert not any(c["ok"] for c in targets(res, "absent"))
+
+
+def test_the_eval_checks_sentences_against_the_recorded_sex() -> None:
+    from noteward.llm.evaluation import source_index
+
+    source = "Doctor: How is the knee? Patient: My knee has hurt for two weeks, worse on the stairs."
+    item = EvalItem("aci_bench", "x", [SourceNote("input", source)], None, sex="female", age_band="40-64")
+    assert source_index(item).align("She has had knee pain for two weeks, worse on stairs.").supported
+    assert not source_index(item).align("He has had knee pain for two weeks, worse on stairs.").supported
+
+
+def test_the_number_target_counts_the_synthea_summaries() -> None:
+    from noteward.llm.evaluation import MODEL_ONLY, targets
+
+    clean = {"hallucinated_number_rate": 0.0, "supported_share": 0.9}
+    res = {"datasets": {
+        "mts_dialog": {f"m{MODEL_ONLY}": clean, "noteward+m": clean},
+        "aci_bench": {f"m{MODEL_ONLY}": clean, "noteward+m": clean},
+        "synthea": {"noteward+m": {"hallucinated_number_rate": 0.035, "key_fact_recall": 1.0}},
+    }}
+    (numbers,) = [c for c in targets(res, "m") if c["check"].startswith("hallucinated numbers")]
+    assert not numbers["ok"] and numbers["value"] == 0.035

@@ -57,7 +57,12 @@ def test_resolve_runs_the_merged_file_and_keeps_the_adapter_hash(
     r = mf.resolve_model(ADAPTER_MODEL, manifest)
     assert r.merged and r.adapter_path is None and r.path.parent == cache / "models" / "merged"
     assert r.sha256 == shipped.get(ADAPTER_MODEL).raw["adapter"]["sha256"]  # provenance
-    plain = mf.resolve_model(ADAPTER_MODEL, shipped)  # the shipped entry has no "merge"
+    # without a "merge" spec the adapter is applied at load time
+    unmerged = mf.ModelEntry(
+        ADAPTER_MODEL, {k: v for k, v in shipped.get(ADAPTER_MODEL).raw.items() if k != "merge"},
+        shipped.get(ADAPTER_MODEL).origin, shipped.get(ADAPTER_MODEL).base,
+    )
+    plain = mf.resolve_model(ADAPTER_MODEL, mf.Manifest(shipped.default, {**shipped.entries, ADAPTER_MODEL: unmerged}))
     assert not plain.merged and plain.adapter_path is not None
 
 
@@ -90,3 +95,19 @@ def test_merge_refuses_what_is_not_an_adapter(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a GGUF LoRA adapter"):
         merge_lora(base, base, tmp_path / "x.gguf")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_clean_clone_runs_the_default_merged_and_pinned(cache: Path) -> None:
+    """The shipped default has a pinned merge: the first resolve in an empty cache folder builds
+    it, the file matches the manifest's hash, and the adapter's hash stays the provenance."""
+    manifest = mf.load_manifest()
+    entry = manifest.get()
+    assert entry.id == ADAPTER_MODEL
+    spec = entry.raw.get("merge")
+    assert spec and spec["type"] == "Q8_0" and len(spec["sha256"]) == 64
+    assert not (cache / "models" / "merged").exists()  # nothing built yet
+    r = mf.resolve_model(None, manifest)
+    assert r.merged and r.adapter_path is None
+    assert r.path.parent == cache / "models" / "merged"
+    assert mf.sha256_file(r.path) == spec["sha256"] and r.path.stat().st_size == spec["size"]
+    assert r.sha256 == entry.raw["adapter"]["sha256"]  # summaries record the adapter's hash

@@ -104,14 +104,28 @@ def test_generation_budget_is_clipped_to_the_context() -> None:
 
 
 def test_close_frees_an_adapter_model_at_once_on_its_own_thread() -> None:
-    """The default model (base + LoRA adapter) is, inside llama-cpp-python, in a reference
+    """A base + LoRA adapter model (the default's adapter, applied at load) is, inside llama-cpp-python, in a reference
     cycle: dropping it leaves the weights, the adapter and the KV cache (the last prompt's
     notes) to a later garbage collection on whatever thread runs one, in any order. close()
     must free them before it returns, on the owner thread, with the collector off."""
     import gc
 
-    rt = ModelRuntime(threads=2, n_ctx=256)
-    assert rt.model.adapter_path is not None, "the default model should carry an adapter"
+    from noteward.llm.manifest import ResolvedModel, load_manifest
+
+    # the default now runs merged (one GGUF); its adapter applied at load is what this frees
+    entry = load_manifest().get()
+    adapter = entry.adapter_file()
+    assert adapter is not None, "the default model should be an adapter entry"
+    at_load = ResolvedModel(
+        entry.id,
+        entry.model_file().path,
+        entry.sha256,
+        adapter.path,
+        entry.n_ctx,
+        entry.prompt_style,
+    )
+    rt = ModelRuntime(at_load, threads=2, n_ctx=256)
+    assert rt.model.adapter_path is not None
     rt.start()
     llm = rt._llm
     assert rt.generate("Hi", max_tokens=2).generated_tokens >= 1

@@ -79,3 +79,21 @@ def test_merge_and_table() -> None:
     t = evaluate.table(res)
     assert t["columns"][0] == "dataset"
     assert len(t["rows"]) == sum(len(v) for v in res["datasets"].values())
+
+
+def test_the_card_table_has_every_figure_and_the_aci_divisions() -> None:
+    res = _results(_m(0.25, 0.95, 0.0), _m(None, 0.96, 0.0, 0.7))
+    res["aci_divisions"] = {"subjective": {"tuned (model only, reference-v2 prompt)": _m(0.3, 0.9, 0.0)}}
+    t = evaluate.table(res)
+    for col in ("ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum", "supported", "hallucinated numbers",
+                "hallucinated numbers, constraint off", "copied 4-grams", "key-fact recall"):
+        assert col in t["columns"]
+    assert len(t["rows"]) == sum(len(v) for v in res["datasets"].values()) + 1
+    division = t["rows"][-1]
+    assert division["dataset"] == "aci_bench / subjective" and division["ROUGE-L"] == 0.3
+
+
+def test_merge_keeps_the_aci_divisions() -> None:
+    base = {"limit": 5, "models": {"b": "1"}, "datasets": {}, "aci_divisions": {"subjective": {"b (x)": _m(0.1, 1.0, 0.0)}}}
+    tuned = {"limit": 5, "models": {"t": "2"}, "datasets": {}, "aci_divisions": {"subjective": {"t (x)": _m(0.2, 1.0, 0.0)}}}
+    assert set(evaluate.merge(base, tuned)["aci_divisions"]["subjective"]) == {"b (x)", "t (x)"}

@@ -166,3 +166,17 @@ def test_from_job_registers_the_adapter_and_the_merged_q8_0_model_runs(in_job: d
     assert res.generated_tokens > 0
     merged = list((in_job["tmp"] / "data" / "cache" / "models" / "merged").glob("*.gguf"))  # not the assembled Gemma
     assert merged and sha256_file(merged[0]) == entry.raw["merge"]["sha256"]
+
+
+def test_each_epoch_is_also_scored_as_the_extraction_that_ships(in_job: dict[str, Any]) -> None:
+    """A full fine-tune ships a rank-r extraction of its update: every epoch is scored on the
+    development split both as trained (float) and with the extraction merged back into the
+    base, and the epoch and base are chosen on the extraction."""
+    record = json.loads((in_job["out"] / "job.json").read_text(encoding="utf-8"))
+    assert record["chosen_on"] == "extracted"
+    for row in record["curve"]:
+        assert set(row["dev_extracted"]) == set(row["dev"]) and 0.0 < row["extraction_kept"] <= 1.0
+        assert set(row["dev_extracted"]["mts_dialog"]) >= {"rouge1", "rougeL", "rougeLsum", "copied_4gram_share"}
+    assert any(line.startswith("epoch 1:") and "extracted" in line for line in in_job["logs"][2].splitlines())
+    for cand in record["candidates"]:
+        assert all("dev_extracted" in row for row in cand["curve"])

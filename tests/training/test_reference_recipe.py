@@ -144,3 +144,22 @@ def test_epochs_plan_the_steps_and_record_a_loss_per_epoch(tmp_path: Path) -> No
     assert seen == [1, 2] and len(res.epoch_losses) == 2
     # the full fine-tune trained the q_proj weight and nothing else
     assert {n for n, p in _m.named_parameters() if p.requires_grad} == {"model.layers.0.self_attn.q_proj.weight"}
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    ["reference-v2", "grounded-v1"],
+)
+def test_the_manifest_entry_names_the_recipe_the_run_was_trained_on(recipe: str) -> None:
+    from noteward.training.pipeline import FinetuneRun, manifest_entry
+
+    run = FinetuneRun(
+        name="x-reference", base="smollm2-135m-instruct-q4_1", sources=ALL, adapter="x-lora.gguf",
+        adapter_sha256="ab" * 32, adapter_size=10, card="cards/x.md", manifest="manifest.json", balance={},
+        train={"steps": 1, "seconds": 1.0}, config={"recipe": recipe, "rank": 64, "full": True},
+        finished_at="2026-12-07T00:00:00+00:00",
+    )
+    entry = manifest_entry(run, "x-lora.gguf")
+    other = "grounded-v1" if recipe == "reference-v2" else "reference-v2"
+    assert recipe in entry["intended_use"] and other not in entry["intended_use"]
+    assert entry["recipe"] == recipe

@@ -8,7 +8,8 @@ same run, same prompt, same sampling, cold KV cache for both — plain
 Also cancel-to-idle: a long prompt is cancelled mid-read and the time until the model
 thread is idle, plus the CPU the process used from 0.5 s to 1.5 s after cancel, is reported.
 Peak RSS is the process's ru_maxrss. ``model_check`` is the cost of the sha256 check that
-runs on every model load (MB/s and seconds per file: the base GGUF, the adapter).
+runs on every model load (MB/s and seconds per file: the base GGUF, the adapter, and the
+merged weights when the entry pins a merge).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def measure_model_check(model_id: str | None = None, repeat: int = 3) -> list[di
     adapter = entry.adapter_file()
     if adapter is not None:
         files.append(("adapter", adapter))
+    merged = entry.merged_file()
+    if merged is not None and merged[0].path.is_file():  # built on first use, checked on every load
+        files.append(("merged", merged[0]))
     out = []
     for role, mf in files:
         seconds = float("inf")

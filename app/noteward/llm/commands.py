@@ -62,6 +62,13 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         action="store_true",
         help="skip each model's own text from the reference-v2 prompts (product summaries only)",
     )
+    e.add_argument(
+        "--number-constraint",
+        choices=("on", "off", "both"),
+        default="both",
+        help="the model's own text written with the number constraint on, off, or both (two rows; default)."
+        " Product summaries always run with it on",
+    )
     e.add_argument("--groups", action="store_true", help="also print the figures by sex and age band")
     e.set_defaults(handler=cmd_eval)
 
@@ -192,6 +199,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=lambda m: print(m, file=sys.stderr, flush=True),
         aci_limit=args.aci_limit,
         own_output=not args.no_own_output,
+        number_constraint=args.number_constraint,
     )
     if args.json:
         console.print_json(res)
@@ -207,11 +215,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 for key in ("by_sex", "by_age_band"):
                     for group, g in m.get(key, {}).items():
                         print("  " + _eval_row(f"  {key[3:]}={group}", g))
+    for mid, checks in res.get("targets", {}).items():
+        met = sum(c["ok"] for c in checks)
+        print(f"\nissue 11 targets, {mid}: {met} of {len(checks)} met")
+        for c in checks:
+            value = "-" if c["value"] is None else f"{c['value']:.3f}"
+            print(f"  {'PASS' if c['ok'] else 'FAIL'} {c['check']}: {value} ({c['bar']})")
     return 0
 
 
 _EVAL_COLUMNS = (
-    ("system", -62), ("n", 3), ("R-1", 6), ("R-2", 6), ("R-L", 6), ("R-Lsum", 6), ("support", 7),
+    ("system", -84), ("n", 3), ("R-1", 6), ("R-2", 6), ("R-L", 6), ("R-Lsum", 6), ("support", 7),
     ("badnum", 6), ("bad-off", 7), ("copy4", 6), ("keyfact", 7), ("ms", 7),
 )
 

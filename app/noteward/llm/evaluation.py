@@ -13,7 +13,9 @@ model bullets) and the model's own bullets alone (what fine-tuning must improve)
 Each model is also asked for its own text with the reference-v2 prompts
 (``noteward.llm.reference``): the MTS-Dialog section named, each ACI-Bench note division
 (scored per division and joined as the whole note). That row is the model alone, with the
-number constraint on; its hallucinated-number rate is also given with the constraint off.
+number constraint on; ``--number-constraint both`` (the default) adds a second row, the same
+prompts written with the constraint off, with every figure (its hallucinated-number rate is
+also the "bad-off" column of the first row); "on" or "off" writes only one of them.
 
 Metrics (``noteward.llm.metrics``): ROUGE-1/2/L and ROUGE-Lsum F1 (rouge-score 0.1.2,
 stemmer on; Lsum over one sentence per line) where a reference exists; share of output
@@ -194,6 +196,13 @@ def load_synthea(
             )
         )
     return items
+
+
+def source_index(item: EvalItem) -> SourceIndex:
+    """The checker for ``item``'s outputs: its source texts, and the record's sex where the
+    data gives one (ACI-Bench metadata, Synthea), as the product's checker has the patient's.
+    Without it every sentence with a pronoun is "sex unknown" and counted unsupported."""
+    return SourceIndex({x.id: x.text for x in item.notes}, patient_sex=item.sex)
 
 
 # ---- baselines ---------------------------------------------------------------------------
@@ -388,52 +397,146 @@ def output_sentences(text: str) -> list[str]:
     return out
 
 
-def _write(runtime: Any, user: str, source: str, max_tokens: int) -> tuple[str, str, float]:
-    """(output with the number constraint, output without it, ms of the constrained run).
+NUMBER_CONSTRAINT_MODES = ("on", "off", "both")
+MODEL_ONLY_FREE = " (model only, reference-v2 prompt, number constraint off)"
 
-    The unconstrained run goes first. When it writes no number missing from the source,
-    the constraint (which only masks tokens that would start, extend or end a number not in
-    the source) would have let every one of its tokens through, so the constrained output
-    is the same text and is not generated again.
+
+@dataclass
+class OwnText:
+    """The model's own text for one part of an item, written with the number constraint
+    (``on``), without it (``off``) or both; a text not asked for is None."""
+
+    part: str
+    on: str | None
+    off: str | None
+    reference: str | None
+    ms_on: float = 0.0
+    ms_off: float = 0.0
+
+
+def _write(
+    runtime: Any, user: str, source: str, max_tokens: int, number_constraint: str = "both"
+) -> tuple[str | None, str | None, float, float]:
+    """(text with the number constraint, text without it, ms of each) for one prompt.
+
+    ``number_constraint`` says which to write ("on", "off" or "both"). For "both" the
+    unconstrained run goes first: when it writes no number missing from the source, the
+    constraint (which only masks tokens that would start, extend or end a number not in the
+    source) would have let every one of its tokens through, so the constrained output is
+    the same text and is not generated again (it is given the same ms).
     """
     from noteward.llm.runtime import ContextOverflowError
 
+    if number_constraint not in NUMBER_CONSTRAINT_MODES:
+        raise ValueError(f"number_constraint must be one of {NUMBER_CONSTRAINT_MODES}, not {number_constraint!r}")
     prompt = runtime.format_prompt(user)
+    free_text: str | None = None
+    free_ms = 0.0
     try:
-        free = runtime.generate(prompt, max_tokens=max_tokens, reuse_cache=True)
+        if number_constraint in ("off", "both"):
+            free = runtime.generate(prompt, max_tokens=max_tokens, reuse_cache=True)
+            free_text, free_ms = free.text.strip(), free.total_ms
+            if number_constraint == "off":
+                return None, free_text, 0.0, free_ms
+            src = set(numbers_in(source))
+            if all(x in src for x in numbers_in(free_text)):
+                return free_text, free_text, free_ms, free_ms
+        kept = runtime.generate(prompt, max_tokens=max_tokens, reuse_cache=True, numbers_from=(source,))
     except ContextOverflowError:
-        return "", "", 0.0
-    src = set(numbers_in(source))
-    if all(x in src for x in numbers_in(free.text)):
-        return free.text.strip(), free.text.strip(), free.total_ms
-    kept = runtime.generate(prompt, max_tokens=max_tokens, reuse_cache=True, numbers_from=(source,))
-    return kept.text.strip(), free.text.strip(), kept.total_ms
+        empty = "" if number_constraint != "off" else None
+        return empty, ("" if number_constraint != "on" else None), 0.0, 0.0
+    return kept.text.strip(), free_text, kept.total_ms, free_ms
+
+
+def _join(texts: list[str | None]) -> str | None:
+    return None if any(t is None for t in texts) else "\n\n".join(t or "" for t in texts)
 
 
 def model_only(
-    runtime: Any, item: EvalItem, index: SourceIndex, max_tokens: int
-) -> list[tuple[str, str, str, str | None, float]]:
-    """The model's own text for ``item``: [(part, constrained, unconstrained, reference, ms)].
+    runtime: Any, item: EvalItem, index: SourceIndex, max_tokens: int, number_constraint: str = "both"
+) -> list[OwnText]:
+    """The model's own text for ``item``, one ``OwnText`` per part.
 
-    MTS-Dialog: the section named in the prompt. ACI-Bench: each division the reference note
-    has, then the whole note (the divisions joined in note order) as part "whole_note".
+    MTS-Dialog: the section named in the prompt (part "section"). ACI-Bench: each division
+    the reference note has, then the whole note (the divisions joined in note order) as
+    part "whole_note". ``number_constraint``: write with the constraint "on", "off" or "both".
     """
     from noteward.llm import reference
 
     del index
     source = "\n".join(n.text for n in item.notes)
     if item.dataset == "mts_dialog":
-        on, off, ms = _write(runtime, reference.mts_prompt(source, item.section or ""), source, max_tokens)
-        return [("section", on, off, item.reference, ms)]
+        on, off, ms_on, ms_off = _write(
+            runtime, reference.mts_prompt(source, item.section or ""), source, max_tokens, number_constraint
+        )
+        return [OwnText("section", on, off, item.reference, ms_on, ms_off)]
     if item.dataset != "aci_bench":
         return []
     parts = []
     for division, ref in reference.divide_aci_note(item.reference or "").items():
-        on, off, ms = _write(runtime, reference.aci_prompt(source, division), source, max_tokens)
-        parts.append((division, on, off, ref, ms))
-    whole = ("whole_note", "\n\n".join(p[1] for p in parts), "\n\n".join(p[2] for p in parts),
-             item.reference, sum(p[4] for p in parts))
+        on, off, ms_on, ms_off = _write(
+            runtime, reference.aci_prompt(source, division), source, max_tokens, number_constraint
+        )
+        parts.append(OwnText(division, on, off, ref, ms_on, ms_off))
+    whole = OwnText(
+        "whole_note", _join([p.on for p in parts]), _join([p.off for p in parts]), item.reference,
+        sum(p.ms_on for p in parts), sum(p.ms_off for p in parts),
+    )
     return [*parts, whole]
+
+
+# ---- the issue's targets (issue 11 parts 3 and 4), read off one run -----------------------
+
+TARGETS = {
+    "mts_rougeL": 0.28,  # model-only MTS-Dialog ROUGE-L (stretch 0.33, FLAN-T5-base)
+    "mts_copied": 0.6,  # at most this share of its 4-grams copied from the dialogue
+    "aci_rougeLsum": 0.34,  # model-only ACI-Bench whole note (copying the transcript: 0.306)
+    "supported": 0.85,  # the model's own sentences the checker supports
+    "survive": 0.70,  # below this the product is extractive again (part 3)
+    "key_fact_recall": 1.0,  # Synthea, the product summary
+}
+
+
+def targets(res: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
+    """The issue's targets for ``model_id`` checked against ``run_eval``'s result:
+    [{"check", "value", "bar", "ok"}]. A figure that is missing (the model or the dataset was
+    not run) fails its check. The model-only rows are the constrained ones (``MODEL_ONLY``)."""
+    ds = res.get("datasets", {})
+    own = f"{model_id}{MODEL_ONLY}"
+    mts = ds.get("mts_dialog", {}).get(own) or {}
+    aci = ds.get("aci_bench", {}).get(own) or {}
+    extractive = (ds.get("aci_bench", {}).get("noteward-extractive") or {}).get("rougeLsum_f")
+    products = [ds.get(d, {}).get(f"noteward+{model_id}") or {} for d in ("mts_dialog", "aci_bench", "synthea")]
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, value: Any, bar: str, ok: bool) -> None:
+        out.append({"check": name, "value": value, "bar": bar, "ok": bool(value is not None and ok)})
+
+    def at_least(v: Any, bar: float) -> bool:
+        return v is not None and v >= bar
+
+    rl, cp = mts.get("rougeL_f"), mts.get("copied_4gram_share")
+    check("MTS-Dialog model-only ROUGE-L", rl, f">= {TARGETS['mts_rougeL']}", at_least(rl, TARGETS["mts_rougeL"]))
+    check("MTS-Dialog copied-4-gram share", cp, f"<= {TARGETS['mts_copied']}", cp is not None and cp <= TARGETS["mts_copied"])
+    lsum = aci.get("rougeLsum_f")
+    check(
+        "ACI-Bench whole-note model-only ROUGE-Lsum", lsum,
+        f">= {TARGETS['aci_rougeLsum']} and > extractive skeleton {extractive}",
+        at_least(lsum, TARGETS["aci_rougeLsum"]) and extractive is not None and lsum > extractive,
+    )
+    shares = [float(v) for v in (mts.get("supported_share"), aci.get("supported_share")) if v is not None]
+    low = min(shares) if len(shares) == 2 else None
+    check("model-only supported share (lower of MTS-Dialog, ACI-Bench)", low, f">= {TARGETS['supported']}",
+          at_least(low, TARGETS["supported"]))
+    check("model sentences surviving the checker (same figure)", low, f">= {TARGETS['survive']}",
+          at_least(low, TARGETS["survive"]))
+    rates = [float(v) for v in (m.get("hallucinated_number_rate") for m in (mts, aci, *products)) if v is not None]
+    worst = max(rates) if len(rates) == 5 else None
+    check("hallucinated numbers (model-only and product incl. Synthea, constraint on)", worst, "== 0", worst == 0)
+    recall = products[2].get("key_fact_recall")
+    check("Synthea key-fact recall (product)", recall, f">= {TARGETS['key_fact_recall']}",
+          at_least(recall, TARGETS["key_fact_recall"]))
+    return out
 
 
 def run_eval(
@@ -445,14 +548,20 @@ def run_eval(
     aci_limit: int | None = None,
     own_output: bool = True,
     own_max_tokens: int = 320,
+    number_constraint: str = "both",
 ) -> dict[str, Any]:
     """Score every system on every dataset.
 
     Returns {"limit", "aci_limit", "models", "datasets": {dataset: {system: metrics}},
     "aci_divisions": {division: {system: metrics}}}. ``limit`` caps MTS-Dialog and (unless
     ``aci_limit`` is given) ACI-Bench; ``own_output`` adds each model's own text written
-    from the reference-v2 prompts (with and without the number constraint).
+    from the reference-v2 prompts: with ``number_constraint`` "on" one row per model (the
+    constraint on), "off" one row written without it (``MODEL_ONLY_FREE``), "both" (the
+    default) the two rows, the first also carrying the hallucinated-number rate of the
+    second. The product summaries always run with the constraint on.
     """
+    if number_constraint not in NUMBER_CONSTRAINT_MODES:
+        raise ValueError(f"number_constraint must be one of {NUMBER_CONSTRAINT_MODES}, not {number_constraint!r}")
     from noteward.llm.manifest import load_manifest
 
     data = data or shared_data_dir()
@@ -474,7 +583,7 @@ def run_eval(
             res = results.setdefault(ds, {})
             for n, item in enumerate(items, 1):
                 say(f"{ds} {n}/{len(items)}")
-                index = SourceIndex({x.id: x.text for x in item.notes})
+                index = source_index(item)
                 for name, fn in (("lead-3", lead3), ("textrank", textrank)):
                     t = time.perf_counter()
                     sents = fn(item)
@@ -500,18 +609,30 @@ def run_eval(
                     )
                     if not own_output:
                         continue
-                    for part, on, off, ref, ms in model_only(svc.runtime, item, index, own_max_tokens):
+                    for own_text in model_only(svc.runtime, item, index, own_max_tokens, number_constraint):
+                        part = own_text.part
                         target = res if part in ("section", "whole_note") else divisions.setdefault(part, {})
-                        target.setdefault(f"{mid}{MODEL_ONLY}", Scores()).add(
-                            item, output_sentences(on), index, None, ms, text=on, reference=ref, free_text=off
-                        )
+                        if own_text.on is not None:
+                            target.setdefault(f"{mid}{MODEL_ONLY}", Scores()).add(
+                                item, output_sentences(own_text.on), index, None, own_text.ms_on,
+                                text=own_text.on, reference=own_text.reference, free_text=own_text.off,
+                            )
+                        if own_text.off is not None:
+                            target.setdefault(f"{mid}{MODEL_ONLY_FREE}", Scores()).add(
+                                item, output_sentences(own_text.off), index, None, own_text.ms_off,
+                                text=own_text.off, reference=own_text.reference,
+                            )
     finally:
         for svc in services.values():
             svc.close()
-    return {
+    out: dict[str, Any] = {
         "limit": limit,
         "aci_limit": aci_limit if aci_limit is not None else limit,
+        "number_constraint": number_constraint if own_output else None,
         "models": {mid: svc.model_info["sha256"] for mid, svc in services.items()},
         "datasets": {ds: {name: sc.to_json() for name, sc in res.items()} for ds, res in results.items()},
         "aci_divisions": {d: {name: sc.to_json() for name, sc in res.items()} for d, res in divisions.items()},
     }
+    if own_output and number_constraint != "off":
+        out["targets"] = {mid: targets(out, mid) for mid in services}
+    return out

@@ -144,15 +144,26 @@ def write_card(
         items = ", ".join(f"{k} {v}" for k, v in bal.get(key, {}).items())
         lines.append(f"- by {key.replace('_', ' ')}: {items}")
     if curve:
-        lines += ["", "## Loss and development curve", "", "| epoch | step | train loss | MTS ROUGE-L | "
-                  "ACI whole-note ROUGE-Lsum | MTS copied 4-grams |", "|---|---|---|---|---|---|"]
+        # a full fine-tune ships a rank-r extraction: its own development scores come beside
+        extracted = any(row.get("dev_extracted") for row in curve)
+        head = "| epoch | step | train loss | MTS ROUGE-L | ACI whole-note ROUGE-Lsum | MTS copied 4-grams |"
+        if extracted:
+            head += " extracted (ships): MTS ROUGE-L | ACI whole-note ROUGE-Lsum | share of update kept |"
+        lines += ["", "## Loss and development curve", "", head, "|" + "---|" * (head.count("|") - 1)]
         for row in curve:
             dev = row.get("dev") or {}
             mts, aci = dev.get("mts_dialog") or {}, dev.get("aci_bench/whole_note") or {}
-            lines.append(
+            line = (
                 f"| {row['epoch']} | {row['step']} | {_fmt(row.get('train_loss'))} | {_fmt(mts.get('rougeL'))} | "
                 f"{_fmt(aci.get('rougeLsum'))} | {_fmt(mts.get('copied_4gram_share'))} |"
             )
+            if extracted:
+                ex = row.get("dev_extracted") or {}
+                line += (
+                    f" {_fmt((ex.get('mts_dialog') or {}).get('rougeL'))} |"
+                    f" {_fmt((ex.get('aci_bench/whole_note') or {}).get('rougeLsum'))} | {_fmt(row.get('extraction_kept'))} |"
+                )
+            lines.append(line)
     lines += ["", "## Evaluation", ""]
     if evaluation:
         lines.append(evaluation.get("description", ""))

@@ -4,8 +4,10 @@ Used after every epoch, on the CPU (``noteward finetune --recipe reference-v2``)
 GPU (``noteward.training.gpu_job``): greedy decoding of every development prompt, stopped
 at the chat template's end-of-turn token, then ROUGE-1/2/L/Lsum (``noteward.llm.metrics``)
 per source and for ACI-Bench's whole note (its four divisions joined, against the full
-reference note). These figures come from the float weights in memory; the artifact that
-ships (adapter merged at Q8_0, run by llama.cpp) is scored by ``noteward eval summarize``.
+reference note). These figures come from the float weights in memory. A full fine-tune ships a rank-r
+extraction of its update, so ``evaluate_extraction`` scores that too (merged back into the
+base in torch), and the epoch is chosen on it. The artifact that ships (adapter merged at
+Q8_0, run by llama.cpp) is scored by ``noteward eval summarize``.
 
 Needs torch and transformers only (rouge-score when it is importable; without it the
 outputs are kept and ``score_outputs`` scores them later on a machine that has it).
@@ -151,3 +153,40 @@ def evaluate(
     except ImportError:  # rouge-score absent (a bare GPU box): score the saved outputs later
         scores, scored = {}, False
     return {"scores": scores, "outputs": outputs, "scored": scored}
+
+
+def evaluate_extraction(
+    model: Any,
+    tok: Any,
+    items: list[dict[str, Any]],
+    end_of_turn: str,
+    base_linear: dict[str, Any],
+    rank: int,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``evaluate`` on the weights that ship from a full fine-tune: the rank-``rank``
+    extraction of the update (``export.lora_from_delta``) added back to the base weights.
+
+    The model's own (trained) weights are put back afterwards, so training goes on from them.
+    Returns ``evaluate``'s dict plus ``extraction_kept`` (share of the update's squared norm
+    the extraction carries) and ``extract_seconds`` (the SVDs and the merge-back).
+    """
+    import time
+
+    from noteward.training import export, trainer
+
+    t = time.monotonic()
+    tuned = trainer.lora_state(model)
+    lora = export.lora_from_delta(base_linear, tuned, rank)
+    kept = export.delta_kept(base_linear, tuned, lora)
+    merged = export.merge_extraction({k: base_linear[k] for k in tuned if k in base_linear}, lora)
+    extract_s = time.monotonic() - t
+    missing = [k for k in merged if k not in model.state_dict()]
+    if missing:
+        raise KeyError(f"extracted weights name tensors the model lacks: {missing[:3]}")
+    model.load_state_dict(merged, strict=False)
+    try:
+        ev = evaluate(model, tok, items, end_of_turn, **kwargs)
+    finally:
+        model.load_state_dict(tuned, strict=False)
+    return {**ev, "extraction_kept": round(kept, 4), "extract_seconds": round(extract_s, 1)}

@@ -17,7 +17,10 @@ from typing import Any
 
 BASELINES = ("lead-3", "textrank", "noteward-extractive")
 MIN_SUPPORTED = 0.90
-COLUMNS = ["dataset", "system", "ROUGE-L", "supported", "hallucinated numbers", "key-fact recall", "mean ms"]
+COLUMNS = [
+    "dataset", "system", "items", "ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum", "supported", "hallucinated numbers",
+    "hallucinated numbers, constraint off", "copied 4-grams", "key-fact recall", "mean ms",
+]
 
 
 def run(
@@ -31,13 +34,14 @@ def run(
 
 def merge(*results: dict[str, Any]) -> dict[str, Any]:
     """Combine eval results of separate runs (same limit) into one."""
-    out: dict[str, Any] = {"limit": results[0].get("limit"), "models": {}, "datasets": {}}
+    out: dict[str, Any] = {"limit": results[0].get("limit"), "models": {}, "datasets": {}, "aci_divisions": {}}
     for r in results:
         if r.get("limit") != out["limit"]:
             raise ValueError("eval results with different --limit cannot be merged")
         out["models"].update(r.get("models", {}))
-        for ds, systems in r.get("datasets", {}).items():
-            out["datasets"].setdefault(ds, {}).update(systems)
+        for key in ("datasets", "aci_divisions"):
+            for ds, systems in r.get(key, {}).items():
+                out[key].setdefault(ds, {}).update(systems)
     return out
 
 
@@ -67,17 +71,26 @@ def verdict(res: dict[str, Any], model_id: str, base_ids: list[str]) -> dict[str
 
 
 def table(res: dict[str, Any]) -> dict[str, Any]:
-    """Rows for the model card's before/after table."""
+    """Rows for the model card's table: every system of every dataset, then every ACI-Bench
+    division (``eval summarize``'s figures, the same columns)."""
     rows = []
-    for ds, systems in res["datasets"].items():
+    tables = list(res["datasets"].items())
+    tables += [(f"aci_bench / {d}", systems) for d, systems in res.get("aci_divisions", {}).items()]
+    for ds, systems in tables:
         for name, m in systems.items():
             rows.append(
                 {
                     "dataset": ds,
                     "system": name,
+                    "items": m.get("items"),
+                    "ROUGE-1": m.get("rouge1_f"),
+                    "ROUGE-2": m.get("rouge2_f"),
                     "ROUGE-L": m.get("rougeL_f"),
+                    "ROUGE-Lsum": m.get("rougeLsum_f"),
                     "supported": m.get("supported_share"),
                     "hallucinated numbers": m.get("hallucinated_number_rate"),
+                    "hallucinated numbers, constraint off": m.get("hallucinated_number_rate_no_constraint"),
+                    "copied 4-grams": m.get("copied_4gram_share"),
                     "key-fact recall": m.get("key_fact_recall"),
                     "mean ms": round(m["mean_ms"]) if m.get("mean_ms") is not None else None,
                 }

@@ -136,6 +136,27 @@ def lora_from_delta(base: dict[str, Any], tuned: dict[str, Any], rank: int) -> d
     return out
 
 
+def merge_extraction(base: dict[str, Any], lora: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the extracted LoRA (``lora_from_delta``, scale 1) added back: the weights
+    the shipped adapter gives, in the base's dtype, for the keys the LoRA covers.
+
+    The development split is scored on these as well as on the fine-tune itself, so that the
+    epoch (and base) is chosen on what ships rather than on the full-rank float update.
+    """
+    import torch
+
+    out: dict[str, Any] = {}
+    for key, w in base.items():
+        stem = key[: -len(".weight")]
+        stem = stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+        a, b = lora.get(f"{stem}.lora_A.weight"), lora.get(f"{stem}.lora_B.weight")
+        if a is None or b is None:
+            continue
+        delta = b.to("cpu", torch.float64) @ a.to("cpu", torch.float64)
+        out[key] = (w.detach().to("cpu", torch.float64) + delta).to(w.dtype)
+    return out
+
+
 def delta_kept(base: dict[str, Any], tuned: dict[str, Any], lora: dict[str, Any]) -> float:
     """Share of the full update's squared norm that the extracted LoRA carries (0..1)."""
 

@@ -9,19 +9,22 @@ Python and may be carried beside it (``--site DIR`` puts DIR first on the import
 It writes into ``OUT``:
 
 - ``curve.json``: per epoch the training loss, the development ROUGE-1/2/L/Lsum (MTS-Dialog,
-  each ACI-Bench division, the whole ACI-Bench note) and the copied-4-gram share;
+  each ACI-Bench division, the whole ACI-Bench note) and the copied-4-gram share; for a full
+  fine-tune twice: of the float weights (``dev``) and of the rank-r extraction that ships,
+  merged back into the base (``dev_extracted``, with ``extraction_kept``);
 - ``dev-outputs.json``: the development generations of every epoch (so they can be scored
   again where rouge-score is installed: ``noteward finetune --from-job OUT``);
 - ``<name>-lora.gguf.partNN``: the adapter of the chosen epoch (highest mean of MTS-Dialog
-  ROUGE-L and ACI-Bench whole-note ROUGE-Lsum; the last epoch when the outputs could not
-  be scored), in pieces of at most 15 MiB because the device returns files of 16 MiB at
+  ROUGE-L and ACI-Bench whole-note ROUGE-Lsum of what ships: the extraction's scores for a
+  full fine-tune; the last epoch when the outputs could not be scored), in pieces of at most 15 MiB because the device returns files of 16 MiB at
   most; ``--from-job`` joins them and checks the sha256 in ``job.json``. A full fine-tune
   ships as a low-rank extraction of its weight update;
 - ``job.json``: configuration, chosen epoch, timings (model load, training, development
   scoring, the whole job: the GPU seconds it took) and the device.
 
-Development figures come from the float weights in memory through transformers; the
-shipped artifact (merged at Q8_0, run by llama.cpp) is scored by ``noteward eval summarize``.
+Development figures come from transformers (the float weights and, for a full fine-tune,
+the extraction merged back in torch); the shipped artifact (merged at Q8_0, run by
+llama.cpp) is scored by ``noteward eval summarize``.
 """
 
 from __future__ import annotations
@@ -57,12 +60,18 @@ DEV_STEP_S = 0.03
 # de-quantizing and converting the tokenizer (Gemma's 262,144 tokens: 89 s on 2 busy cores here)
 LOAD_S = {"llama": 20.0, "gemma3": 90.0}
 EXPORT_S = 20.0
+# a full fine-tune's extraction (SVD of every update) and merge-back, before its second dev pass
+EXTRACT_S = 10.0
 
 
 def estimate(
-    encoded: list[tuple[list[int], list[int]]], cfg: Any, dev_items: int, arch: str, reference: Path | None = None
+    encoded: list[tuple[list[int], list[int]]], cfg: Any, dev_items: int, arch: str, reference: Path | None = None,
+    dev_passes: int = 1,
 ) -> dict[str, float]:
-    """Seconds this job should take on an H100 (see the constants above), by part."""
+    """Seconds this job should take on an H100 (see the constants above), by part.
+
+    ``dev_passes``: development passes per epoch (2 when a full fine-tune scores both its
+    float weights and the extraction that ships)."""
     import math
 
     tokens = sum(len(ids) for ids, _ in encoded)
@@ -70,6 +79,8 @@ def estimate(
     cost = RELATIVE_COST.get(arch, 2.0)
     train_s = tokens * epochs / (3 * REF_TOKENS / REF_SECONDS) * cost
     dev_s = math.ceil(dev_items / 48) * int(cfg.dev_max_new_tokens) * DEV_STEP_S
+    if getattr(cfg, "full", False):  # the rank-r extraction is scored (and the float weights with 2 passes)
+        dev_s = dev_passes * dev_s + EXTRACT_S
     factor = 1.0
     if reference is not None and reference.exists():  # a job that ran on this machine: scale by its error
         ref = json.loads(reference.read_text(encoding="utf-8"))
@@ -116,11 +127,18 @@ def join_parts(folder: Path, names: list[str], out: Path, sha256: str) -> Path:
     return out
 
 
+def _shipped_dev(row: dict[str, Any]) -> dict[str, Any]:
+    """The development scores of what ships at this epoch: the extraction's for a full
+    fine-tune (``dev_extracted``), else the trained LoRA's own (``dev``)."""
+    return row.get("dev_extracted") or row.get("dev") or {}
+
+
 def _choose(curve: list[dict[str, Any]]) -> int:
-    """Index of the epoch to ship: best mean of MTS ROUGE-L and ACI whole-note ROUGE-Lsum."""
+    """Index of the epoch to ship: best mean of MTS ROUGE-L and ACI whole-note ROUGE-Lsum
+    of what ships (the rank-r extraction of a full fine-tune, scored as such)."""
 
     def key(row: dict[str, Any]) -> float:
-        dev = row.get("dev") or {}
+        dev = _shipped_dev(row)
         raw = [
             (dev.get("mts_dialog") or {}).get("rougeL"),
             (dev.get("aci_bench/whole_note") or {}).get("rougeLsum"),
@@ -151,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="full fine-tune of the linear layers")
     p.add_argument("--dev-batch", type=int, default=48, help="development prompts generated together")
     p.add_argument("--dev-items", type=int, help="score only the first N development items (quick runs)")
+    p.add_argument(
+        "--dev-score", choices=("both", "shipped"), default="both",
+        help="full fine-tunes: score the float weights and the rank-r extraction that ships (both), or only "
+        "the extraction (shipped: half the development time); the epoch is chosen on the extraction either way",
+    )
     p.add_argument("--dev-max-new-tokens", type=int, help="generation cap on the development split")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument(
@@ -184,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or args.bundle.name
     dev_items = dev_eval.load_dev(args.bundle)[: args.dev_items]
     args.out.mkdir(parents=True, exist_ok=True)
-    est = estimate(encoded, cfg, len(dev_items), trainer.gguf_architecture(args.base_gguf), args.reference)
+    est = estimate(encoded, cfg, len(dev_items), trainer.gguf_architecture(args.base_gguf), args.reference,
+                   dev_passes=2 if cfg.full and args.dev_score == "both" else 1)
     print(f"{name}: estimate {est['total_s']:.0f} s on an H100, {est['one_epoch_s']:.0f} s for one epoch "
           f"({json.dumps(est)})", flush=True)
     if args.deadline:
@@ -213,21 +237,39 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_epoch(m: Any, state: dict[str, Any]) -> None:
         t = time.monotonic()
-        ev = dev_eval.evaluate(m, tok, dev_items, eot, max_new_tokens=cfg.dev_max_new_tokens, batch=args.dev_batch)
+        gen = {"max_new_tokens": cfg.dev_max_new_tokens, "batch": args.dev_batch}
+        # a full fine-tune ships a rank-r extraction of its update: score that as well (or only that)
+        ex = dev_eval.evaluate_extraction(m, tok, dev_items, eot, base_linear, cfg.rank, **gen) if cfg.full else None
+        float_too = ex is None or args.dev_score == "both"
+        ev: dict[str, Any] = (
+            dev_eval.evaluate(m, tok, dev_items, eot, **gen) if float_too else {"scores": {}, "outputs": [], "scored": False}
+        )
         eval_s[0] += time.monotonic() - t
         n = int(state["epoch"])
-        outputs[str(n)] = [{"ref": it["ref"], "output": o} for it, o in zip(dev_items, ev["outputs"], strict=True)]
+        if float_too:
+            outputs[str(n)] = [{"ref": it["ref"], "output": o} for it, o in zip(dev_items, ev["outputs"], strict=True)]
+        if ex is not None:
+            outputs[f"{n}-extracted"] = [
+                {"ref": it["ref"], "output": o} for it, o in zip(dev_items, ex["outputs"], strict=True)
+            ]
         (args.out / DEV_OUTPUTS).write_text(json.dumps(outputs), encoding="utf-8")
-        curve.append(
-            {"epoch": n, "step": state["step"], "train_loss": state["epoch_losses"][-1],
-             "elapsed_s": round(state["seconds"] + time.monotonic() - t, 1),
-             "dev_seconds": round(time.monotonic() - t, 1), "scored": ev["scored"], "dev": ev["scores"]}
-        )
+        row: dict[str, Any] = {
+            "epoch": n, "step": state["step"], "train_loss": state["epoch_losses"][-1],
+            "elapsed_s": round(state["seconds"] + time.monotonic() - t, 1),
+            "dev_seconds": round(time.monotonic() - t, 1), "scored": ev["scored"], "dev": ev["scores"],
+        }
+        if ex is not None:
+            row.update({"dev_extracted": ex["scores"], "scored_extracted": ex["scored"],
+                        "extraction_kept": ex["extraction_kept"], "extract_seconds": ex["extract_seconds"]})
+        curve.append(row)
         (args.out / "curve.json").write_text(json.dumps(curve, indent=2), encoding="utf-8")
         if _choose(curve) == len(curve) - 1:  # the best so far: keep its weights (CPU, float16)
             states.clear()
             states[n] = {k: v.half() for k, v in trainer.lora_state(m).items()}
         print(f"epoch {n}: loss {curve[-1]['train_loss']} dev {json.dumps(ev['scores'])[:400]}", flush=True)
+        if ex is not None:
+            print(f"epoch {n}: rank-{cfg.rank} extracted (keeps {ex['extraction_kept']} of the update), what ships: "
+                  f"dev {json.dumps(ex['scores'])[:400]}", flush=True)
 
     def progress(step: int, total: int, loss: float) -> None:
         if step == 1 or step % 50 == 0 or step == total:
@@ -239,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = curve[_choose(curve)]["epoch"] if curve else None
     record: dict[str, Any] = {"name": name, "base": args.base_id, "config": asdict(cfg), "examples": len(encoded), "dev_items": len(dev_items),
                               "arch": export.gguf_arch(model.config), "masked_tokens": masked, "estimate": est,
-                              "train_tokens": sum(len(ids) for ids, _ in encoded)}
+                              "train_tokens": sum(len(ids) for ids, _ in encoded),
+                              # the epoch (and, in collect, the base) is chosen on what ships
+                              "chosen_on": "extracted" if cfg.full else "float"}
     import torch
 
     if chosen is not None and chosen in states:
@@ -285,7 +329,7 @@ def _score(record: dict[str, Any]) -> float:
     row = next((r for r in curve if r.get("epoch") == record.get("chosen_epoch")), None)
     if row is None:
         return float("-inf")
-    dev = row.get("dev") or {}
+    dev = _shipped_dev(row)
     vals = [v for v in ((dev.get("mts_dialog") or {}).get("rougeL"), (dev.get("aci_bench/whole_note") or {}).get("rougeLsum"))
             if v is not None]
     return sum(vals) / len(vals) if vals else float("-inf")

@@ -371,12 +371,15 @@ def adopt_job(
     saved = job_dir / gpu_job.DEV_OUTPUTS
     all_outputs = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else {}
     for row in curve:
-        outs = all_outputs.get(str(row["epoch"]))
-        if not row.get("scored") and dev_items and outs:
-            by_ref = {o["ref"]: o["output"] for o in outs}
-            items = [it for it in dev_items if it["ref"] in by_ref]
-            row["dev"] = dev_eval.score_outputs(items, [by_ref[it["ref"]] for it in items])
-            row["scored"] = True
+        # the float weights' outputs, then (full fine-tunes) the shipped extraction's
+        for key, flag, saved_as in (("dev", "scored", str(row["epoch"])),
+                                    ("dev_extracted", "scored_extracted", f"{row['epoch']}-extracted")):
+            outs = all_outputs.get(saved_as)
+            if (key == "dev" or flag in row) and not row.get(flag) and dev_items and outs:
+                by_ref = {o["ref"]: o["output"] for o in outs}
+                items = [it for it in dev_items if it["ref"] in by_ref]
+                row[key] = dev_eval.score_outputs(items, [by_ref[it["ref"]] for it in items])
+                row[flag] = True
     out_dir = models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = out_dir / f"{name}-lora.gguf"
@@ -448,8 +451,18 @@ def base_context_length(base: str) -> int:
         return 4096
 
 
+_INTENDED_USE = {
+    "grounded-v1": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
+    "reference-v2": "Note text in its own words from the {recipe} prompts (a note section, an ACI-Bench division, "
+    "a synopsis, problem or medication list), without citations; every sentence is checked against the notes "
+    "after generation.",
+}
+
+
 def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
-    """The manifest entry of a fine-tuned adapter (format of noteward.llm.manifest)."""
+    """The manifest entry of a fine-tuned adapter (format of noteward.llm.manifest); its
+    ``intended_use`` names the recipe the run was trained on."""
+    recipe = str(run.config.get("recipe", "grounded-v1"))
     return {
         "id": run.name,
         "name": f"{run.name} (LoRA on {run.base})",
@@ -464,9 +477,9 @@ def manifest_entry(run: FinetuneRun, adapter_path: str) -> dict[str, Any]:
         "chat_template": "the base model's (from its GGUF tokenizer.chat_template)",
         "prompt_style": run.config.get("prompt_style", "chat"),
         "licence": "Adapter trained on CC BY 4.0 (MTS-Dialog, ACI-Bench, MeQSum) and CC0 (Synthea) data; base model licence applies",
-        "intended_use": "Grounded patient summaries (grounded-v1 prompt); every sentence is checked against the notes.",
+        "intended_use": _INTENDED_USE.get(recipe, _INTENDED_USE["grounded-v1"]).format(recipe=recipe),
         "card": f"cards/{run.name}.md",
-        "recipe": run.config.get("recipe", "grounded-v1"),
+        "recipe": recipe,
         "training": {"steps": run.train["steps"], "seconds": run.train["seconds"], "sources": run.sources},
         **({"merge": dict(run.merge)} if run.merge else {}),
     }

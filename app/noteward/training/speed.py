@@ -7,8 +7,9 @@ of the base's Q4_1 per weight). Each row loads its weights once, then the rows t
 on the same prompt (greedy, cold KV cache), ``repeat`` rounds, so load on a shared machine
 hits them alike; the fastest round of each is reported with its ratio to the base.
 
-An adapter entry without a pinned merge (the shipped ``smollm2-135m-clinical``) gets a
-merged file built for the bench into the cache folder, so the three ways to run it are
+An adapter entry with a pinned merge (the shipped ``smollm2-135m-clinical``) runs as its
+merged file, and the adapter applied at load is timed beside it; one without gets a merged
+file built for the bench into the cache folder. Either way the three ways to run it are
 compared: base, adapter at load, merged.
 """
 
@@ -54,6 +55,16 @@ def decode_speed(
     rows: list[tuple[str, ResolvedModel]] = [("base", resolve_model(entry.base.id))]
     tuned = resolve_model(entry.id)
     if tuned.merged:
+        # what ran before the merge was pinned, in the same run: the adapter applied at load
+        at_load = ResolvedModel(
+            entry.id,
+            entry.model_file().path,
+            entry.sha256,
+            adapter.path,
+            entry.n_ctx,
+            entry.prompt_style,
+        )
+        rows.append(("adapter at load", at_load))
         rows.append((f"merged {entry.raw['merge'].get('type', 'Q8_0')} (pinned)", tuned))
     else:
         rows.append(("adapter at load", tuned))
