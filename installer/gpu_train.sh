@@ -139,7 +139,7 @@ run)
             fi
             RUN="$STASH/runs/$NAME" && rm -rf "$RUN"
             "$PY" -m noteward.training.gpu_job "$CARRY/bundle/$NAME" --base-gguf "$GGUF" --out "$RUN" \
-                --name "$NAME" --base-id "$BASE_ID" --device cuda --deadline "$DEADLINE" "${PREV[@]}" "$@" \
+                --name "$NAME" --base-id "$BASE_ID" --device cuda --deadline "$DEADLINE" --dev-score shipped "${PREV[@]}" "$@" \
                 || echo "$NAME: the job failed (exit $?); the other bases go on"
             RUNS+=("$RUN")
             [ -f "$RUN/job.json" ] && PREV=(--reference "$RUN/job.json")

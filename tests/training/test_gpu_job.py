@@ -60,7 +60,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         [script, "prepare", "--limit", "4", "--dev-limit", "1", "--max-seq-len", "384", "--rank", "8",
          "--batch", "2", "--grad-accum", "1", "--epochs", "2", "--full", "--lr", "1e-4", "--threads", "2"],
         [script, "stash"],
-        [script, "run", "--device", "cpu", "--threads", "2", "--dev-items", "2", "--dev-max-new-tokens", "12"],
+        [script, "run", "--device", "cpu", "--threads", "2", "--dev-items", "2", "--dev-max-new-tokens", "12", "--dev-score", "both"],
     ]
     logs = []
     for cmd in steps:
