@@ -83,7 +83,6 @@ def test_finetuning_pipeline_refuses_raw_vault_text(loaded_vault: Any, monkeypat
         list(data.vault_examples(loaded_vault, 640))
 
 
-@pytest.mark.xfail(strict=True, reason="the rules hash leaves out drugs.txt")
 def test_rules_hash_covers_every_word_list_the_engine_reads() -> None:
     """A list that changes what is found must change the provenance hash."""
     from noteward.deid import export, lists
