@@ -163,11 +163,6 @@ _UNITS = frozenset(
 )
 
 
-# English words that link measurements ("500 cc for LOS", "PS to 10 with TVs 350"); not
-# "of" or "de"/"do", which street names have ("Avenue of the Americas", "Rua do Sol 5").
-_MEASURE_LINKS = frozenset("for with on to at and in off after from by was is were".split())
-
-
 def _title_variants(words: Iterable[str]) -> str:
     """An alternation where every word starts with a capital and the rest may be any case."""
     alts = []
@@ -277,7 +272,7 @@ class PlaceRecognizer(EntityRecognizer):
         if w.endswith(".") and not last and len(lw) >= 3 and (w[:-1].islower() or w[:-1].isupper()) \
                 and (self.v.known_word(lw) or self.v.listed_shorthand(lw)):
             return True  # "yesterday. Psv", "LOS. Given": a sentence ends ("Avda.", "u." do not)
-        if lw in _MEASURE_LINKS or lw in _UNITS or self.v.clinical(lw) or (lw in self.v.allow and lw not in self.v.stop):
+        if lw in self.lex.measure_links or lw in _UNITS or self.v.clinical(lw) or (lw in self.v.allow and lw not in self.v.stop):
             return True  # "cc for", "to 10 with", "Vt", "PSV"
         return w.islower() and self.v.known_word(lw) and lw.endswith(("ing", "ed"))  # "maintaining"
 
@@ -550,8 +545,8 @@ class NameRecognizer(EntityRecognizer):
                 j += 1
             found: tuple[int, int, float, bool] | None = None  # first token, end token, score, strong
             if (low in lex.titles and tok.text[:1].isalpha()
-                    and not (j > i + 1 and low not in _ABBREVIATED_TITLES)  # "his sister. Husband ..."
-                    and not (low in _CLINICAL_TITLES and j < n and not self._caseless_name_word(doc[j].text, 2))):
+                    and not (j > i + 1 and low not in lex.abbreviated_titles)  # "his sister. Husband ..."
+                    and not (low in lex.clinical_titles and j < n and not self._caseless_name_word(doc[j].text, 2))):
                 # "PA PRESSURES STABLE", "RN PLACED FOLEY", "ms given": abbreviations that are
                 # also clinical shorthand vouch only for a word that can be a name
                 k = self._extend(doc, j, after_title=True)
@@ -638,13 +633,6 @@ class NameRecognizer(EntityRecognizer):
             i += 1
         return out
 
-
-# Titles written with a full stop ("Dr. Smith"); after any other title ("sister") a full
-# stop ends the sentence.
-_ABBREVIATED_TITLES = frozenset("dr mr mrs ms mx mstr prof rev fr capt sgt hon np pa rn pcp".split())
-# Titles that are also clinical shorthand: nurse practitioner / nasal prongs, physician
-# assistant / pulmonary artery, morphine sulfate / mental status.
-_CLINICAL_TITLES = frozenset("np pa rn ms pcp".split())
 
 _NER_MAP = {"PERSON": "NAME", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORG"}
 
@@ -979,7 +967,7 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _TITLE_NAME.finditer(text):
             spans: list[tuple[int, int]] = []
             # after "ms" (also morphine sulfate, mental status) a rare name that is a word is a word
-            first_band = 2 if re.match(r"(?i)ms\b", m.group(0)) else 3
+            first_band = 2 if m.group(0).split(None, 1)[0].lower().rstrip(".") in v.lex.clinical_titles else 3
             for w in re.finditer(_NAME_WORD, m.group(1)):
                 t = w.group(0)
                 lw = re.sub(r"['’]s$", "", t.lower())
