@@ -142,7 +142,6 @@ def test_house_numbers_abroad_stay_addresses(deid: Any, text: str, needle: str) 
     assert hits and all(h.type == "LOCATION" for h in hits), deid.analyze(text)
 
 
-@pytest.mark.xfail(strict=True, reason="YAML 1.1 reads the link words on/off as booleans")
 def test_every_word_list_entry_is_a_word() -> None:
     """YAML reads a bare on/off/yes/no as a boolean: every list entry must stay a string."""
     import yaml
@@ -150,5 +149,7 @@ def test_every_word_list_entry_is_a_word() -> None:
     from noteward.deid.rules import resources_dir
 
     data = yaml.safe_load((resources_dir() / "lexicons.yaml").read_text(encoding="utf-8"))
-    bad = {k: [x for x in v if not isinstance(x, str)] for k, v in data.items() if isinstance(v, list)}
+    bad = {
+        k: [x for x in v if not isinstance(x, str)] for k, v in data.items() if isinstance(v, list)
+    }
     assert not any(bad.values()), bad

@@ -967,7 +967,8 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _TITLE_NAME.finditer(text):
             spans: list[tuple[int, int]] = []
             # after "ms" (also morphine sulfate, mental status) a rare name that is a word is a word
-            first_band = 2 if m.group(0).split(None, 1)[0].lower().rstrip(".") in v.lex.clinical_titles else 3
+            title = re.sub(r"[^a-z].*", "", m.group(0).lower(), flags=re.S)
+            first_band = 2 if title in v.lex.clinical_titles else 3
             for w in re.finditer(_NAME_WORD, m.group(1)):
                 t = w.group(0)
                 lw = re.sub(r"['’]s$", "", t.lower())
