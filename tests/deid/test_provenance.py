@@ -81,3 +81,11 @@ def test_finetuning_pipeline_refuses_raw_vault_text(loaded_vault: Any, monkeypat
     monkeypatch.setattr(deid_export, "training_text", lambda text, patient=None: {"text": text})
     with pytest.raises(deid_export.ProvenanceError):
         list(data.vault_examples(loaded_vault, 640))
+
+
+def test_rules_hash_covers_every_word_list_the_engine_reads() -> None:
+    """A list that changes what is found must change the provenance hash."""
+    from noteward.deid import export, lists
+
+    listed = {lists.NAMES_FILE, lists.PLACES_FILE, lists.ALLOW_FILE, lists.DRUGS_FILE}
+    assert listed <= set(export._RULE_FILES)

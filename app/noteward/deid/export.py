@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "fhir")
 ENGINE_NAME = "noteward-deid"
 # The files whose content decides what the engine finds: their hash is the rules hash.
-_RULE_FILES = ("patterns.yaml", "lexicons.yaml", "names.txt", "us_places.txt", "clinical_allow.txt")
+_RULE_FILES = ("patterns.yaml", "lexicons.yaml", "names.txt", "us_places.txt", "clinical_allow.txt", "drugs.txt")
 
 
 class ProvenanceError(UsageError):

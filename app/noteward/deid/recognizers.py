@@ -8,6 +8,7 @@ NER or lexicon guess, which the clinical-meaning filter may drop).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -245,6 +246,11 @@ class PlaceRecognizer(EntityRecognizer):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.65, "place_cue", False))
         for m in self.house.finditer(text):
             words = (m.group(1) or m.group(2) or "").split()
+            if m.group(1) and (
+                re.match(r"[.,]\d", text[m.end() : m.end() + 2]) or re.match(r"\.\d", text[m.end() - 1 : m.end() + 1])
+                or any(self._not_street_word(w, last=i == len(words) - 1) for i, w in enumerate(words))
+            ):
+                continue  # "575 cc for LOS. Given 117", "PS to 10 with better TVs 200", "BUN 43 Creat 1.8"
             if m.group(2) and not any(
                 w.lower().rstrip(".") in _STREET_WORDS or not self.v.known_word(w.lower()) for w in words
             ):
@@ -256,6 +262,19 @@ class PlaceRecognizer(EntityRecognizer):
             ):
                 out.append(_result("LOCATION", m.start(), m.end(), 0.7, "house_number", True))
         return out
+
+    def _not_street_word(self, w: str, last: bool) -> bool:
+        """Between a house number and a flat number: a sentence break, a stop word, a unit
+        or a lower-case dictionary word says these are measurements, not an address."""
+        lw = w.lower().rstrip(".")
+        if lw in _STREET_WORDS:
+            return False
+        if w.endswith(".") and not last and len(lw) >= 3 and (w[:-1].islower() or w[:-1].isupper()) \
+                and (self.v.known_word(lw) or self.v.listed_shorthand(lw)):
+            return True  # "yesterday. Psv", "LOS. Given": a sentence ends ("Avda.", "u." do not)
+        if lw in self.lex.measure_links or lw in _UNITS or self.v.clinical(lw) or (lw in self.v.allow and lw not in self.v.stop):
+            return True  # "cc for", "to 10 with", "Vt", "PSV"
+        return w.islower() and self.v.known_word(lw) and lw.endswith(("ing", "ed"))  # "maintaining"
 
     def _place_word(self, w: str) -> bool:
         lw = w.lower()
@@ -284,9 +303,11 @@ class Vocabulary:
         self.stop = stop
         self.names = lex.first_names | lex.surnames
         self.places = frozenset(w for p in lex.places for w in p.split())
-        from noteward.deid.lists import clinical_allow, name_lists, us_places
+        from noteward.deid.lists import clinical_allow, drug_words, name_lists, us_places
 
         self.allow = clinical_allow()
+        self.drugs = drug_words()
+        self._sorted_words: tuple[str, ...] | None = None
         self.census = name_lists()
         self.us_places = us_places()
         self._misspelt: dict[str, bool] = {}
@@ -312,7 +333,8 @@ class Vocabulary:
                 cands |= {a + c + b[1:] for a, b in splits if b for c in letters}
                 cands |= {a + c + b for a, b in splits for c in letters}
             cands.discard(w)
-            hit = not self.english.isdisjoint(cands)  # every candidate has 4+ letters (len(w) >= 4)
+            # every candidate has 4+ letters (len(w) >= 4)
+            hit = not self.english.isdisjoint(cands) or not self.drugs.isdisjoint(cands)
             if len(self._misspelt) < 50000:
                 self._misspelt[w] = hit
         return hit
@@ -371,9 +393,37 @@ class Vocabulary:
 
     def clinical(self, word: str) -> bool:
         w = word.lower().strip(".,;:'’")
-        if w in self.lex.clinical_words or any(c.isdigit() for c in w):
+        if w in self.lex.clinical_words or w in self.drugs or any(c.isdigit() for c in w):
             return True
         return len(w) > 5 and w.endswith(self.lex.clinical_suffixes)
+
+    def run_together(self, word: str) -> bool:
+        """Two words written as one, one of them clinical or a stop word ("urineoutput",
+        "sedationand"): shorthand, not a name or a place. Place and family names built
+        the same way ("Greenfield", "Goodman") are on the lists and never reach here."""
+        w = word.lower()
+        if len(w) < 7 or not w.isalpha():
+            return False
+        for i in range(3, len(w) - 2):
+            a, b = w[:i], w[i:]
+            if self.known_word(a) and self.known_word(b) and (
+                a in self.stop or b in self.stop or self.listed_shorthand(a) or self.listed_shorthand(b)
+            ):
+                return True
+        return False
+
+    def abbreviation(self, word: str) -> bool:
+        """The first five or more letters of a drug or dictionary word ("norepi", "periph"):
+        nursing notes clip words. Used for places only: given names are often the start
+        of a word ("Chris", "Mart")."""
+        w = word.lower()
+        if len(w) < 5 or not w.isalpha():
+            return False
+        if self._sorted_words is None:
+            self._sorted_words = tuple(sorted(self.drugs | self.english | self.lex.clinical_words))
+        words = self._sorted_words
+        i = bisect.bisect_right(words, w)
+        return i < len(words) and words[i].startswith(w) and len(words[i]) > len(w)
 
     def known_word(self, word: str) -> bool:
         """In the dictionary, directly or as an inflected form ("appears", "diagnosed")."""
@@ -412,6 +462,8 @@ class Vocabulary:
         bare = t.rstrip(".")
         if len(bare) == 1 and bare.isupper():
             return True  # an initial
+        if t.endswith("-"):
+            return False  # a section label ("Plan- cont", "Neuro-")
         if not bare.replace("-", "").replace("'", "").replace("’", "").isalpha():
             return False
         w = bare.lower()
@@ -447,6 +499,8 @@ class NameRecognizer(EntityRecognizer):
         t = tok.text
         if len(t) < 2 or not t[0].isupper() or not t.replace("-", "").replace("'", "").isalpha():
             return False
+        if t.endswith("-"):
+            return False  # a section label ("Gu- diuresing")
         if t.isupper() and len(t) <= 4:
             return False  # abbreviations
         w = t.lower()
@@ -458,10 +512,22 @@ class NameRecognizer(EntityRecognizer):
     def _extend(self, doc: Any, j: int, after_title: bool, limit: int = 3) -> int:
         k = j
         while k < len(doc) and k - j < limit and self.v.name_token(doc[k], after_title=after_title):
+            if k > j and not self._caseless_name_word(doc[k].text):
+                break  # "DR. KOWALCZYK AWARE", "NP MARGO ORDERED"
             k += 1
             if doc[k - 1].text.endswith("'s") or doc[k - 1].text.endswith("’s"):
                 break
         return k
+
+    def _caseless_name_word(self, t: str, band: int = 1) -> bool:
+        """A word in all capitals or all lower case (the case says nothing) may go on a
+        name only when it is no dictionary word, or a listed name of frequency ``band``
+        ("SMITH", "HICKEY"; not "AWARE", "ORDERED", "early")."""
+        bare = t.strip(".,'’")
+        if len(bare) < 2 or not (bare.isupper() or bare.islower()):
+            return True
+        lw = bare.lower()
+        return self.v.census.is_name(lw, band) or not (self.v.known_word(lw) or self.v.listed_shorthand(lw))
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
         doc = getattr(nlp_artifacts, "tokens", None)
@@ -478,7 +544,11 @@ class NameRecognizer(EntityRecognizer):
             if j < n and doc[j].text == ".":
                 j += 1
             found: tuple[int, int, float, bool] | None = None  # first token, end token, score, strong
-            if low in lex.titles and tok.text[:1].isalpha():
+            if (low in lex.titles and tok.text[:1].isalpha()
+                    and not (j > i + 1 and low not in lex.abbreviated_titles)  # "his sister. Husband ..."
+                    and not (low in lex.clinical_titles and j < n and not self._caseless_name_word(doc[j].text, 2))):
+                # "PA PRESSURES STABLE", "RN PLACED FOLEY", "ms given": abbreviations that are
+                # also clinical shorthand vouch only for a word that can be a name
                 k = self._extend(doc, j, after_title=True)
                 # "Dr. reviewed" is not a name; a lowercase word after a title must be known
                 if k > j and not (doc[j].text.islower() and v.common(doc[j].text)):
@@ -585,6 +655,10 @@ class ClinicalNerRecognizer(EntityRecognizer):
         if not any(c.isalpha() for c in t):
             return False
         w = t.lower().strip(".'’")
+        if (t[:1].isupper() and t.isascii() and _sentence_start(tok.doc.text, tok.idx)
+                and (self.v.shorthand(w) or self.v.run_together(w) or self.v.known_word(w))
+                and not self.v.census.is_name(w, 2)):
+            return False  # "Contiue on lasix", "Fingerstick q6h": the capital only starts the sentence
         if w in self.v.stop or w in self.v.lex.titles or w in self.v.lex.post_titles:
             return False
         if self.v.clinical(w) and w not in self.v.names:
@@ -625,6 +699,14 @@ class ClinicalNerRecognizer(EntityRecognizer):
             if end > start:
                 out.append(_result(kind, start, end, 0.7, "spacy_ner", False))
         return out
+
+
+_SENTENCE_START = re.compile(r"(?:^|[.:;!?>]|\n|\s-|-\s)\s*$")
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    """Does a sentence, a line or a labelled section begin at ``start``?"""
+    return bool(_SENTENCE_START.search(text[max(0, start - 6) : start]))
 
 
 def eponym_span(vocab: Vocabulary, text: str, start: int, end: int) -> bool:
@@ -822,6 +904,8 @@ class NursingContextRecognizer(EntityRecognizer):
             return False  # "extubate", "cardioversion", "tachypnea": English or clinical word forms
         if any(lw.startswith(p) and v.known_word(lw[len(p):]) for p in _PREFIXES):
             return False  # "recheck", "desaturate", "overventilation"
+        if v.run_together(lw) or v.abbreviation(lw):
+            return False  # "breathsounds", "norepi", "periph"
         return not v.known_word(lw) and not v.shorthand(lw) and not v.census.is_name(lw) \
             and lw not in v.names and lw not in v.lex.eponyms
 
@@ -881,15 +965,22 @@ class NursingContextRecognizer(EntityRecognizer):
                 e = m.start(1) + keep[-1].end()
                 out.append(_result("NAME", s, e, 0.9, "credential_name", True))
         for m in _TITLE_NAME.finditer(text):
-            spans = []
+            spans: list[tuple[int, int]] = []
+            # after "ms" (also morphine sulfate, mental status) a rare name that is a word is a word
+            title = re.sub(r"[^a-z].*", "", m.group(0).lower(), flags=re.S)
+            first_band = 2 if title in v.lex.clinical_titles else 3
             for w in re.finditer(_NAME_WORD, m.group(1)):
                 t = w.group(0)
                 lw = re.sub(r"['’]s$", "", t.lower())
                 if lw in ("and",):
                     continue
+                caseless = t.isupper() or t.islower()
                 if lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
                     v.known_word(lw) and not v.census.is_name(lw)) or (
-                    v.listed_shorthand(lw) and not v.census.is_name(lw)):
+                    v.listed_shorthand(lw) and not v.census.is_name(lw)) or (
+                    # "Dr Vining early", "ms given", "DR HUGHES NOTIFIED": a dictionary word
+                    # that is a rare name, in a case that says nothing
+                    caseless and v.known_word(lw) and not v.census.is_name(lw, 1 if spans else first_band)):
                     break
                 if t.lower() != lw:
                     spans.append((m.start(1) + w.start(), m.start(1) + w.start() + len(lw)))
@@ -972,6 +1063,9 @@ class NursingContextRecognizer(EntityRecognizer):
                 continue
             if all(v.listed_shorthand(w.group(0)) or w.group(0).lower() in _FACILITY_GENERIC for w in words):
                 continue  # "cardiac rehab", "acute rehab"
+            if len(words) == 1 and v.known_word(words[0].group(0).lower()) and \
+                    words[0].group(0).lower().endswith(("ed", "ing", "ic", "ous", "ive", "al")):
+                continue  # "PROLONGED HOSPITAL stay", "basic hospital": a verb or adjective form
             out.append(_result("LOCATION", m.start(1) + words[0].start(), m.end(), 0.75, "facility_anycase", True))
         for m in self._town_state.finditer(text):
             town = m.group(1).lower()
@@ -1029,7 +1123,11 @@ class NursingContextRecognizer(EntityRecognizer):
                 continue
             if known or "'" in w or "’" in w or _DOSE_AHEAD.match(text, m.end()):
                 continue  # dictionary words, contractions, and products before a dose
-            if v.census.is_name(lw) or lw in v.names:
+            if v.census.is_first(lw, 1) and lw not in v.us_places and not v.listed_shorthand(lw) \
+                    and lw not in v.lex.person_cues and not _RELATION_WORD.fullmatch(lw):
+                # a common given name that is no dictionary word is a name without a cue ("LUCY IS OFF")
+                out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True))
+            elif v.census.is_name(lw) or lw in v.names:
                 out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True, recall_only=True))
             elif title and len(lw) >= 4 and re.search(r"[aeiouy]", lw):
                 out.append(_result("NAME", m.start(), m.end(), 0.5, "unknown_word", True, recall_only=True))
