@@ -231,13 +231,14 @@ def test_a_model_line_naming_a_stopped_order_is_not_current_and_the_cap_keeps_th
 ) -> None:
     """With the model on (3 of 15 lines), the 63-note patient's summary said "Medications:
     Camila 28 day pack" (last ordered 2012) and the cap left the stopped line out."""
-    from noteward.llm.composition import compose
+    from noteward.llm.composition import Who, compose
     from noteward.llm.selection import SourceNote, select
 
     p = patient(content_vault, PREGNANT)
     notes = [SourceNote(n.id, n.text, n.date) for n in content_vault.notes(p.id)]
     facts = content_vault.facts(p.id)
-    comp = compose(select(notes, facts), facts, model_slots=3, max_sentences=15)
+    who = Who(p.birth_date, p.sex, p.deceased_date if p.deceased else None)
+    comp = compose(select(notes, facts), facts, who=who, model_slots=3, max_sentences=15)
     assert [d.section for d in comp.drafts].count("Stopped medications") == 1
     assert comp.place_model_sentence("Medications", "Camila 28 day pack", "2015-02-18") == "Stopped medications"
     assert comp.place_model_sentence("Medications", "Ibuprofen 400 mg oral tablet", "2022-03-30") == "Medications"
