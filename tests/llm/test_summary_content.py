@@ -225,7 +225,6 @@ def test_stopped_medications_leave_medications_but_stay_on_screen(content_vault:
     assert len(lines) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="a model line naming a stopped order goes under Medications; the cap drops the stopped line")
 def test_a_model_line_naming_a_stopped_order_is_not_current_and_the_cap_keeps_the_stopped_line(
     content_vault: Any,
 ) -> None:

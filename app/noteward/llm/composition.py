@@ -114,10 +114,14 @@ class Composition:
 
         Allergies are stated from the records (with their conflicts), so the model's own
         allergy lines are dropped once that state exists; social findings never go under
-        Problems; a "recent finding" from outside the window is not recent (it goes to Other).
+        Problems; a medication line naming an order the record has stopped is not current
+        (it goes with the stopped ones, its stop as its conflict); a "recent finding" from
+        outside the window is not recent (it goes to Other).
         """
         if ALLERGY_RE.search(text):
             return None if self.has_allergy_state else "Allergies"
+        if section == "Medications" and self.conflicts_for(text):
+            return "Stopped medications"
         if section in ("Problems", "Resolved problems") and is_social(text):
             return None
         if section == "Recent findings":
