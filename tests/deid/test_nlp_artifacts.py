@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from noteward.deid.engine import nlp_engine
 
 _NOTES = [
@@ -31,9 +29,6 @@ def _stock(engine: Any, text: str) -> Any:
     return SpacyNlpEngine._doc_to_nlp_artifact(engine, doc, "en")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="process_batch still yields doc.text and artifacts compute keywords eagerly"
-)
 def test_batch_yields_the_given_text_and_reads_lists_lazily(deid: Any) -> None:
     engine = nlp_engine()
     out = list(engine.process_batch(_NOTES, language="en", batch_size=2))
