@@ -50,9 +50,6 @@ def test_same_matches_as_libphonenumber(region: str) -> None:
     assert any(list(PhoneNumberMatcher(t, region, leniency=1)) for t in _TEXTS)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="each region's matcher still searches the text for candidates itself"
-)
 def test_regions_share_the_candidate_search() -> None:
     """The recognizer's matchers for one text (one per region) share the search for
     candidates, which does not depend on the region; each still finds what
