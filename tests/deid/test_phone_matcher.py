@@ -48,3 +48,24 @@ def test_same_matches_as_libphonenumber(region: str) -> None:
         got = [(m.start, m.end, m.number) for m in fast(text, region, leniency=1)]
         assert got == want
     assert any(list(PhoneNumberMatcher(t, region, leniency=1)) for t in _TEXTS)
+
+
+def test_regions_share_the_candidate_search() -> None:
+    """The recognizer's matchers for one text (one per region) share the search for
+    candidates, which does not depend on the region; each still finds what
+    libphonenumber's own matcher finds."""
+    from phonenumbers import PhoneNumberMatcher
+
+    from noteward.deid.engine import phone_matcher_class
+
+    fast = phone_matcher_class()
+    for text in _TEXTS:
+        searches: dict[int, object] = {}
+        for region in _REGIONS:
+            want = [
+                (m.start, m.end, m.number) for m in PhoneNumberMatcher(text, region, leniency=1)
+            ]
+            matcher = fast(text, region, leniency=1, searches=searches)
+            assert [(m.start, m.end, m.number) for m in matcher] == want
+        assert searches  # filled by the first region, read by the others
+        assert all(k >= 0 for k in searches)

@@ -95,26 +95,87 @@ def _nlp_engine_class(full_pipeline: bool = False) -> type:
         def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
             """Presidio's artifacts, with the tokens as a list of Token objects built once:
             every ``Doc[i]`` and every pass over a Doc builds new ones, and the name rules
-            index each token about twice (the baseline keeps Presidio's own)."""
+            index each token about twice; lemmas and keywords are computed when first
+            read (see ``_lazy_artifacts_class``). The baseline keeps Presidio's own."""
             if full_pipeline:
                 return super()._doc_to_nlp_artifact(doc, language)
-            from presidio_analyzer.nlp_engine import NlpArtifacts
-
-            tokens = list(doc)
             entities, scores = self._get_updated_entities(
                 self._get_entities(doc), self._get_scores_for_entities(doc)
             )
-            return NlpArtifacts(
-                entities=entities,
-                tokens=tokens,  # type: ignore[arg-type]  # indexed and iterated like the Doc
-                tokens_indices=[t.idx for t in tokens],
-                lemmas=[t.lemma_ for t in tokens],
-                nlp_engine=self,
-                language=language,
-                scores=scores,
-            )
+            return _lazy_artifacts_class()(entities, list(doc), self, language, scores)
+
+        def process_batch(  # type: ignore[override]
+            self,
+            texts: Any,
+            language: str,
+            batch_size: int = 1,
+            n_process: int = 1,
+            as_tuples: bool = False,
+        ) -> Any:
+            """Presidio's ``process_batch``, yielding each text as given: Presidio yields
+            ``doc.text``, which spaCy rebuilds from the tokens (a Token object per token,
+            about a tenth of the pipeline's Python time) and which equals the text given
+            (spaCy's tokenizer keeps every character)."""
+            if full_pipeline or as_tuples:
+                yield from super().process_batch(texts, language, batch_size, n_process, as_tuples)
+                return
+            if not self.nlp:
+                raise ValueError("NLP engine is not loaded. Consider calling .load()")
+            given = [str(t) for t in texts]
+            docs = self.nlp[language].pipe(given, batch_size=batch_size, n_process=n_process)
+            for text, doc in zip(given, docs, strict=True):
+                yield text, self._doc_to_nlp_artifact(doc, language)
 
     return InstalledSpacyNlpEngine
+
+
+def _lazy_artifacts_class() -> type:
+    """Presidio's ``NlpArtifacts`` with ``lemmas``, ``keywords`` and ``tokens_indices``
+    computed when first read, the same lists Presidio computes at once. Only Presidio's
+    context enhancer reads them, and only for a result of a recognizer with context
+    words (a few per hundred notes); building them for every note cost about as much as
+    the nursing-note name rules (docs/deid.md, "Speed")."""
+    cls = _shared.get("artifacts_cls")
+    if cls is not None:
+        return cls  # type: ignore[no-any-return]
+    from functools import cached_property
+
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    class LazyNlpArtifacts(NlpArtifacts):  # type: ignore[misc]
+        def __init__(
+            self, entities: Any, tokens: list[Any], nlp_engine: Any, language: str, scores: Any
+        ) -> None:
+            # not NlpArtifacts.__init__: it would compute the lazy lists now
+            self.entities = entities
+            self.tokens = tokens  # type: ignore[assignment]  # Token objects, used like the Doc
+            self.nlp_engine = nlp_engine
+            self.scores = scores if scores else [0.85] * len(entities)
+            self._language = language
+
+        @cached_property
+        def tokens_indices(self) -> list[int]:  # type: ignore[override]
+            return [t.idx for t in self.tokens]
+
+        @cached_property
+        def lemmas(self) -> list[str]:  # type: ignore[override]
+            return [t.lemma_ for t in self.tokens]
+
+        @cached_property
+        def keywords(self) -> list[str]:  # type: ignore[override]
+            return list(self.set_keywords(self.nlp_engine, self.lemmas, self._language))
+
+        def to_json(self) -> str:
+            for name in ("tokens_indices", "lemmas", "keywords"):
+                getattr(self, name)  # computed, so that the decision-process log has them
+            saved = self.__dict__.pop("_language")
+            try:
+                return str(super().to_json())
+            finally:
+                self._language = saved
+
+    _shared["artifacts_cls"] = LazyNlpArtifacts
+    return LazyNlpArtifacts
 
 
 def _tune_pipeline(nlp: Any) -> None:
@@ -251,8 +312,48 @@ def phone_matcher_class() -> type:
     ("98.6", "2L", "x3"): four in five candidates, most of the recognizer's time. The
     matches are the same: such a candidate, and every part of it, fails validation."""
     from phonenumbers import PhoneNumberMatcher
+    from phonenumbers.phonenumbermatcher import (  # type: ignore[attr-defined]
+        _PATTERN,
+        _SECOND_NUMBER_START_PATTERN,
+    )
 
     class ShortCandidateSkippingMatcher(PhoneNumberMatcher):  # type: ignore[misc]
+        """``searches`` (a dict, one per text) lets the matchers of one text, one per
+        region, share the search for candidates: it does not depend on the region and
+        was a third of the matcher's time on nursing notes."""
+
+        def __init__(
+            self, *args: Any, searches: dict[int, Any] | None = None, **kwargs: Any
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            self._searches = searches
+
+        def _search(self, index: int) -> Any:
+            memo = self._searches
+            if memo is None:
+                return _PATTERN.search(self.text, index)
+            if index not in memo:
+                memo[index] = _PATTERN.search(self.text, index)
+            return memo[index]
+
+        def _find(self, index: int) -> Any:
+            """PhoneNumberMatcher._find (phonenumbers 9.0), searching through ``_search``;
+            tests/deid/test_phone_matcher.py compares the matches with the library's."""
+            match = self._search(index)
+            while self._max_tries > 0 and match is not None:
+                start = match.start()
+                candidate = self._trim_after_first_match(
+                    _SECOND_NUMBER_START_PATTERN, self.text[start : match.end()]
+                )
+                if len(candidate) >= self._min_candidate_length:
+                    found = self._extract_match(candidate, start)
+                    if found is not None:
+                        return found
+                    self._max_tries -= 1
+                index = start + len(candidate)
+                match = self._search(index)
+            return None
+
         def _extract_match(self, candidate: str, offset: int) -> Any:
             if sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS:
                 return None
@@ -282,10 +383,11 @@ def _phone_recognizer() -> Any:
         def _matches(self, text: str, nlp_artifacts: Any) -> list[Any]:
             """PhoneRecognizer.analyze with the faster matcher (the region named in its
             explanation is the one searched; explanations are not kept)."""
+            searches: dict[int, Any] = {}  # the candidate search, shared by the regions
             results = [
                 self._get_recognizer_result(m, text, region, nlp_artifacts)
                 for region in self.supported_regions
-                for m in matcher(text, region, leniency=self.leniency)
+                for m in matcher(text, region, leniency=self.leniency, searches=searches)
             ]
             return list(EntityRecognizer.remove_duplicates(results))
 
