@@ -37,13 +37,11 @@ def _same(text: str) -> bool:
     return [(m.span(), m.span(1)) for m in _credentials(text)] == full
 
 
-@pytest.mark.xfail(strict=True, reason="_credentials does not exist yet (issue 12)")
 @pytest.mark.parametrize("text", _TEXTS)
 def test_same_matches_as_the_full_pattern(text: str) -> None:
     assert _same(text)
 
 
-@pytest.mark.xfail(strict=True, reason="_credentials does not exist yet (issue 12)")
 def test_same_matches_on_the_development_notes() -> None:
     from noteward.deid.commands import physionet_notes
     from noteward.deid.evaluation import default_paths
