@@ -26,7 +26,6 @@ def places() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return rec.known, plain
 
 
-@pytest.mark.xfail(strict=True, reason="no lookahead yet (issue 12)")
 def test_lookahead_lists_every_first_capital(
     places: tuple[re.Pattern[str], re.Pattern[str]],
 ) -> None:

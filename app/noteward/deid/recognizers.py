@@ -201,7 +201,13 @@ class PlaceRecognizer(EntityRecognizer):
             rf"(?:\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,2}}|\s+(?!(?:on|in|at|and|for|with)\b)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?=\s*[,.;)]|\s*$))?"
             rf"|\b(?:{fac_words})\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,3}}"
         )
-        self.known = re.compile(rf"\b(?:{_title_variants(self.lex.facility_names + self.lex.places)})\b")
+        known = self.lex.facility_names + self.lex.places
+        # every alternative starts with one of these capitals: the lookahead spares the
+        # hundreds of alternatives at every other word boundary (same matches; 0.41 ->
+        # under 0.03 ms CPU per dev note)
+        firsts = "".join(sorted({re.escape(p.split()[0][0].upper()) for p in known if p.split()}))
+        ahead = rf"(?=[{firsts}])" if all(p.split() for p in known) else ""
+        self.known = re.compile(rf"\b{ahead}(?:{_title_variants(known)})\b")
         codes = "|".join(sorted(self.lex.state_codes))
         self.city_state = re.compile(
             rf"\b[A-Z][a-zA-Z'’.-]+(?:\s+[A-Z][a-zA-Z'’.-]+){{0,2}},\s+(?:{codes})\b(?:\s+\d{{5}}(?:-\d{{4}})?)?"
