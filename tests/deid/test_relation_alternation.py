@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 _EDGES = [
     "dtr laverne, SON Nick; Significant  other: Bob; sister-in-law Ann; in law Joe",
     "\u017fon Pat, hcproxy Mary, proxy suzette's; so is Kim; sil (Dana) called",
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="relation words are not grouped yet (issue 12)")
 def test_grouped_relations_match_as_the_plain_alternation() -> None:
     from noteward.deid.commands import physionet_notes
     from noteward.deid.evaluation import default_paths

@@ -15,7 +15,7 @@ from typing import Any
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-from noteward.deid.rules import Lexicons, Rule, load_rules
+from noteward.deid.rules import Lexicons, Rule, _by_first_letter, load_rules
 from noteward.deid.types import ENTITY_TYPES
 
 STRONG = "strong"
@@ -736,8 +736,10 @@ _RELATION = (
 )
 _NAME_WORD = r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)?"
 _RELATION_WORD = re.compile(rf"(?i)(?:{_RELATION})")
+# grouped by first letter: case-insensitive alternatives get no first-letter shortcut
+# (same matches; 0.17 -> 0.06 ms CPU per dev note)
 _RELATION_NAME = re.compile(
-    rf"(?i)\b(?:{_RELATION})(?:-in-law)?\b(?:\s*[,:(-]\s*|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
+    rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))})(?:-in-law)?\b(?:\s*[,:(-]\s*|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
 _NAME_BEFORE_RELATION = re.compile(
