@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-from noteward.deid.rules import Lexicons, Rule, load_rules
+from noteward.deid.rules import Lexicons, Rule, _by_first_letter, load_rules
 from noteward.deid.types import ENTITY_TYPES
 
 STRONG = "strong"
@@ -201,7 +201,13 @@ class PlaceRecognizer(EntityRecognizer):
             rf"(?:\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,2}}|\s+(?!(?:on|in|at|and|for|with)\b)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?=\s*[,.;)]|\s*$))?"
             rf"|\b(?:{fac_words})\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,3}}"
         )
-        self.known = re.compile(rf"\b(?:{_title_variants(self.lex.facility_names + self.lex.places)})\b")
+        known = self.lex.facility_names + self.lex.places
+        # every alternative starts with one of these capitals: the lookahead spares the
+        # hundreds of alternatives at every other word boundary (same matches; 0.41 ->
+        # under 0.03 ms CPU per dev note)
+        firsts = "".join(sorted({re.escape(p.split()[0][0].upper()) for p in known if p.split()}))
+        ahead = rf"(?=[{firsts}])" if all(p.split() for p in known) else ""
+        self.known = re.compile(rf"\b{ahead}(?:{_title_variants(known)})\b")
         codes = "|".join(sorted(self.lex.state_codes))
         self.city_state = re.compile(
             rf"\b[A-Z][a-zA-Z'’.-]+(?:\s+[A-Z][a-zA-Z'’.-]+){{0,2}},\s+(?:{codes})\b(?:\s+\d{{5}}(?:-\d{{4}})?)?"
@@ -730,8 +736,10 @@ _RELATION = (
 )
 _NAME_WORD = r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)?"
 _RELATION_WORD = re.compile(rf"(?i)(?:{_RELATION})")
+# grouped by first letter: case-insensitive alternatives get no first-letter shortcut
+# (same matches; 0.17 -> 0.06 ms CPU per dev note)
 _RELATION_NAME = re.compile(
-    rf"(?i)\b(?:{_RELATION})(?:-in-law)?\b(?:\s*[,:(-]\s*|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
+    rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))})(?:-in-law)?\b(?:\s*[,:(-]\s*|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
 _NAME_BEFORE_RELATION = re.compile(
@@ -741,10 +749,33 @@ _NOT_BEFORE_CREDENTIAL = frozenset(
     "day days night nights eve evening evenings noc nocs charge primary float covering oncoming resource staff "
     "travel travelling traveling agency new the this that your my our his her unit floor team".split()
 )
+_CREDENTIAL_WORD = (
+    r"(?:RN|R\.N\.|RRT|MD|M\.D\.|NP|PA|PA-C|SN|RPH|CRNA|LPN|PCT|LICSW|MSW|SW|CCRN|BSN|RT|PT|rn|np|rrt)\b(?![\w/-])"
+)
 _CREDENTIAL = re.compile(
     r"((?:[A-Za-z]\.?\s+)?(?:[A-Za-z][A-Za-z'’-]+\s+)?(?:[A-Za-z]\.\s*)?[A-Za-z][A-Za-z'’-]+)"
-    r"\s*,?\s*\b(?:(?:BSN|bsn|MSN|msn|RN|rn)\s*[/,]\s*)?(?:RN|R\.N\.|RRT|MD|M\.D\.|NP|PA|PA-C|SN|RPH|CRNA|LPN|PCT|LICSW|MSW|SW|CCRN|BSN|RT|PT|rn|np|rrt)\b(?![\w/-])"
+    r"\s*,?\s*\b(?:(?:BSN|bsn|MSN|msn|RN|rn)\s*[/,]\s*)?" + _CREDENTIAL_WORD
 )
+# Every _CREDENTIAL match ends in a credential word and holds only these characters, so
+# it lies inside one run of them that holds a credential word (see _credentials).
+_CREDENTIAL_TAIL = re.compile(_CREDENTIAL_WORD)
+_CREDENTIAL_RUN = re.compile(r"[A-Za-z'’.,/\s-]+")
+
+
+def _credentials(text: str) -> Iterator[re.Match[str]]:
+    """``_CREDENTIAL.finditer(text)``, searching only the runs of name and credential
+    characters that hold a credential word (most of a note holds none): the full
+    pattern tried at every letter took 0.6 ms of CPU per dev note, this 0.09."""
+    tails = [m.start() for m in _CREDENTIAL_TAIL.finditer(text)]
+    if not tails:
+        return
+    for run in _CREDENTIAL_RUN.finditer(text):
+        i = bisect.bisect_left(tails, run.start())
+        if i < len(tails) and tails[i] < run.end():
+            # one character past the run, so that the final \b and (?![\w/-]) see it
+            yield from _CREDENTIAL.finditer(text, run.start(), run.end() + 1)
+
+
 _PAGER = re.compile(r"(?i)\b(?:pager|pgr|beeper|bpr|page|pg)\b\s*(?:#|number|num|no\.?)?\s*[:#]?\s*(\d{3,6}(?:-\d{4})?)\b")
 _PLACE_VERB = re.compile(
     r"(?i)\b(?:transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|adm|admit|sent|medflight(?:ed)?|"
@@ -943,7 +974,7 @@ class NursingContextRecognizer(EntityRecognizer):
             if keep:
                 out.append(_result("NAME", m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), 0.85,
                                    "relation_name", True))
-        for m in _CREDENTIAL.finditer(text):
+        for m in _credentials(text):
             words = list(_WORD_RE.finditer(m.group(1)))
             keep = []
             for w in reversed(words):
