@@ -110,20 +110,14 @@ def test_close_frees_an_adapter_model_at_once_on_its_own_thread() -> None:
     must free them before it returns, on the owner thread, with the collector off."""
     import gc
 
-    from noteward.llm.manifest import ResolvedModel, load_manifest
+    from noteward.llm.manifest import load_manifest, resolve_model
 
     # the default now runs merged (one GGUF); its adapter applied at load is what this frees
     entry = load_manifest().get()
     adapter = entry.adapter_file()
     assert adapter is not None, "the default model should be an adapter entry"
-    at_load = ResolvedModel(
-        entry.id,
-        entry.model_file().path,
-        entry.sha256,
-        adapter.path,
-        entry.n_ctx,
-        entry.prompt_style,
-    )
+    at_load = resolve_model(entry.id, merge=False)
+    assert at_load.adapter_path == adapter.path and not at_load.merged
     rt = ModelRuntime(at_load, threads=2, n_ctx=256)
     assert rt.model.adapter_path is not None
     rt.start()

@@ -401,8 +401,13 @@ def describe_default_model() -> str:
     return line
 
 
-def resolve_model(model_id: str | None = None, manifest: Manifest | None = None) -> ResolvedModel:
-    """Find, verify and describe the model to run (default from settings, then manifest)."""
+def resolve_model(
+    model_id: str | None = None, manifest: Manifest | None = None, *, merge: bool = True
+) -> ResolvedModel:
+    """Find, verify and describe the model to run (default from settings, then manifest).
+
+    An adapter entry with a pinned merge runs as its merged weights; ``merge=False`` gives
+    the adapter applied at load instead (what `bench decode` times beside the merge)."""
     if manifest is None:
         manifest = load_manifest()
     if not model_id:
@@ -415,7 +420,7 @@ def resolve_model(model_id: str | None = None, manifest: Manifest | None = None)
     adapter = entry.adapter_file()
     if adapter is not None:
         verify_file(adapter, entry.id)
-        merged = merged_weights(entry)
+        merged = merged_weights(entry) if merge else None
         if merged is not None:
             return ResolvedModel(
                 entry.id, merged, entry.sha256, None, entry.n_ctx, entry.prompt_style, merged=True

@@ -56,15 +56,7 @@ def decode_speed(
     tuned = resolve_model(entry.id)
     if tuned.merged:
         # what ran before the merge was pinned, in the same run: the adapter applied at load
-        at_load = ResolvedModel(
-            entry.id,
-            entry.model_file().path,
-            entry.sha256,
-            adapter.path,
-            entry.n_ctx,
-            entry.prompt_style,
-        )
-        rows.append(("adapter at load", at_load))
+        rows.append(("adapter at load", resolve_model(entry.id, merge=False)))
         rows.append((f"merged {entry.raw['merge'].get('type', 'Q8_0')} (pinned)", tuned))
     else:
         rows.append(("adapter at load", tuned))
