@@ -306,6 +306,11 @@ PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "SE", "CH")
 MIN_PHONE_DIGITS = 4
 
 
+def _too_short(candidate: str) -> bool:
+    """Fewer letters and digits than any region's valid number has."""
+    return sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS
+
+
 def phone_matcher_class() -> type:
     """libphonenumber's PhoneNumberMatcher, skipping candidates too short to hold a valid
     number before parsing them (once per region). Nursing notes are full of short numbers
@@ -355,15 +360,11 @@ def phone_matcher_class() -> type:
             return None
 
         def _extract_match(self, candidate: str, offset: int) -> Any:
-            if sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS:
-                return None
-            return super()._extract_match(candidate, offset)
+            return None if _too_short(candidate) else super()._extract_match(candidate, offset)
 
         def _parse_and_verify(self, candidate: str, offset: int) -> Any:
-            # the parts tried when a whole candidate fails ("80" of "120/80")
-            if sum(map(str.isalnum, candidate)) < MIN_PHONE_DIGITS:
-                return None
-            return super()._parse_and_verify(candidate, offset)
+            # also the parts tried when a whole candidate fails ("80" of "120/80")
+            return None if _too_short(candidate) else super()._parse_and_verify(candidate, offset)
 
     return ShortCandidateSkippingMatcher
 

@@ -256,15 +256,17 @@ def is_negated(text: str) -> bool:
 
 
 NEGATION_WINDOW = 4  # words a cue scopes over (NegEx-style)
+# the start of a dialogue turn: spaces and an optional speaker label ("[doctor]", "Patient:")
+_TURN_START = r"\s*(?:\[?\w+\]?:?\s*)?"
 _NEG_ANSWER_RE = re.compile(
-    r"^\s*(?:\[?\w+\]?:?\s*)?(?:no|nope|nah|not|never|none|negative|denies|i don'?t|i do not|"
+    "^" + _TURN_START + r"(?:no|nope|nah|not|never|none|negative|denies|i don'?t|i do not|"
     r"i have ?n'?t|i haven'?t|i have not|i did ?n'?t|i didn'?t|i did not)\b",
     re.IGNORECASE,
 )
 
 
 _YES_ANSWER_RE = re.compile(
-    r"^\s*(?:\[?\w+\]?:?\s*)?(?:yes|yeah|yep|yup|correct|right|sure|i do|i have|i did|uh-huh|mm-hmm)\b",
+    "^" + _TURN_START + r"(?:yes|yeah|yep|yup|correct|right|sure|i do|i have|i did|uh-huh|mm-hmm)\b",
     re.IGNORECASE,
 )
 
@@ -324,14 +326,14 @@ def question_part(text: str) -> str:
 
 # "I don't know", "I don't remember what month, but ...": no answer, not a denial
 _UNSURE_ANSWER_RE = re.compile(
-    r"^\s*(?:\[?\w+\]?:?\s*)?(?:i|we)\s+(?:do n'?t|don'?t|do not|did n'?t|didn'?t|did not)\s+"
+    "^" + _TURN_START + r"(?:i|we)\s+(?:do n'?t|don'?t|do not|did n'?t|didn'?t|did not)\s+"
     r"(?:know|remember|recall|understand)\b",
     re.IGNORECASE,
 )
 # a turn's leading "No," answers the question before it (read through answered_no); it
 # does not negate what the turn goes on to say ("No, I'm happily single right now")
 _LEADING_NO_RE = re.compile(
-    r"^(\s*(?:\[?\w+\]?:?\s*)?)(?:no|nope|nah)(?:\s+(?:sir|ma'?am|doctor|doc))?\s*[,.!;]",
+    "^(" + _TURN_START + r")(?:no|nope|nah)(?:\s+(?:sir|ma'?am|doctor|doc))?\s*[,.!;]",
     re.IGNORECASE,
 )
 
