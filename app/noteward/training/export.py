@@ -113,6 +113,12 @@ def peft_state_for_export(model: Any) -> dict[str, Any]:
     return {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
 
 
+def _peft_stem(key: str) -> str:
+    """The peft module name of a linear layer's weight key ("...q_proj.weight")."""
+    stem = key[: -len(".weight")]
+    return stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+
+
 def lora_from_delta(base: dict[str, Any], tuned: dict[str, Any], rank: int) -> dict[str, Any]:
     """A rank-``rank`` LoRA (peft keys, scale alpha/r = 1) carrying ``tuned - base`` per linear layer.
 
@@ -129,8 +135,7 @@ def lora_from_delta(base: dict[str, Any], tuned: dict[str, Any], rank: int) -> d
         delta = w.detach().to("cpu", torch.float64) - base[key].detach().to("cpu", torch.float64)
         u, s, vh = torch.linalg.svd(delta, full_matrices=False)
         r = min(rank, s.shape[0])
-        stem = key[: -len(".weight")]
-        stem = stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+        stem = _peft_stem(key)
         out[f"{stem}.lora_A.weight"] = vh[:r].to(torch.float32)
         out[f"{stem}.lora_B.weight"] = (u[:, :r] * s[:r]).to(torch.float32)
     return out
@@ -147,8 +152,7 @@ def merge_extraction(base: dict[str, Any], lora: dict[str, Any]) -> dict[str, An
 
     out: dict[str, Any] = {}
     for key, w in base.items():
-        stem = key[: -len(".weight")]
-        stem = stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+        stem = _peft_stem(key)
         a, b = lora.get(f"{stem}.lora_A.weight"), lora.get(f"{stem}.lora_B.weight")
         if a is None or b is None:
             continue
@@ -164,8 +168,7 @@ def delta_kept(base: dict[str, Any], tuned: dict[str, Any], lora: dict[str, Any]
     for key, w in tuned.items():
         if key not in base:
             continue
-        stem = key[: -len(".weight")]
-        stem = stem if stem.startswith("base_model.model.") else f"base_model.model.{stem}"
+        stem = _peft_stem(key)
         delta = w.double() - base[key].double()
         approx = lora[f"{stem}.lora_B.weight"].double() @ lora[f"{stem}.lora_A.weight"].double()
         total += float((delta**2).sum())
