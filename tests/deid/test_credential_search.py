@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import require_shared
+
 _TEXTS = [
     "Q. LANDER RRT",
     "jane doe rn/np",
@@ -44,8 +46,7 @@ def test_same_matches_as_the_full_pattern(text: str) -> None:
 
 def test_same_matches_on_the_development_notes() -> None:
     from noteward.deid.commands import physionet_notes
-    from noteward.deid.evaluation import default_paths
 
-    notes = physionet_notes(default_paths()[0], 400)
+    notes = physionet_notes(require_shared("deid_dev", "physionet_dev.jsonl").parent, 400)
     assert len(notes) == 400
     assert all(_same(t) for t in notes)

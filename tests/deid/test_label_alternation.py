@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from tests.conftest import require_shared
+
 _EDGES = [
     "MRN: 1234567, mr # 12345, Medical  Record\nNo. 998877; Acct# ab12345",
     "\u017ferial 12345 \u017f/n 4444 \u212aid 12345 id: ID 12345 policy#1234 insurance id 9876",
@@ -16,7 +18,6 @@ _EDGES = [
 
 def test_grouped_labels_match_as_the_plain_alternation() -> None:
     from noteward.deid.commands import physionet_notes
-    from noteward.deid.evaluation import default_paths
     from noteward.deid.rules import _by_first_letter, load_rules
 
     _, ids = load_rules()
@@ -30,7 +31,7 @@ def test_grouped_labels_match_as_the_plain_alternation() -> None:
     value = "(?![a-z])" + ids.regex.pattern.split(")(?![a-z])", 1)[1]
     plain = re.compile(rf"(?<![\w#])(?P<label>{'|'.join(labels)})" + value, re.IGNORECASE)
     fast = re.compile(rf"(?<![\w#])(?P<label>{grouped})" + value, re.IGNORECASE)
-    notes = physionet_notes(default_paths()[0], 400) + _EDGES
+    notes = physionet_notes(require_shared("deid_dev", "physionet_dev.jsonl").parent, 400) + _EDGES
     found = 0
     for t in notes:
         a = [(m.span(), m.group("label"), m.lastindex) for m in plain.finditer(t)]

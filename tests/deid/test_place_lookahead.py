@@ -11,6 +11,8 @@ import re
 
 import pytest
 
+from tests.conftest import require_shared
+
 
 @pytest.fixture(scope="module")
 def places() -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -42,10 +44,9 @@ def test_same_matches_as_the_plain_alternation(
     places: tuple[re.Pattern[str], re.Pattern[str]],
 ) -> None:
     from noteward.deid.commands import physionet_notes
-    from noteward.deid.evaluation import default_paths
 
     known, plain = places
-    notes = physionet_notes(default_paths()[0], 400)
+    notes = physionet_notes(require_shared("deid_dev", "physionet_dev.jsonl").parent, 400)
     notes += ["Boston, Mass General; from BOSTON to Worcester xBoston Boston's St. Louis"]
     assert all(
         [m.span() for m in known.finditer(t)] == [m.span() for m in plain.finditer(t)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from tests.conftest import require_shared
+
 _EDGES = [
     "dtr laverne, SON Nick; Significant  other: Bob; sister-in-law Ann; in law Joe",
     "\u017fon Pat, hcproxy Mary, proxy suzette's; so is Kim; sil (Dana) called",
@@ -16,7 +18,6 @@ _EDGES = [
 
 def test_grouped_relations_match_as_the_plain_alternation() -> None:
     from noteward.deid.commands import physionet_notes
-    from noteward.deid.evaluation import default_paths
     from noteward.deid.recognizers import _RELATION, _RELATION_NAME
 
     plain = re.compile(
@@ -25,7 +26,7 @@ def test_grouped_relations_match_as_the_plain_alternation() -> None:
         )
     )
     assert plain.pattern != _RELATION_NAME.pattern
-    notes = physionet_notes(default_paths()[0], 400) + _EDGES
+    notes = physionet_notes(require_shared("deid_dev", "physionet_dev.jsonl").parent, 400) + _EDGES
     found = 0
     for t in notes:
         a = [(m.span(), m.span(1)) for m in plain.finditer(t)]
