@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "noteward.demo",
     "noteward.llm.commands",
     "noteward.training.commands",
+    "noteward.training.deid_ner",
     "noteward.retrieval.commands",
     "noteward.deid.commands",
     "noteward.ui.commands",

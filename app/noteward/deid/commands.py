@@ -126,6 +126,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         synthea = Path(args.synthea)
     points = ("default", "recall") if args.mode == "both" else (args.mode,)
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+    if args.ner_weights:
+        from noteward.deid.engine import stock_ner_weights, use_ner_weights
+
+        if args.ner_weights == "stock":
+            use_ner_weights(stock_ner_weights())
+        else:
+            path = Path(args.ner_weights)
+            if not path.is_file():
+                raise UsageError(f"No NER weights at {path}: give a file `noteward finetune-deid-ner` wrote, or 'stock'.")
+            try:
+                use_ner_weights(path.read_bytes())
+            except UsageError as exc:
+                raise UsageError(f"{path} is not a spaCy NER component: {exc}") from exc
     report = evaluation.run(data_dir, synthea, which=args.split, limit=args.limit, baseline=not args.no_baseline,
                             points=points, folds=folds, physionet=not args.no_physionet, locked=args.locked_final_test)
     if args.json:
@@ -302,6 +315,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="operating point(s) to score (default both)")
     e.add_argument("--folds", help="PhysioNet development folds to score, e.g. 0,1 (default all five)")
     e.add_argument("--no-physionet", action="store_true", help="skip the PhysioNet development notes")
+    e.add_argument("--ner-weights", metavar="FILE|stock",
+                   help="score with these NER weights instead of the shipped ones: a file from "
+                        "`finetune-deid-ner --exclude-fold K` (with --folds K) or 'stock' (spaCy's own)")
     e.add_argument("--locked-final-test", action="store_true",
                    help="score the 25 locked PhysioNet patients instead (once, at the end; never tune on it)")
     e.set_defaults(handler=cmd_eval)

@@ -178,9 +178,75 @@ def _lazy_artifacts_class() -> type:
     return LazyNlpArtifacts
 
 
-def _tune_pipeline(nlp: Any) -> None:
-    """Make the NER-only pipeline cheaper without changing what it finds (issue 12):
+NER_META = "ner_weights.json"  # written by `noteward finetune-deid-ner` (training/deid_ner.py)
 
+
+def trained_ner_weights() -> bytes:
+    """The NER weights fine-tuned on nursing notes (resources/deid/ner_weights.bin), checked
+    against the sha256 recorded beside them: a changed or truncated file is refused."""
+    import hashlib
+    import json
+
+    from noteward.deid.rules import resources_dir
+
+    folder = resources_dir()
+    try:
+        meta = json.loads((folder / NER_META).read_text(encoding="utf-8"))
+        data = (folder / str(meta["file"])).read_bytes()
+        want = str(meta["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"The de-identification NER weights in {folder} are missing or unreadable ({type(exc).__name__}); "
+            "reinstall Noteward, or rebuild them with `noteward finetune-deid-ner`."
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != want:
+        raise ModelError(
+            f"The de-identification NER weights in {folder} do not match the sha256 in {NER_META}; "
+            "reinstall Noteward, or rebuild them with `noteward finetune-deid-ner`."
+        )
+    return data
+
+
+def stock_ner_weights() -> bytes:
+    """The installed spaCy package's own NER weights (to compare against)."""
+    import spacy
+
+    nlp = spacy.load(SPACY_MODEL, exclude=[*_SPACY_EXCLUDE, "tok2vec"])
+    return bytes(nlp.get_pipe("ner").to_bytes())  # type: ignore[attr-defined]
+
+
+def use_ner_weights(data: bytes) -> None:
+    """Load other NER weights into the process's pipeline (``eval deid --ner-weights``: a
+    model trained without the folds being scored). Presidio's baseline keeps the stock NER."""
+    import srsly
+
+    try:
+        parts = srsly.msgpack_loads(data)
+    except Exception as exc:  # msgpack raises several kinds on bytes that are not its own
+        raise UsageError(f"These bytes are not a spaCy NER component ({type(exc).__name__}).") from exc
+    if not isinstance(parts, dict) or not {"model", "moves", "cfg"} <= set(parts):
+        raise UsageError("These bytes are not a spaCy NER component (no model, moves and cfg).")
+    nlp = nlp_engine().nlp["en"]  # type: ignore[attr-defined]
+    with _lock:
+        _load_ner(nlp, data)
+
+
+def _load_ner(nlp: Any, data: bytes) -> None:
+    from thinc.api import NumpyOps
+
+    ner = nlp.get_pipe("ner")
+    ner.from_bytes(data)
+    ops = NumpyOps(use_blis=False)
+    for layer in ner.model.walk():
+        layer.ops = ops
+
+
+def _tune_pipeline(nlp: Any) -> None:
+    """Load the nursing-note NER weights and make the NER-only pipeline cheaper (issue 12):
+
+    - the NER keeps the stock component's architecture (same cost per note) with weights
+      fine-tuned on the PhysioNet development notes (``trained_ner_weights``; docs/deid.md,
+      "Trained NER");
     - turn the shared ``tok2vec`` off when no enabled component listens to it (its
       output, ``doc.tensor``, is read by the tagger and parser only, both disabled);
     - run the NER's matrix products through numpy's BLAS (OpenBLAS, one thread, see
@@ -188,16 +254,12 @@ def _tune_pipeline(nlp: Any) -> None:
       CPU for the same entities on the PhysioNet dev notes and the synthetic sets
       (checked entity by entity; docs/deid.md, "Speed").
     """
-    from thinc.api import NumpyOps
-
     if "tok2vec" in nlp.pipe_names:
         listeners = set(getattr(nlp.get_pipe("tok2vec"), "listening_components", []))
         if not listeners & set(nlp.pipe_names):
             nlp.disable_pipe("tok2vec")
     if "ner" in nlp.pipe_names:
-        ops = NumpyOps(use_blis=False)
-        for layer in nlp.get_pipe("ner").model.walk():
-            layer.ops = ops
+        _load_ner(nlp, trained_ner_weights())
 
 
 class _SingleThreadBlas:
@@ -726,7 +788,7 @@ def _check_point(point: str) -> str:
 # Name rules whose hit stands whatever the word ("Dr. Foley" is a person).
 _TITLED = frozenset({
     "relation_name", "credential_name", "census_name", "unknown_word", "title_name", "initial_name", "role_name",
-    "cue_name", "first_last",
+    "cue_name", "first_last", "trained_ner",
 })
 
 

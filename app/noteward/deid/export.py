@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "fhir")
 ENGINE_NAME = "noteward-deid"
 # The files whose content decides what the engine finds: their hash is the rules hash.
-_RULE_FILES = ("patterns.yaml", "lexicons.yaml", "names.txt", "us_places.txt", "clinical_allow.txt", "drugs.txt")
+_RULE_FILES = ("patterns.yaml", "lexicons.yaml", "names.txt", "us_places.txt", "clinical_allow.txt", "drugs.txt",
+               "ner_weights.json", "ner_weights.bin")
 
 
 class ProvenanceError(UsageError):

@@ -640,7 +640,10 @@ class NameRecognizer(EntityRecognizer):
         return out
 
 
-_NER_MAP = {"PERSON": "NAME", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORG"}
+_NER_MAP = {"PERSON": "NAME", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORG", "LOCATION": "LOCATION", "ORGANIZATION": "ORG"}
+
+
+_NEXT_EPONYM = re.compile(r"[-–]\s*([A-Za-z]+)")
 
 
 class ClinicalNerRecognizer(EntityRecognizer):
@@ -656,24 +659,18 @@ class ClinicalNerRecognizer(EntityRecognizer):
     def load(self) -> None:
         pass
 
-    def _keep(self, tok: Any, kind: str) -> bool:
+    def _keep(self, tok: Any) -> bool:
+        """An edge word the span keeps: the trained NER (docs/deid.md, "Trained NER") is
+        trusted on nursing context ("dtr marcy", "lives in parkville"), so only words that
+        are never an identifier are trimmed: punctuation, stop words, titles and clinical
+        words (drugs, diseases, shorthand) that are no listed name."""
         t = tok.text
         if not any(c.isalpha() for c in t):
             return False
         w = t.lower().strip(".'’")
-        if (t[:1].isupper() and t.isascii() and _sentence_start(tok.doc.text, tok.idx)
-                and (self.v.shorthand(w) or self.v.run_together(w) or self.v.known_word(w))
-                and not self.v.census.is_name(w, 2)):
-            return False  # "Contiue on lasix", "Fingerstick q6h": the capital only starts the sentence
         if w in self.v.stop or w in self.v.lex.titles or w in self.v.lex.post_titles:
             return False
-        if self.v.clinical(w) and w not in self.v.names:
-            return False
-        if t.islower() and self.v.common(w):
-            return False
-        if kind == "NAME" and w not in self.v.names and (t.islower() or self.v.common(w)):
-            return False  # lowercase names come from the cue rules; "Suspected" is a word
-        return not (kind == "NAME" and t.isupper() and len(t) <= 3 and w not in self.v.names)
+        return not (self.v.clinical(w) and w not in self.v.names)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
         out: list[RecognizerResult] = []
@@ -686,24 +683,27 @@ class ClinicalNerRecognizer(EntityRecognizer):
                     continue
                 kind = "LOCATION"
             toks = list(ent)
-            while toks and not self._keep(toks[0], kind):
+            while toks and not self._keep(toks[0]):
                 toks.pop(0)
-            while toks and not self._keep(toks[-1], kind):
+            while toks and not self._keep(toks[-1]):
                 toks.pop()
             if not toks:
                 continue
-            words = [t.text.lower().strip(".'’") for t in toks]
             start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
-            if words[-1].endswith(("'s", "’s")) or toks[-1].text in ("'s", "’s"):
-                end = toks[-1].idx if toks[-1].text in ("'s", "’s") else end - 2
+            if toks[-1].text in ("'s", "’s"):
+                end = toks[-1].idx
+            elif text[start:end].endswith(("'s", "’s")):
+                end -= 2
+            words = [t.text.lower().strip(".'’") for t in toks]
             if kind == "NAME" and all(w in self.v.lex.eponyms or self.v.clinical(w) for w in words):
                 solo_eponym = all(w not in self.v.names for w in words)
-                if solo_eponym or _EPONYM_CUE.match(text[end : end + 30]):
-                    continue
-            if kind == "LOCATION" and len(words) == 1 and toks[0].text.isupper() and len(words[0]) <= 4:
-                continue  # abbreviations (CHF, COPD) are not places
+                rest = text[end : end + 60]
+                while (m := _NEXT_EPONYM.match(rest)) and m.group(1).lower() in self.v.lex.eponyms:
+                    rest = rest[m.end() :]  # "Stevens" of "Stevens-Johnson syndrome"
+                if solo_eponym or _EPONYM_CUE.match(rest):
+                    continue  # "Stevens-Johnson syndrome", "Foley catheter"
             if end > start:
-                out.append(_result(kind, start, end, 0.7, "spacy_ner", False))
+                out.append(_result(kind, start, end, 0.7, "trained_ner", False))
         return out
 
 
