@@ -34,7 +34,7 @@ SURVIVES = [
     ("He was diagnosed back in 2021.", "2021"),
     ("Stevens-Johnson syndrome after lamotrigine.", "Stevens-Johnson"),
     # RxNorm dose forms after a product name: the trained NER took "Pack" for a place
-    pytest.param("Jolivette 28 Day Pack", "Pack", marks=pytest.mark.xfail(strict=True, reason="dose forms next")),
+    ("Jolivette 28 Day Pack", "Pack"),
     ("Sprintec 28 Day Pack started.", "Pack"),
     ("Fluticasone 50 MCG/ACTUAT Nasal Spray", "Spray"),
     ("WBC 12.3, platelets 250, creatinine 1.1.", "12.3"),
