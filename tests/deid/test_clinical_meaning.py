@@ -33,7 +33,7 @@ SURVIVES = [
     ("Chronic obstructive pulmonary disease", "Chronic obstructive pulmonary disease"),
     ("He was diagnosed back in 2021.", "2021"),
     ("Stevens-Johnson syndrome after lamotrigine.", "Stevens-Johnson"),
-    pytest.param("Stevens-Johnson hx noted, no rash today.", "Johnson", marks=pytest.mark.xfail(strict=True, reason="next commit")),
+    ("Stevens-Johnson hx noted, no rash today.", "Johnson"),
     # RxNorm dose forms after a product name: the trained NER took "Pack" for a place
     ("Jolivette 28 Day Pack", "Pack"),
     ("Sprintec 28 Day Pack started.", "Pack"),

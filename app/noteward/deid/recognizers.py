@@ -644,6 +644,7 @@ _NER_MAP = {"PERSON": "NAME", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCA
 
 
 _NEXT_EPONYM = re.compile(r"[-–]\s*([A-Za-z]+)")
+_PREV_EPONYM = re.compile(r"([A-Za-z]+)\s*[-–]\s*$")
 
 
 class ClinicalNerRecognizer(EntityRecognizer):
@@ -698,10 +699,13 @@ class ClinicalNerRecognizer(EntityRecognizer):
             if kind == "NAME" and all(w in self.v.lex.eponyms or self.v.clinical(w) for w in words):
                 solo_eponym = all(w not in self.v.names for w in words)
                 rest = text[end : end + 60]
+                compound = bool((m := _PREV_EPONYM.search(text[max(0, start - 30) : start]))
+                                and m.group(1).lower() in self.v.lex.eponyms)
                 while (m := _NEXT_EPONYM.match(rest)) and m.group(1).lower() in self.v.lex.eponyms:
                     rest = rest[m.end() :]  # "Stevens" of "Stevens-Johnson syndrome"
-                if solo_eponym or _EPONYM_CUE.match(rest):
-                    continue  # "Stevens-Johnson syndrome", "Foley catheter"
+                    compound = True
+                if solo_eponym or compound or _EPONYM_CUE.match(rest):
+                    continue  # "Stevens-Johnson hx", "Foley catheter": eponyms joined by a hyphen name a disease
             if end > start:
                 out.append(_result(kind, start, end, 0.7, "trained_ner", False))
         return out
