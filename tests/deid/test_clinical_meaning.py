@@ -35,9 +35,8 @@ SURVIVES = [
     ("Stevens-Johnson syndrome after lamotrigine.", "Stevens-Johnson"),
     ("Stevens-Johnson hx noted, no rash today.", "Johnson"),
     # what is left of a span once an insurer's name is trimmed is no place
-    pytest.param("Patient comes from a low socioeconomic background.\n\nPatient currently has Cigna Health.\n", "Health",
-                 marks=pytest.mark.xfail(strict=True, reason="next commit")),
-    pytest.param("Patient currently has Blue Cross Blue Shield.", "Shield", marks=pytest.mark.xfail(strict=True, reason="next commit")),
+    ("Patient comes from a low socioeconomic background.\n\nPatient currently has Cigna Health.\n", "Health"),
+    ("Patient currently has Blue Cross Blue Shield.", "Shield"),
     # RxNorm dose forms after a product name: the trained NER took "Pack" for a place
     ("Jolivette 28 Day Pack", "Pack"),
     ("Sprintec 28 Day Pack started.", "Pack"),

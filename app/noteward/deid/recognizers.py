@@ -690,6 +690,11 @@ class ClinicalNerRecognizer(EntityRecognizer):
                 toks.pop()
             if not toks:
                 continue
+            words_ = [t.text for t in toks if any(c.isalpha() for c in t.text)]
+            if (kind == "LOCATION" and all(self.v.common(w) for w in words_)
+                    and " ".join(words_).lower() not in self.v.us_places
+                    and not any(w.lower() in self.v.places for w in words_)):
+                continue  # "Health" of "Cigna Health", "Shield": an ordinary word that is no known place
             start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
             if toks[-1].text in ("'s", "’s"):
                 end = toks[-1].idx
