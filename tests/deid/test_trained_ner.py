@@ -195,3 +195,14 @@ def test_training_provenance_hash_covers_the_ner_weights() -> None:
     from noteward.training.deid_ner import WEIGHTS_FILE
 
     assert {NER_META, WEIGHTS_FILE} <= set(export._RULE_FILES)
+
+
+@pytest.mark.xfail(strict=True, reason="next commit")
+def test_an_unwritable_out_folder_gets_a_clear_message(tmp_path: Path) -> None:
+    from noteward.core.errors import UsageError
+    from noteward.training.deid_ner import write
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError, match="Cannot write the NER weights"):
+        write(b"weights", blocker / "sub", {})
