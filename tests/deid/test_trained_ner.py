@@ -197,7 +197,6 @@ def test_training_provenance_hash_covers_the_ner_weights() -> None:
     assert {NER_META, WEIGHTS_FILE} <= set(export._RULE_FILES)
 
 
-@pytest.mark.xfail(strict=True, reason="next commit")
 def test_an_unwritable_out_folder_gets_a_clear_message(tmp_path: Path) -> None:
     from noteward.core.errors import UsageError
     from noteward.training.deid_ner import write

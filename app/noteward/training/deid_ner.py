@@ -181,10 +181,16 @@ def train(notes: list[Any], epochs: int = DEFAULT_EPOCHS, copies: int = DEFAULT_
 
 def write(weights: bytes, out_dir: Path, meta: dict[str, Any]) -> Path:
     """``ner_weights.bin`` and ``ner_weights.json`` (sha256, size, training record)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / WEIGHTS_FILE).write_bytes(weights)
     record = {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest(), "size": len(weights), **meta}
-    (out_dir / META_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / WEIGHTS_FILE).write_bytes(weights)
+        (out_dir / META_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot write the NER weights to {out_dir} ({exc.strerror or type(exc).__name__}); "
+            "give a folder you can write with --out."
+        ) from exc
     return out_dir / WEIGHTS_FILE
 
 
