@@ -640,7 +640,12 @@ class NameRecognizer(EntityRecognizer):
         return out
 
 
-_NER_MAP = {"PERSON": "NAME", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORG", "LOCATION": "LOCATION", "ORGANIZATION": "ORG"}
+# spaCy's labels, and the names Presidio gives them before recognizers read the entities
+# (engine._NER_MAPPING: GPE, LOC and FAC become LOCATION, ORG becomes ORGANIZATION).
+_NER_MAP = {
+    "PERSON": "NAME", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORG",
+    "LOCATION": "LOCATION", "ORGANIZATION": "ORG",
+}
 
 
 _NEXT_EPONYM = re.compile(r"[-–]\s*([A-Za-z]+)")
@@ -648,8 +653,10 @@ _PREV_EPONYM = re.compile(r"([A-Za-z]+)\s*[-–]\s*$")
 
 
 class ClinicalNerRecognizer(EntityRecognizer):
-    """spaCy's PERSON / GPE / LOC / FAC (and ORG only when it is a facility), with drug
-    names, diseases, eponyms and ordinary words trimmed away."""
+    """The NER's names and places (ORG only when it is a facility). The NER runs weights
+    trained on nursing notes (``engine.trained_ner_weights``), so its spans are trusted
+    but for words that are never an identifier (see ``_keep``), eponyms used clinically,
+    and places that are only ordinary words."""
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.v = vocab
@@ -690,10 +697,10 @@ class ClinicalNerRecognizer(EntityRecognizer):
                 toks.pop()
             if not toks:
                 continue
-            words_ = [t.text for t in toks if any(c.isalpha() for c in t.text)]
-            if (kind == "LOCATION" and all(self.v.common(w) for w in words_)
-                    and " ".join(words_).lower() not in self.v.us_places
-                    and not any(w.lower() in self.v.places for w in words_)):
+            alpha = [t.text for t in toks if any(c.isalpha() for c in t.text)]
+            if (kind == "LOCATION" and all(self.v.common(w) for w in alpha)
+                    and " ".join(alpha).lower() not in self.v.us_places
+                    and not any(w.lower() in self.v.places for w in alpha)):
                 continue  # "Health" of "Cigna Health", "Shield": an ordinary word that is no known place
             start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
             if toks[-1].text in ("'s", "’s"):
@@ -714,14 +721,6 @@ class ClinicalNerRecognizer(EntityRecognizer):
             if end > start:
                 out.append(_result(kind, start, end, 0.7, "trained_ner", False))
         return out
-
-
-_SENTENCE_START = re.compile(r"(?:^|[.:;!?>]|\n|\s-|-\s)\s*$")
-
-
-def _sentence_start(text: str, start: int) -> bool:
-    """Does a sentence, a line or a labelled section begin at ``start``?"""
-    return bool(_SENTENCE_START.search(text[max(0, start - 6) : start]))
 
 
 def eponym_span(vocab: Vocabulary, text: str, start: int, end: int) -> bool:
