@@ -138,7 +138,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             try:
                 use_ner_weights(path.read_bytes())
             except UsageError as exc:
-                raise UsageError(f"{path} is not a spaCy NER component: {exc}") from exc
+                raise UsageError(f"{path} is {exc}: give a file `noteward finetune-deid-ner` wrote, or 'stock'.") from exc
     report = evaluation.run(data_dir, synthea, which=args.split, limit=args.limit, baseline=not args.no_baseline,
                             points=points, folds=folds, physionet=not args.no_physionet, locked=args.locked_final_test)
     if args.json:

@@ -231,9 +231,9 @@ def use_ner_weights(data: bytes) -> None:
     try:
         parts = srsly.msgpack_loads(data)
     except Exception as exc:  # msgpack raises several kinds on bytes that are not its own
-        raise UsageError(f"These bytes are not a spaCy NER component ({type(exc).__name__}).") from exc
+        raise UsageError(f"not a spaCy NER component (not msgpack: {type(exc).__name__})") from exc
     if not isinstance(parts, dict) or not {"model", "moves", "cfg"} <= set(parts):
-        raise UsageError("These bytes are not a spaCy NER component (no model, moves and cfg).")
+        raise UsageError("not a spaCy NER component (no model, moves and cfg)")
     nlp = nlp_engine().nlp["en"]  # type: ignore[attr-defined]
     with _lock:
         _load_ner(nlp, data)
