@@ -525,12 +525,13 @@ class NameRecognizer(EntityRecognizer):
                 break
         return k
 
-    def _caseless_name_word(self, t: str, band: int = 1) -> bool:
+    def _caseless_name_word(self, t: str, band: int = 1, any_case: bool = False) -> bool:
         """A word in all capitals or all lower case (the case says nothing) may go on a
         name only when it is no dictionary word, or a listed name of frequency ``band``
-        ("SMITH", "HICKEY"; not "AWARE", "ORDERED", "early")."""
+        ("SMITH", "HICKEY"; not "AWARE", "ORDERED", "early"). ``any_case``: a capital says
+        nothing either (the word starts a sentence: "rn. Called", "Notified MD")."""
         bare = t.strip(".,'’")
-        if len(bare) < 2 or not (bare.isupper() or bare.islower()):
+        if len(bare) < 2 or not (any_case or bare.isupper() or bare.islower()):
             return True
         lw = bare.lower()
         return self.v.census.is_name(lw, band) or not (self.v.known_word(lw) or self.v.listed_shorthand(lw))
@@ -552,9 +553,11 @@ class NameRecognizer(EntityRecognizer):
             found: tuple[int, int, float, bool] | None = None  # first token, end token, score, strong
             if (low in lex.titles and tok.text[:1].isalpha()
                     and not (j > i + 1 and low not in lex.abbreviated_titles)  # "his sister. Husband ..."
-                    and not (low in lex.clinical_titles and j < n and not self._caseless_name_word(doc[j].text, 2))):
+                    and not (low in lex.clinical_titles and j < n and not self._caseless_name_word(
+                        doc[j].text, 2, any_case=j > i + 1 or tok.text.endswith(".")))):
                 # "PA PRESSURES STABLE", "RN PLACED FOLEY", "ms given": abbreviations that are
-                # also clinical shorthand vouch only for a word that can be a name
+                # also clinical shorthand vouch only for a word that can be a name; after their
+                # full stop a capital starts a sentence ("oncoming rn. Called Dr. X")
                 k = self._extend(doc, j, after_title=True)
                 # "Dr. reviewed" is not a name; a lowercase word after a title must be known
                 if k > j and not (doc[j].text.islower() and v.common(doc[j].text)):
@@ -630,8 +633,9 @@ class NameRecognizer(EntityRecognizer):
                 if doc[k].text == ",":
                     k -= 1
                 s = k
-                while s >= 0 and k - s < 3 and doc[s].text[:1].isupper() and v.name_token(doc[s], after_title=True):
-                    s -= 1
+                while s >= 0 and k - s < 3 and doc[s].text[:1].isupper() and v.name_token(doc[s], after_title=True) \
+                        and self._caseless_name_word(doc[s].text, 2, any_case=True):
+                    s -= 1  # a dictionary word must be a listed name: "Called MD", "Notified MD" are verbs
                 if s < k:
                     first = doc[s + 1]
                     last = doc[k]
@@ -754,7 +758,8 @@ _CREDENTIAL_WORD = (
     r"(?:RN|R\.N\.|RRT|MD|M\.D\.|NP|PA|PA-C|SN|RPH|CRNA|LPN|PCT|LICSW|MSW|SW|CCRN|BSN|RT|PT|rn|np|rrt)\b(?![\w/-])"
 )
 _CREDENTIAL = re.compile(
-    r"((?:[A-Za-z]\.?\s+)?(?:[A-Za-z][A-Za-z'’-]+\s+)?(?:[A-Za-z]\.\s*)?[A-Za-z][A-Za-z'’-]+)"
+    # the name starts at a word's start: "m Glen Burnie, MD" of "from Glen Burnie, MD" is no name
+    r"(?<![A-Za-z0-9'’])((?:[A-Za-z]\.?\s+)?(?:[A-Za-z][A-Za-z'’-]+\s+)?(?:[A-Za-z]\.\s*)?[A-Za-z][A-Za-z'’-]+)"
     r"\s*,?\s*\b(?:(?:BSN|bsn|MSN|msn|RN|rn)\s*[/,]\s*)?" + _CREDENTIAL_WORD
 )
 # Every _CREDENTIAL match ends in a credential word and holds only these characters, so
@@ -782,7 +787,10 @@ _PLACE_VERB = re.compile(
     r"(?i)\b(?:transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|adm|admit|sent|medflight(?:ed)?|"
     r"flown|arrived|came|coming|taken|return(?:ed|ing)?|retired|works?|worked|working|lives|lived|living|"
     r"resides?|resided|visiting|vacationing|went|go(?:ing)?|seen|followed|discharged|d/c'?d?|home)"
-    r"\s+(?:back\s+|alone\s+|nearby\s+|close\s+by\s+|today\s+|tomorrow\s+)?(?:to|from|in|at|for|@|with)\s+(?:the\s+)?"
+    r"\s+(?:back\s+|alone\s+|nearby\s+|close\s+by\s+|today\s+|tomorrow\s+)?"
+    # "lives w/ husband in essex", "lives with her daughter in Towson"
+    rf"(?:(?:with|w/)\s*(?:his\s+|her\s+|their\s+)?(?:{_RELATION})\s+)?"
+    r"(?:to|from|in|at|for|@|with)\s+(?:the\s+)?"
 )
 # A bare place after a preposition: "to GH cath lab", "from quartermain 3" (the word
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
@@ -950,13 +958,17 @@ class NursingContextRecognizer(EntityRecognizer):
 
     def _name_rules(self, text: str, out: list[RecognizerResult]) -> None:
         v = self.v
-        for m in _RELATION_NAME.finditer(text):
+        pos = 0
+        while (m := _RELATION_NAME.search(text, pos)) is not None:
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep: list[re.Match[str]] = []
             for w in words:
                 if not self._name_word(w.group(0), after_cue=True, surname=bool(keep)):
                     break
                 keep.append(w)
+            # no name: search again from the word after the cue, which may be a cue itself
+            # ("hcp is niece rosemary", "HCP (brother Ed)")
+            pos = m.end() if keep else m.start(1)
             if keep:
                 s = m.start(1) + keep[0].start()
                 e = m.start(1) + keep[-1].end()
@@ -992,6 +1004,9 @@ class NursingContextRecognizer(EntityRecognizer):
                 if not good:
                     break
                 keep.insert(0, w)
+            if text[m.end(1):m.end()].strip(" ,") in ("MD", "M.D.") and any(
+                    " ".join(w.group(0) for w in words[-k:]).lower() in v.us_places for k in (1, 2, 3)):
+                continue  # "from Middle River, MD": a town and its state (the place rules' work)
             if keep and any(len(w.group(0)) > 1 for w in keep):
                 s = m.start(1) + keep[0].start()
                 e = m.start(1) + keep[-1].end()
@@ -1070,6 +1085,8 @@ class NursingContextRecognizer(EntityRecognizer):
             t = _PLACE_TOKENS.match(text, m.end() + (num.end() if num else 0))
             if not t:
                 continue
+            if num and t.group(1).islower() and v.known_word(t.group(1)):
+                continue  # "lives in 2 story house": a number and a word describe the home
             keep_end = None
             for g in (1, 2, 3):
                 w = t.group(g)
