@@ -86,7 +86,6 @@ def test_a_town_before_md_is_wholly_covered(deid: Any, point: str) -> None:
 
 # A Census name that WordNet lists only as a noun (a famous person: "Fitzgerald",
 # "Churchill", "Darwin") was an "ordinary word", so no name rule took it without a cue.
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 @pytest.mark.parametrize("text,needle", [
     ("Pt resting, signed out to Churchill at 1900.", "Churchill"),
     ("Renal and Darwin following, K 5.9 this am.", "Darwin"),
@@ -108,7 +107,6 @@ def test_capitalised_ordinary_words_stay(deid: Any, text: str, needle: str) -> N
     assert covering(deid, text, needle) == []
 
 
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 def test_doctors_joined_by_a_slash(deid: Any) -> None:
     text = "CCU team (Drs Weiss/Abernathy) at bedside."
     assert covering(deid, text, "Weiss") and covering(deid, text, "Abernathy")

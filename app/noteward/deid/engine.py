@@ -366,6 +366,18 @@ def _english_words(engine: Any) -> frozenset[str]:
     return frozenset(words)
 
 
+def _noun_only_words(engine: Any) -> frozenset[str]:
+    """WordNet lemmas that are nouns and nothing else: WordNet lists famous people
+    ("fitzgerald", "delacroix") as nouns, so with a capital in mid-sentence such a word
+    that is also a Census name is more likely the name than the word."""
+    try:
+        index = engine.nlp["en"].get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    except (KeyError, ValueError):
+        return frozenset()
+    other = {str(w).lower() for pos in ("verb", "adj", "adv") for w in index.get(pos, [])}
+    return frozenset(str(w).lower() for w in index.get("noun", [])) - other
+
+
 # Lab panels ("7.34/50/95"), pressure ranges ("117-161/63-78") and clock ranges
 # ("0600-0800") that libphonenumber would take for numbers.
 _NOT_A_PHONE = re.compile(r"/|\d\.\d|^\s*(?:[01]\d|2[0-3])[0-5]\d\s*[-–]\s*(?:[01]\d|2[0-4])[0-5]\d\s*$")
@@ -500,7 +512,7 @@ def analyzer() -> Any:
     from noteward.deid.rules import load_lexicons
 
     engine = nlp_engine()
-    vocab = Vocabulary(load_lexicons(), _english_words(engine), frozenset(STOP_WORDS))
+    vocab = Vocabulary(load_lexicons(), _english_words(engine), frozenset(STOP_WORDS), _noun_only_words(engine))
     registry = RecognizerRegistry(supported_languages=["en"])
     for rec in (
         ClinicalPatternRecognizer(),

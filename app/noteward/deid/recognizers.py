@@ -156,6 +156,11 @@ _STREET_WORDS = frozenset(
     "trail greens flats parkway square crescent rue via calle avenida av rua ul strasse straße gasse "
     "weg vej gade katu tie allee platz".split()
 )
+# Months and days: the date rules' work, never a name on their own.
+_CALENDAR = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 _UNITS = frozenset(
     "mg mcg ml g kg mm cm l dl meq mmol units unit iu tab tabs tablet tablets cap caps capsule capsules "
     "puffs puff drops drop times days day weeks week months month years year hours hour hrs hr minutes min "
@@ -303,10 +308,12 @@ _INFLECTIONS = (
 class Vocabulary:
     """Word knowledge shared by the name and NER recognizers."""
 
-    def __init__(self, lex: Lexicons, english: frozenset[str], stop: frozenset[str]) -> None:
+    def __init__(self, lex: Lexicons, english: frozenset[str], stop: frozenset[str],
+                 nouns_only: frozenset[str] = frozenset()) -> None:
         self.lex = lex
         self.english = english
         self.stop = stop
+        self.nouns_only = nouns_only
         self.names = lex.first_names | lex.surnames
         self.places = frozenset(w for p in lex.places for w in p.split())
         from noteward.deid.lists import clinical_allow, drug_words, name_lists, us_places
@@ -525,6 +532,28 @@ class NameRecognizer(EntityRecognizer):
                 break
         return k
 
+    def _proper_noun(self, doc: Any, i: int, text: str) -> bool:
+        """A capitalised common Census name in mid-sentence that WordNet has only as a noun (it
+        lists famous people: "signed out to Delacroix", "Renal and Kipling following").
+        Not after a sentence end, line start, colon or dash (a label or a sentence start),
+        and never a clinical word, eponym, title, relation word, month or day. A town of the
+        same name is no bar ("Fitzgerald", "Franklin"): a place rule's LOCATION outranks it."""
+        t = doc[i].text
+        if not (len(t) >= 3 and t[0].isupper() and t[1:].islower() and t.isalpha()) or i == 0:
+            return False
+        prev = doc[i - 1]
+        if prev.text in (".", "!", "?", ":", ";", "-", "--", "(", "*", "#") or "\n" in prev.text or \
+                "\n" in text[prev.idx + len(prev.text) : doc[i].idx] or prev.text.endswith(".") or \
+                prev.like_num:
+            return False
+        lw = t.lower()
+        v = self.v
+        # the two upper Census bands: rarer listed names are often plain nouns ("Lung", "Yard")
+        return (lw in v.nouns_only and v.census.is_name(lw, 2) and not v.clinical(lw) and lw not in v.allow
+                and lw not in v.lex.eponyms and lw not in v.lex.titles and lw not in v.lex.post_titles
+                and lw not in v.places and lw not in _CALENDAR
+                and not _RELATION_WORD.fullmatch(lw))
+
     def _caseless_name_word(self, t: str, band: int = 1, any_case: bool = False) -> bool:
         """A word in all capitals or all lower case (the case says nothing) may go on a
         name only when it is no dictionary word, or a listed name of frequency ``band``
@@ -543,6 +572,9 @@ class NameRecognizer(EntityRecognizer):
         v, lex = self.v, self.v.lex
         out: list[RecognizerResult] = []
         n = len(doc)
+        letters = [c for c in text if c.isalpha()]
+        # a note written mostly in lower case: there a capital in mid-sentence says "name"
+        mixed_case = len(letters) >= 20 and sum(c.islower() for c in letters) >= 0.6 * len(letters)
         i = 0
         while i < n:
             tok = doc[i]
@@ -610,6 +642,8 @@ class NameRecognizer(EntityRecognizer):
                          and doc[i + 2].text.lower() not in v.names and v.known_word(doc[i + 2].text))
             ):
                 found = (i, i + 2, 0.75, False)  # "Sam L.", "Lily A."
+            if found is None and mixed_case and self._proper_noun(doc, i, text):
+                found = (i, max(self._extend(doc, i + 1, after_title=False), i + 1), 0.7, True)
             if (
                 found is None
                 and self._unknown_cap(tok)
@@ -833,7 +867,7 @@ _PLACE_TOKENS = re.compile(r"([A-Za-z][A-Za-z'’.-]*)(?:\s+([A-Za-z][A-Za-z'’
 _SAINT = re.compile(r"(?i)\b(?:st\.?|saint|mt\.?|mount)\s+([a-z]+(?:['’]s)?)\b")
 _U_OF = re.compile(r"\b(?:U|Univ\.?|University)\s+(?:of\s+)?([A-Z][A-Za-z]+)\b")
 _TITLE_NAME = re.compile(
-    rf"(?i)\b(?:drs?|mr|mrs|ms|miss|dr's)\b\.?\s*({_NAME_WORD}(?:\s+(?!and\b){_NAME_WORD})?(?:\s*(?:,|and|&)\s*{_NAME_WORD})?)"
+    rf"(?i)\b(?:drs?|mr|mrs|ms|miss|dr's)\b\.?\s*({_NAME_WORD}(?:\s+(?!and\b){_NAME_WORD})?(?:\s*(?:,|and|&|/)\s*{_NAME_WORD})?)"
 )
 # An initial then a surname ("B. KARGAS", "J SMITH"); without a full stop, letters that
 # are shorthand in notes (w/ith, r/ight, l/eft, o, c, s, p, x, v) do not start a name.
