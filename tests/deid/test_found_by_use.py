@@ -110,3 +110,28 @@ def test_capitalised_ordinary_words_stay(deid: Any, text: str, needle: str) -> N
 def test_doctors_joined_by_a_slash(deid: Any) -> None:
     text = "CCU team (Drs Weiss/Abernathy) at bedside."
     assert covering(deid, text, "Weiss") and covering(deid, text, "Abernathy")
+
+
+# The trained NER's names that are also dictionary words were dropped as "ordinary
+# words" (the filter was written for spaCy's news model). Out of fold, with the name
+# rules off, letting Census names through at the default point and every NER name
+# through at the recall point raised what the NER finds from 0.727 to 0.779 (default)
+# and 0.735 to 0.816 (recall point): docs/deid.md, "Trained NER".
+@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
+@pytest.mark.parametrize("text,needle", [
+    ("Pt to go to Stella Maris for hospice.", "Maris"),
+    ("Grace from case mgmt called re: placement.", "Grace"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_the_trained_ner_names_that_are_words(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end]
+
+
+@pytest.mark.parametrize("text,word", [
+    ("SON REPORTS HE'S HOH. NO SPONT RESP.", "REPORTS"),
+    ("son and grandson in to visit, updated.", "grandson"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_relation_words_and_verbs_near_names_stay(deid: Any, text: str, word: str, point: str) -> None:
+    assert [e for e in deid.analyze(text, point=point) if word in e.text] == []
