@@ -117,7 +117,6 @@ def test_doctors_joined_by_a_slash(deid: Any) -> None:
 # rules off, letting Census names through at the default point and every NER name
 # through at the recall point raised what the NER finds from 0.727 to 0.779 (default)
 # and 0.735 to 0.816 (recall point): docs/deid.md, "Trained NER".
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 @pytest.mark.parametrize("text,needle", [
     ("Pt to go to Stella Maris for hospice.", "Maris"),
     ("Grace from case mgmt called re: placement.", "Grace"),

@@ -775,6 +775,11 @@ _RELATION = (
 )
 _NAME_WORD = r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)?"
 _RELATION_WORD = re.compile(rf"(?i)(?:{_RELATION})")
+
+
+def relation_word(word: str) -> bool:
+    """"son", "dtr", "grandson", "in-law": a word that names a relation, never a person."""
+    return _RELATION_WORD.fullmatch(word) is not None
 # grouped by first letter: case-insensitive alternatives get no first-letter shortcut
 # (same matches; 0.17 -> 0.06 ms CPU per dev note)
 _RELATION_NAME = re.compile(
