@@ -138,7 +138,6 @@ def test_relation_words_and_verbs_near_names_stay(deid: Any, text: str, word: st
 
 # "PT" is a physical therapist's credential and, far more often, "patient": a misspelt
 # word before it ("SPOKE WTIH PT") was taken for a therapist's name.
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 @pytest.mark.parametrize("text,word", [
     ("PSY-SOC: MD'S SPOKE WTIH PT AND FAMILY RE CONDITION.", "WTIH"),
 ])

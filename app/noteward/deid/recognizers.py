@@ -668,7 +668,8 @@ class NameRecognizer(EntityRecognizer):
                     k -= 1
                 s = k
                 while s >= 0 and k - s < 3 and doc[s].text[:1].isupper() and v.name_token(doc[s], after_title=True) \
-                        and self._caseless_name_word(doc[s].text, 2, any_case=True):
+                        and self._caseless_name_word(doc[s].text, 2, any_case=True) \
+                        and not (low in _AMBIGUOUS_CREDENTIALS and not _vouched_before_ambiguous(v, doc[s].text)):
                     s -= 1  # a dictionary word must be a listed name: "Called MD", "Notified MD" are verbs
                 if s < k:
                     first = doc[s + 1]
@@ -775,6 +776,17 @@ _RELATION = (
 )
 _NAME_WORD = r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)?"
 _RELATION_WORD = re.compile(rf"(?i)(?:{_RELATION})")
+
+
+# Credentials that are more often something else in a nursing note: PT the patient, RT
+# right. Before them only a listed name, or a capitalised word in a mixed-case name
+# ("Kowalski PT"), is a name; an unknown word in capitals is as likely a misspelling.
+_AMBIGUOUS_CREDENTIALS = frozenset({"pt", "rt"})
+
+
+def _vouched_before_ambiguous(v: Vocabulary, word: str) -> bool:
+    w = word.strip(".,'’")
+    return v.census.is_name(w.lower()) or (w[:1].isupper() and w[1:].islower() and not v.known_word(w.lower()))
 
 
 def relation_word(word: str) -> bool:
@@ -1029,6 +1041,7 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _credentials(text):
             words = list(_WORD_RE.finditer(m.group(1)))
             keep = []
+            ambiguous = text[m.end(1):m.end()].strip(" ,").lower() in _AMBIGUOUS_CREDENTIALS
             for w in reversed(words):
                 t = w.group(0)
                 if len(t) == 1 and t.isalpha():
@@ -1036,6 +1049,8 @@ class NursingContextRecognizer(EntityRecognizer):
                     continue
                 lw = t.lower()
                 good = (v.census.is_name(lw) or not v.known_word(lw)) and not v.listed_shorthand(lw) and lw not in v.stop
+                if ambiguous and not _vouched_before_ambiguous(v, t):
+                    good = False  # "SPOKE WTIH PT": PT is the patient
                 if lw in _NOT_BEFORE_CREDENTIAL:
                     good = False  # "by day rn", "charge RN"
                 if t.islower() and not v.census.is_name(lw) and (len(lw) < 4 or v.shorthand(lw)):
