@@ -156,7 +156,6 @@ def test_a_therapist_before_pt_is_still_a_name(deid: Any, text: str, needle: str
 
 # A month and a year is a date element beyond the year (Safe Harbor), also with the year
 # written "'02"; "Jan" of it is no person.
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_month_and_apostrophe_year(deid: Any, point: str) -> None:
     text = "Hx: MI Jan '02, PPM placed 2/2001."
