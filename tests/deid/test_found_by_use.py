@@ -161,3 +161,19 @@ def test_month_and_apostrophe_year(deid: Any, point: str) -> None:
     text = "Hx: MI Jan '02, PPM placed 2/2001."
     start = text.index("Jan '02")
     assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + 7 <= e.end] == ["DATE"]
+
+
+# A common Census name joined by "and" to a found name is a name too, though it is a word.
+@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_name_that_is_a_word_joined_to_a_name(deid: Any, point: str) -> None:
+    text = "Faith and Hope (daughters) in to visit, updated."
+    assert [e for e in deid.analyze(text, point=point) if e.start <= 0 and 5 <= e.end]
+
+
+@pytest.mark.parametrize("text,word", [
+    ("Dr. Smith and Family Medicine following.", "Family"),
+    ("Discussed with Dr. Lee and Cardiology.", "Cardiology"),
+])
+def test_an_ordinary_word_joined_to_a_name_stays(deid: Any, text: str, word: str) -> None:
+    assert covering(deid, text, word) == []
