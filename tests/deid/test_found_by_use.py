@@ -164,7 +164,6 @@ def test_month_and_apostrophe_year(deid: Any, point: str) -> None:
 
 
 # A common Census name joined by "and" to a found name is a name too, though it is a word.
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_name_that_is_a_word_joined_to_a_name(deid: Any, point: str) -> None:
     text = "Faith and Hope (daughters) in to visit, updated."

@@ -733,12 +733,15 @@ _BEFORE_NAME = re.compile(r"([A-ZÀ-Þ][^\W\d_][\w'’-]*)(?:[ \t]*,[ \t]*|[ \t]
 def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity]:
     """Names listed together ("Usamov and Bowers", "Morrison, Rogers and Torres"): a
     capitalised word joined to a found name by "and", "or" or a comma is a name too,
-    unless it is an ordinary word, a drug or a place."""
+    unless it is an ordinary word (but for a common Census name), a drug or a place."""
 
     def namelike(w: str) -> bool:
         lw = w.lower()
         if lw in vocab.names:
             return True
+        if w[:1].isupper() and w[1:].islower() and vocab.census.is_name(lw, 2) and not (
+                vocab.clinical(lw) or lw in vocab.lex.titles or lw in vocab.lex.eponyms):
+            return True  # "Faith and Hope (daughters)": a common name, though a word
         return not (vocab.known_word(lw) or vocab.clinical(lw) or lw in vocab.lex.eponyms
                     or lw in vocab.places or lw in vocab.lex.titles or (w.isupper() and len(w) <= 4))
 
