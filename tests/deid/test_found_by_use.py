@@ -180,7 +180,6 @@ def test_an_ordinary_word_joined_to_a_name_stays(deid: Any, text: str, word: str
 
 # A month-day with a dash after on/since/until is a date in the view too (it was recall
 # only); flows and doses after it stay ("on 2-3 L", "on 1-2 mg").
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 def test_month_day_with_a_dash_at_the_default_point(deid: Any) -> None:
     text = "He returned to OR on 7-8 for coiling of aneurysm."
     assert [e.type for e in covering(deid, text, "7-8")] == ["DATE"]
