@@ -214,7 +214,7 @@ def test_a_place_the_ner_tags_word_by_word_is_kept_whole(deid: Any) -> None:
 
     an = analyzer()
     rec = next(r for r in an.registry.recognizers if isinstance(r, ClinicalNerRecognizer))
-    text = "Lives near Silver Spring, drives to work."
+    text = "Pt came from Manor Care nursing home.\nLives near Shady Grove, drives to Silver Spring.\n"
     arts = an.nlp_engine.process_text(text, "en")
     found = [(r.entity_type, text[r.start : r.end]) for r in rec.analyze(text, ["LOCATION"], arts)]
     assert ("LOCATION", "Silver Spring") in found, found
