@@ -203,7 +203,6 @@ def test_an_unwritable_out_folder_gets_a_clear_message(tmp_path: Path) -> None:
         write(b"weights", blocker / "sub", {})
 
 
-@pytest.mark.xfail(strict=True, reason="fixed in the next commit")
 def test_a_place_the_ner_tags_word_by_word_is_kept_whole(deid: Any) -> None:
     """The trained NER tags a place word by word ("Silver", "Spring"); each word was judged
     alone, so an ordinary word of a place was dropped as "no known place" though the words

@@ -719,8 +719,10 @@ class ClinicalNerRecognizer(EntityRecognizer):
             return False
         return not (self.v.clinical(w) and w not in self.v.names)
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
-        out: list[RecognizerResult] = []
+    def _groups(self, text: str, nlp_artifacts: Any) -> list[tuple[str, list[Any]]]:
+        """The NER's entities as (kind, tokens); the trained NER tags a place word by word
+        ("Silver", "Spring"), so entities of one kind with only spaces between are one."""
+        groups: list[tuple[str, list[Any]]] = []
         for ent in getattr(nlp_artifacts, "entities", None) or []:
             kind = _NER_MAP.get(ent.label_)
             if kind is None:
@@ -730,6 +732,18 @@ class ClinicalNerRecognizer(EntityRecognizer):
                     continue
                 kind = "LOCATION"
             toks = list(ent)
+            if groups and groups[-1][0] == kind and toks:
+                last = groups[-1][1][-1]
+                gap = text[last.idx + len(last.text) : toks[0].idx]
+                if gap and gap.strip(" \t") == "":
+                    groups[-1][1].extend(toks)
+                    continue
+            groups.append((kind, toks))
+        return groups
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        out: list[RecognizerResult] = []
+        for kind, toks in self._groups(text, nlp_artifacts):
             while toks and not self._keep(toks[0]):
                 toks.pop(0)
             while toks and not self._keep(toks[-1]):
