@@ -170,18 +170,23 @@ def test_eval_refuses_a_file_that_is_not_ner_weights(tmp_path: Path, capsys: Any
     assert _model_bytes(nlp_engine().nlp["en"].get_pipe("ner").to_bytes()) == _model_bytes(trained_ner_weights())
 
 
-def test_places_the_ner_finds_reach_the_recognizer(deid: Any) -> None:
-    """Presidio renames spaCy's labels before recognizers see them (GPE, LOC and FAC become
-    LOCATION, ORG becomes ORGANIZATION); the NER recognizer dropped every place for that
-    reason until the trained NER landed."""
+def _ner_recognizer_hits(text: str) -> list[tuple[str, str]]:
+    """What the NER recognizer alone returns for ``text``: (type, text) pairs."""
     from noteward.deid.engine import analyzer
     from noteward.deid.recognizers import ClinicalNerRecognizer
 
     an = analyzer()
     rec = next(r for r in an.registry.recognizers if isinstance(r, ClinicalNerRecognizer))
-    text = "Plan to transfer back to Maplewood rehab when stable."
     arts = an.nlp_engine.process_text(text, "en")
-    found = [(r.entity_type, text[r.start : r.end]) for r in rec.analyze(text, ["LOCATION"], arts)]
+    return [(r.entity_type, text[r.start : r.end]) for r in rec.analyze(text, ["LOCATION"], arts)]
+
+
+def test_places_the_ner_finds_reach_the_recognizer(deid: Any) -> None:
+    """Presidio renames spaCy's labels before recognizers see them (GPE, LOC and FAC become
+    LOCATION, ORG becomes ORGANIZATION); the NER recognizer dropped every place for that
+    reason until the trained NER landed."""
+    text = "Plan to transfer back to Maplewood rehab when stable."
+    found = _ner_recognizer_hits(text)
     assert ("LOCATION", "Maplewood") in found, found
 
 
@@ -208,12 +213,6 @@ def test_a_place_the_ner_tags_word_by_word_is_kept_whole(deid: Any) -> None:
     alone, so an ordinary word of a place was dropped as "no known place" though the words
     together are one (out of fold, name rules off: "Square" of "Franklin Square", "River"
     of "Chester River")."""
-    from noteward.deid.engine import analyzer
-    from noteward.deid.recognizers import ClinicalNerRecognizer
-
-    an = analyzer()
-    rec = next(r for r in an.registry.recognizers if isinstance(r, ClinicalNerRecognizer))
     text = "Pt came from Manor Care nursing home.\nLives near Shady Grove, drives to Silver Spring.\n"
-    arts = an.nlp_engine.process_text(text, "en")
-    found = [(r.entity_type, text[r.start : r.end]) for r in rec.analyze(text, ["LOCATION"], arts)]
+    found = _ner_recognizer_hits(text)
     assert ("LOCATION", "Silver Spring") in found, found
