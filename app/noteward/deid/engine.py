@@ -849,10 +849,9 @@ def _ordinary_words(vocab: Any, span: str, rule: str | None, point: str) -> bool
     point in lower case only a name that is no verb or adjective: "heather" may, "bill
     sent to insurance" may not), relation words do not ("grandson"); at the recall
     point, which covers every letter, so does an initial ("B." of "per B. KARGAS").
-    Out of fold with the name rules off this raised what the NER finds from 0.727 to
-    0.757 of the dev spans (default, half covered) and from 0.717 to 0.795 (recall point,
-    fully covered); the other words it names are shorthand and verbs in nursing notes
-    ("CLEARS", "notified") and titles in other text ("Orchestra")."""
+    The other words it names are shorthand and verbs in nursing notes ("CLEARS",
+    "notified") and titles in other text ("Orchestra"); figures in docs/deid.md,
+    "Trained NER"."""
     from noteward.deid.recognizers import relation_word
 
     words = re.findall(r"[^\W\d_]+", span)
@@ -862,7 +861,8 @@ def _ordinary_words(vocab: Any, span: str, rule: str | None, point: str) -> bool
         return False
 
     def name_here(w: str) -> bool:
-        # at the default point only a capital vouches for it ("bill sent to insurance")
+        # at the default point a lower-case word needs a capital or to be only a noun
+        # ("heather" may be a name; "bill", a verb too, stays a word in "bill sent to insurance")
         return vocab.census.is_name(w) and not relation_word(w) and (
             point == "recall" or (w[:1].isupper() and not w.isupper()) or w.lower() in vocab.nouns_only)
 

@@ -552,7 +552,7 @@ class NameRecognizer(EntityRecognizer):
         return (lw in v.nouns_only and v.census.is_name(lw, 2) and not v.clinical(lw) and lw not in v.allow
                 and lw not in v.lex.eponyms and lw not in v.lex.titles and lw not in v.lex.post_titles
                 and lw not in v.places and lw not in _CALENDAR
-                and not _RELATION_WORD.fullmatch(lw))
+                and not relation_word(lw))
 
     def _caseless_name_word(self, t: str, band: int = 1, any_case: bool = False) -> bool:
         """A word in all capitals or all lower case (the case says nothing) may go on a
