@@ -849,7 +849,10 @@ def _credentials(text: str) -> Iterator[re.Match[str]]:
             yield from _CREDENTIAL.finditer(text, run.start(), run.end() + 1)
 
 
-_PAGER = re.compile(r"(?i)\b(?:pager|pgr|beeper|bpr|page|pg)\b\s*(?:#|number|num|no\.?)?\s*[:#]?\s*(\d{3,6}(?:-\d{4})?)\b")
+# "Pager 83554", "pgr 555-1234", and a one- or two-digit exchange: "Pager 4-1823"
+_PAGER = re.compile(
+    r"(?i)\b(?:pager|pgr|beeper|bpr|page|pg)\b\s*(?:#|number|num|no\.?)?\s*[:#]?\s*(\d{3,6}(?:-\d{4})?|\d{1,2}-\d{4})\b"
+)
 _PLACE_VERB = re.compile(
     r"(?i)\b(?:transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|adm|admit|sent|medflight(?:ed)?|"
     r"flown|arrived|came|coming|taken|return(?:ed|ing)?|retired|works?|worked|working|lives|lived|living|"
@@ -859,6 +862,9 @@ _PLACE_VERB = re.compile(
     rf"(?:(?:with|w/)\s*(?:his\s+|her\s+|their\s+)?(?:{_RELATION})\s+)?"
     r"(?:to|from|in|at|for|@|with)\s+(?:the\s+)?"
 )
+# "works for vista health": an employer; after any other verb "for" says why ("sent for CTA").
+_FOR_AT_END = re.compile(r"(?i)\bfor\s+(?:the\s+)?$")
+_WORK_VERB = re.compile(r"(?i)(?:works?|worked|working)\b")
 # A bare place after a preposition: "to GH cath lab", "from quartermain 3" (the word
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
 _PLACE_PREP = re.compile(r"(?i)(?<![\w/])(?:to|from|at|in|@)\s+(?:the\s+)?([A-Za-z][A-Za-z'’-]*)\b(?![/:])")
@@ -1151,6 +1157,8 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _PAGER.finditer(text):
             out.append(_result("PHONE", m.start(1), m.end(1), 0.9, "pager", True))
         for m in _PLACE_VERB.finditer(text):
+            if _FOR_AT_END.search(m.group(0)) and not _WORK_VERB.match(m.group(0)):
+                continue  # "transferred for ECMO eval", "sent for CTA": a purpose, not a place
             num = re.match(r"\d{1,4}\s+", text[m.end() : m.end() + 6])
             t = _PLACE_TOKENS.match(text, m.end() + (num.end() if num else 0))
             if not t:
