@@ -913,7 +913,7 @@ _TITLE_NAME = re.compile(
 _INITIAL_NAME = re.compile(rf"(?<![\w.'’/])(?:([B-HJ-Zb-hj-z])\.\s*|([BDFGJKMQUYZ])\s+)({_NAME_WORD})")
 _ROLE_NAME = re.compile(
     rf"(?i)\b(?:md|np|rn|pa|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case manager|social worker)"
-    rf"\s+({_NAME_WORD})"
+    rf"\s+({_NAME_WORD})\b"  # not the letters of a code glued to a number ("MD PGY2")
 )
 _CUE_NAME = re.compile(
     rf"(?i)(?:\b(?:per|by|to|with|and|called|notified|paged|informed|told|spoke with|discussed with)\s+|\bw/\s*)({_NAME_WORD})"
