@@ -294,7 +294,6 @@ def test_a_code_after_a_role_word_is_no_name(deid: Any, point: str) -> None:
 
 # A named place ending in a place noun after a preposition: "from Sparrows Point", "to Oak
 # Crest Village"; and a street written in lower case after "lives on".
-@pytest.mark.xfail(strict=True, reason="no rule for a capitalised name ending in a place noun")
 @pytest.mark.parametrize("text,needle", [
     ("Pt was brought in from Sparrows Point by county EMS.", "Sparrows Point"),
     ("Pt will go to Oak Crest Village after d/c.", "Oak Crest Village"),
@@ -307,7 +306,6 @@ def test_a_named_place_ending_in_a_place_noun(deid: Any, text: str, needle: str,
     assert sum(max(0, min(e.end, start + len(needle)) - max(e.start, start)) for e in ents) == len(needle)
 
 
-@pytest.mark.xfail(strict=True, reason="a street in lower case after 'lives on' is missed")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_lower_case_street_after_lives_on(deid: Any, point: str) -> None:
     text = 'pt states "i live on belair road by the store."'
