@@ -341,3 +341,39 @@ def test_a_phone_extension(deid: Any, text: str, needle: str) -> None:
 def test_a_plate_number_a_few_words_after_its_label(deid: Any) -> None:
     text = "Pt's license plate noted in valuables form: 7BXT229."
     assert [e.type for e in covering(deid, text, "7BXT229")] == ["VEHICLE_ID"]
+
+
+# Written all in lower case or all in capitals: a dictionary word before ", son" is the end
+# of the clause, not a name ("at bedside all day, son mike ..."); hospitals by initials
+# ending in MC ("at gbmc"); a town of two or three words in lower case after a preposition.
+@pytest.mark.xfail(strict=True, reason="a surname-list word before ', son' is taken for a name")
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_word_ending_a_clause_before_a_relation_stays(deid: Any, point: str) -> None:
+    text = "social: wife jean at bedside all day, son mike lives nearby."
+    start = text.index("day")
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + 3 and start < e.end] == []
+    assert covering(deid, text, "mike")
+
+
+@pytest.mark.xfail(strict=True, reason="initials ending in MC are no hospital")
+@pytest.mark.parametrize("text,needle", [
+    ("pt followed by dr greenberg at gbmc for chf.", "gbmc"),
+    ("PT FOLLOWED BY DR. GREENBERG AT GBMC FOR CHF.", "GBMC"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_hospital_by_initials_ending_in_mc(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+
+
+@pytest.mark.xfail(strict=True, reason="a lower-case town of several words after a bare preposition is missed")
+@pytest.mark.parametrize("text,needle", [
+    ("pt's brother ray from ocean city called.", "ocean city"),
+    ("wife is at home in bel air.", "bel air"),
+    ("family drove from white marsh today.", "white marsh"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_lower_case_town_of_several_words(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    ents = deid.analyze(text, point=point)
+    assert sum(max(0, min(e.end, start + len(needle)) - max(e.start, start)) for e in ents) == len(needle)
