@@ -346,7 +346,6 @@ def test_a_plate_number_a_few_words_after_its_label(deid: Any) -> None:
 # Written all in lower case or all in capitals: a dictionary word before ", son" is the end
 # of the clause, not a name ("at bedside all day, son mike ..."); hospitals by initials
 # ending in MC ("at gbmc"); a town of two or three words in lower case after a preposition.
-@pytest.mark.xfail(strict=True, reason="a surname-list word before ', son' is taken for a name")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_word_ending_a_clause_before_a_relation_stays(deid: Any, point: str) -> None:
     text = "social: wife jean at bedside all day, son mike lives nearby."
@@ -355,7 +354,6 @@ def test_a_word_ending_a_clause_before_a_relation_stays(deid: Any, point: str) -
     assert covering(deid, text, "mike")
 
 
-@pytest.mark.xfail(strict=True, reason="initials ending in MC are no hospital")
 @pytest.mark.parametrize("text,needle", [
     ("pt followed by dr greenberg at gbmc for chf.", "gbmc"),
     ("PT FOLLOWED BY DR. GREENBERG AT GBMC FOR CHF.", "GBMC"),
@@ -366,7 +364,6 @@ def test_a_hospital_by_initials_ending_in_mc(deid: Any, text: str, needle: str, 
     assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
 
 
-@pytest.mark.xfail(strict=True, reason="a lower-case town of several words after a bare preposition is missed")
 @pytest.mark.parametrize("text,needle", [
     ("pt's brother ray from ocean city called.", "ocean city"),
     ("wife is at home in bel air.", "bel air"),

@@ -868,6 +868,32 @@ _WORK_VERB = re.compile(r"(?i)(?:works?|worked|working)\b")
 # A bare place after a preposition: "to GH cath lab", "from quartermain 3" (the word
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
 _PLACE_PREP = re.compile(r"(?i)(?<![\w/])(?:to|from|at|in|@)\s+(?:the\s+)?([A-Za-z][A-Za-z'’-]*)\b(?![/:])")
+# Two or three words after a preposition, read without consuming them (a town: "from ocean city").
+_PREP_PHRASE = re.compile(
+    r"(?i)(?<![\w/])(?:from|in|to|at|near|of)[ \t]+(?:the[ \t]+)?(?=([A-Za-z][A-Za-z'’-]*(?:[ \t]+[A-Za-z][A-Za-z'’-]*){1,2}))"
+)
+
+
+_DETERMINERS = frozenset(
+    "a an the all this that these those every each whole same next last other some any no most per of his her "
+    "their my our your".split()
+)
+
+
+def _word_before(text: str, start: int) -> str:
+    """The word just before ``start`` (lower case), or ''."""
+    m = re.search(r"([A-Za-z]+)[ \t]*$", text[max(0, start - 30) : start])
+    return m.group(1).lower() if m else ""
+
+
+def _medical_center_initials(v: Any, w: str) -> bool:
+    """Initials ending in MC name a medical center ("at GBMC", "from ummc"): 3-5 letters,
+    one case, no dictionary or shorthand word."""
+    lw = w.lower()
+    return 3 <= len(lw) <= 5 and lw.isalpha() and lw.endswith("mc") and (w.isupper() or w.islower()) \
+        and not v.known_word(lw) and not v.shorthand(lw) and lw not in v.allow and not v.clinical(lw)
+
+
 _NEXT_TITLE_WORD = re.compile(r"[ \t]+[A-Z][a-z]{2,}")
 
 
@@ -1013,6 +1039,8 @@ class NursingContextRecognizer(EntityRecognizer):
             # hospitals go by initials ending in H (General / Memorial Hospital)
             return lw.endswith("h") and (w.isupper() or w.islower()) and not v.known_word(lw) \
                 and lw not in v.names and not v.census.is_name(lw) and w.upper() not in v.lex.state_codes
+        if _medical_center_initials(v, w):
+            return True
         if len(lw) < 6 or not lw.isalpha() or lw.endswith(_WORD_ENDINGS):
             return False  # "extubate", "cardioversion", "tachypnea": English or clinical word forms
         if any(lw.startswith(p) and v.known_word(lw[len(p):]) for p in _PREFIXES):
@@ -1056,6 +1084,9 @@ class NursingContextRecognizer(EntityRecognizer):
                     not self.v.listed_shorthand(words[i - 1].group(0).lower())
                 if not self._name_word(w.group(0), after_cue=True, surname=surname):
                     break
+                before = words[i - 1].group(0).lower() if i > 0 else _word_before(text, m.start(1))
+                if not surname and w.group(0).islower() and v.known_word(w.group(0).lower()) and before in _DETERMINERS:
+                    break  # "at bedside all day, son mike": a noun ending the clause, not a name
                 keep.insert(0, w)
             if keep:
                 out.append(_result("NAME", m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), 0.85,
@@ -1177,8 +1208,19 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _PLACE_PREP.finditer(text):
             if _NEXT_TITLE_WORD.match(text, m.end(1)):
                 continue  # "from Pinabel Marcil's": two capitalised words read as a person
-            if self._bare_place_word(m.group(1)) and not _acronym_in_mixed_case(text, m.start(1), m.end(1)):
+            if self._bare_place_word(m.group(1)) and (
+                    not _acronym_in_mixed_case(text, m.start(1), m.end(1)) or _medical_center_initials(v, m.group(1))):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "place_after_prep", True))
+        for m in _PREP_PHRASE.finditer(text):
+            # "from ocean city", "in bel air": a town of two or three words, in any case
+            words = list(re.finditer(r"[^ \t]+", m.group(1)))
+            for k in (3, 2):
+                if len(words) >= k:
+                    phrase = " ".join(w.group(0) for w in words[:k]).lower()
+                    if phrase in v.us_places and not all(w.group(0).lower() in v.stop for w in words[:k]):
+                        out.append(_result("LOCATION", m.start(1), m.start(1) + words[k - 1].end(), 0.75,
+                                           "town_after_prep", True))
+                        break
         for m in _FACILITY_ANYCASE.finditer(text):
             words = list(re.finditer(r"[^\s]+", m.group(1)))
             for i in range(len(words) - 1, -1, -1):
