@@ -378,7 +378,6 @@ def test_a_lower_case_town_of_several_words(deid: Any, text: str, needle: str, p
 
 # The trained NER runs a name on into the verb after it in capitals ("SON MICHAEL LIVES IN
 # TOWSON"): a last word that is a dictionary word and no Census name is trimmed.
-@pytest.mark.xfail(strict=True, reason="the NER's 'MICHAEL LIVES' is kept whole")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_verb_after_a_name_in_capitals_stays(deid: Any, point: str) -> None:
     text = "SOCIAL: WIFE JOAN AT BEDSIDE, SON MICHAEL LIVES IN TOWSON. DTR KAREN IN FLORIDA."

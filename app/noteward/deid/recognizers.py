@@ -719,6 +719,13 @@ class ClinicalNerRecognizer(EntityRecognizer):
             return False
         return not (self.v.clinical(w) and w not in self.v.names)
 
+    def _verb_after_name(self, t: str) -> bool:
+        """The last word of a name in one case ("MICHAEL LIVES", "jean states") that is a
+        dictionary word and neither a Census name nor a listed name: the verb after it."""
+        w = t.lower()
+        return (t.isupper() or t.islower()) and w.isalpha() and self.v.known_word(w) \
+            and not self.v.census.is_name(w) and w not in self.v.names
+
     def _groups(self, text: str, nlp_artifacts: Any) -> list[tuple[str, list[Any]]]:
         """The NER's entities as (kind, tokens); the trained NER tags a place word by word
         ("Silver", "Spring"), so entities of one kind with only spaces between are one."""
@@ -747,6 +754,8 @@ class ClinicalNerRecognizer(EntityRecognizer):
             while toks and not self._keep(toks[0]):
                 toks.pop(0)
             while toks and not self._keep(toks[-1]):
+                toks.pop()
+            while kind == "NAME" and len(toks) > 1 and self._verb_after_name(toks[-1].text):
                 toks.pop()
             if not toks:
                 continue
