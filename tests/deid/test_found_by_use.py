@@ -387,7 +387,6 @@ def test_a_verb_after_a_name_in_capitals_stays(deid: Any, point: str) -> None:
 
 
 # Discharge-summary headers label the record number "Unit No:".
-@pytest.mark.xfail(strict=True, reason="'unit no' is no record-number label")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_record_number_after_unit_no(deid: Any, point: str) -> None:
     text = "DISCHARGE SUMMARY\nUnit No: 452-88-13\nAdmission Date: 11/28/2014"
