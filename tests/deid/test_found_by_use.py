@@ -396,7 +396,6 @@ def test_a_record_number_after_unit_no(deid: Any, point: str) -> None:
 
 # A name in the possessive: after a relation word ("brother frank's place") and before a
 # home ("at louise's house"); relation words and pronouns before a home stay.
-@pytest.mark.xfail(strict=True, reason="a possessive name is no name to the relation and home rules")
 @pytest.mark.parametrize("text,needle", [
     ("pt thinks he is at his brother frank's place in dundalk.", "frank"),
     ('pt confused, states she is "at louise\'s house" and wants to go home.', "louise"),

@@ -826,6 +826,10 @@ _RELATION_NAME = re.compile(
 _NAME_BEFORE_RELATION = re.compile(
     rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION})\b)"
 )
+# Whose home: "at louise's house", "found down at june's apartment".
+_NAME_BEFORE_HOME = re.compile(
+    r"(?i)\b(?:at|to|from|near|in)\s+([a-z][a-z]+)['’]s\s+(?:house|home|place|apartment|apt|condo|trailer|farm)\b"
+)
 _NOT_BEFORE_CREDENTIAL = frozenset(
     "day days night nights eve evening evenings noc nocs charge primary float covering oncoming resource staff "
     "travel travelling traveling agency new the this that your my our his her unit floor team".split()
@@ -1000,7 +1004,7 @@ class NursingContextRecognizer(EntityRecognizer):
         surname stays a name ("MORETTI (DAUGHTER)"); as the second word of a name
         (``surname``) a listed surname that is also a dictionary word does too
         ("Rita Hickey", "Patricia WAITE")."""
-        lw = w.lower().strip("'’")
+        lw = re.sub(r"['’]s$", "", w.lower()).strip("'’")  # "brother frank's place"
         if len(lw) < 2 or lw in self.v.stop or lw in self.v.lex.titles or lw in self.v.lex.post_titles:
             return False
         if self.v.listed_shorthand(lw) if after_cue else self.v.shorthand(lw):
@@ -1085,6 +1089,11 @@ class NursingContextRecognizer(EntityRecognizer):
                 if text[e - 2 : e] in ("'s", "’s"):
                     e -= 2
                 out.append(_result("NAME", s, e, 0.85, "relation_name", True))
+        for m in _NAME_BEFORE_HOME.finditer(text):
+            lw = m.group(1).lower()
+            if not _RELATION_WORD.fullmatch(lw) and lw not in v.lex.person_cues and \
+                    (v.census.is_first(lw) or not v.known_word(lw)) and self._name_word(m.group(1), after_cue=True):
+                out.append(_result("NAME", m.start(1), m.end(1), 0.8, "name_before_home", True))
         for m in _NAME_BEFORE_RELATION.finditer(text):
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep = []
