@@ -416,7 +416,6 @@ def test_a_relation_word_before_a_home_stays(deid: Any, text: str, word: str) ->
 
 
 # A capitalised adjective no dictionary lists is no place after "went to": "Interventional".
-@pytest.mark.xfail(strict=True, reason="an unknown capitalised adjective after a place verb is taken for a place")
 @pytest.mark.parametrize("text,word", [
     ("Pt went to Interventional Radiology for a PICC.", "Interventional"),
     ("Pt transferred to Neurointerventional suite at 1300.", "Neurointerventional"),

@@ -764,6 +764,8 @@ class ClinicalNerRecognizer(EntityRecognizer):
                     and " ".join(alpha).lower() not in self.v.us_places
                     and not any(w.lower() in self.v.places for w in alpha)):
                 continue  # "Health" of "Cigna Health", "Shield": an ordinary word that is no known place
+            if all(w.lower().endswith(_ADJECTIVE_ENDINGS) and w.lower() not in self.v.us_places for w in alpha):
+                continue  # "transferred to Neurointerventional suite": an adjective, not a place
             start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
             if toks[-1].text in ("'s", "’s"):
                 end = toks[-1].idx
@@ -925,6 +927,9 @@ _WORD_ENDINGS = (
     "ostomy", "plasty", "scopy", "gram", "graphy", "ine", "ide", "ol", "il", "ed", "ing", "ly", "al", "ic",
     "ous", "ive", "ment", "ness", "able", "ible", "ure", "ity", "ism", "ist", "ant", "ent", "ary", "ory",
 )
+# Endings of English adjectives and fields that no place or name has ("Interventional",
+# "Neurointerventional", "Endocrinological"): an unlisted capitalised word with one is a word.
+_ADJECTIVE_ENDINGS = ("ional", "ative", "ology", "ological", "ical", "istic")
 _PREFIXES = ("re", "de", "un", "over", "under", "pre", "post", "non", "dis", "mis", "sub", "hyper", "hypo", "in")
 # A building or ward then its floor: "quartermain 2" (the word as for _PLACE_PREP).
 _PLACE_FLOOR = re.compile(
@@ -1035,6 +1040,8 @@ class NursingContextRecognizer(EntityRecognizer):
             return False
         if lw in self.v.us_places or lw in self.v.places:
             return True
+        if lw.endswith(_ADJECTIVE_ENDINGS):
+            return False  # "went to Interventional Radiology": an adjective no dictionary lists
         if not w[:1].isupper() or w.isupper():  # no capital to go by: word forms and prefixes decide
             if lw.endswith(_WORD_ENDINGS) or any(lw.startswith(p) and self.v.known_word(lw[len(p):]) for p in _PREFIXES):
                 return False
@@ -1316,5 +1323,5 @@ class NursingContextRecognizer(EntityRecognizer):
                 out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True))
             elif v.census.is_name(lw) or lw in v.names:
                 out.append(_result("NAME", m.start(), m.end(), 0.55, "census_name", True, recall_only=True))
-            elif title and len(lw) >= 4 and re.search(r"[aeiouy]", lw):
+            elif title and len(lw) >= 4 and re.search(r"[aeiouy]", lw) and not lw.endswith(_ADJECTIVE_ENDINGS):
                 out.append(_result("NAME", m.start(), m.end(), 0.5, "unknown_word", True, recall_only=True))
