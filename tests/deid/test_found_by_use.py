@@ -427,7 +427,6 @@ def test_an_unlisted_adjective_after_a_place_verb_stays(deid: Any, text: str, wo
 
 
 # An age over 89 said as a birthday: "Pt's 90th birthday is next month".
-@pytest.mark.xfail(strict=True, reason="a birthday ordinal over 89 is no age")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_an_age_over_89_as_a_birthday(deid: Any, point: str) -> None:
     text = "Pt's 90th birthday is next month; family planning a party."
