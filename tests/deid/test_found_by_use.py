@@ -436,3 +436,37 @@ def test_an_age_over_89_as_a_birthday(deid: Any, point: str) -> None:
 
 def test_a_birthday_under_90_stays(deid: Any) -> None:
     assert covering(deid, "Pt celebrated her 75th birthday here.", "75th") == []
+
+
+# A hospital name ran on over the line break into the next line ("transferred from Sibley
+# Memorial in DC.\nPt lives ..." printed "from [LOCATION] lives ...": "Pt" and the line
+# break were gone).
+@pytest.mark.xfail(strict=True, reason="the facility pattern's tail crosses a line break")
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_facility_name_stops_at_the_line_end(deid: Any, point: str) -> None:
+    text = "Pt was transferred from Sibley Memorial in DC.\nPt lives in senior housing."
+    ents = deid.analyze(text, point=point)
+    assert covering(deid, text, "Sibley")
+    assert all("\n" not in e.text for e in ents), ents
+    assert "\nPt lives" in deid.anonymize(text, point=point).text
+
+
+# "my name is Bob": a capitalised word after "my name is" is a name even when it is a word.
+@pytest.mark.xfail(strict=True, reason="the stated name is weak, and 'Bob' is a dictionary word")
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_capitalised_stated_name_that_is_a_word(deid: Any, point: str) -> None:
+    text = 'Pt states "my name is Bob, not Robert."'
+    start = text.index("Bob")
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + 3 <= e.end] == ["NAME"]
+
+
+# A town WordNet lists as a noun ("Hagerstown") capitalised in mid-sentence is a place.
+@pytest.mark.xfail(strict=True, reason="a town that is a WordNet noun counts as a dictionary word")
+@pytest.mark.parametrize("text,needle", [
+    ("Cousin and her husband stopped by, both from out of town (Hagerstown).", "Hagerstown"),
+    ("Her son drove down from Hagerstown this morning.", "Hagerstown"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_town_that_is_a_dictionary_noun(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end]
