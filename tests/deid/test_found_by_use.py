@@ -441,7 +441,6 @@ def test_a_birthday_under_90_stays(deid: Any) -> None:
 # A hospital name ran on over the line break into the next line ("transferred from Sibley
 # Memorial in DC.\nPt lives ..." printed "from [LOCATION] lives ...": "Pt" and the line
 # break were gone).
-@pytest.mark.xfail(strict=True, reason="the facility pattern's tail crosses a line break")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_facility_name_stops_at_the_line_end(deid: Any, point: str) -> None:
     text = "Pt was transferred from Sibley Memorial in DC.\nPt lives in senior housing."
@@ -452,7 +451,6 @@ def test_a_facility_name_stops_at_the_line_end(deid: Any, point: str) -> None:
 
 
 # "my name is Bob": a capitalised word after "my name is" is a name even when it is a word.
-@pytest.mark.xfail(strict=True, reason="the stated name is weak, and 'Bob' is a dictionary word")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_capitalised_stated_name_that_is_a_word(deid: Any, point: str) -> None:
     text = 'Pt states "my name is Bob, not Robert."'
@@ -461,7 +459,6 @@ def test_a_capitalised_stated_name_that_is_a_word(deid: Any, point: str) -> None
 
 
 # A town WordNet lists as a noun ("Hagerstown") capitalised in mid-sentence is a place.
-@pytest.mark.xfail(strict=True, reason="a town that is a WordNet noun counts as a dictionary word")
 @pytest.mark.parametrize("text,needle", [
     ("Cousin and her husband stopped by, both from out of town (Hagerstown).", "Hagerstown"),
     ("Her son drove down from Hagerstown this morning.", "Hagerstown"),

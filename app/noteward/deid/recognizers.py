@@ -203,7 +203,9 @@ class PlaceRecognizer(EntityRecognizer):
         self.facility = re.compile(
             rf"(?:\b(?:St|Mt|Saint|Mount|Ste)\.?\s+)?(?:\b{cap}\s+(?:(?:of|the|and|for|&)\s+)?){{1,5}}"
             rf"(?:{fac_words})\b(?:['’]s)?"
-            rf"(?:\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,2}}|\s+(?!(?:on|in|at|and|for|with)\b)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?=\s*[,.;)]|\s*$))?"
+            # the words after the facility word stay on its line ("Sibley Memorial in DC.\nPt")
+            rf"(?:[ \t]+(?:of|at|in|for)[ \t]+{cap}(?:[ \t]+{cap}){{0,2}}"
+            rf"|[ \t]+(?!(?:on|in|at|and|for|with)\b)[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?(?=\s*[,.;)]|\s*$))?"
             rf"|\b(?:{fac_words})\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,3}}"
         )
         known = self.lex.facility_names + self.lex.places
@@ -901,6 +903,12 @@ def _word_before(text: str, start: int) -> str:
     return m.group(1).lower() if m else ""
 
 
+def _mid_sentence(text: str, start: int) -> bool:
+    """No sentence end, line start, colon, dash or list mark just before ``start``."""
+    before = text[max(0, start - 40) : start].rstrip(" \t")
+    return bool(before) and before[-1] not in ".!?:;-*#\n\"'"
+
+
 def _medical_center_initials(v: Any, w: str) -> bool:
     """Initials ending in MC name a medical center ("at GBMC", "from ummc"): 3-5 letters,
     one case, no dictionary or shorthand word."""
@@ -1302,7 +1310,10 @@ class NursingContextRecognizer(EntityRecognizer):
             known = v.known_word(lw)
             if lw in v.lex.eponyms:
                 continue  # "Framingham score", "Lyme disease"
-            if lw in v.us_places and not known and lw not in v.names and not v.census.is_name(lw):
+            if lw in v.us_places and lw not in v.names and not v.census.is_name(lw) and (
+                    not known or (title and lw in v.nouns_only and _mid_sentence(text, m.start()))):
+                # WordNet lists towns as nouns ("from Hagerstown"): capitalised in mid-sentence
+                # such a noun is the town
                 out.append(_result("LOCATION", m.start(), m.end(), 0.7, "us_place", True, recall_only=not title))
                 continue
             if known and v.census.is_first(lw, 1) and lw not in v.lex.person_cues and not v.listed_shorthand(lw) \
