@@ -471,7 +471,6 @@ def test_a_town_that_is_a_dictionary_noun(deid: Any, text: str, needle: str, poi
 
 # No span crosses a blank line: "replete k." then a misspelt heading on the next paragraph
 # ("Nuero:", "Soical:") read as an initial and a surname (one such span on the dev notes).
-@pytest.mark.xfail(strict=True, reason="the initial-name rule reads across a blank line")
 @pytest.mark.parametrize("heading", ["Nuero", "Soical", "Carddiac"])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_no_span_crosses_a_blank_line(deid: Any, heading: str, point: str) -> None:

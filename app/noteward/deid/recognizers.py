@@ -962,7 +962,10 @@ _TITLE_NAME = re.compile(
 )
 # An initial then a surname ("B. KARGAS", "J SMITH"); without a full stop, letters that
 # are shorthand in notes (w/ith, r/ight, l/eft, o, c, s, p, x, v) do not start a name.
-_INITIAL_NAME = re.compile(rf"(?<![\w.'’/])(?:([B-HJ-Zb-hj-z])\.\s*|([BDFGJKMQUYZ])\s+)({_NAME_WORD})")
+# (an initial and its surname share a line, or a wrapped one: never across a blank line)
+_INITIAL_NAME = re.compile(
+    rf"(?<![\w.'’/])(?:([B-HJ-Zb-hj-z])\.[ \t]*(?:\n[ \t]*)?|([BDFGJKMQUYZ])[ \t]+(?:\n[ \t]*)?)({_NAME_WORD})"
+)
 _ROLE_NAME = re.compile(
     rf"(?i)\b(?:md|np|rn|pa|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case manager|social worker)"
     rf"\s+({_NAME_WORD})\b"  # not the letters of a code glued to a number ("MD PGY2")
