@@ -479,7 +479,6 @@ def test_no_span_crosses_a_blank_line(deid: Any, heading: str, point: str) -> No
 
 
 # A credential written before the name: "RRT Gomez", "LPN Okafor".
-@pytest.mark.xfail(strict=True, reason="the role-name rule lacks RRT, LPN, CNA, PCT")
 @pytest.mark.parametrize("text,needle", [
     ("Weaned to 4L NC by 0600. RRT Gomez.", "Gomez"),
     ("Meds given by LPN Okafor at 0900.", "Okafor"),

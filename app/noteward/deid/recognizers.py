@@ -967,7 +967,8 @@ _INITIAL_NAME = re.compile(
     rf"(?<![\w.'’/])(?:([B-HJ-Zb-hj-z])\.[ \t]*(?:\n[ \t]*)?|([BDFGJKMQUYZ])[ \t]+(?:\n[ \t]*)?)({_NAME_WORD})"
 )
 _ROLE_NAME = re.compile(
-    rf"(?i)\b(?:md|np|rn|pa|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case manager|social worker)"
+    rf"(?i)\b(?:md|np|rn|pa|rrt|lpn|cna|pct|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case manager|"
+    rf"social worker)"
     rf"\s+({_NAME_WORD})\b"  # not the letters of a code glued to a number ("MD PGY2")
 )
 _CUE_NAME = re.compile(
