@@ -485,3 +485,27 @@ def test_no_span_crosses_a_blank_line(deid: Any, heading: str, point: str) -> No
 ])
 def test_a_name_after_a_credential_written_first(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle)
+
+
+# Dates and ages in other written forms: a compact day-month-year ("08Dec2014"), a
+# month/day after "the week of", an age over 89 in words ("ninety-three years old").
+@pytest.mark.xfail(strict=True, reason="no rule for these forms")
+@pytest.mark.parametrize("text,needle,kind", [
+    ("Note signed 08Dec2014 1422 by the covering MD.", "08Dec2014", "DATE"),
+    ("Specimen collected 3JAN15 at 0600.", "3JAN15", "DATE"),
+    ("Follow up in clinic the week of 12/15.", "12/15", "DATE"),
+    ("Patient is ninety-three years old and lives alone.", "ninety-three", "AGE_OVER_89"),
+    ("A ninety one year old woman with CHF.", "ninety one", "AGE_OVER_89"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_dates_and_ages_in_other_forms(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("Pt took 3 of 4/5 doses.", "4/5"),
+    ("Strength 4 of 5/5 in RUE.", "5/5"),
+])
+def test_a_fraction_after_of_stays(deid: Any, text: str, needle: str) -> None:
+    assert covering(deid, text, needle) == []
