@@ -489,7 +489,6 @@ def test_a_name_after_a_credential_written_first(deid: Any, text: str, needle: s
 
 # Dates and ages in other written forms: a compact day-month-year ("08Dec2014"), a
 # month/day after "the week of", an age over 89 in words ("ninety-three years old").
-@pytest.mark.xfail(strict=True, reason="no rule for these forms")
 @pytest.mark.parametrize("text,needle,kind", [
     ("Note signed 08Dec2014 1422 by the covering MD.", "08Dec2014", "DATE"),
     ("Specimen collected 3JAN15 at 0600.", "3JAN15", "DATE"),
