@@ -508,3 +508,12 @@ def test_dates_and_ages_in_other_forms(deid: Any, text: str, needle: str, kind: 
 ])
 def test_a_fraction_after_of_stays(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle) == []
+
+
+# Title-case headings of an exam template are no towns ("Effort" is a town in PA).
+@pytest.mark.xfail(strict=True, reason="a noun-only town after a capitalised word counts as mid-sentence")
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_title_case_heading_word_that_is_a_town_stays(deid: Any, point: str) -> None:
+    text = "Respiratory\n- Assessment of Respiratory Effort: Normal respiratory effort."
+    start = text.index("Effort")
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + 6 and start < e.end] == []
