@@ -511,7 +511,6 @@ def test_a_fraction_after_of_stays(deid: Any, text: str, needle: str) -> None:
 
 
 # Title-case headings of an exam template are no towns ("Effort" is a town in PA).
-@pytest.mark.xfail(strict=True, reason="a noun-only town after a capitalised word counts as mid-sentence")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_title_case_heading_word_that_is_a_town_stays(deid: Any, point: str) -> None:
     text = "Respiratory\n- Assessment of Respiratory Effort: Normal respiratory effort."

@@ -818,16 +818,6 @@ _TITLED = frozenset({
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
-def _before_blank_line(text: str, start: int, end: int) -> int | None:
-    """A span never crosses a blank line (a new paragraph or heading): its end, cut at the
-    first one, or None when what is left has fewer than two letters or digits."""
-    m = _BLANK_LINE.search(text, start, end)
-    if m is None:
-        return end
-    cut = len(text[start : m.start()].rstrip(" \t.,;:-"))
-    return start + cut if sum(c.isalnum() for c in text[start : start + cut]) >= 2 else None
-
-
 def _not_a_name(vocab: Any, span: str) -> bool:
     """Every word of the span is clinical shorthand or an uninformative dictionary word;
     or the span is written all in capitals or all in lower case (as nursing notes are,
@@ -973,10 +963,9 @@ class Deidentifier:
                 continue  # "Kyleena 19.5 MG": a product followed by its dose is not a person
             if not strong and etype == "NAME" and _ordinary_words(vocab, text[r.start : r.end], meta.get("rule"), point):
                 continue  # every word is an ordinary English word ("I am Hopeful")
-            end = _before_blank_line(text, r.start, r.end)
-            if end is None:
-                continue  # "replete k. \n \nNuero:": what is left before the blank line is no identifier
-            cands.append((Entity(etype, r.start, end, float(r.score), text[r.start : end]), 2 if strong else 1))
+            if _BLANK_LINE.search(text, r.start, r.end):
+                continue  # "replete k. \n \nNuero:", "CHIEF COMPLAINT\n\nHospital": no identifier spans a paragraph
+            cands.append((Entity(etype, r.start, r.end, float(r.score), text[r.start : r.end]), 2 if strong else 1))
         known = self._known_matcher(patient)
         if known is not None:
             cands += [(e, 3) for e in known.find(text)]

@@ -904,9 +904,16 @@ def _word_before(text: str, start: int) -> str:
 
 
 def _mid_sentence(text: str, start: int) -> bool:
-    """No sentence end, line start, colon, dash or list mark just before ``start``."""
+    """In running prose: a lower-case word, a comma or an opening bracket just before
+    ``start`` (not a sentence end, line start, colon or list mark, and not another
+    capitalised word: "Assessment of Respiratory Effort:" is a heading)."""
     before = text[max(0, start - 40) : start].rstrip(" \t")
-    return bool(before) and before[-1] not in ".!?:;-*#\n\"'"
+    if not before:
+        return False
+    if before[-1] in ",(":
+        return True
+    m = re.search(r"([A-Za-z]+)$", before)
+    return m is not None and m.group(1).islower()
 
 
 def _medical_center_initials(v: Any, w: str) -> bool:
