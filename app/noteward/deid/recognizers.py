@@ -767,7 +767,7 @@ class ClinicalNerRecognizer(EntityRecognizer):
                     and not any(w.lower() in self.v.places for w in alpha)):
                 continue  # "Health" of "Cigna Health", "Shield": an ordinary word that is no known place
             if all(w.lower().endswith(_ADJECTIVE_ENDINGS) and w.lower() not in self.v.us_places for w in alpha):
-                continue  # "transferred to Neurointerventional suite": an adjective, not a place
+                continue  # "transferred to Neurointerventional suite": an adjective, no place or name
             start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
             if toks[-1].text in ("'s", "’s"):
                 end = toks[-1].idx
@@ -871,17 +871,15 @@ _PAGER = re.compile(
     r"(?i)\b(?:pager|pgr|beeper|bpr|page|pg)\b\s*(?:#|number|num|no\.?)?\s*[:#]?\s*(\d{3,6}(?:-\d{4})?|\d{1,2}-\d{4})\b"
 )
 _PLACE_VERB = re.compile(
-    r"(?i)\b(?:transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|adm|admit|sent|medflight(?:ed)?|"
-    r"flown|arrived|came|coming|taken|return(?:ed|ing)?|retired|works?|worked|working|lives|lived|living|"
+    r"(?i)\b(?:(?P<work>works?|worked|working)|transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|"
+    r"adm|admit|sent|medflight(?:ed)?|flown|arrived|came|coming|taken|return(?:ed|ing)?|retired|lives|lived|living|"
     r"resides?|resided|visiting|vacationing|went|go(?:ing)?|seen|followed|discharged|d/c'?d?|home)"
     r"\s+(?:back\s+|alone\s+|nearby\s+|close\s+by\s+|today\s+|tomorrow\s+)?"
     # "lives w/ husband in essex", "lives with her daughter in Towson"
     rf"(?:(?:with|w/)\s*(?:his\s+|her\s+|their\s+)?(?:{_RELATION})\s+)?"
-    r"(?:to|from|in|at|for|@|with)\s+(?:the\s+)?"
+    # "for" only after a work verb ("works for vista health"); elsewhere it says why ("sent for CTA")
+    r"(?:to|from|in|at|@|with|(?(work)for|(?!)))\s+(?:the\s+)?"
 )
-# "works for vista health": an employer; after any other verb "for" says why ("sent for CTA").
-_FOR_AT_END = re.compile(r"(?i)\bfor\s+(?:the\s+)?$")
-_WORK_VERB = re.compile(r"(?i)(?:works?|worked|working)\b")
 # A bare place after a preposition: "to GH cath lab", "from quartermain 3" (the word
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
 _PLACE_PREP = re.compile(r"(?i)(?<![\w/])(?:to|from|at|in|@)\s+(?:the\s+)?([A-Za-z][A-Za-z'’-]*)\b(?![/:])")
@@ -898,9 +896,9 @@ _DETERMINERS = frozenset(
 
 
 def _word_before(text: str, start: int) -> str:
-    """The word just before ``start`` (lower case), or ''."""
+    """The word just before ``start`` (spaces and tabs between), as written, or ''."""
     m = re.search(r"([A-Za-z]+)[ \t]*$", text[max(0, start - 30) : start])
-    return m.group(1).lower() if m else ""
+    return m.group(1) if m else ""
 
 
 def _mid_sentence(text: str, start: int) -> bool:
@@ -908,12 +906,10 @@ def _mid_sentence(text: str, start: int) -> bool:
     ``start`` (not a sentence end, line start, colon or list mark, and not another
     capitalised word: "Assessment of Respiratory Effort:" is a heading)."""
     before = text[max(0, start - 40) : start].rstrip(" \t")
-    if not before:
-        return False
-    if before[-1] in ",(":
+    if before[-1:] in (",", "("):
         return True
-    m = re.search(r"([A-Za-z]+)$", before)
-    return m is not None and m.group(1).islower()
+    word = _word_before(text, start)
+    return bool(word) and word.islower()
 
 
 def _medical_center_initials(v: Any, w: str) -> bool:
@@ -1128,7 +1124,7 @@ class NursingContextRecognizer(EntityRecognizer):
                     not self.v.listed_shorthand(words[i - 1].group(0).lower())
                 if not self._name_word(w.group(0), after_cue=True, surname=surname):
                     break
-                before = words[i - 1].group(0).lower() if i > 0 else _word_before(text, m.start(1))
+                before = words[i - 1].group(0).lower() if i > 0 else _word_before(text, m.start(1)).lower()
                 if not surname and w.group(0).islower() and v.known_word(w.group(0).lower()) and before in _DETERMINERS:
                     break  # "at bedside all day, son mike": a noun ending the clause, not a name
                 keep.insert(0, w)
@@ -1232,8 +1228,6 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _PAGER.finditer(text):
             out.append(_result("PHONE", m.start(1), m.end(1), 0.9, "pager", True))
         for m in _PLACE_VERB.finditer(text):
-            if _FOR_AT_END.search(m.group(0)) and not _WORK_VERB.match(m.group(0)):
-                continue  # "transferred for ECMO eval", "sent for CTA": a purpose, not a place
             num = re.match(r"\d{1,4}\s+", text[m.end() : m.end() + 6])
             t = _PLACE_TOKENS.match(text, m.end() + (num.end() if num else 0))
             if not t:
