@@ -516,3 +516,56 @@ def test_a_title_case_heading_word_that_is_a_town_stays(deid: Any, point: str) -
     text = "Respiratory\n- Assessment of Respiratory Effort: Normal respiratory effort."
     start = text.index("Effort")
     assert [e for e in deid.analyze(text, point=point) if e.start < start + 6 and start < e.end] == []
+
+
+
+# Seventh round. The last four digits of a social security number, a year of birth (a date
+# element that tells an age over 89, so the default point removes it too; the recall point
+# removes every year already) and a month-day range start written with a dash after "from".
+_SEVENTH = pytest.mark.xfail(strict=True, reason="seventh round: not yet found")
+
+
+@_SEVENTH
+@pytest.mark.parametrize("text,needle,kind", [
+    ("SSN ending 4421 on file.", "4421", "SSN"),
+    ("Verified identity with last 4 of SSN 4421.", "4421", "SSN"),
+    ("Social security number ending in 0937 confirmed.", "0937", "SSN"),
+    ("Pt has been in ICU from 11-28 to present.", "11-28", "DATE"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_partial_identifiers(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("Pt b. 1921, lives with niece.", "1921"),
+    ("Patient was born in 1931 in Ohio.", "1931"),
+    ("YOB: 1928.", "1928"),
+])
+@pytest.mark.parametrize("point", [pytest.param("default", marks=_SEVENTH), "recall"])
+def test_a_year_of_birth(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["DATE"]
+
+
+# A range of small numbers after "from" is a quantity, not a date.
+@pytest.mark.parametrize("text,needle", [
+    ("Pain decreased from 8-9 to 4 after dilaudid.", "8-9"),
+    ("Titrated from 2-4 mcg/min.", "2-4"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_small_range_after_from_stays(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+# A clinical word built with "tele" is no place: "logged in telehealth visit".
+@pytest.mark.parametrize("text,needle", [
+    pytest.param("Pt logged in telehealth visit from home.", "telehealth", marks=_SEVENTH),
+    ("Seen in telemedicine clinic today.", "telemedicine"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_tele_word_after_a_preposition_stays(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
