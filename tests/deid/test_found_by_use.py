@@ -569,3 +569,76 @@ def test_a_small_range_after_from_stays(deid: Any, text: str, needle: str, point
 def test_a_tele_word_after_a_preposition_stays(deid: Any, text: str, needle: str, point: str) -> None:
     start = text.index(needle)
     assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+# Signature and staff lines of other note kinds (seventh round): a transcriptionist's
+# initials, a credential written with a hyphen ("PA-C") that is neither a state nor the
+# initial of a name, and a relation word before a name that is not the name.
+_SEVENTH_STAFF = pytest.mark.xfail(strict=True, reason="seventh round: staff lines")
+
+
+@_SEVENTH_STAFF
+@pytest.mark.parametrize("text,needle", [
+    ("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "klm"),
+    ("Typed by: JRW\n", "JRW"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_transcriptionists_initials(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["NAME"]
+
+
+@pytest.mark.parametrize("text,needle,point", [
+    ("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "C. Transcribed", "default"),
+    pytest.param("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "C. Transcribed", "recall",
+                 marks=_SEVENTH_STAFF),
+    pytest.param("Seen by Ann Lee, FNP-C. Patient tolerated diet.", "C. Patient", "default", marks=_SEVENTH_STAFF),
+    pytest.param("Seen by Ann Lee, FNP-C. Patient tolerated diet.", "C. Patient", "recall", marks=_SEVENTH_STAFF),
+])
+def test_a_hyphenated_credential_is_no_initial_and_no_state(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    ents = deid.analyze(text, point=point)
+    assert [e for e in ents if e.start < start + len(needle) and start < e.end] == []
+    assert [e for e in ents if e.type == "LOCATION"] == []
+
+
+@_SEVENTH_STAFF
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_relation_word_after_with_is_kept(deid: Any, point: str) -> None:
+    text = "Spoke with son James Whitfield Jr. by phone."
+    ents = deid.analyze(text, point=point)
+    assert [e for e in ents if e.start <= text.index("son ") < e.end] == []
+    assert [e for e in ents if "James Whitfield" in e.text]
+
+
+# An abbreviation in capitals with a plural s ("ADLs", "ABGs") is shorthand, not a name.
+@pytest.mark.parametrize("text,needle", [
+    ("OT: ADLs min A, will follow.", "ADLs"),
+    ("Repeat ABGs in am.", "ABGs"),
+])
+@pytest.mark.parametrize("point", ["default", pytest.param("recall", marks=_SEVENTH_STAFF)])
+def test_a_plural_abbreviation_stays(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+# An employer after a work verb, named by ordinary capitalised words; an accession number.
+@_SEVENTH_STAFF
+@pytest.mark.parametrize("text,needle,kind", [
+    ("Pt works at Home Depot in receiving.", "Home Depot", "LOCATION"),
+    ("Wife works for General Motors in Baltimore.", "General Motors", "LOCATION"),
+    ("Path: specimen S15-4432 reviewed, consistent with adenocarcinoma.", "S15-4432", "OTHER_ID"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_an_employer_and_an_accession_number(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+
+
+# A work verb before ordinary words in lower case or a heading keeps them.
+@pytest.mark.parametrize("text", [
+    "Pt works at home as a bookkeeper.",
+    "Pt Works At Home per wife.",
+])
+def test_work_verb_before_ordinary_words(deid: Any, text: str) -> None:
+    assert [e for e in deid.analyze(text) if "ome" in e.text] == []
