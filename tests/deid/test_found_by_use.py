@@ -569,10 +569,6 @@ def test_a_tele_word_after_a_preposition_stays(deid: Any, text: str, needle: str
 # Signature and staff lines of other note kinds (seventh round): a transcriptionist's
 # initials, a credential written with a hyphen ("PA-C") that is neither a state nor the
 # initial of a name, and a relation word before a name that is not the name.
-_SEVENTH_STAFF = pytest.mark.xfail(strict=True, reason="seventh round: staff lines")
-
-
-@_SEVENTH_STAFF
 @pytest.mark.parametrize("text,needle", [
     ("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "klm"),
     ("Typed by: JRW\n", "JRW"),
@@ -585,10 +581,9 @@ def test_a_transcriptionists_initials(deid: Any, text: str, needle: str, point: 
 
 @pytest.mark.parametrize("text,needle,point", [
     ("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "C. Transcribed", "default"),
-    pytest.param("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "C. Transcribed", "recall",
-                 marks=_SEVENTH_STAFF),
-    pytest.param("Seen by Ann Lee, FNP-C. Patient tolerated diet.", "C. Patient", "default", marks=_SEVENTH_STAFF),
-    pytest.param("Seen by Ann Lee, FNP-C. Patient tolerated diet.", "C. Patient", "recall", marks=_SEVENTH_STAFF),
+    ("Dictated by: Thomas O'Brien, PA-C. Transcribed by: klm", "C. Transcribed", "recall"),
+    ("Seen by Ann Lee, FNP-C. Patient tolerated diet.", "C. Patient", "default"),
+    ("Seen by Ann Lee, FNP-C. Patient tolerated diet.", "C. Patient", "recall"),
 ])
 def test_a_hyphenated_credential_is_no_initial_and_no_state(deid: Any, text: str, needle: str, point: str) -> None:
     start = text.index(needle)
@@ -597,7 +592,6 @@ def test_a_hyphenated_credential_is_no_initial_and_no_state(deid: Any, text: str
     assert [e for e in ents if e.type == "LOCATION"] == []
 
 
-@_SEVENTH_STAFF
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_relation_word_after_with_is_kept(deid: Any, point: str) -> None:
     text = "Spoke with son James Whitfield Jr. by phone."
@@ -611,14 +605,13 @@ def test_a_relation_word_after_with_is_kept(deid: Any, point: str) -> None:
     ("OT: ADLs min A, will follow.", "ADLs"),
     ("Repeat ABGs in am.", "ABGs"),
 ])
-@pytest.mark.parametrize("point", ["default", pytest.param("recall", marks=_SEVENTH_STAFF)])
+@pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_plural_abbreviation_stays(deid: Any, text: str, needle: str, point: str) -> None:
     start = text.index(needle)
     assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
 
 
 # An employer after a work verb, named by ordinary capitalised words; an accession number.
-@_SEVENTH_STAFF
 @pytest.mark.parametrize("text,needle,kind", [
     ("Pt works at Home Depot in receiving.", "Home Depot", "LOCATION"),
     ("Wife works for General Motors in Baltimore.", "General Motors", "LOCATION"),

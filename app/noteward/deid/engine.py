@@ -743,7 +743,8 @@ def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity
                 vocab.clinical(lw) or lw in vocab.lex.titles or lw in vocab.lex.eponyms):
             return True  # "Faith and Hope (daughters)": a common name, though a word
         return not (vocab.known_word(lw) or vocab.clinical(lw) or lw in vocab.lex.eponyms
-                    or lw in vocab.places or lw in vocab.lex.titles or (w.isupper() and len(w) <= 4))
+                    or lw in vocab.places or lw in vocab.lex.titles or lw in vocab.lex.post_titles
+                    or (w.isupper() and len(w) <= 4))
 
     out: list[Entity] = []
     taken = [(e.start, e.end) for e in ents]
@@ -816,6 +817,18 @@ _TITLED = frozenset({
 
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_HYPHEN_HEAD = re.compile(r"\b([A-Za-z]{2,6})-\Z")
+_LETTERS = re.compile(r"[A-Za-z]+")
+
+
+def _inside_credential(vocab: Any, text: str, start: int) -> bool:
+    """The span starts after the hyphen of a credential ("PA-C. Transcribed", "FNP-C.
+    Patient"): the letter after the hyphen is part of the credential, not an initial."""
+    head = _HYPHEN_HEAD.search(text, max(0, start - 7), start)
+    tail = _LETTERS.match(text, start)
+    if head is None or tail is None:
+        return False
+    return f"{head.group(1)}-{tail.group(0)}".lower() in vocab.lex.post_titles
 
 
 def _not_a_name(vocab: Any, span: str) -> bool:
@@ -965,6 +978,8 @@ class Deidentifier:
                 continue  # every word is an ordinary English word ("I am Hopeful")
             if _BLANK_LINE.search(text, r.start, r.end):
                 continue  # "replete k. \n \nNuero:", "CHIEF COMPLAINT\n\nHospital": no identifier spans a paragraph
+            if etype == "NAME" and _inside_credential(vocab, text, r.start):
+                continue
             cands.append((Entity(etype, r.start, r.end, float(r.score), text[r.start : r.end]), 2 if strong else 1))
         known = self._known_matcher(patient)
         if known is not None:

@@ -217,7 +217,7 @@ class PlaceRecognizer(EntityRecognizer):
         self.known = re.compile(rf"\b{ahead}(?:{_title_variants(known)})\b")
         codes = "|".join(sorted(self.lex.state_codes))
         self.city_state = re.compile(
-            rf"\b[A-Z][a-zA-Z'’.-]+(?:\s+[A-Z][a-zA-Z'’.-]+){{0,2}},\s+(?:{codes})\b(?:\s+\d{{5}}(?:-\d{{4}})?)?"
+            rf"\b[A-Z][a-zA-Z'’.-]+(?:\s+[A-Z][a-zA-Z'’.-]+){{0,2}},\s+(?:{codes})\b(?!-)(?:\s+\d{{5}}(?:-\d{{4}})?)?"
         )
         self.saint = re.compile(r"\b(?:St|Saint|Mt|Mount)\.?[ \t]+[A-Z][a-z]+(?:['’]s)?(?![ \t]+(?:wort|[Ww]ort)\b)")
 
@@ -1012,7 +1012,7 @@ class NursingContextRecognizer(EntityRecognizer):
         states = "|".join(re.escape(s) for s in sorted(vocab.lex.us_states, key=len, reverse=True))
         lower_codes = "|".join(c.lower() for c in sorted(vocab.lex.state_codes) if c.lower() not in vocab.stop)
         self._town_state = re.compile(
-            rf"\b([A-Za-z][A-Za-z'’-]+(?:\s+[A-Za-z][A-Za-z'’-]+)?)(?:\s*,\s*(?:{codes})\b|,(?:{lower_codes})\b"
+            rf"\b([A-Za-z][A-Za-z'’-]+(?:\s+[A-Za-z][A-Za-z'’-]+)?)(?:\s*,\s*(?:{codes})\b(?!-)|,(?:{lower_codes})\b(?!-)"
             rf"|,?\s+(?i:{states})(?=\b|['’]s))"
         )
 
@@ -1197,8 +1197,9 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _CUE_FULL_NAME.finditer(text):
             first, last = m.group("first"), m.group("last")
             lf = first.lower()
-            if lf in v.stop or v.listed_shorthand(lf) or lf in v.lex.titles or lf in v.lex.post_titles:
-                continue
+            if lf in v.stop or v.listed_shorthand(lf) or lf in v.lex.titles or lf in v.lex.post_titles \
+                    or lf in v.lex.person_cues or _RELATION_WORD.fullmatch(lf):
+                continue  # "with son James": the relation word is no given name
             if m.group("initial"):
                 if v.census.is_last(lf) or self._surname_like(lf, listed=True):
                     out.append(_result("NAME", m.start("initial"), m.end("first"), 0.9, "cue_name", True))
@@ -1240,6 +1241,17 @@ class NursingContextRecognizer(EntityRecognizer):
                 if not w or not self._place_word(w):
                     break
                 keep_end = t.end(g)
+            if keep_end is None and m.group("work"):
+                # an employer named by ordinary words, each capitalised: "works at Home Depot"
+                titled = 0
+                for g in (1, 2, 3):
+                    w = t.group(g)
+                    if not w or not (w[:1].isupper() and w[1:].islower()) or w.lower() in v.stop \
+                            or w.lower() in v.lex.titles:
+                        break
+                    titled = g
+                if titled >= 2:
+                    keep_end = t.end(titled)
             if keep_end is not None:
                 e = keep_end - 1 if text[keep_end - 1] == "." else keep_end
                 out.append(_result("LOCATION", t.start(1), e, 0.8, "place_after_verb", True))
@@ -1311,6 +1323,8 @@ class NursingContextRecognizer(EntityRecognizer):
             lw = w.lower()
             if len(lw) < 3 or lw in v.stop or v.shorthand(lw):
                 continue
+            if len(w) >= 4 and w[-1] == "s" and w[:-1].isupper():
+                continue  # an abbreviation in the plural: "ADLs", "ABGs"
             title = w[0].isupper() and not w.isupper()
             known = v.known_word(lw)
             if lw in v.lex.eponyms:
