@@ -630,3 +630,40 @@ def test_an_employer_and_an_accession_number(deid: Any, text: str, needle: str, 
 ])
 def test_work_verb_before_ordinary_words(deid: Any, text: str) -> None:
     assert [e for e in deid.analyze(text) if "ome" in e.text] == []
+
+
+# Seventh round, lower-case nursing lines: a phone number with its area code in brackets
+# and no space, a facility after "transferred here from", "wk of 1/5", a name stated after
+# a relation's possessive ("grandson's name is aiden").
+_SEVENTH_LOWER = pytest.mark.xfail(strict=True, reason="seventh round: lower-case lines")
+
+
+def _lower_cases() -> list[Any]:
+    cases = [
+        ("wife's cell (410)5550199, home # 443-555-2281.", "(410)5550199", "PHONE", "both"),
+        ("transferred here from hopkins bayview 1/4 for cath.", "hopkins bayview", "LOCATION", "both"),
+        ("Pt was sent there from Kernan yesterday.", "Kernan", "LOCATION", "recall"),
+        ("wk of 1/5 pt to start rehab.", "1/5", "DATE", "both"),
+        ("grandson's name is aiden, 6 yo.", "aiden", "NAME", "default"),
+        ("Her husband's name is Harold.", "Harold", "NAME", "none"),
+    ]
+    return [pytest.param(t, n, k, p, marks=[_SEVENTH_LOWER] if failing in ("both", p) else [])
+            for t, n, k, failing in cases for p in ("default", "recall")]
+
+
+@pytest.mark.parametrize("text,needle,kind,point", _lower_cases())
+def test_lower_case_nursing_lines(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+
+
+# "to start rehab": a verb after "to" before a facility word is no facility name.
+@pytest.mark.parametrize("text,needle", [
+    pytest.param("wk of 1/5 pt to start rehab.", "start", marks=_SEVENTH_LOWER),
+    ("Plan: pt to begin cardiac rehab next week.", "begin"),
+    ("Pt to go to acute rehab.", "acute"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_verb_before_a_facility_word_stays(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
