@@ -667,7 +667,6 @@ def test_a_verb_before_a_facility_word_stays(deid: Any, text: str, needle: str, 
 
 # A letter's signature block: the facility name is found on its own line, and the lines
 # above it (a credential, a division) are kept, not swallowed into one place across lines.
-@pytest.mark.xfail(strict=True, reason="seventh round: the facility pattern crosses lines")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_signature_block_keeps_its_lines(deid: Any, point: str) -> None:
     text = ("Rebecca Tan-Whitlock, MD, FACC\nDivision of Cardiology\nMedStar Union Memorial Hospital\n"

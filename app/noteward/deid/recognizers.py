@@ -201,12 +201,13 @@ class PlaceRecognizer(EntityRecognizer):
         fac_words = _title_variants(self.lex.facility_words)
         cap = r"(?!(?:FROM|AT|TO|IN|THE|OF|AND|WITH|FOR|ON|BY|VIA|PER|SEEN|ADMITTED|TRANSFERRED|DISCHARGED)\b)[A-Z][\w'’.&-]*"
         self.facility = re.compile(
-            rf"(?:\b(?:St|Mt|Saint|Mount|Ste)\.?\s+)?(?:\b{cap}\s+(?:(?:of|the|and|for|&)\s+)?){{1,5}}"
+            # a name on one line: a signature block's lines above it are no part of it
+            rf"(?:\b(?:St|Mt|Saint|Mount|Ste)\.?[ \t]+)?(?:\b{cap}[ \t]+(?:(?:of|the|and|for|&)[ \t]+)?){{1,5}}"
             rf"(?:{fac_words})\b(?:['’]s)?"
             # the words after the facility word stay on its line ("Sibley Memorial in DC.\nPt")
             rf"(?:[ \t]+(?:of|at|in|for)[ \t]+{cap}(?:[ \t]+{cap}){{0,2}}"
             rf"|[ \t]+(?!(?:on|in|at|and|for|with)\b)[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?(?=\s*[,.;)]|\s*$))?"
-            rf"|\b(?:{fac_words})\s+(?:of|at|in|for)\s+{cap}(?:\s+{cap}){{0,3}}"
+            rf"|\b(?:{fac_words})[ \t]+(?:of|at|in|for)[ \t]+{cap}(?:[ \t]+{cap}){{0,3}}"
         )
         known = self.lex.facility_names + self.lex.places
         # every alternative starts with one of these capitals: the lookahead spares the
@@ -874,7 +875,7 @@ _PLACE_VERB = re.compile(
     r"(?i)\b(?:(?P<work>works?|worked|working)|transferr?(?:ed|ing)?|trans|xfer(?:red)?|tx(?:'d|d)?|t/f|admitted|"
     r"adm|admit|sent|medflight(?:ed)?|flown|arrived|came|coming|taken|return(?:ed|ing)?|retired|lives|lived|living|"
     r"resides?|resided|visiting|vacationing|went|go(?:ing)?|seen|followed|discharged|d/c'?d?|home)"
-    r"\s+(?:back\s+|alone\s+|nearby\s+|close\s+by\s+|today\s+|tomorrow\s+)?"
+    r"\s+(?:back\s+|alone\s+|nearby\s+|close\s+by\s+|today\s+|tomorrow\s+|here\s+|there\s+)?"
     # "lives w/ husband in essex", "lives with her daughter in Towson"
     rf"(?:(?:with|w/)\s*(?:his\s+|her\s+|their\s+)?(?:{_RELATION})\s+)?"
     # "for" only after a work verb ("works for vista health"); elsewhere it says why ("sent for CTA")
@@ -948,7 +949,7 @@ _PLACE_FLOOR = re.compile(
 )
 # A place named by its facility word in any case: "sacred heart hosp", "x rehab facility".
 _FACILITY_ANYCASE = re.compile(
-    r"(?i)\b((?:[a-z][a-z'’-]*\s+){0,2}[a-z][a-z'’-]*)\s+(?:hosp|hospital|rehab|campus|"
+    r"(?i)\b((?:[a-z][a-z'’-]*[ \t]+){0,2}[a-z][a-z'’-]*)[ \t]+(?:hosp|hospital|rehab|campus|"
     r"building|bldg|medical\s+center|memorial|nursing\s+home|health\s+center)\b"
 )
 _FACILITY_GENERIC = frozenset(
@@ -1285,6 +1286,11 @@ class NursingContextRecognizer(EntityRecognizer):
             if len(words) == 1 and v.known_word(words[0].group(0).lower()) and \
                     words[0].group(0).lower().endswith(("ed", "ing", "ic", "ous", "ive", "al")):
                 continue  # "PROLONGED HOSPITAL stay", "basic hospital": a verb or adjective form
+            lw0 = words[0].group(0).lower()
+            if len(words) == 1 and v.known_word(lw0) and lw0 not in v.us_places and lw0 not in v.places \
+                    and not v.census.is_name(lw0) \
+                    and re.search(r"(?i)\bto\s+$", text[max(0, m.start(1) - 4) : m.start(1) + words[0].start()]):
+                continue  # "pt to start rehab": a verb after "to" (not "transfer to Baltimore Rehab")
             out.append(_result("LOCATION", m.start(1) + words[0].start(), m.end(), 0.75, "facility_anycase", True))
         for m in self._town_state.finditer(text):
             town = m.group(1).lower()
