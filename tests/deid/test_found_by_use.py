@@ -679,7 +679,6 @@ def test_a_signature_block_keeps_its_lines(deid: Any, point: str) -> None:
 
 # A staff label at the start of a line, then a colon and a surname that is also a word
 # ("Attending: Smith", "Surgeon: Baker").
-@pytest.mark.xfail(strict=True, reason="seventh round: a staff label with a colon")
 @pytest.mark.parametrize("text,needle", [
     ("Plan: home.\n\nAttending: Smith\nResident: Jones\n", "Smith"),
     ("Surgeon: Baker\nAnesthesia: general ETT\n", "Baker"),

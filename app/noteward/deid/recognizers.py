@@ -975,6 +975,12 @@ _ROLE_NAME = re.compile(
     rf"social worker)"
     rf"\s+({_NAME_WORD})\b"  # not the letters of a code glued to a number ("MD PGY2")
 )
+# A staff label heading a line, then a colon: "Attending: Smith", "Primary RN: Carpenter".
+_STAFF_LABEL = re.compile(
+    rf"(?im)^[ \t]*(?:attending|resident|fellow|intern|surgeon|anesthesiologist|nurse|primary[ \t]+(?:rn|nurse|md)|"
+    rf"rn|np|pa|md|pcp|cardiologist|consultant|referring[ \t]+(?:md|physician|provider)|provider|author)"
+    rf"(?:[ \t]+(?:md|physician|rn|np))?[ \t]*:[ \t]*(?:dr\.?[ \t]*)?({_NAME_WORD})\b"
+)
 _CUE_NAME = re.compile(
     rf"(?i)(?:\b(?:per|by|to|with|and|called|notified|paged|informed|told|spoke with|discussed with)\s+|\bw/\s*)({_NAME_WORD})"
 )
@@ -1194,6 +1200,12 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _ROLE_NAME.finditer(text):
             lw = m.group(1).lower()
             if self._surname_like(lw):
+                out.append(_result("NAME", m.start(1), m.end(1), 0.8, "role_name", True))
+        for m in _STAFF_LABEL.finditer(text):
+            word = m.group(1)
+            lw = word.lower()
+            if self._surname_like(lw) or (word[:1].isupper() and word[1:].islower() and v.census.is_last(lw)
+                                           and not v.shorthand(lw) and not v.clinical(lw)):
                 out.append(_result("NAME", m.start(1), m.end(1), 0.8, "role_name", True))
         for m in _CUE_FULL_NAME.finditer(text):
             first, last = m.group("first"), m.group("last")
