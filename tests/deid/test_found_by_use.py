@@ -727,3 +727,34 @@ def test_a_hospital_ed_and_a_retirement_community(deid: Any, text: str, needle: 
 def test_generic_care_settings_stay(deid: Any, text: str, needle: str, point: str) -> None:
     start = text.index(needle)
     assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+# A relation word quoted as a speaker ('Wife: "Bob's been confused"') is no name; an
+# employer after "employer:".
+_QUOTE = pytest.mark.xfail(strict=True, reason="seventh round: a speaker label, an employer label")
+
+
+@_QUOTE
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_relation_word_as_speaker_stays(deid: Any, point: str) -> None:
+    text = 'Wife: "Bob\'s been confused since Sunday."'
+    ents = deid.analyze(text, point=point)
+    assert [e for e in ents if "Wife" in e.text] == []
+    assert [e for e in ents if e.text == "Bob"]
+
+
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_named_speaker_is_still_masked(deid: Any, point: str) -> None:
+    text = 'Elizabeth: "I\'m worried about his breathing."'
+    assert [e.type for e in deid.analyze(text, point=point) if e.text == "Elizabeth"] == ["NAME"]
+
+
+@_QUOTE
+@pytest.mark.parametrize("text,needle", [
+    ("Patient's employer: Amazon fulfillment center, Sparrows Point.", "Amazon"),
+    ("Employer - Bethlehem Steel (retired).", "Bethlehem Steel"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_an_employer_after_its_label(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
