@@ -703,13 +703,10 @@ def test_a_staff_label_then_an_ordinary_word(deid: Any, text: str, needle: str, 
 
 # A hospital's emergency department named by the hospital word ("from Mercy ED") and a
 # retirement community in lower case.
-_ED = pytest.mark.xfail(strict=True, reason="seventh round: hospital ED, retirement community")
-
-
 @pytest.mark.parametrize("text,needle", [
-    pytest.param("PT IS A 58 YO MALE ADMITTED FROM MERCY ED W/ CHEST PAIN.", "MERCY", marks=_ED),
+    ("PT IS A 58 YO MALE ADMITTED FROM MERCY ED W/ CHEST PAIN.", "MERCY"),
     ("Transferred from Providence ER for cath.", "Providence"),
-    pytest.param("pt wants to go back to her apartment at charlestown retirement community.", "charlestown", marks=_ED),
+    ("pt wants to go back to her apartment at charlestown retirement community.", "charlestown"),
     ("Lives at Brightview Senior Living in a 1 br apt.", "Brightview"),
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])

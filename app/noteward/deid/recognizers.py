@@ -180,6 +180,13 @@ def _title_variants(words: Iterable[str]) -> str:
     return "|".join(alts)
 
 
+# Facility words that name no hospital on their own before "ED" ("in general ED beds").
+_NOT_HOSPITAL_NAMES = frozenset({
+    "general", "university", "college", "ambulatory", "hospital", "hospitals", "clinic", "clinics", "hospice",
+    "healthcare", "infirmary", "sanatorium", "surgicenter",
+})
+
+
 class PlaceRecognizer(EntityRecognizer):
     """Hospitals and clinics, cities, states and countries from the gazetteer, and
     "City, ST" pairs."""
@@ -220,6 +227,11 @@ class PlaceRecognizer(EntityRecognizer):
         self.city_state = re.compile(
             rf"\b[A-Z][a-zA-Z'’.-]+(?:\s+[A-Z][a-zA-Z'’.-]+){{0,2}},\s+(?:{codes})\b(?!-)(?:\s+\d{{5}}(?:-\d{{4}})?)?"
         )
+        # a hospital's emergency department named by its facility word: "from Mercy ED"
+        named = [w for w in self.lex.facility_words if " " not in w and w not in _NOT_HOSPITAL_NAMES]
+        self.facility_ed = re.compile(
+            rf"(?i)\b(?:from|to|at|@|in|via)[ \t]+(?:the[ \t]+)?((?:{'|'.join(map(re.escape, named))}))[ \t]+(?:ed|er)\b"
+        )
         self.saint = re.compile(r"\b(?:St|Saint|Mt|Mount)\.?[ \t]+[A-Z][a-z]+(?:['’]s)?(?![ \t]+(?:wort|[Ww]ort)\b)")
 
     def load(self) -> None:
@@ -254,6 +266,8 @@ class PlaceRecognizer(EntityRecognizer):
             out.append(_result("LOCATION", m.start(), m.end(), 0.85, "city_state", True))
         for m in self.saint.finditer(text):
             out.append(_result("LOCATION", m.start(), m.end(), 0.75, "saint", True))
+        for m in self.facility_ed.finditer(text):
+            out.append(_result("LOCATION", m.start(1), m.end(1), 0.75, "facility_ed", True))
         for m in self.cue.finditer(text):
             words = m.group(1).split()
             if all(self._place_word(w) for w in words):
@@ -950,7 +964,8 @@ _PLACE_FLOOR = re.compile(
 # A place named by its facility word in any case: "sacred heart hosp", "x rehab facility".
 _FACILITY_ANYCASE = re.compile(
     r"(?i)\b((?:[a-z][a-z'’-]*[ \t]+){0,2}[a-z][a-z'’-]*)[ \t]+(?:hosp|hospital|rehab|campus|"
-    r"building|bldg|medical\s+center|memorial|nursing\s+home|health\s+center)\b"
+    r"building|bldg|medical\s+center|memorial|nursing\s+home|health\s+center|"
+    r"retirement\s+(?:community|home|village)|senior\s+living)\b"
 )
 _FACILITY_GENERIC = frozenset(
     "the a an this that his her their our your another other outside local area nearby acute cardiac pulmonary "
