@@ -728,10 +728,6 @@ def test_generic_care_settings_stay(deid: Any, text: str, needle: str, point: st
 
 # A relation word quoted as a speaker ('Wife: "Bob's been confused"') is no name; an
 # employer after "employer:".
-_QUOTE = pytest.mark.xfail(strict=True, reason="seventh round: a speaker label, an employer label")
-
-
-@_QUOTE
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_relation_word_as_speaker_stays(deid: Any, point: str) -> None:
     text = 'Wife: "Bob\'s been confused since Sunday."'
@@ -746,7 +742,6 @@ def test_a_named_speaker_is_still_masked(deid: Any, point: str) -> None:
     assert [e.type for e in deid.analyze(text, point=point) if e.text == "Elizabeth"] == ["NAME"]
 
 
-@_QUOTE
 @pytest.mark.parametrize("text,needle", [
     ("Patient's employer: Amazon fulfillment center, Sparrows Point.", "Amazon"),
     ("Employer - Bethlehem Steel (retired).", "Bethlehem Steel"),
@@ -755,3 +750,39 @@ def test_a_named_speaker_is_still_masked(deid: Any, point: str) -> None:
 def test_an_employer_after_its_label(deid: Any, text: str, needle: str, point: str) -> None:
     start = text.index(needle)
     assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+
+
+# Clinical fractions written like a month/day (seventh round): "2/2" for "secondary to",
+# strength and pain scores, ventilator settings, a fraction glued to a unit.
+_FRACTIONS = pytest.mark.xfail(strict=True, reason="seventh round: fractions read as dates")
+
+
+@_FRACTIONS
+@pytest.mark.parametrize("text,needle", [
+    ("Hypotension 2/2 sepsis vs hypovolemia.", "2/2"),
+    ("Motor 4/5 in BLE, 5/5 BUE.", "5/5"),
+    ("Pain 6/10, improved to 3/10 after dilaudid 0.5 mg.", "3/10"),
+    ("describes pain as 5/10 with movement.", "5/10"),
+    ("PT. EXTUBATED FROM 5/5 IPS/CPAP ONTO 4LNC.", "5/5"),
+    ("RESP-IMV 800x60x10 5/5. SATS=98-100%.", "5/5"),
+    ("simv 900 10/25 50% 5p/5ips.", "10/25"),
+    ("RESP. O2/2l sats>96% lungs clear.", "2/2"),
+    ("d5 1/2ns at 125cc/hr for 1/5 liters.", "1/5"),
+    ("Pt on 2/3 maintenance IVF.", "2/3"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_clinical_fraction_stays(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("Blood cultures drawn on 2/2 were negative.", "2/2"),
+    ("Chest pain since 3/10, worse with exertion.", "3/10"),
+    ("Seen 2/2 by cardiology.", "2/2"),
+    ("Labs from 3/8 to 3/10 stable.", "3/10"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_month_day_near_those_words_is_still_a_date(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["DATE"]
