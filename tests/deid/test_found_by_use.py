@@ -788,15 +788,12 @@ def test_a_month_day_near_those_words_is_still_a_date(deid: Any, text: str, need
 
 # A nickname in quotes after "goes by" (an ordinary word there is still a name), and a
 # relative's initials in brackets ("son (J.R.)").
-_NICK = pytest.mark.xfail(strict=True, reason="seventh round: quoted nickname, relative's initials")
-
-
 @pytest.mark.parametrize("text,needle,point", [
-    pytest.param('Pt goes by "Cookie" per family.', "Cookie", "default", marks=_NICK),
-    pytest.param('Pt goes by "Cookie" per family.', "Cookie", "recall", marks=_NICK),
-    pytest.param("Prefers to be called 'Buddy'.", "Buddy", "default", marks=_NICK),
-    pytest.param("Prefers to be called 'Buddy'.", "Buddy", "recall", marks=_NICK),
-    pytest.param("Wife (Mary Ellen) and son (J.R.) at bedside.", "J.R.", "default", marks=_NICK),
+    ('Pt goes by "Cookie" per family.', "Cookie", "default"),
+    ('Pt goes by "Cookie" per family.', "Cookie", "recall"),
+    ("Prefers to be called 'Buddy'.", "Buddy", "default"),
+    ("Prefers to be called 'Buddy'.", "Buddy", "recall"),
+    ("Wife (Mary Ellen) and son (J.R.) at bedside.", "J.R.", "default"),
     ("Wife (Mary Ellen) and son (J.R.) at bedside.", "J.R.", "recall"),
 ])
 def test_a_nickname_and_a_relatives_initials(deid: Any, text: str, needle: str, point: str) -> None:
