@@ -811,10 +811,6 @@ def test_quotes_and_brackets_without_a_name(deid: Any, text: str, needle: str) -
 
 # A street without a house number after "on" ("her house on Elm St."), the last four digits
 # of a payment card, a social-media handle.
-_STREET = pytest.mark.xfail(strict=True, reason="seventh round: street, card, handle")
-
-
-@_STREET
 @pytest.mark.parametrize("text,needle,kind", [
     ("Pt thinks she is at her house on Elm St.", "Elm St", "LOCATION"),
     ("Grew up on N. Milton Ct and moved in 1990.", "Milton Ct", "LOCATION"),
