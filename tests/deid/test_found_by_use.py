@@ -832,3 +832,31 @@ def test_a_street_a_card_and_a_handle(deid: Any, text: str, needle: str, kind: s
 ])
 def test_at_signs_and_words_after_a_street_stay(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle) == []
+
+
+# An employer whose name ends in an ordinary word ("works for vista health"), and a whole
+# name before "'s house" ("at seymour black's house").
+_ORG = pytest.mark.xfail(strict=True, reason="seventh round: employer suffix, two-word name before 's house")
+
+
+@_ORG
+@pytest.mark.parametrize("text,needle,kind", [
+    ("he works for kelmar health. a: lg ami", "kelmar health", "LOCATION"),
+    ("husband works for pellworth insurance.", "pellworth insurance", "LOCATION"),
+    ("she works at brandel systems, days.", "brandel systems", "LOCATION"),
+    ('stating, "at seymour black\'s house."', "seymour black", "NAME"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_an_employer_suffix_and_a_whole_name_before_house(deid: Any, text: str, needle: str, kind: str,
+                                                          point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("Pt went to the neighbor's house for dinner.", "neighbor"),
+    ("Pt was found at her sister's house.", "sister"),
+    ("She works at home health part time.", "home"),
+])
+def test_ordinary_words_before_house_and_after_work_stay(deid: Any, text: str, needle: str) -> None:
+    assert covering(deid, text, needle) == []
