@@ -836,14 +836,10 @@ def test_at_signs_and_words_after_a_street_stay(deid: Any, text: str, needle: st
 
 # An employer whose name ends in an ordinary word ("works for vista health"), and a whole
 # name before "'s house" ("at seymour black's house").
-_ORG = pytest.mark.xfail(strict=True, reason="seventh round: employer suffix, two-word name before 's house")
-
-
-@_ORG
 @pytest.mark.parametrize("text,needle,kind", [
     ("he works for kelmar health. a: lg ami", "kelmar health", "LOCATION"),
     ("husband works for pellworth insurance.", "pellworth insurance", "LOCATION"),
-    ("she works at brandel systems, days.", "brandel systems", "LOCATION"),
+    ("she works at corvallen systems, days.", "corvallen systems", "LOCATION"),
     ('stating, "at seymour black\'s house."', "seymour black", "NAME"),
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
@@ -860,3 +856,4 @@ def test_an_employer_suffix_and_a_whole_name_before_house(deid: Any, text: str, 
 ])
 def test_ordinary_words_before_house_and_after_work_stay(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle) == []
+

@@ -847,7 +847,8 @@ _NAME_BEFORE_RELATION = re.compile(
 )
 # Whose home: "at louise's house", "found down at june's apartment".
 _NAME_BEFORE_HOME = re.compile(
-    r"(?i)\b(?:at|to|from|near|in)\s+([a-z][a-z]+)['’]s\s+(?:house|home|place|apartment|apt|condo|trailer|farm)\b"
+    r"(?i)\b(?:at|to|from|near|in)\s+(?:(?P<first>[a-z][a-z]+)[ \t]+)?([a-z][a-z]+)['’]s\s+"
+    r"(?:house|home|place|apartment|apt|condo|trailer|farm)\b"
 )
 _NOT_BEFORE_CREDENTIAL = frozenset(
     "day days night nights eve evening evenings noc nocs charge primary float covering oncoming resource staff "
@@ -972,6 +973,12 @@ _FACILITY_GENERIC = frozenset(
     "inpatient outpatient general community state county psych psychiatric rehab short long term care "
     "subacute sub-acute skilled to from at in of for and or with by on same new old best good better university "
     "regional medical teaching private public nearest closest".split()
+)
+# Last words of an organisation's name: "kelmar health", "pellworth insurance".
+_ORG_SUFFIXES = frozenset(
+    "health healthcare care systems system group inc corp corporation company co services bank insurance "
+    "associates partners solutions technologies foods motors steel industries logistics construction "
+    "enterprises hospital hospitals university college school schools".split()
 )
 _PLACE_TOKENS = re.compile(r"([A-Za-z][A-Za-z'’.-]*)(?:\s+([A-Za-z][A-Za-z'’.-]*))?(?:\s+([A-Za-z][A-Za-z'’.-]*))?")
 _SAINT = re.compile(r"(?i)\b(?:st\.?|saint|mt\.?|mount)\s+([a-z]+(?:['’]s)?)\b")
@@ -1134,10 +1141,15 @@ class NursingContextRecognizer(EntityRecognizer):
                     e -= 2
                 out.append(_result("NAME", s, e, 0.85, "relation_name", True))
         for m in _NAME_BEFORE_HOME.finditer(text):
-            lw = m.group(1).lower()
-            if not _RELATION_WORD.fullmatch(lw) and lw not in v.lex.person_cues and \
-                    (v.census.is_first(lw) or not v.known_word(lw)) and self._name_word(m.group(1), after_cue=True):
-                out.append(_result("NAME", m.start(1), m.end(1), 0.8, "name_before_home", True))
+            lw = m.group(2).lower()
+            lf = (m.group("first") or "").lower()
+            if lf and lf not in v.stop and not _RELATION_WORD.fullmatch(lf) and v.census.is_first(lf) \
+                    and not v.listed_shorthand(lf) and (v.census.is_last(lw) or not v.known_word(lw)):
+                # first and last name: "at seymour black's house"
+                out.append(_result("NAME", m.start("first"), m.end(2), 0.8, "name_before_home", True))
+            elif not _RELATION_WORD.fullmatch(lw) and lw not in v.lex.person_cues and \
+                    (v.census.is_first(lw) or not v.known_word(lw)) and self._name_word(m.group(2), after_cue=True):
+                out.append(_result("NAME", m.start(2), m.end(2), 0.8, "name_before_home", True))
         for m in _NAME_BEFORE_RELATION.finditer(text):
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep = []
@@ -1264,11 +1276,19 @@ class NursingContextRecognizer(EntityRecognizer):
             if num and t.group(1).islower() and v.known_word(t.group(1)):
                 continue  # "lives in 2 story house": a number and a word describe the home
             keep_end = None
+            last = 0
             for g in (1, 2, 3):
                 w = t.group(g)
                 if not w or not self._place_word(w):
                     break
-                keep_end = t.end(g)
+                keep_end, last = t.end(g), g
+            if last and m.group("work"):
+                # an employer's name ending in an ordinary word: "works for kelmar health"
+                for g in range(last + 1, 4):
+                    w = t.group(g)
+                    if not w or w.lower().rstrip(".,") not in _ORG_SUFFIXES:
+                        break
+                    keep_end = t.end(g)
             if keep_end is None and m.group("work"):
                 # an employer named by ordinary words, each capitalised: "works at Home Depot"
                 titled = 0
