@@ -860,10 +860,6 @@ def test_ordinary_words_before_house_and_after_work_stay(deid: Any, text: str, n
 
 # An age over 89 written with the sex and a slash ("F/93", "93/M"), and a holiday that is
 # also a name ("Christmas Eve") kept as a date, not two names.
-_AGE_SLASH = pytest.mark.xfail(strict=True, reason="seventh round: F/93, Christmas Eve typed as names")
-
-
-@_AGE_SLASH
 @pytest.mark.parametrize("text,needle,kind", [
     ("F/93 with hip fx.", "93", "AGE_OVER_89"),
     ("Pt is a 93/M with CHF.", "93", "AGE_OVER_89"),
