@@ -817,6 +817,12 @@ _TITLED = frozenset({
 
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
+# Up to three words, then a scale or a classification: what a place's name before it names
+# ("Stanford sleepiness scale", "Columbia suicide severity rating scale", "Stanford type A").
+_NAMES_A_SCALE = re.compile(
+    r"(?:[ \t]+[A-Za-z][\w-]*){0,3}?[ \t]+(?:scale|score|criteria|classification|index|type[ \t]+[AB]\b)\b",
+    re.IGNORECASE,
+)
 _HYPHEN_HEAD = re.compile(r"\b([A-Za-z]{2,6})-\Z")
 _LETTERS = re.compile(r"[A-Za-z]+")
 
@@ -980,6 +986,9 @@ class Deidentifier:
                 continue  # "replete k. \n \nNuero:", "CHIEF COMPLAINT\n\nHospital": no identifier spans a paragraph
             if etype == "NAME" and _inside_credential(vocab, text, r.start):
                 continue
+            if etype == "LOCATION" and _NAMES_A_SCALE.match(text, r.end) \
+                    and text[r.start : r.end].lower() in vocab.lex.place_eponyms:
+                continue  # "Stanford type A", "Duke criteria": a scale named after a place
             cands.append((Entity(etype, r.start, r.end, float(r.score), text[r.start : r.end]), 2 if strong else 1))
         known = self._known_matcher(patient)
         if known is not None:

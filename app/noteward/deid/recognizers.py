@@ -974,6 +974,7 @@ _FACILITY_GENERIC = frozenset(
     "subacute sub-acute skilled to from at in of for and or with by on same new old best good better university "
     "regional medical teaching private public nearest closest".split()
 )
+_TREATED_WITH = re.compile(r"(?i)(?:tx|trans)\b[\s\S]*\bwith\s+(?:the\s+)?$")
 # Last words of an organisation's name: "kelmar health", "pellworth insurance".
 _ORG_SUFFIXES = frozenset(
     "health healthcare care systems system group inc corp corporation company co services bank insurance "
@@ -1275,6 +1276,8 @@ class NursingContextRecognizer(EntityRecognizer):
                 continue
             if num and t.group(1).islower() and v.known_word(t.group(1)):
                 continue  # "lives in 2 story house": a number and a word describe the home
+            if _TREATED_WITH.match(m.group(0)):
+                continue  # "Tx with Jevity 1.2": treatment, not a transfer
             keep_end = None
             last = 0
             for g in (1, 2, 3):
@@ -1348,6 +1351,8 @@ class NursingContextRecognizer(EntityRecognizer):
             if town in v.us_places and not v.listed_shorthand(town) and town not in v.stop:
                 out.append(_result("LOCATION", start, m.end(), 0.8, "town_state", True))
         for m in _PLACE_FLOOR.finditer(text):
+            if re.search(r"(?i)\bvia[ \t]+$", text[max(0, m.start(1) - 5) : m.start(1)]):
+                continue  # "CVP via Cordis 8": a device and its size
             if self._bare_place_word(m.group(1)):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "place_floor", True))
         for m in _SAINT.finditer(text):

@@ -68,6 +68,7 @@ class Lexicons:
     abbreviated_titles: frozenset[str] = frozenset()
     clinical_titles: frozenset[str] = frozenset()
     measure_links: frozenset[str] = frozenset()
+    place_eponyms: frozenset[str] = frozenset()
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -194,6 +195,7 @@ def load_lexicons() -> Lexicons:
         abbreviated_titles=s("abbreviated_titles"),
         clinical_titles=s("clinical_titles"),
         measure_links=s("measure_links"),
+        place_eponyms=s("place_eponyms"),
     )
 
 
