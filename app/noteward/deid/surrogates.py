@@ -37,6 +37,7 @@ _DAY_FIRST = re.compile(
 )
 _MON_YEAR = re.compile(rf"^{_MONTH_RX}(?P<dot>\.?)(?P<sep>[\s,-]+(?:of\s+)?)(?P<y>\d{{4}})$", re.I)
 _MON_ONLY = re.compile(rf"^{_MONTH_RX}$", re.I)
+_STREET_END = re.compile(r"(?i)\b(?:st|street|ave|avenue|rd|road|blvd|boulevard|ln|lane|dr|drive|ct|court|way|pl|place|ter|terrace|cir|circle|pkwy|parkway|hwy|highway|pike)\.?$")
 _FACILITY = re.compile(r"(?i)hospital|clinic|medical|health|center|centre|infirmary|hospice|care|institute")
 _REF_YEAR = 2001  # a non-leap year for dates written without one
 
@@ -214,6 +215,9 @@ class Surrogates:
             street = self._pick("streets", v)
             suffix = self._pick("street_suffixes", v + "#")
             return f"{num} {street} {suffix}"
+        if _STREET_END.search(v):  # "Elm St.", "Harford Rd": a street without a house number
+            street = self._pick("streets", v)
+            return f"{street} {self._pick('street_suffixes', v + '#')}"
         if _FACILITY.search(v):
             return self._pick("facilities", v)
         m = re.match(r"^(.*?),\s+([A-Z]{2})(\s+\d{5}(?:-\d{4})?)?$", v)
