@@ -912,3 +912,36 @@ def test_a_hospital_named_protocol_is_still_a_place(deid: Any, point: str) -> No
     text = "now to start IV insulin per U Maryland scale."
     start = text.index("Maryland")
     assert [e.type for e in deid.analyze(text, point=point) if e.start <= start < e.end] == ["LOCATION"]
+
+
+# A relation word in brackets after another cue is no name, and the name after the bracket
+# is found ("proxy (son) dmitri"); a world city in lower case after "from" or "in".
+_BRACKET = pytest.mark.xfail(strict=True, reason="seventh round: relation in brackets, lower-case world city")
+
+
+@_BRACKET
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_relation_word_in_brackets_then_the_name(deid: Any, point: str) -> None:
+    text = "proxy (son) dmitri aware of plan."
+    ents = deid.analyze(text, point=point)
+    assert [e for e in ents if e.start <= text.index("son") < e.end] == []
+    assert [e.type for e in ents if e.text == "dmitri"] == ["NAME"]
+
+
+@_BRACKET
+@pytest.mark.parametrize("text,needle", [
+    ("husband jean-baptiste in from montreal.", "montreal"),
+    ("wife's family is in lagos, she flies back tomorrow.", "lagos"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_world_city_in_lower_case(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("pt ate turkey sandwich for lunch.", "turkey"),
+    ("pt requests cold turkey from cafeteria.", "turkey"),
+])
+def test_lower_case_words_that_are_countries_stay(deid: Any, text: str, needle: str) -> None:
+    assert covering(deid, text, needle) == []
