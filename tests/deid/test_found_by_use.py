@@ -916,10 +916,6 @@ def test_a_hospital_named_protocol_is_still_a_place(deid: Any, point: str) -> No
 
 # A relation word in brackets after another cue is no name, and the name after the bracket
 # is found ("proxy (son) dmitri"); a world city in lower case after "from" or "in".
-_BRACKET = pytest.mark.xfail(strict=True, reason="seventh round: relation in brackets, lower-case world city")
-
-
-@_BRACKET
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_relation_word_in_brackets_then_the_name(deid: Any, point: str) -> None:
     text = "proxy (son) dmitri aware of plan."
@@ -928,7 +924,6 @@ def test_a_relation_word_in_brackets_then_the_name(deid: Any, point: str) -> Non
     assert [e.type for e in ents if e.text == "dmitri"] == ["NAME"]
 
 
-@_BRACKET
 @pytest.mark.parametrize("text,needle", [
     ("husband jean-baptiste in from montreal.", "montreal"),
     ("wife's family is in lagos, she flies back tomorrow.", "lagos"),

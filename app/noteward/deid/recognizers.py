@@ -839,7 +839,7 @@ def relation_word(word: str) -> bool:
 # grouped by first letter: case-insensitive alternatives get no first-letter shortcut
 # (same matches; 0.17 -> 0.06 ms CPU per dev note)
 _RELATION_NAME = re.compile(
-    rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))})(?:-in-law)?\b(?:\s*[,:(-]\s*|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
+    rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))})(?:-in-law)?\b(?:\s*[,:(-]\s*|\)[ \t]+|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
 _NAME_BEFORE_RELATION = re.compile(
@@ -900,6 +900,7 @@ _PLACE_VERB = re.compile(
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
 _PLACE_PREP = re.compile(r"(?i)(?<![\w/])(?:to|from|at|in|@)\s+(?:the\s+)?([A-Za-z][A-Za-z'’-]*)\b(?![/:])")
 # Two or three words after a preposition, read without consuming them (a town: "from ocean city").
+_WORLD_PLACE = re.compile(r"(?<![\w/])(?:from|in)[ \t]+(?=([a-z][a-z'’-]{3,})\b(?![ \t]*-))")
 _PREP_PHRASE = re.compile(
     r"(?i)(?<![\w/])(?:from|in|to|at|near|of)[ \t]+(?:the[ \t]+)?(?=([A-Za-z][A-Za-z'’-]*(?:[ \t]+[A-Za-z][A-Za-z'’-]*){1,2}))"
 )
@@ -1129,8 +1130,9 @@ class NursingContextRecognizer(EntityRecognizer):
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep: list[re.Match[str]] = []
             for w in words:
-                if not self._name_word(w.group(0), after_cue=True, surname=bool(keep)):
-                    break
+                if _RELATION_WORD.fullmatch(w.group(0)) or \
+                        not self._name_word(w.group(0), after_cue=True, surname=bool(keep)):
+                    break  # "proxy (son) dmitri": the bracketed relation word is a cue, not a name
                 keep.append(w)
             # no name: search again from the word after the cue, which may be a cue itself
             # ("hcp is niece rosemary", "HCP (brother Ed)")
@@ -1312,6 +1314,13 @@ class NursingContextRecognizer(EntityRecognizer):
             if self._bare_place_word(m.group(1)) and (
                     not _acronym_in_mixed_case(text, m.start(1), m.end(1)) or _medical_center_initials(v, m.group(1))):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "place_after_prep", True))
+        for m in _WORLD_PLACE.finditer(text):
+            # "in from montreal", "is in lagos": a city, state or country of the lexicon in lower
+            # case after from/in (capitalised ones the gazetteer finds); not a given name
+            lw = m.group(1).lower()
+            if lw in v.places and lw not in v.stop and not v.clinical(lw) and not v.census.is_first(lw, 1) \
+                    and not v.listed_shorthand(lw):
+                out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "world_place", True))
         for m in _PREP_PHRASE.finditer(text):
             # "from ocean city", "in bel air": a town of two or three words, in any case
             words = list(re.finditer(r"[^ \t]+", m.group(1)))
