@@ -944,13 +944,10 @@ def test_lower_case_words_that_are_countries_stay(deid: Any, text: str, needle: 
 
 # A house number, a direction and a street name without a suffix ("1100 N. Calvert"), a
 # county named by initials ("PG County"), a region ("the Eastern Shore").
-_REGION = pytest.mark.xfail(strict=True, reason="seventh round: street without suffix, county, region")
-
-
 @pytest.mark.parametrize("text,needle", [
-    pytest.param("Lives in Apt 3C, 1100 N. Calvert.", "1100 N. Calvert", marks=_REGION),
-    pytest.param("Staying with sister in PG County.", "PG County", marks=_REGION),
-    pytest.param("Pt's family is from the Eastern Shore.", "Eastern Shore", marks=_REGION),
+    ("Lives in Apt 3C, 1100 N. Calvert.", "1100 N. Calvert"),
+    ("Staying with sister in PG County.", "PG County"),
+    ("Pt's family is from the Eastern Shore.", "Eastern Shore"),
     ("Moved from Anne Arundel County last year.", "Anne Arundel County"),
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
