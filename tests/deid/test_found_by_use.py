@@ -962,3 +962,38 @@ def test_a_street_without_suffix_a_county_and_a_region(deid: Any, text: str, nee
 ])
 def test_numbers_and_county_as_words_stay(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle) == []
+
+
+# Places before a public service ("towson police", "baltimore county ems"), a hospital by
+# its square ("at franklin sq"), a US town that dictionaries list only as a noun, in lower
+# case after from/in ("in from aberdeen", "a cop in essex").
+_SERVICE = pytest.mark.xfail(strict=True, reason="seventh round: places before services, lower-case towns")
+
+
+def _service_cases() -> list[Any]:
+    cases = [
+        ("bib baltimore county ems after fall.", "baltimore county"),
+        ("pt found by towson police, brought to ed.", "towson"),
+        ("pt's cardiologist is at franklin sq.", "franklin sq"),
+        ("wife drove him in from aberdeen.", "aberdeen"),
+        ("pt's son is a cop in essex.", "essex"),
+    ]
+    # at the recall point "towson" is found already (a lower-case US town there)
+    return [pytest.param(t, n, p, marks=[] if (n, p) == ("towson", "recall") else [_SERVICE])
+            for t, n in cases for p in ("default", "recall")]
+
+
+@pytest.mark.parametrize("text,needle,point", _service_cases())
+def test_places_before_services_and_lower_case_towns(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("pt returned from reading room? no - from radiology.", "reading"),
+    ("called police per protocol.", "called"),
+    ("skin tear 2 sq cm on L arm.", "sq"),
+    ("pt in shock, on levophed.", "shock"),
+])
+def test_ordinary_words_before_services_and_after_from_stay(deid: Any, text: str, needle: str) -> None:
+    assert covering(deid, text, needle) == []
