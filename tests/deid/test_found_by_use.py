@@ -964,23 +964,18 @@ def test_numbers_and_county_as_words_stay(deid: Any, text: str, needle: str) -> 
     assert covering(deid, text, needle) == []
 
 
-# Places before a public service ("towson police", "baltimore county ems"), a hospital by
-# its square ("at franklin sq"), a US town that dictionaries list only as a noun, in lower
-# case after from/in ("in from aberdeen", "a cop in essex").
-_SERVICE = pytest.mark.xfail(strict=True, reason="seventh round: places before services, lower-case towns")
-
-
+# Places before a public service ("towson police", "baltimore county ems"), a US town that
+# dictionaries list only as a noun, in lower case after "from" ("in from aberdeen"). After
+# "in" such words are rooms and things ("ambulated in hall"), and "sq" is subcutaneous
+# ("6u reg sq"), so "at franklin sq" is left alone.
 def _service_cases() -> list[Any]:
     cases = [
         ("bib baltimore county ems after fall.", "baltimore county"),
         ("pt found by towson police, brought to ed.", "towson"),
-        ("pt's cardiologist is at franklin sq.", "franklin sq"),
         ("wife drove him in from aberdeen.", "aberdeen"),
-        ("pt's son is a cop in essex.", "essex"),
+        ("pt's son is a cop from essex.", "essex"),
     ]
-    # at the recall point "towson" is found already (a lower-case US town there)
-    return [pytest.param(t, n, p, marks=[] if (n, p) == ("towson", "recall") else [_SERVICE])
-            for t, n in cases for p in ("default", "recall")]
+    return [(t, n, p) for t, n in cases for p in ("default", "recall")]
 
 
 @pytest.mark.parametrize("text,needle,point", _service_cases())
@@ -993,6 +988,8 @@ def test_places_before_services_and_lower_case_towns(deid: Any, text: str, needl
     ("pt returned from reading room? no - from radiology.", "reading"),
     ("called police per protocol.", "called"),
     ("skin tear 2 sq cm on L arm.", "sq"),
+    ("given 6u reg sq at 12pm.", "reg sq"),
+    ("Amb in hall this am with PT.", "hall"),
     ("pt in shock, on levophed.", "shock"),
 ])
 def test_ordinary_words_before_services_and_after_from_stay(deid: Any, text: str, needle: str) -> None:

@@ -900,7 +900,11 @@ _PLACE_VERB = re.compile(
 # must be unknown to every word list, see NursingContextRecognizer._bare_place_word).
 _PLACE_PREP = re.compile(r"(?i)(?<![\w/])(?:to|from|at|in|@)\s+(?:the\s+)?([A-Za-z][A-Za-z'’-]*)\b(?![/:])")
 # Two or three words after a preposition, read without consuming them (a town: "from ocean city").
-_WORLD_PLACE = re.compile(r"(?<![\w/])(?:from|in)[ \t]+(?=([a-z][a-z'’-]{3,})\b(?![ \t]*-))")
+_WORLD_PLACE = re.compile(r"(?<![\w/])(?P<prep>from|in)[ \t]+(?=([a-z][a-z'’-]{3,})\b(?![ \t]*-))")
+_BEFORE_SERVICE = re.compile(
+    r"(?i)\b((?:[a-z][a-z'’-]*[ \t]+){0,2}[a-z][a-z'’-]*)(?P<county>[ \t]+county)?[ \t]+"
+    r"(?:police|pd|fire[ \t]+(?:dept|department|co|company)|fd|ems|medics|ambulance|sheriff'?s?|rescue|paramedics)\b"
+)
 _PREP_PHRASE = re.compile(
     r"(?i)(?<![\w/])(?:from|in|to|at|near|of)[ \t]+(?:the[ \t]+)?(?=([A-Za-z][A-Za-z'’-]*(?:[ \t]+[A-Za-z][A-Za-z'’-]*){1,2}))"
 )
@@ -1317,10 +1321,29 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _WORLD_PLACE.finditer(text):
             # "in from montreal", "is in lagos": a city, state or country of the lexicon in lower
             # case after from/in (capitalised ones the gazetteer finds); not a given name
-            lw = m.group(1).lower()
-            if lw in v.places and lw not in v.stop and not v.clinical(lw) and not v.census.is_first(lw, 1) \
+            lw = m.group(2).lower()
+            # or, after "from", a US town that dictionaries list only as a noun ("in from
+            # aberdeen"; after "in" such words are rooms and things: "ambulated in hall")
+            listed = lw in v.places or (m.group("prep") == "from" and lw in v.us_places and lw in v.nouns_only
+                                        and not lw.endswith("ing"))
+            if listed and lw not in v.stop and not v.clinical(lw) and not v.census.is_first(lw, 1) \
                     and not v.listed_shorthand(lw):
-                out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "world_place", True))
+                out.append(_result("LOCATION", m.start(2), m.end(2), 0.7, "world_place", True))
+        for m in _BEFORE_SERVICE.finditer(text):
+            # "towson police", "baltimore county ems": a town (and "county") before a public service
+            words = list(re.finditer(r"[A-Za-z][A-Za-z'’-]*", m.group(1)))
+            county_end = m.end("county") if m.group("county") else None
+            if words and words[-1].group(0).lower() == "county":  # "baltimore county ems"
+                county_end = m.start(1) + words[-1].end()
+                words = words[:-1]
+            for k in (3, 2, 1):
+                if len(words) >= k:
+                    phrase = " ".join(w.group(0) for w in words[-k:]).lower()
+                    if phrase in v.us_places and not all(w.group(0).lower() in v.stop for w in words[-k:]) \
+                            and not v.clinical(phrase):
+                        end = county_end or m.start(1) + words[-1].end()
+                        out.append(_result("LOCATION", m.start(1) + words[-k].start(), end, 0.75, "place_before_service", True))
+                        break
         for m in _PREP_PHRASE.finditer(text):
             # "from ocean city", "in bel air": a town of two or three words, in any case
             words = list(re.finditer(r"[^ \t]+", m.group(1)))
