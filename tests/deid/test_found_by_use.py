@@ -994,3 +994,24 @@ def test_places_before_services_and_lower_case_towns(deid: Any, text: str, needl
 ])
 def test_ordinary_words_before_services_and_after_from_stay(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle) == []
+
+
+# "so" is a conjunction in conversation; only "SO" in capitals is a significant other
+# (ACI-Bench dialogues lost "so , i'm", "so good", "so , um" to the relation rule).
+@pytest.mark.xfail(strict=True, reason="seventh round: 'so' read as significant other")
+@pytest.mark.parametrize("text,needle", [
+    ("[doctor] okay , so , i'm just going to take a look .", "i'm"),
+    ("[patient] yeah , it's been so good lately .", "good"),
+    ("[doctor] so , um , how is your diet ?", "um"),
+    ("[doctor] so we'll go ahead and order that .", "we'll"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_so_in_conversation_is_no_relation(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_a_significant_other_in_capitals_still_names(deid: Any, point: str) -> None:
+    text = "SO Reginald at bedside, updated on plan."
+    assert [e.type for e in deid.analyze(text, point=point) if e.text == "Reginald"] == ["NAME"]
