@@ -1015,3 +1015,23 @@ def test_so_in_conversation_is_no_relation(deid: Any, text: str, needle: str, po
 def test_a_significant_other_in_capitals_still_names(deid: Any, point: str) -> None:
     text = "SO Reginald at bedside, updated on plan."
     assert [e.type for e in deid.analyze(text, point=point) if e.text == "Reginald"] == ["NAME"]
+
+
+@pytest.mark.xfail(strict=True, reason="seventh round: conversational words before 'so' and after 'dr. X ,'")
+@pytest.mark.parametrize("text,needle", [
+    ("[doctor] yeah . um , so tell me , how are you doing ?", "um"),
+    ("[doctor] your labs here all look good , so i'm happy .", "good"),
+    ("[patient] hi , dr. james , good to see you .", "good"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_conversational_words_near_so_and_a_title(deid: Any, text: str, needle: str, point: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("Seen by Drs. Weiss, Abernathy and Okafor.", "Okafor"),
+    ("dr. james, dr. smith aware.", "smith"),
+])
+def test_names_listed_after_a_title_are_still_found(deid: Any, text: str, needle: str) -> None:
+    assert covering(deid, text, needle)
