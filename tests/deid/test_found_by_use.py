@@ -998,7 +998,6 @@ def test_ordinary_words_before_services_and_after_from_stay(deid: Any, text: str
 
 # "so" is a conjunction in conversation; only "SO" in capitals is a significant other
 # (ACI-Bench dialogues lost "so , i'm", "so good", "so , um" to the relation rule).
-@pytest.mark.xfail(strict=True, reason="seventh round: 'so' read as significant other")
 @pytest.mark.parametrize("text,needle", [
     ("[doctor] okay , so , i'm just going to take a look .", "i'm"),
     ("[patient] yeah , it's been so good lately .", "good"),
@@ -1017,7 +1016,6 @@ def test_a_significant_other_in_capitals_still_names(deid: Any, point: str) -> N
     assert [e.type for e in deid.analyze(text, point=point) if e.text == "Reginald"] == ["NAME"]
 
 
-@pytest.mark.xfail(strict=True, reason="seventh round: conversational words before 'so' and after 'dr. X ,'")
 @pytest.mark.parametrize("text,needle", [
     ("[doctor] yeah . um , so tell me , how are you doing ?", "um"),
     ("[doctor] your labs here all look good , so i'm happy .", "good"),
@@ -1035,3 +1033,16 @@ def test_conversational_words_near_so_and_a_title(deid: Any, text: str, needle: 
 ])
 def test_names_listed_after_a_title_are_still_found(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle)
+
+
+# Interjections of a transcribed conversation are no rare surnames at the recall point
+# ("hey" x112 in twenty ACI-Bench dialogues).
+@pytest.mark.parametrize("needle", [
+    pytest.param("hey", marks=pytest.mark.xfail(strict=True, reason="seventh round: interjections masked at the recall point")),
+    "mhm",
+    "uh-huh",
+])
+def test_interjections_stay_at_the_recall_point(deid: Any, needle: str) -> None:
+    text = f"[doctor] {needle} , martha . how are you ?"
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point="recall") if e.start < start + len(needle) and start < e.end] == []

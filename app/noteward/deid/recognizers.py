@@ -842,6 +842,7 @@ _RELATION_NAME = re.compile(
     rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))})(?:-in-law)?\b(?:\s*[,:(-]\s*|\)[ \t]+|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
+_SO_WORD = re.compile(r"(?i)so\b")
 _NAME_BEFORE_RELATION = re.compile(
     rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION})\b)"
 )
@@ -1131,6 +1132,9 @@ class NursingContextRecognizer(EntityRecognizer):
         v = self.v
         pos = 0
         while (m := _RELATION_NAME.search(text, pos)) is not None:
+            if _SO_WORD.match(m.group(0)) and not m.group(0).startswith("SO"):
+                pos = m.start(1)  # "so , i'm", "so good": the conjunction; "SO" is a significant other
+                continue
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep: list[re.Match[str]] = []
             for w in words:
@@ -1158,6 +1162,9 @@ class NursingContextRecognizer(EntityRecognizer):
                     (v.census.is_first(lw) or not v.known_word(lw)) and self._name_word(m.group(2), after_cue=True):
                 out.append(_result("NAME", m.start(2), m.end(2), 0.8, "name_before_home", True))
         for m in _NAME_BEFORE_RELATION.finditer(text):
+            rest = text[m.end(1) : m.end()]
+            if re.search(r"(?i)\bso\W*$", rest) and "SO" not in rest:
+                continue  # "yeah . um , so tell me": the conjunction, not a significant other
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep = []
             for i, w in reversed(list(enumerate(words))):
@@ -1204,12 +1211,17 @@ class NursingContextRecognizer(EntityRecognizer):
             # after "ms" (also morphine sulfate, mental status) a rare name that is a word is a word
             title = re.sub(r"[^a-z].*", "", m.group(0).lower(), flags=re.S)
             first_band = 2 if title in v.lex.clinical_titles else 3
+            prev_end = 0
             for w in re.finditer(_NAME_WORD, m.group(1)):
                 t = w.group(0)
                 lw = re.sub(r"['’]s$", "", t.lower())
                 if lw in ("and",):
                     continue
                 caseless = t.isupper() or t.islower()
+                joined = bool(spans) and re.search(r"[,&/]|\band\b", m.group(1)[prev_end : w.start()])
+                prev_end = w.end()
+                if joined and caseless and v.known_word(lw):
+                    break  # "dr. james , good to see you": a second name after a comma is no word
                 if lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
                     v.known_word(lw) and not v.census.is_name(lw)) or (
                     v.listed_shorthand(lw) and not v.census.is_name(lw)) or (
