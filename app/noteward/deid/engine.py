@@ -512,7 +512,8 @@ def analyzer() -> Any:
     from noteward.deid.rules import load_lexicons
 
     engine = nlp_engine()
-    vocab = Vocabulary(load_lexicons(), _english_words(engine), frozenset(STOP_WORDS), _noun_only_words(engine))
+    lex = load_lexicons()
+    vocab = Vocabulary(lex, _english_words(engine), frozenset(STOP_WORDS) | lex.interjections, _noun_only_words(engine))
     registry = RecognizerRegistry(supported_languages=["en"])
     for rec in (
         ClinicalPatternRecognizer(),

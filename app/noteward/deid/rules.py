@@ -69,6 +69,7 @@ class Lexicons:
     clinical_titles: frozenset[str] = frozenset()
     measure_links: frozenset[str] = frozenset()
     place_eponyms: frozenset[str] = frozenset()
+    interjections: frozenset[str] = frozenset()
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -196,6 +197,7 @@ def load_lexicons() -> Lexicons:
         clinical_titles=s("clinical_titles"),
         measure_links=s("measure_links"),
         place_eponyms=s("place_eponyms"),
+        interjections=s("interjections"),
     )
 
 
