@@ -1046,3 +1046,20 @@ def test_interjections_stay_at_the_recall_point(deid: Any, needle: str) -> None:
     text = f"[doctor] {needle} , martha . how are you ?"
     start = text.index(needle)
     assert [e for e in deid.analyze(text, point="recall") if e.start < start + len(needle) and start < e.end] == []
+
+
+# A word that is a common surname and only a rare given name or a nickname ("little",
+# "long") is no common given name: the name list kept one band for both.
+@pytest.mark.xfail(strict=True, reason="seventh round: one band for given name and surname")
+def test_a_common_surname_is_not_a_common_given_name() -> None:
+    from noteward.deid.lists import name_lists
+
+    census = name_lists()
+    assert census.is_last("little", 1) and not census.is_first("little", 1)
+    assert census.is_first("mary", 1) and census.is_first("lucy", 1)
+
+
+@pytest.mark.xfail(strict=True, reason="seventh round: one band for given name and surname")
+def test_little_in_a_dialogue_stays_at_the_recall_point(deid: Any) -> None:
+    text = "[patient] i'm a little tired , that's all ."
+    assert [e for e in deid.analyze(text, point="recall") if e.text == "little"] == []
