@@ -1067,3 +1067,20 @@ def test_little_in_a_dialogue_stays_at_the_recall_point(deid: Any) -> None:
 def test_a_place_name_that_is_an_adjective_after_in_stays(deid: Any, point: str) -> None:
     text = "pain controlled, able to sleep in long naps."
     assert [e for e in deid.analyze(text, point=point) if e.text == "long"] == []
+
+
+# Nursing shorthand in Title case at the recall point ("Vanco", "Lytes", "Creat"), an
+# adverb no dictionary lists ("Hemodynamically"), shorthand that is a rare nickname ("reg"
+# insulin, "perl" for PERRL).
+@pytest.mark.xfail(strict=True, reason="seventh round: shorthand masked at the recall point")
+@pytest.mark.parametrize("text,needle", [
+    ("ID: continued on Vanco and Unasyn.", "Vanco"),
+    ("Lytes replaced prn.", "Lytes"),
+    ("Creat bumped to 1.5 today.", "Creat"),
+    ("Hemodynamically stable overnight.", "Hemodynamically"),
+    ("gave 12units reg. insulin sc.", "reg"),
+    ("daughter into interpret, perl, mae, follows commands.", "perl"),
+])
+def test_shorthand_stays_at_the_recall_point(deid: Any, text: str, needle: str) -> None:
+    start = text.index(needle)
+    assert [e for e in deid.analyze(text, point="recall") if e.start < start + len(needle) and start < e.end] == []
