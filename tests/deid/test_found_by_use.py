@@ -1072,7 +1072,6 @@ def test_a_place_name_that_is_an_adjective_after_in_stays(deid: Any, point: str)
 # Nursing shorthand in Title case at the recall point ("Vanco", "Lytes", "Creat"), an
 # adverb no dictionary lists ("Hemodynamically"), shorthand that is a rare nickname ("reg"
 # insulin, "perl" for PERRL).
-@pytest.mark.xfail(strict=True, reason="seventh round: shorthand masked at the recall point")
 @pytest.mark.parametrize("text,needle", [
     ("ID: continued on Vanco and Unasyn.", "Vanco"),
     ("Lytes replaced prn.", "Lytes"),

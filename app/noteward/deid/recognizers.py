@@ -962,7 +962,7 @@ _WORD_ENDINGS = (
 )
 # Endings of English adjectives and fields that no place or name has ("Interventional",
 # "Neurointerventional", "Endocrinological"): an unlisted capitalised word with one is a word.
-_ADJECTIVE_ENDINGS = ("ional", "ative", "ology", "ological", "ical", "istic")
+_ADJECTIVE_ENDINGS = ("ional", "ative", "ology", "ological", "ical", "ically", "istic")
 _PREFIXES = ("re", "de", "un", "over", "under", "pre", "post", "non", "dis", "mis", "sub", "hyper", "hypo", "in", "tele")
 # A building or ward then its floor: "quartermain 2" (the word as for _PLACE_PREP).
 _PLACE_FLOOR = re.compile(
