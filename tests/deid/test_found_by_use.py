@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.deid.conftest import covering
+from tests.deid.conftest import covering, types_around
 
 
 @pytest.mark.parametrize("text", [
@@ -92,8 +92,7 @@ def test_a_town_before_md_is_wholly_covered(deid: Any, point: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_famous_surname_mid_sentence_in_mixed_case_is_a_name(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end]
+    assert types_around(deid, text, needle, point)
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -123,8 +122,7 @@ def test_doctors_joined_by_a_slash(deid: Any) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_the_trained_ner_names_that_are_words(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end]
+    assert types_around(deid, text, needle, point)
 
 
 @pytest.mark.parametrize("text,word", [
@@ -192,8 +190,7 @@ def test_month_day_with_a_dash_at_the_default_point(deid: Any) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_ranges_with_units_after_on_stay(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # Sixth round. Date-shifted records (MIMIC-style corpora move every date into the 2100s)
@@ -208,9 +205,7 @@ def test_ranges_with_units_after_on_stay(deid: Any, text: str, needle: str, poin
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_full_date_in_the_2100s_is_covered(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    end = start + len(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and end <= e.end] == ["DATE"]
+    assert types_around(deid, text, needle, point) == ["DATE"]
 
 
 # A bare year after an event is removed at the recall point in that century too; a clock
@@ -234,8 +229,7 @@ def test_a_clock_time_in_the_2100s_stays(deid: Any) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_pager_with_a_short_exchange(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["PHONE"]
+    assert types_around(deid, text, needle, point) == ["PHONE"]
 
 
 # "for" names a place after work verbs ("works for vista health"), not after a transfer
@@ -279,8 +273,7 @@ def test_a_name_after_a_legal_or_police_title(deid: Any, text: str, needle: str)
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_street_with_an_abbreviated_suffix(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 # A role word and a code glued to a number: "MD PGY2" is a resident's year, no name.
@@ -360,8 +353,7 @@ def test_a_word_ending_a_clause_before_a_relation_stays(deid: Any, point: str) -
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_hospital_by_initials_ending_in_mc(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -403,8 +395,7 @@ def test_a_record_number_after_unit_no(deid: Any, point: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_name_in_the_possessive(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["NAME"]
+    assert types_around(deid, text, needle, point) == ["NAME"]
 
 
 @pytest.mark.parametrize("text,word", [
@@ -465,8 +456,7 @@ def test_a_capitalised_stated_name_that_is_a_word(deid: Any, point: str) -> None
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_town_that_is_a_dictionary_noun(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end]
+    assert types_around(deid, text, needle, point)
 
 
 # No span crosses a blank line: "replete k." then a misspelt heading on the next paragraph
@@ -498,8 +488,7 @@ def test_a_name_after_a_credential_written_first(deid: Any, text: str, needle: s
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_dates_and_ages_in_other_forms(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -529,8 +518,7 @@ def test_a_title_case_heading_word_that_is_a_town_stays(deid: Any, point: str) -
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_partial_identifiers(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -540,8 +528,7 @@ def test_partial_identifiers(deid: Any, text: str, needle: str, kind: str, point
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_year_of_birth(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["DATE"]
+    assert types_around(deid, text, needle, point) == ["DATE"]
 
 
 # A range of small numbers after "from" is a quantity, not a date.
@@ -551,8 +538,7 @@ def test_a_year_of_birth(deid: Any, text: str, needle: str, point: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_small_range_after_from_stays(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # A clinical word built with "tele" is no place: "logged in telehealth visit".
@@ -562,8 +548,7 @@ def test_a_small_range_after_from_stays(deid: Any, text: str, needle: str, point
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_tele_word_after_a_preposition_stays(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # Signature and staff lines of other note kinds (seventh round): a transcriptionist's
@@ -575,8 +560,7 @@ def test_a_tele_word_after_a_preposition_stays(deid: Any, text: str, needle: str
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_transcriptionists_initials(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["NAME"]
+    assert types_around(deid, text, needle, point) == ["NAME"]
 
 
 @pytest.mark.parametrize("text,needle,point", [
@@ -607,8 +591,7 @@ def test_a_relation_word_after_with_is_kept(deid: Any, point: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_plural_abbreviation_stays(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # An employer after a work verb, named by ordinary capitalised words; an accession number.
@@ -619,8 +602,7 @@ def test_a_plural_abbreviation_stays(deid: Any, text: str, needle: str, point: s
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_an_employer_and_an_accession_number(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 # A work verb before ordinary words in lower case or a heading keeps them.
@@ -649,8 +631,7 @@ def _lower_cases() -> list[Any]:
 
 @pytest.mark.parametrize("text,needle,kind,point", _lower_cases())
 def test_lower_case_nursing_lines(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 # "to start rehab": a verb after "to" before a facility word is no facility name.
@@ -661,8 +642,7 @@ def test_lower_case_nursing_lines(deid: Any, text: str, needle: str, kind: str, 
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_verb_before_a_facility_word_stays(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # A letter's signature block: the facility name is found on its own line, and the lines
@@ -686,8 +666,7 @@ def test_a_signature_block_keeps_its_lines(deid: Any, point: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_staff_label_then_a_surname(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["NAME"]
+    assert types_around(deid, text, needle, point) == ["NAME"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -697,8 +676,7 @@ def test_a_staff_label_then_a_surname(deid: Any, text: str, needle: str, point: 
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_staff_label_then_an_ordinary_word(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # A hospital's emergency department named by the hospital word ("from Mercy ED") and a
@@ -711,8 +689,7 @@ def test_a_staff_label_then_an_ordinary_word(deid: Any, text: str, needle: str, 
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_hospital_ed_and_a_retirement_community(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -722,8 +699,7 @@ def test_a_hospital_ed_and_a_retirement_community(deid: Any, text: str, needle: 
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_generic_care_settings_stay(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 # A relation word quoted as a speaker ('Wife: "Bob's been confused"') is no name; an
@@ -748,8 +724,7 @@ def test_a_named_speaker_is_still_masked(deid: Any, point: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_an_employer_after_its_label(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 # Clinical fractions written like a month/day (seventh round): "2/2" for "secondary to",
@@ -767,8 +742,7 @@ def test_an_employer_after_its_label(deid: Any, text: str, needle: str, point: s
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_clinical_fraction_stays(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -782,8 +756,7 @@ def test_a_clinical_fraction_stays(deid: Any, text: str, needle: str, point: str
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_month_day_near_those_words_is_still_a_date(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["DATE"]
+    assert types_around(deid, text, needle, point) == ["DATE"]
 
 
 # A nickname in quotes after "goes by" (an ordinary word there is still a name), and a
@@ -797,8 +770,7 @@ def test_a_month_day_near_those_words_is_still_a_date(deid: Any, text: str, need
     ("Wife (Mary Ellen) and son (J.R.) at bedside.", "J.R.", "recall"),
 ])
 def test_a_nickname_and_a_relatives_initials(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["NAME"]
+    assert types_around(deid, text, needle, point) == ["NAME"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -821,8 +793,7 @@ def test_quotes_and_brackets_without_a_name(deid: Any, text: str, needle: str) -
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_street_a_card_and_a_handle(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -845,8 +816,7 @@ def test_at_signs_and_words_after_a_street_stay(deid: Any, text: str, needle: st
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_an_employer_suffix_and_a_whole_name_before_house(deid: Any, text: str, needle: str, kind: str,
                                                           point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -867,8 +837,7 @@ def test_ordinary_words_before_house_and_after_work_stay(deid: Any, text: str, n
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_an_age_with_a_slash_and_a_holiday(deid: Any, text: str, needle: str, kind: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == [kind]
+    assert types_around(deid, text, needle, point) == [kind]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -893,8 +862,7 @@ def test_numbers_near_a_slash_stay(deid: Any, text: str, needle: str) -> None:
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_clinical_name_that_looks_like_a_place(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -930,8 +898,7 @@ def test_a_relation_word_in_brackets_then_the_name(deid: Any, point: str) -> Non
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_world_city_in_lower_case(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -952,8 +919,7 @@ def test_lower_case_words_that_are_countries_stay(deid: Any, text: str, needle: 
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_street_without_suffix_a_county_and_a_region(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -980,8 +946,7 @@ def _service_cases() -> list[Any]:
 
 @pytest.mark.parametrize("text,needle,point", _service_cases())
 def test_places_before_services_and_lower_case_towns(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e.type for e in deid.analyze(text, point=point) if e.start <= start and start + len(needle) <= e.end] == ["LOCATION"]
+    assert types_around(deid, text, needle, point) == ["LOCATION"]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -1006,8 +971,7 @@ def test_ordinary_words_before_services_and_after_from_stay(deid: Any, text: str
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_so_in_conversation_is_no_relation(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 @pytest.mark.parametrize("point", ["default", "recall"])
@@ -1023,8 +987,7 @@ def test_a_significant_other_in_capitals_still_names(deid: Any, point: str) -> N
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_conversational_words_near_so_and_a_title(deid: Any, text: str, needle: str, point: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point=point) if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point=point) == []
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -1044,8 +1007,7 @@ def test_names_listed_after_a_title_are_still_found(deid: Any, text: str, needle
 ])
 def test_interjections_stay_at_the_recall_point(deid: Any, needle: str) -> None:
     text = f"[doctor] {needle} , martha . how are you ?"
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point="recall") if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point="recall") == []
 
 
 # A word that is a common surname and only a rare given name or a nickname ("little",
@@ -1081,5 +1043,4 @@ def test_a_place_name_that_is_an_adjective_after_in_stays(deid: Any, point: str)
     ("daughter into interpret, perl, mae, follows commands.", "perl"),
 ])
 def test_shorthand_stays_at_the_recall_point(deid: Any, text: str, needle: str) -> None:
-    start = text.index(needle)
-    assert [e for e in deid.analyze(text, point="recall") if e.start < start + len(needle) and start < e.end] == []
+    assert covering(deid, text, needle, point="recall") == []
