@@ -18,11 +18,11 @@ _EDGES = [
 
 def test_grouped_relations_match_as_the_plain_alternation() -> None:
     from noteward.deid.commands import physionet_notes
-    from noteward.deid.recognizers import _RELATION, _RELATION_NAME
+    from noteward.deid.recognizers import _RELATION, _RELATION_NAME, _SO
 
     plain = re.compile(
         _RELATION_NAME.pattern.replace(
-            _RELATION_NAME.pattern.split(r"\b(?:", 1)[1].split(")(?:-in-law)", 1)[0], _RELATION, 1
+            _RELATION_NAME.pattern.split(r"\b(?:", 1)[1].split(")(?:-in-law)", 1)[0], f"{_RELATION}|{_SO}", 1
         )
     )
     assert plain.pattern != _RELATION_NAME.pattern

@@ -816,10 +816,12 @@ _RELATION = (
     r"son|sons|dtr|dtrs|daughter|daughters|dau|wife|husband|hus|spouse|sister|sisters|sis|brother|brothers|"
     r"bro|mother|mom|father|dad|niece|nephew|grandson|granddaughter|grandaughter|grandchild|aunt|uncle|"
     r"cousin|friend|neighbor|neighbour|proxy|hcp|hcproxy|poa|sil|dil|fiance|fiancee|boyfriend|girlfriend|"
-    r"companion|partner|stepson|stepdaughter|significant other|so|in-law|in law"
+    r"companion|partner|stepson|stepdaughter|significant other|in-law|in law"
 )
+# "SO" (significant other) only in capitals: in any case "so" is the conjunction ("so , i'm")
+_SO = r"(?-i:SO)"
 _NAME_WORD = r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)?"
-_RELATION_WORD = re.compile(rf"(?i)(?:{_RELATION})")
+_RELATION_WORD = re.compile(rf"(?i)(?:{_RELATION}|so)")
 
 
 # Credentials that are more often something else in a nursing note: PT the patient, RT
@@ -839,12 +841,11 @@ def relation_word(word: str) -> bool:
 # grouped by first letter: case-insensitive alternatives get no first-letter shortcut
 # (same matches; 0.17 -> 0.06 ms CPU per dev note)
 _RELATION_NAME = re.compile(
-    rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))})(?:-in-law)?\b(?:\s*[,:(-]\s*|\)[ \t]+|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
+    rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))}|{_SO})(?:-in-law)?\b(?:\s*[,:(-]\s*|\)[ \t]+|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
-_SO_WORD = re.compile(r"(?i)so\b")
 _NAME_BEFORE_RELATION = re.compile(
-    rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION})\b)"
+    rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION}|{_SO})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION}|{_SO})\b)"
 )
 # Whose home: "at louise's house", "found down at june's apartment".
 _NAME_BEFORE_HOME = re.compile(
@@ -893,7 +894,7 @@ _PLACE_VERB = re.compile(
     r"resides?|resided|visiting|vacationing|went|go(?:ing)?|seen|followed|discharged|d/c'?d?|home)"
     r"\s+(?:back\s+|alone\s+|nearby\s+|close\s+by\s+|today\s+|tomorrow\s+|here\s+|there\s+)?"
     # "lives w/ husband in essex", "lives with her daughter in Towson"
-    rf"(?:(?:with|w/)\s*(?:his\s+|her\s+|their\s+)?(?:{_RELATION})\s+)?"
+    rf"(?:(?:with|w/)\s*(?:his\s+|her\s+|their\s+)?(?:{_RELATION}|{_SO})\s+)?"
     # "for" only after a work verb ("works for vista health"); elsewhere it says why ("sent for CTA")
     r"(?:to|from|in|at|@|with|(?(work)for|(?!)))\s+(?:the\s+)?"
 )
@@ -1132,9 +1133,6 @@ class NursingContextRecognizer(EntityRecognizer):
         v = self.v
         pos = 0
         while (m := _RELATION_NAME.search(text, pos)) is not None:
-            if _SO_WORD.match(m.group(0)) and not m.group(0).startswith("SO"):
-                pos = m.start(1)  # "so , i'm", "so good": the conjunction; "SO" is a significant other
-                continue
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep: list[re.Match[str]] = []
             for w in words:
@@ -1162,9 +1160,6 @@ class NursingContextRecognizer(EntityRecognizer):
                     (v.census.is_first(lw) or not v.known_word(lw)) and self._name_word(m.group(2), after_cue=True):
                 out.append(_result("NAME", m.start(2), m.end(2), 0.8, "name_before_home", True))
         for m in _NAME_BEFORE_RELATION.finditer(text):
-            rest = text[m.end(1) : m.end()]
-            if re.search(r"(?i)\bso\W*$", rest) and "SO" not in rest:
-                continue  # "yeah . um , so tell me": the conjunction, not a significant other
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             keep = []
             for i, w in reversed(list(enumerate(words))):
