@@ -1050,7 +1050,6 @@ def test_shorthand_stays_at_the_recall_point(deid: Any, text: str, needle: str) 
 # did not know: "d/w" (discussed with), a shift before "RN:" (the recall point's name list
 # finds these; the default point needs the cue), a role word with the name in brackets, a
 # credential in brackets after the name (missed at both points).
-@pytest.mark.xfail(strict=True, reason="cues not yet known")
 @pytest.mark.parametrize("text,needle", [
     ("d/w cordelia re: plan, she agrees.", "cordelia"),
     ("D/W OCTAVIA, WILL HOLD AM LASIX.", "OCTAVIA"),
@@ -1060,7 +1059,6 @@ def test_staff_after_nursing_cues_at_the_default_point(deid: Any, text: str, nee
     assert "NAME" in types_around(deid, text, needle)
 
 
-@pytest.mark.xfail(strict=True, reason="cues not yet known")
 @pytest.mark.parametrize("text,needle", [
     ("seen by nephrology fellow (ignatius), no HD today.", "ignatius"),
     ("rt (leopold) changed vent settings.", "leopold"),

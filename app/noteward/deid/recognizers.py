@@ -862,12 +862,13 @@ _CREDENTIAL_WORD = (
 _CREDENTIAL = re.compile(
     # the name starts at a word's start: "m Glen Burnie, MD" of "from Glen Burnie, MD" is no name
     r"(?<![A-Za-z0-9'’])((?:[A-Za-z]\.?\s+)?(?:[A-Za-z][A-Za-z'’-]+\s+)?(?:[A-Za-z]\.\s*)?[A-Za-z][A-Za-z'’-]+)"
-    r"\s*,?\s*\b(?:(?:BSN|bsn|MSN|msn|RN|rn)\s*[/,]\s*)?" + _CREDENTIAL_WORD
+    # the credential may stand in brackets: "ellery (np)"
+    r"\s*,?\s*(?:\(\s*)?\b(?:(?:BSN|bsn|MSN|msn|RN|rn)\s*[/,]\s*)?" + _CREDENTIAL_WORD
 )
 # Every _CREDENTIAL match ends in a credential word and holds only these characters, so
 # it lies inside one run of them that holds a credential word (see _credentials).
 _CREDENTIAL_TAIL = re.compile(_CREDENTIAL_WORD)
-_CREDENTIAL_RUN = re.compile(r"[A-Za-z'’.,/\s-]+")
+_CREDENTIAL_RUN = re.compile(r"[A-Za-z'’.,/(\s-]+")
 
 
 def _credentials(text: str) -> Iterator[re.Match[str]]:
@@ -1005,9 +1006,15 @@ _ROLE_NAME = re.compile(
     rf"social worker)"
     rf"\s+({_NAME_WORD})\b"  # not the letters of a code glued to a number ("MD PGY2")
 )
+# A role word, then a name in brackets: "nephrology fellow (ignatius)", "rt (leopold)".
+_ROLE_BRACKET = re.compile(
+    rf"(?i)\b(?:md|np|rn|pa|rrt|lpn|cna|pct|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|"
+    rf"case[ \t]+manager|social[ \t]+worker)[ \t]*\([ \t]*({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)[ \t]*\)"
+)
 # A staff label heading a line, then a colon: "Attending: Smith", "Primary RN: Carpenter".
 _STAFF_LABEL = re.compile(
-    rf"(?im)^[ \t]*(?:attending|resident|fellow|intern|surgeon|anesthesiologist|nurse|primary[ \t]+(?:rn|nurse|md)|"
+    # a shift may come first: "NIGHT RN: QUINCY"
+    rf"(?im)^[ \t]*(?:(?:night|day|evening|eve|charge)[ \t]+(?=rn|nurse))?(?:attending|resident|fellow|intern|surgeon|anesthesiologist|nurse|primary[ \t]+(?:rn|nurse|md)|"
     rf"rn|np|pa|md|pcp|cardiologist|consultant|referring[ \t]+(?:md|physician|provider)|provider|author)"
     rf"(?:[ \t]+(?:md|physician|rn|np))?[ \t]*:[ \t]*(?:dr\.?[ \t]*)?({_NAME_WORD})\b"
 )
@@ -1017,7 +1024,7 @@ _CUE_NAME = re.compile(
 # A cue then a whole name: "per carol wolfe", "with d ross", "NP grace"; the group names
 # the cue so that a role word (np, rn, md) can vouch for a single given name.
 _CUE_FULL_NAME = re.compile(
-    rf"(?i)\b(?:(?P<role>np|rn|md|pa|rt)|per|by|with|w/|spoke\s+to|paged|notified|informed)\s+"
+    rf"(?i)\b(?:(?P<role>np|rn|md|pa|rt)|per|by|with|w/|d/w|spoke\s+to|paged|notified|informed)\s+"
     rf"(?:(?P<initial>[b-hj-z]\.\s*|[bdfgjkmquyz]\s+))?(?P<first>{_NAME_WORD})(?:[ \t]+(?P<last>{_NAME_WORD}))?"
 )
 # A given name then a visit or a call: "social: frank called", "bob visited".
@@ -1242,11 +1249,20 @@ class NursingContextRecognizer(EntityRecognizer):
             lw = m.group(1).lower()
             if self._surname_like(lw):
                 out.append(_result("NAME", m.start(1), m.end(1), 0.8, "role_name", True))
+        for m in _ROLE_BRACKET.finditer(text):
+            # the brackets vouch for a name that is also a word ("Leopold"), not for shorthand
+            words = list(re.finditer(_NAME_WORD, m.group(1)))
+            if all(self._name_word(w.group(0), after_cue=True, surname=i > 0) and not v.listed_shorthand(w.group(0).lower())
+                   and (v.census.is_name(w.group(0).lower()) or not v.known_word(w.group(0).lower()))
+                   for i, w in enumerate(words)):
+                out.append(_result("NAME", m.start(1), m.end(1), 0.85, "role_name", True))
         for m in _STAFF_LABEL.finditer(text):
             word = m.group(1)
             lw = word.lower()
-            if self._surname_like(lw) or (word[:1].isupper() and word[1:].islower() and v.census.is_last(lw)
-                                           and not v.shorthand(lw) and not v.clinical(lw)):
+            # after the label a listed name that is also a word is the name ("NIGHT RN: QUINCY")
+            if self._surname_like(lw) or (
+                (v.census.is_name(lw, 2) or (word[:1].isupper() and word[1:].islower() and v.census.is_last(lw)))
+                    and lw not in v.stop and not v.shorthand(lw) and not v.clinical(lw)):
                 out.append(_result("NAME", m.start(1), m.end(1), 0.8, "role_name", True))
         for m in _CUE_FULL_NAME.finditer(text):
             first, last = m.group("first"), m.group("last")
