@@ -1076,14 +1076,12 @@ def test_staff_named_in_brackets(deid: Any, text: str, needle: str, point: str) 
     ("daughter lives in dundalk, son in glen burnie.", "burnie"),
     ("family flew in from el salvador yesterday.", "el"),
 ])
-@pytest.mark.xfail(strict=True, reason="the shorter span wins and drops the rest")
 def test_a_place_holding_a_name_stays_whole_at_the_recall_point(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle, point="recall")
 
 
 # A city of the world in two words, in lower case; facilities named "... Manor" and
 # "... church".
-@pytest.mark.xfail(strict=True, reason="not yet found")
 @pytest.mark.parametrize("text,needle", [
     ("pt recently moved here from sao paulo.", "sao paulo"),
     ("daughter lives in buenos aires.", "buenos aires"),
@@ -1099,10 +1097,9 @@ def test_world_places_and_named_facilities(deid: Any, text: str, needle: str, po
 # republic" unmarked): "from puerto rico" was half masked ("puerto" an unknown word after
 # "from"), "died in vietnam" masked whole.
 @pytest.mark.parametrize("text,needle", [
-    pytest.param("pt recently moved here from puerto rico.", "puerto rico",
-                 marks=pytest.mark.xfail(strict=True, reason="masked")),
+    ("pt recently moved here from puerto rico.", "puerto rico"),
     ("visiting from the philippines, speaks tagalog.", "philippines"),
-    pytest.param("brother died in vietnam in 1968.", "vietnam", marks=pytest.mark.xfail(strict=True, reason="masked")),
+    ("brother died in vietnam in 1968.", "vietnam"),
 ])
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_countries_stay(deid: Any, text: str, needle: str, point: str) -> None:

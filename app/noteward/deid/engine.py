@@ -659,16 +659,34 @@ class _KnownMatcher:
 _PRIORITY = {"strong": 2, "known": 3, "weak": 1}
 
 
+def _holds_more(text: str, ent: Entity, hits: list[list[Any]]) -> bool:
+    """Does ``ent`` hold a word beyond the ``hits`` it spans (not just a possessive "'s")?"""
+    rest = list(text[ent.start : ent.end])
+    for t in hits:
+        rest[t[0] - ent.start : t[1] - ent.start] = " " * (t[1] - t[0])
+    return re.search(r"\w", re.sub(r"['’]s\b", "", "".join(rest))) is not None
+
+
 def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
     """Non-overlapping spans: candidates are taken surest first (known record > pattern >
     statistical guess, then score, then length); a later candidate of the *same* type
-    that overlaps a taken span widens it, one of another type is dropped."""
+    that overlaps a taken span widens it, one of another type is dropped, unless it holds
+    the taken spans whole: then it replaces them (its type if it is as sure, else theirs),
+    so that no character of it stays visible ("son in glen burnie": the given name "glen"
+    is surer, the town holds it)."""
     order = sorted(cands, key=lambda c: (-c[1], -c[0].score, -(c[0].end - c[0].start), c[0].start))
-    taken: list[list[Any]] = []  # [start, end, type, score]
-    for ent, _prio in order:
+    taken: list[list[Any]] = []  # [start, end, type, score, priority]
+    for ent, prio in order:
         hits = [t for t in taken if ent.start < t[1] and t[0] < ent.end]
         if not hits:
-            taken.append([ent.start, ent.end, ent.type, ent.score])
+            taken.append([ent.start, ent.end, ent.type, ent.score, prio])
+        elif ent.start <= min(t[0] for t in hits) and max(t[1] for t in hits) <= ent.end \
+                and any(t[2] != ent.type for t in hits) and _holds_more(text, ent, hits):
+            sure = max(hits, key=lambda t: t[4])
+            etype = ent.type if prio >= sure[4] else sure[2]
+            for t in hits:
+                taken.remove(t)
+            taken.append([ent.start, ent.end, etype, max([ent.score] + [t[3] for t in hits]), max(prio, sure[4])])
         elif all(t[2] == ent.type for t in hits):
             keep = hits[0]
             keep[0] = min([ent.start] + [t[0] for t in hits])

@@ -333,6 +333,12 @@ class Vocabulary:
         self.nouns_only = nouns_only
         self.names = lex.first_names | lex.surnames
         self.places = frozenset(w for p in lex.places for w in p.split())
+        # cities of the world, not countries or states (Safe Harbor keeps those): "mexico city"
+        self.city_phrases = frozenset(p for p in lex.cities if " " in p)
+        self.city_words = frozenset(w for p in lex.cities for w in p.split())
+        # words of countries and states only: Safe Harbor keeps those (the dev gold marks no
+        # state or country on its own, only inside a facility's name: "U Maryland")
+        self.region_words = self.places - self.city_words
         from noteward.deid.lists import clinical_allow, drug_words, name_lists, us_places
 
         self.allow = clinical_allow()
@@ -781,6 +787,9 @@ class ClinicalNerRecognizer(EntityRecognizer):
                     and " ".join(alpha).lower() not in self.v.us_places
                     and not any(w.lower() in self.v.places for w in alpha)):
                 continue  # "Health" of "Cigna Health", "Shield": an ordinary word that is no known place
+            if kind == "LOCATION" and all(w.lower() in self.v.region_words and w.lower() not in self.v.us_places
+                                          for w in alpha):
+                continue  # "from puerto rico": a state or country, which Safe Harbor keeps
             if all(w.lower().endswith(_ADJECTIVE_ENDINGS) and w.lower() not in self.v.us_places for w in alpha):
                 continue  # "transferred to Neurointerventional suite": an adjective, no place or name
             start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
@@ -974,7 +983,7 @@ _PLACE_FLOOR = re.compile(
 _FACILITY_ANYCASE = re.compile(
     r"(?i)\b((?:[a-z][a-z'’-]*[ \t]+){0,2}[a-z][a-z'’-]*)[ \t]+(?:hosp|hospital|rehab|campus|"
     r"building|bldg|medical\s+center|memorial|nursing\s+home|health\s+center|"
-    r"retirement\s+(?:community|home|village)|senior\s+living)\b"
+    r"retirement\s+(?:community|home|village)|senior\s+living|manor|church)\b"
 )
 _FACILITY_GENERIC = frozenset(
     "the a an this that his her their our your another other outside local area nearby acute cardiac pulmonary "
@@ -1114,6 +1123,8 @@ class NursingContextRecognizer(EntityRecognizer):
         v = self.v
         if len(lw) < 2 or lw in v.stop or lw in v.lex.titles or lw in v.allow or v.clinical(lw):
             return False
+        if lw in v.region_words and lw not in v.us_places:
+            return False  # "from puerto rico": a state or country (Safe Harbor keeps it)
         if len(lw) <= 3:
             # hospitals go by initials ending in H (General / Memorial Hospital)
             return lw.endswith("h") and (w.isupper() or w.islower()) and not v.known_word(lw) \
@@ -1342,13 +1353,13 @@ class NursingContextRecognizer(EntityRecognizer):
                     not _acronym_in_mixed_case(text, m.start(1), m.end(1)) or _medical_center_initials(v, m.group(1))):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "place_after_prep", True))
         for m in _WORLD_PLACE.finditer(text):
-            # "in from montreal", "is in lagos": a city, state or country of the lexicon in lower
+            # "in from montreal", "is in lagos": a city of the lexicon in lower
             # case after from/in (capitalised ones the gazetteer finds); not a given name
             lw = m.group(2).lower()
             # or, after "from", a US town that dictionaries list only as a noun ("in from
             # aberdeen"; after "in" such words are rooms and things: "ambulated in hall")
             # (a word that is also a verb or an adjective is that word: "slept in long naps")
-            listed = (lw in v.places and (lw in v.nouns_only or not v.known_word(lw))) or (
+            listed = (lw in v.city_words and (lw in v.nouns_only or not v.known_word(lw))) or (
                 m.group("prep") == "from" and lw in v.us_places and lw in v.nouns_only and not lw.endswith("ing"))
             if listed and lw not in v.stop and not v.clinical(lw) and not v.census.is_first(lw, 1) \
                     and not v.listed_shorthand(lw):
@@ -1374,7 +1385,8 @@ class NursingContextRecognizer(EntityRecognizer):
             for k in (3, 2):
                 if len(words) >= k:
                     phrase = " ".join(w.group(0) for w in words[:k]).lower()
-                    if phrase in v.us_places and not all(w.group(0).lower() in v.stop for w in words[:k]):
+                    if (phrase in v.us_places or phrase in v.city_phrases) \
+                            and not all(w.group(0).lower() in v.stop for w in words[:k]):
                         out.append(_result("LOCATION", m.start(1), m.start(1) + words[k - 1].end(), 0.75,
                                            "town_after_prep", True))
                         break

@@ -65,6 +65,7 @@ class Lexicons:
     places: tuple[str, ...]
     state_codes: frozenset[str]
     us_states: tuple[str, ...] = ()
+    cities: tuple[str, ...] = ()
     abbreviated_titles: frozenset[str] = frozenset()
     clinical_titles: frozenset[str] = frozenset()
     measure_links: frozenset[str] = frozenset()
@@ -193,6 +194,7 @@ def load_lexicons() -> Lexicons:
         places=tuple(str(x).lower() for x in places),
         state_codes=frozenset(str(x).upper() for x in d.get("state_codes", [])),
         us_states=tuple(str(x).lower() for x in d.get("us_states", [])),
+        cities=tuple(str(x).lower() for x in d.get("cities", [])),
         abbreviated_titles=s("abbreviated_titles"),
         clinical_titles=s("clinical_titles"),
         measure_links=s("measure_links"),
