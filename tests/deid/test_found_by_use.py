@@ -1108,12 +1108,10 @@ def test_countries_stay(deid: Any, text: str, needle: str, point: str) -> None:
 
 # A signature with the initial glued to a surname that dictionaries list as a famous
 # person ("K.Delacroix,RN"), and a sign-off word before a name ("Thx, Maureen").
-@pytest.mark.xfail(strict=True, reason="the surname is a dictionary noun")
 def test_glued_initial_before_a_credential(deid: Any) -> None:
     assert "NAME" in types_around(deid, "K.Delacroix,RN", "Delacroix")
 
 
-@pytest.mark.xfail(strict=True, reason="taken for a name listed with the next")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_sign_off_word_before_a_name_stays(deid: Any, point: str) -> None:
     assert covering(deid, "Thx, Maureen (CCU RN)", "Thx", point=point) == []

@@ -1196,13 +1196,18 @@ class NursingContextRecognizer(EntityRecognizer):
             words = list(_WORD_RE.finditer(m.group(1)))
             keep = []
             ambiguous = text[m.end(1):m.end()].strip(" ,").lower() in _AMBIGUOUS_CREDENTIALS
+            # an initial before the surname vouches for a surname that WordNet lists as a
+            # famous person, a noun only ("K.Delacroix,RN")
+            initial = len(words) >= 2 and len(words[0].group(0)) == 1
             for w in reversed(words):
                 t = w.group(0)
                 if len(t) == 1 and t.isalpha():
                     keep.insert(0, w)
                     continue
                 lw = t.lower()
-                good = (v.census.is_name(lw) or not v.known_word(lw)) and not v.listed_shorthand(lw) and lw not in v.stop
+                good = (v.census.is_name(lw) or not v.known_word(lw) or (
+                    initial and t[:1].isupper() and lw in v.nouns_only and not v.clinical(lw)
+                )) and not v.listed_shorthand(lw) and lw not in v.stop
                 if ambiguous and not _vouched_before_ambiguous(v, t):
                     good = False  # "SPOKE WTIH PT": PT is the patient
                 if lw in _NOT_BEFORE_CREDENTIAL:
