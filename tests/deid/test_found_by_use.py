@@ -1115,3 +1115,49 @@ def test_glued_initial_before_a_credential(deid: Any) -> None:
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_sign_off_word_before_a_name_stays(deid: Any, point: str) -> None:
     assert covering(deid, "Thx, Maureen (CCU RN)", "Thx", point=point) == []
+
+
+# Found by swapping the dev notes' gold names for random Census names of the same shape
+# (/work/exp/s23/swap_oof.py): cues the rules knew, but names they did not.
+# A surname that looks like an inflected word ("costales" = costal + es, "tiner") after a
+# relation word; a name before "aware" (nursing notes' commonest staff cue); a surname after
+# a role word ("W/MD THORESON"); the second of two names after a plural relation word;
+# "name is" then a whole name (those the shipped NER finds, which the fold weights missed,
+# are kept as guards below).
+@pytest.mark.xfail(strict=True, reason="names the lists do not vouch for")
+@pytest.mark.parametrize("text,needle", [
+    ("SOCIAL: SPOKE WITH PT'S SON COSTALES. WILL CALL BACK.", "COSTALES"),
+    ("social- family in, son tiner consented for peg.", "tiner"),
+    ("FREQUENT PVC'S. D. TINER AWARE. MG GIVEN.", "TINER"),
+    ("GIVEN CARAFATE. AUTUMN AWARE-WILL START PROTONIX.", "AUTUMN"),
+    ("social: pt's daughters edmonson and babs visited today.", "edmonson"),
+])
+def test_cued_names_the_lists_do_not_vouch_for(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("NSR WITH PVC'S. HOLTZ VERNIA AWARE, MGSO4 GIVEN.", "HOLTZ"),
+    ("ORDER DOUBLE CHECKED W/MD THORESON AS MED HELD X2.", "THORESON"),
+    ("Social- Sons Lynell and Senter talked with attending.", "Senter"),
+    ("wife unable to be reached, name is Rella Grider, phone # in book.", "Grider"),
+])
+def test_cued_names_the_shipped_ner_finds(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)
+
+
+# ... and the words those cues meet that are no names.
+@pytest.mark.parametrize("text,needle", [
+    ("MD AWARE OF LOW UOP.", "MD"),
+    ("TEAM AWARE, NO NEW ORDERS.", "TEAM"),
+    ("resident aware, will re-eval.", "resident"),
+    ("FAMILY AWARE OF PLAN.", "FAMILY"),
+    ("PT IS AWARE OF DX.", "PT"),
+    ("renal aware of k 5.9.", "renal"),
+    ("daughters and sons visited today.", "sons"),
+    ("son very upset, support given.", "very"),
+    ("name is on the list for placement.", "list"),
+])
+@pytest.mark.parametrize("point", ["default"])
+def test_words_near_those_cues_stay(deid: Any, text: str, needle: str, point: str) -> None:
+    assert covering(deid, text, needle, point=point) == []
