@@ -1124,7 +1124,6 @@ def test_sign_off_word_before_a_name_stays(deid: Any, point: str) -> None:
 # a role word ("W/MD THORESON"); the second of two names after a plural relation word;
 # "name is" then a whole name (those the shipped NER finds, which the fold weights missed,
 # are kept as guards below).
-@pytest.mark.xfail(strict=True, reason="names the lists do not vouch for")
 @pytest.mark.parametrize("text,needle", [
     ("SOCIAL: SPOKE WITH PT'S SON COSTALES. WILL CALL BACK.", "COSTALES"),
     ("social- family in, son tiner consented for peg.", "tiner"),
@@ -1160,4 +1159,13 @@ def test_cued_names_the_shipped_ner_finds(deid: Any, text: str, needle: str) -> 
 ])
 @pytest.mark.parametrize("point", ["default"])
 def test_words_near_those_cues_stay(deid: Any, text: str, needle: str, point: str) -> None:
+    assert covering(deid, text, needle, point=point) == []
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('pts daughter states edema was noted by pt.', "states"),
+    ("U/O 10CC. MIDLEVELS AWARE. CONTINUE TO MONITOR.", "MIDLEVELS"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_verbs_and_staff_words_after_the_new_cues_stay(deid: Any, text: str, needle: str, point: str) -> None:
     assert covering(deid, text, needle, point=point) == []

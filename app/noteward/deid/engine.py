@@ -831,7 +831,7 @@ def _check_point(point: str) -> str:
 # Name rules whose hit stands whatever the word ("Dr. Foley" is a person).
 _TITLED = frozenset({
     "relation_name", "credential_name", "census_name", "unknown_word", "title_name", "initial_name", "role_name",
-    "cue_name", "first_last", "trained_ner", "name_before_home", "name_stated_capitalised",
+    "cue_name", "first_last", "trained_ner", "name_before_home", "name_stated_capitalised", "aware_name",
 })
 
 

@@ -856,6 +856,12 @@ _RELATION_NAME = re.compile(
 _NAME_BEFORE_RELATION = re.compile(
     rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION}|{_SO})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION}|{_SO})\b)"
 )
+# A name before "aware", the commonest staff cue of nursing notes: "D. TINER AWARE",
+# "AUTUMN AWARE-WILL START PROTONIX", "NP RIDDLES MADE AWARE" (filler words are dropped).
+_NAME_AWARE = re.compile(
+    rf"(?i)(?<![\w'’/.])((?:[A-Za-z]\.?[ \t]+)?{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})[ \t]+aware\b"
+)
+_AWARE_FILLERS = frozenset("made is was were are also now all both and been be".split())
 # Whose home: "at louise's house", "found down at june's apartment".
 _NAME_BEFORE_HOME = re.compile(
     r"(?i)\b(?:at|to|from|near|in)\s+(?:(?P<first>[a-z][a-z]+)[ \t]+)?([a-z][a-z]+)['’]s\s+"
@@ -1084,6 +1090,11 @@ class NursingContextRecognizer(EntityRecognizer):
             return self.v.census.is_first(lw, 2) and after_cue and not lw.endswith(("'d", "’d"))
         if self.v.census.is_first(lw) or lw in self.v.names or (surname and self.v.census.is_last(lw)):
             return True
+        if after_cue and self.v.census.is_last(lw) and lw not in self.v.english \
+                and not (lw.endswith("s") and lw[:-1] in self.v.english):  # "daughter states"
+            # "son costales": a surname that only looks like an inflected word (costal + es);
+            # many surnames are towns too ("daughters edmonson and babs")
+            return True
         return not self.v.known_word(lw) and lw not in self.v.us_places
 
     def _surname_like(self, lw: str, listed: bool = False) -> bool:
@@ -1224,6 +1235,27 @@ class NursingContextRecognizer(EntityRecognizer):
                 s = m.start(1) + keep[0].start()
                 e = m.start(1) + keep[-1].end()
                 out.append(_result("NAME", s, e, 0.9, "credential_name", True))
+        for m in _NAME_AWARE.finditer(text):
+            words = list(re.finditer(_NAME_WORD, m.group(1)))
+            while words and words[-1].group(0).lower() in _AWARE_FILLERS:
+                words.pop()
+            keep = []
+            for i in range(len(words) - 1, -1, -1):
+                t = words[i].group(0)
+                lw = t.lower()
+                if len(t) == 1:
+                    if keep and i == 0:
+                        keep.insert(0, words[i])  # "D. TINER"
+                    break
+                prev = words[i - 1].group(0).lower() if i > 0 else ""
+                surname = i > 0 and v.census.is_first(prev) and not v.listed_shorthand(prev)
+                if lw in v.lex.person_cues or _RELATION_WORD.fullmatch(lw) or lw in _NOT_BEFORE_CREDENTIAL \
+                        or not self._name_word(t, after_cue=True, surname=surname) or (v.known_word(lw) and not v.census.is_name(lw)):
+                    break
+                keep.insert(0, words[i])
+            if keep and any(len(w.group(0)) > 1 for w in keep):
+                out.append(_result("NAME", m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), 0.8,
+                                   "aware_name", True))
         for m in _TITLE_NAME.finditer(text):
             spans: list[tuple[int, int]] = []
             # after "ms" (also morphine sulfate, mental status) a rare name that is a word is a word
