@@ -1169,3 +1169,30 @@ def test_words_near_those_cues_stay(deid: Any, text: str, needle: str, point: st
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_verbs_and_staff_words_after_the_new_cues_stay(deid: Any, text: str, needle: str, point: str) -> None:
     assert covering(deid, text, needle, point=point) == []
+
+
+# More cues found by the name swap: the second name after a plural relation word
+# ("daughters nenita and filler"), a relation word with a doubt mark ("wife(?) Coppin"),
+# a contact person or spokesperson; a US town that is a rare given name before its floor.
+@pytest.mark.xfail(strict=True, reason="cue not yet known")
+@pytest.mark.parametrize("text,needle", [
+    ("social: daughters nenita and filler in to visit today.", "filler"),
+    ("emergency contact: carraway, cell in chart.", "carraway"),
+])
+def test_more_relation_cues(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)
+
+
+# (the shipped NER finds these; the fold weights missed them)
+@pytest.mark.parametrize("text,needle", [
+    ("SOCIAL-wife(?) Coppin in to visit-seems very devoted.", "Coppin"),
+    ("LIMIT PHONE CALLS TO ONE CONTACT PERSON (WINDOM).", "WINDOM"),
+    ("pt spokesperson is Alva Burnham his niece.", "Alva"),
+])
+def test_more_relation_cues_the_shipped_ner_finds(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)
+
+
+@pytest.mark.xfail(strict=True, reason="a rare given name is no bare place")
+def test_a_town_before_its_floor(deid: Any) -> None:
+    assert "LOCATION" in types_around(deid, "? increase lopressor dose, leonia 2", "leonia")
