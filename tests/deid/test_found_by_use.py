@@ -1174,7 +1174,6 @@ def test_verbs_and_staff_words_after_the_new_cues_stay(deid: Any, text: str, nee
 # More cues found by the name swap: the second name after a plural relation word
 # ("daughters nenita and filler"), a relation word with a doubt mark ("wife(?) Coppin"),
 # a contact person or spokesperson; a US town that is a rare given name before its floor.
-@pytest.mark.xfail(strict=True, reason="cue not yet known")
 @pytest.mark.parametrize("text,needle", [
     ("social: daughters nenita and filler in to visit today.", "filler"),
     ("emergency contact: carraway, cell in chart.", "carraway"),
@@ -1193,6 +1192,5 @@ def test_more_relation_cues_the_shipped_ner_finds(deid: Any, text: str, needle: 
     assert "NAME" in types_around(deid, text, needle)
 
 
-@pytest.mark.xfail(strict=True, reason="a rare given name is no bare place")
 def test_a_town_before_its_floor(deid: Any) -> None:
     assert "LOCATION" in types_around(deid, "? increase lopressor dose, leonia 2", "leonia")

@@ -825,7 +825,8 @@ _RELATION = (
     r"son|sons|dtr|dtrs|daughter|daughters|dau|wife|husband|hus|spouse|sister|sisters|sis|brother|brothers|"
     r"bro|mother|mom|father|dad|niece|nephew|grandson|granddaughter|grandaughter|grandchild|aunt|uncle|"
     r"cousin|friend|neighbor|neighbour|proxy|hcp|hcproxy|poa|sil|dil|fiance|fiancee|boyfriend|girlfriend|"
-    r"companion|partner|stepson|stepdaughter|significant other|in-law|in law"
+    r"companion|partner|stepson|stepdaughter|significant other|in-law|in law|emergency contact|contact person|"
+    r"spokesperson"
 )
 # "SO" (significant other) only in capitals: in any case "so" is the conjunction ("so , i'm")
 _SO = r"(?-i:SO)"
@@ -853,6 +854,7 @@ _RELATION_NAME = re.compile(
     rf"(?i)\b(?:{_by_first_letter(_RELATION.split('|'))}|{_SO})(?:-in-law)?\b(?:\s*[,:(-]\s*|\)[ \t]+|\s+)(?:(?:is|was|named|called|\(?name)\s+)?[\"“]?"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
+_AND_NAME = re.compile(rf"[ \t]+(?:and|&)[ \t]+({_NAME_WORD})\b")
 _NAME_BEFORE_RELATION = re.compile(
     rf"(?i)\b({_NAME_WORD}(?:\s+{_NAME_WORD})?)\s*(?:\(\s*(?:pt'?s\s+|patient'?s\s+)?(?:{_RELATION}|{_SO})\s*\)|,\s*(?:pt'?s\s+)?(?:{_RELATION}|{_SO})\b)"
 )
@@ -1097,6 +1099,16 @@ class NursingContextRecognizer(EntityRecognizer):
             return True
         return not self.v.known_word(lw) and lw not in self.v.us_places
 
+    def _second_name(self, w: str) -> bool:
+        """The word after "and" in "daughters nenita and filler": a name unless a relation
+        word, a cue, shorthand or a dictionary word that no name list holds."""
+        lw = w.lower()
+        v = self.v
+        if len(lw) < 2 or lw in v.stop or _RELATION_WORD.fullmatch(lw) or lw in v.lex.person_cues \
+                or lw in v.lex.titles or v.listed_shorthand(lw) or v.clinical(lw):
+            return False
+        return v.census.is_name(lw) or lw in v.names or not v.known_word(lw)
+
     def _surname_like(self, lw: str, listed: bool = False) -> bool:
         """A listed name that is no dictionary word, or a word no dictionary knows
         (``listed``: only listed shorthand rules it out, not a misspelling guess)."""
@@ -1178,6 +1190,11 @@ class NursingContextRecognizer(EntityRecognizer):
                 if text[e - 2 : e] in ("'s", "’s"):
                     e -= 2
                 out.append(_result("NAME", s, e, 0.85, "relation_name", True))
+                cue = text[m.start() : m.start(1)].split()[0].lower().rstrip(",:(-") if text[m.start() : m.start(1)].split() else ""
+                nxt = _AND_NAME.match(text, e)
+                if nxt and cue.endswith("s") and cue not in ("sis", "hus") and self._second_name(nxt.group(1)):
+                    # a plural relation word lists two: "daughters nenita and filler"
+                    out.append(_result("NAME", nxt.start(1), nxt.end(1), 0.8, "relation_name", True))
         for m in _NAME_BEFORE_HOME.finditer(text):
             lw = m.group(2).lower()
             lf = (m.group("first") or "").lower()
@@ -1458,7 +1475,11 @@ class NursingContextRecognizer(EntityRecognizer):
         for m in _PLACE_FLOOR.finditer(text):
             if re.search(r"(?i)\bvia[ \t]+$", text[max(0, m.start(1) - 5) : m.start(1)]):
                 continue  # "CVP via Cordis 8": a device and its size
-            if self._bare_place_word(m.group(1)):
+            lw = m.group(1).lower()
+            if self._bare_place_word(m.group(1)) or (
+                    # a US town that is a rare given name, then its floor: "leonia 2"
+                    lw in v.us_places and not v.known_word(lw) and not v.census.is_first(lw, 1)
+                    and not v.shorthand(lw) and lw not in v.stop):
                 out.append(_result("LOCATION", m.start(1), m.end(1), 0.7, "place_floor", True))
         for m in _SAINT.finditer(text):
             w = m.group(1).lower().removesuffix("'s").removesuffix("’s")
