@@ -1194,3 +1194,20 @@ def test_more_relation_cues_the_shipped_ner_finds(deid: Any, text: str, needle: 
 
 def test_a_town_before_its_floor(deid: Any) -> None:
     assert "LOCATION" in types_around(deid, "? increase lopressor dose, leonia 2", "leonia")
+
+
+# A surname after a role word, and the second word of a name after a title, that only
+# look like inflected words ("THORESEN", "songer" = song + er); a nurse named in full.
+@pytest.mark.xfail(strict=True, reason="the surname reads as an inflected word")
+def test_second_word_after_a_title_that_reads_as_inflected(deid: Any) -> None:
+    text = "gtt titrated per ccu staff. dr pellham songer. art line in place."
+    assert "NAME" in types_around(deid, text, "songer")
+
+
+# (the shipped NER finds these; the fold weights missed them)
+@pytest.mark.parametrize("text,needle", [
+    ("ORDER DOUBLE CHECKED W/MD GOSSER AS MED HELD X 2 DAYS.", "GOSSER"),
+    ("pt admits to psych nurse tambra hasty that she drinks.", "tambra"),
+])
+def test_surnames_after_roles_the_shipped_ner_finds(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)
