@@ -1198,7 +1198,6 @@ def test_a_town_before_its_floor(deid: Any) -> None:
 
 # A surname after a role word, and the second word of a name after a title, that only
 # look like inflected words ("THORESEN", "songer" = song + er); a nurse named in full.
-@pytest.mark.xfail(strict=True, reason="the surname reads as an inflected word")
 def test_second_word_after_a_title_that_reads_as_inflected(deid: Any) -> None:
     text = "gtt titrated per ccu staff. dr pellham songer. art line in place."
     assert "NAME" in types_around(deid, text, "songer")

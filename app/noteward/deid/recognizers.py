@@ -1289,12 +1289,16 @@ class NursingContextRecognizer(EntityRecognizer):
                 prev_end = w.end()
                 if joined and caseless and v.known_word(lw):
                     break  # "dr. james , good to see you": a second name after a comma is no word
-                if lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
+                # the second word of a name that only reads as an inflected word ("dr pellham
+                # songer": song + er) is the surname
+                inflected_surname = bool(spans) and v.census.is_last(lw) and lw not in v.english \
+                    and not (lw.endswith("s") and lw[:-1] in v.english) and not v.listed_shorthand(lw)
+                if not inflected_surname and (lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
                     v.known_word(lw) and not v.census.is_name(lw)) or (
                     v.listed_shorthand(lw) and not v.census.is_name(lw)) or (
                     # "Dr Vining early", "ms given", "DR HUGHES NOTIFIED": a dictionary word
                     # that is a rare name, in a case that says nothing
-                    caseless and v.known_word(lw) and not v.census.is_name(lw, 1 if spans else first_band)):
+                    caseless and v.known_word(lw) and not v.census.is_name(lw, 1 if spans else first_band))):
                     break
                 if t.lower() != lw:
                     spans.append((m.start(1) + w.start(), m.start(1) + w.start() + len(lw)))
@@ -1340,6 +1344,10 @@ class NursingContextRecognizer(EntityRecognizer):
                     out.append(_result("NAME", m.start("initial"), m.end("first"), 0.9, "cue_name", True))
                 continue
             if not v.census.is_first(lf, 2):
+                if m.group("role") and v.census.is_last(lf) and (not v.known_word(lf) or (
+                        lf not in v.english and not (lf.endswith("s") and lf[:-1] in v.english))):
+                    # a surname after a role word: "W/MD THORESON", "np gosser"
+                    out.append(_result("NAME", m.start("first"), m.end("first"), 0.85, "cue_name", True))
                 continue
             ll = (last or "").lower()
             if last and ll not in v.stop and not v.listed_shorthand(ll) and (
