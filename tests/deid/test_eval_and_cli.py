@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import require_shared
 
 
@@ -81,7 +79,6 @@ def test_deid_command_missing_file(tmp_path: Path, capsys: Any) -> None:
     assert "Cannot read" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="swap_names not yet written")
 def test_swapped_names_keep_the_note_around_them() -> None:
     """`--swap-names SEED`: every gold name and place of a development note is replaced by a
     random Census name or US place of the same shape; the rest of the note is unchanged and
@@ -105,7 +102,6 @@ def test_swapped_names_keep_the_note_around_them() -> None:
     assert again.text == s.text  # seeded
 
 
-@pytest.mark.xfail(strict=True, reason="--swap-names not yet written")
 def test_eval_swap_names_scores_the_dev_folds(deid: Any) -> None:
     from noteward.deid import evaluation
 

