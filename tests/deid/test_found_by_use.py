@@ -1214,7 +1214,6 @@ def test_surnames_after_roles_the_shipped_ner_finds(deid: Any, text: str, needle
 
 # A role word, a name, then "aware": the name may be a dictionary word ("NP gentile made
 # aware") or a surname whose singular is a famous person's ("NP MOORES AWARE").
-@pytest.mark.xfail(strict=True, reason="the name is a dictionary word")
 @pytest.mark.parametrize("text,needle", [
     ("sinus at 40. NP gentile made aware, eps consulted.", "gentile"),
     ("CVP 15, FEBRILE. NP MOORES AWARE. PIGTAIL CATH IN.", "MOORES"),

@@ -481,6 +481,11 @@ class Vocabulary:
                     return True
         return False
 
+    def verb_s(self, w: str) -> bool:
+        """An -s form of a dictionary word that is more than a noun ("states", "says"),
+        unlike a surname whose singular WordNet lists as a person ("moores")."""
+        return w.endswith("s") and w[:-1] in self.english and w[:-1] not in self.nouns_only
+
     def common(self, word: str) -> bool:
         """An ordinary English word (WordNet lemma or stop word) that is not a listed name."""
         w = word.lower()
@@ -863,6 +868,7 @@ _NAME_BEFORE_RELATION = re.compile(
 _NAME_AWARE = re.compile(
     rf"(?i)(?<![\w'’/.])((?:[A-Za-z]\.?[ \t]+)?{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})[ \t]+aware\b"
 )
+_AWARE_ROLES = frozenset("np md rn pa rt dr drs resident fellow attending intern ho".split())
 _AWARE_FILLERS = frozenset("made is was were are also now all both and been be".split())
 # Whose home: "at louise's house", "found down at june's apartment".
 _NAME_BEFORE_HOME = re.compile(
@@ -1093,7 +1099,7 @@ class NursingContextRecognizer(EntityRecognizer):
         if self.v.census.is_first(lw) or lw in self.v.names or (surname and self.v.census.is_last(lw)):
             return True
         if after_cue and self.v.census.is_last(lw) and lw not in self.v.english \
-                and not (lw.endswith("s") and lw[:-1] in self.v.english):  # "daughter states"
+                and not self.v.verb_s(lw):  # "daughter states"
             # "son costales": a surname that only looks like an inflected word (costal + es);
             # many surnames are towns too ("daughters edmonson and babs")
             return True
@@ -1256,6 +1262,13 @@ class NursingContextRecognizer(EntityRecognizer):
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             while words and words[-1].group(0).lower() in _AWARE_FILLERS:
                 words.pop()
+            if len(words) >= 2 and words[-2].group(0).lower() in _AWARE_ROLES:
+                lw = words[-1].group(0).lower()
+                if v.census.is_name(lw) and lw not in v.stop and not v.listed_shorthand(lw) and not v.clinical(lw):
+                    # a role word, a name, "aware": the name may be a dictionary word ("NP gentile made aware")
+                    out.append(_result("NAME", m.start(1) + words[-1].start(), m.start(1) + words[-1].end(), 0.8,
+                                       "aware_name", True))
+                    continue
             keep = []
             for i in range(len(words) - 1, -1, -1):
                 t = words[i].group(0)
@@ -1292,7 +1305,7 @@ class NursingContextRecognizer(EntityRecognizer):
                 # the second word of a name that only reads as an inflected word ("dr pellham
                 # songer": song + er) is the surname
                 inflected_surname = bool(spans) and v.census.is_last(lw) and lw not in v.english \
-                    and not (lw.endswith("s") and lw[:-1] in v.english) and not v.listed_shorthand(lw)
+                    and not v.verb_s(lw) and not v.listed_shorthand(lw)
                 if not inflected_surname and (lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
                     v.known_word(lw) and not v.census.is_name(lw)) or (
                     v.listed_shorthand(lw) and not v.census.is_name(lw)) or (
@@ -1345,7 +1358,7 @@ class NursingContextRecognizer(EntityRecognizer):
                 continue
             if not v.census.is_first(lf, 2):
                 if m.group("role") and v.census.is_last(lf) and (not v.known_word(lf) or (
-                        lf not in v.english and not (lf.endswith("s") and lf[:-1] in v.english))):
+                        lf not in v.english and not v.verb_s(lf))):
                     # a surname after a role word: "W/MD THORESON", "np gosser"
                     out.append(_result("NAME", m.start("first"), m.end("first"), 0.85, "cue_name", True))
                 continue
