@@ -1224,7 +1224,6 @@ def test_role_then_name_then_aware(deid: Any, text: str, needle: str) -> None:
 
 # An initial before a surname the rules found stayed visible ("H DOCKERY ORDERED", "per E
 # edie", "Reported to A. Marcel"): the name span takes it in.
-@pytest.mark.xfail(strict=True, reason="the initial stays outside the name")
 @pytest.mark.parametrize("text,needle", [
     ("UOP DROPPED WITH ELEVATED PAPS, H DOCKERY ORDERED EPI DRIP.", "H DOCKERY"),
     ("sbp 120 to 135 per E edie. pacing wires attached.", "E edie"),
@@ -1240,3 +1239,17 @@ def test_an_initial_before_a_found_surname(deid: Any, text: str, needle: str, po
 ])
 def test_a_word_of_one_letter_before_a_word_stays(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, f" {needle} ", point="recall") == []
+
+
+# ... but not one-letter shorthand before a word the recall point masks ("T max", "s/p
+# ami", "x ray", "w max assist", "L foor").
+@pytest.mark.parametrize("text,needle", [
+    ("ID: T max 101.2. Pan Cx.", "T"),
+    ("a/p- s/p ami with in stent thrombus.", "p"),
+    ("continues vanco, x ray in am.", "x"),
+    ("stands w max assist of 2.", "w"),
+    ("R foot cool, L foor warm.", "L"),
+])
+def test_one_letter_shorthand_before_a_masked_word_stays(deid: Any, text: str, needle: str) -> None:
+    i = text.index(f"{needle} ")
+    assert not [e for e in deid.analyze(text, point="recall") if e.start <= i < e.end]

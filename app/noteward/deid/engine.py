@@ -749,6 +749,28 @@ _AFTER_NAME = re.compile(r"(?:[ \t]*,[ \t]*(?:and[ \t]+|or[ \t]+)?|[ \t]+(?:and|
 _BEFORE_NAME = re.compile(r"([A-ZÀ-Þ][^\W\d_][\w'’-]*)(?:[ \t]*,[ \t]*|[ \t]+(?:and|or|&)[ \t]+)$")
 
 
+_INITIAL_BEFORE = re.compile(r"(?:^|(?<=[\s,;:(\-]))([A-Za-z])(\.?)[ \t]+$")
+# one-letter shorthand of nursing notes before a word: T(emp) max, x ray, w/ max assist,
+# L/R foot, c (with); "a" and "i" are words (in capitals too: "A LITTLE WIFTY")
+_LETTER_WORDS = frozenset("tTxXwWlLrRcCsSaAiI")
+
+
+def _take_initials(text: str, ents: list[Entity]) -> list[Entity]:
+    """A name takes in the initial just before it ("H DOCKERY ORDERED", "per E edie",
+    "A. Marcel"), unless that letter is already found, follows a slash ("s/p", "u/o") or
+    without a full stop is one-letter shorthand or a word ("T max", "x ray", "gave a")."""
+    out: list[Entity] = []
+    prev_end = 0
+    for e in ents:
+        if e.type == "NAME":
+            m = _INITIAL_BEFORE.search(text, max(prev_end, e.start - 4), e.start)
+            if m and (m.group(2) or m.group(1) not in _LETTER_WORDS) and m.group(1) not in ("a", "i"):
+                e = Entity(e.type, m.start(1), e.end, e.score, text[m.start(1) : e.end])
+        out.append(e)
+        prev_end = e.end
+    return out
+
+
 def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity]:
     """Names listed together ("Usamov and Bowers", "Morrison, Rogers and Torres"): a
     capitalised word joined to a found name by "and", "or" or a comma is a name too,
@@ -1014,6 +1036,7 @@ class Deidentifier:
             cands += [(e, 3) for e in known.find(text)]
         ents = _resolve(text, cands)
         ents = _extend_addresses(text, ents)
+        ents = _take_initials(text, ents)
         extra = _propagate_names(text, ents, vocab, eponym_span) + _coordinated_names(text, ents, vocab)
         extra += _propagate_places(text, ents, vocab)
         if extra:

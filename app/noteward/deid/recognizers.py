@@ -1048,7 +1048,7 @@ _CUE_NAME = re.compile(
 # the cue so that a role word (np, rn, md) can vouch for a single given name.
 _CUE_FULL_NAME = re.compile(
     rf"(?i)\b(?:(?P<role>np|rn|md|pa|rt)|per|by|with|w/|d/w|spoke\s+to|paged|notified|informed)\s+"
-    rf"(?:(?P<initial>[b-hj-z]\.\s*|[bdfgjkmquyz]\s+))?(?P<first>{_NAME_WORD})(?:[ \t]+(?P<last>{_NAME_WORD}))?"
+    rf"(?:(?P<initial>[b-hj-z]\.\s*|[bdfgjkmquyz]\s+|(?-i:[B-HJ-Z])[ \t]+))?(?P<first>{_NAME_WORD})(?:[ \t]+(?P<last>{_NAME_WORD}))?"
 )
 # A given name then a visit or a call: "social: frank called", "bob visited".
 _NAME_VISITED = re.compile(
