@@ -1256,7 +1256,6 @@ def test_one_letter_shorthand_before_a_masked_word_stays(deid: Any, text: str, n
 
 
 # A person's name that holds a state's ("Virginia Phillips") is a name, not a place.
-@pytest.mark.xfail(strict=True, reason="the place type wins")
 def test_a_name_holding_a_state_is_a_name(deid: Any) -> None:
     text = "CHIEF COMPLAINT\n\nVirginia Phillips is a 45-year-old female."
     assert types_around(deid, text, "Virginia Phillips") == ["NAME"]

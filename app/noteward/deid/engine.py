@@ -671,9 +671,10 @@ def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
     """Non-overlapping spans: candidates are taken surest first (known record > pattern >
     statistical guess, then score, then length); a later candidate of the *same* type
     that overlaps a taken span widens it, one of another type is dropped, unless it holds
-    the taken spans whole: then it replaces them (its type if it is as sure, else theirs),
-    so that no character of it stays visible ("son in glen burnie": the given name "glen"
-    is surer, the town holds it)."""
+    the taken spans whole and a word more: then it replaces them, with its type (the longer
+    span read more of the context), so that no character of it stays visible ("son in glen
+    burnie": the given name "glen" is surer, the town holds it; "Virginia Phillips": a
+    state's name inside a person's)."""
     order = sorted(cands, key=lambda c: (-c[1], -c[0].score, -(c[0].end - c[0].start), c[0].start))
     taken: list[list[Any]] = []  # [start, end, type, score, priority]
     for ent, prio in order:
@@ -682,11 +683,10 @@ def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
             taken.append([ent.start, ent.end, ent.type, ent.score, prio])
         elif ent.start <= min(t[0] for t in hits) and max(t[1] for t in hits) <= ent.end \
                 and any(t[2] != ent.type for t in hits) and _holds_more(text, ent, hits):
-            sure = max(hits, key=lambda t: t[4])
-            etype = ent.type if prio >= sure[4] else sure[2]
             for t in hits:
                 taken.remove(t)
-            taken.append([ent.start, ent.end, etype, max([ent.score] + [t[3] for t in hits]), max(prio, sure[4])])
+            taken.append([ent.start, ent.end, ent.type, max([ent.score] + [t[3] for t in hits]),
+                          max([prio] + [t[4] for t in hits])])
         elif all(t[2] == ent.type for t in hits):
             keep = hits[0]
             keep[0] = min([ent.start] + [t[0] for t in hits])
