@@ -868,6 +868,18 @@ _NAME_BEFORE_RELATION = re.compile(
 _NAME_AWARE = re.compile(
     rf"(?i)(?<![\w'’/.])((?:[A-Za-z]\.?[ \t]+)?{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})[ \t]+aware\b"
 )
+_AWARE = re.compile(r"(?i)\baware\b")
+
+
+def _names_before_aware(text: str) -> Iterator[re.Match[str]]:
+    """``_NAME_AWARE.finditer(text)``, tried only in the few words before each "aware"
+    (the pattern tried at every letter of a note cost 0.2 ms of CPU per dev note)."""
+    last = 0
+    for a in _AWARE.finditer(text):
+        m = _NAME_AWARE.search(text, max(last, a.start() - 80), a.end())
+        if m is not None:
+            yield m
+            last = m.end()
 _AWARE_ROLES = frozenset("np md rn pa rt dr drs resident fellow attending intern ho".split())
 _AWARE_FILLERS = frozenset("made is was were are also now all both and been be".split())
 # Whose home: "at louise's house", "found down at june's apartment".
@@ -1034,6 +1046,20 @@ _ROLE_BRACKET = re.compile(
     rf"(?i)\b(?:md|np|rn|pa|rrt|lpn|cna|pct|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|"
     rf"case[ \t]+manager|social[ \t]+worker)[ \t]*\([ \t]*({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)[ \t]*\)"
 )
+
+
+def _role_brackets(text: str) -> Iterator[re.Match[str]]:
+    """``_ROLE_BRACKET.finditer(text)``, tried only just before each bracket (0.08 ms of
+    CPU per dev note at every word, 0.01 this way)."""
+    last = 0
+    for i in _OPEN_BRACKET.finditer(text):
+        m = _ROLE_BRACKET.search(text, max(last, i.start() - 20), i.start() + 60)
+        if m is not None and m.start(1) > i.start():
+            yield m
+            last = m.end()
+
+
+_OPEN_BRACKET = re.compile(r"\(")
 # A staff label heading a line, then a colon: "Attending: Smith", "Primary RN: Carpenter".
 _STAFF_LABEL = re.compile(
     # a shift may come first: "NIGHT RN: QUINCY"
@@ -1258,7 +1284,7 @@ class NursingContextRecognizer(EntityRecognizer):
                 s = m.start(1) + keep[0].start()
                 e = m.start(1) + keep[-1].end()
                 out.append(_result("NAME", s, e, 0.9, "credential_name", True))
-        for m in _NAME_AWARE.finditer(text):
+        for m in _names_before_aware(text):
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             while words and words[-1].group(0).lower() in _AWARE_FILLERS:
                 words.pop()
@@ -1331,7 +1357,7 @@ class NursingContextRecognizer(EntityRecognizer):
             lw = m.group(1).lower()
             if self._surname_like(lw):
                 out.append(_result("NAME", m.start(1), m.end(1), 0.8, "role_name", True))
-        for m in _ROLE_BRACKET.finditer(text):
+        for m in _role_brackets(text):
             # the brackets vouch for a name that is also a word ("Leopold"), not for shorthand
             words = list(re.finditer(_NAME_WORD, m.group(1)))
             if all(self._name_word(w.group(0), after_cue=True, surname=i > 0) and not v.listed_shorthand(w.group(0).lower())
