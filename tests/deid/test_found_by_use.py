@@ -1074,7 +1074,7 @@ def test_staff_named_in_brackets(deid: Any, text: str, needle: str, point: str) 
 # and the rest of the place stayed visible.
 @pytest.mark.parametrize("text,needle", [
     ("daughter lives in dundalk, son in glen burnie.", "burnie"),
-    ("family flew in from el salvador yesterday.", "el"),
+    ("daughter lives in dundalk, son in mount vernon.", "mount"),
 ])
 def test_a_place_holding_a_name_stays_whole_at_the_recall_point(deid: Any, text: str, needle: str) -> None:
     assert covering(deid, text, needle, point="recall")
@@ -1259,3 +1259,18 @@ def test_one_letter_shorthand_before_a_masked_word_stays(deid: Any, text: str, n
 def test_a_name_holding_a_state_is_a_name(deid: Any) -> None:
     text = "CHIEF COMPLAINT\n\nVirginia Phillips is a 45-year-old female."
     assert types_around(deid, text, "Virginia Phillips") == ["NAME"]
+
+
+# Seen on the dev notes after this round's first changes: a facility guess that runs over a
+# name and ordinary words ("... MAKING MS SANTANGELO HEALTH CARE DECISIONS") must not
+# replace the name; a clinical word before a name before "aware" is no part of it.
+def test_a_long_guess_of_ordinary_words_does_not_swallow_a_name(deid: Any) -> None:
+    text = "PER DAVID, HE HAS BEEN MAKING MS SANTANGELO HEALTH CARE DECISIONS BUT HE IS TIRED."
+    assert not covering(deid, text, "MAKING")
+    assert "NAME" in types_around(deid, text, "SANTANGELO")
+
+
+def test_a_clinical_word_before_a_name_before_aware_stays(deid: Any) -> None:
+    text = "RUN OF VENT BIGEMINY BEA TURA AWARE MGSO4 GIVEN."
+    assert not covering(deid, text, "BIGEMINY")
+    assert "NAME" in types_around(deid, text, "BEA TURA")

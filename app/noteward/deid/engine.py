@@ -659,22 +659,28 @@ class _KnownMatcher:
 _PRIORITY = {"strong": 2, "known": 3, "weak": 1}
 
 
-def _holds_more(text: str, ent: Entity, hits: list[list[Any]]) -> bool:
-    """Does ``ent`` hold a word beyond the ``hits`` it spans (not just a possessive "'s")?"""
+def _holds_more(text: str, ent: Entity, hits: list[list[Any]], vocab: Any) -> bool:
+    """Does ``ent`` hold a word beyond the ``hits`` it spans (not just a possessive "'s")
+    that is no ordinary English word, or is it a US town? ("glen burnie" holds "burnie",
+    "mount vernon" is a town; "HAS BEEN MAKING MS SANTANGELO HEALTH CARE", a facility guess
+    around a name, holds only ordinary words.)"""
     rest = list(text[ent.start : ent.end])
     for t in hits:
         rest[t[0] - ent.start : t[1] - ent.start] = " " * (t[1] - t[0])
-    return re.search(r"\w", re.sub(r"['’]s\b", "", "".join(rest))) is not None
+    words = re.findall(r"[^\W\d_][\w'’-]*", re.sub(r"['’]s\b", "", "".join(rest)))
+    if words and vocab is not None and ent.type == "LOCATION" and ent.text.lower() in vocab.us_places:
+        return True  # "son in mount vernon": a town, though "mount" is a word
+    return any(vocab is None or not vocab.common(w) for w in words)
 
 
-def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
+def _resolve(text: str, cands: list[tuple[Entity, int]], vocab: Any = None) -> list[Entity]:
     """Non-overlapping spans: candidates are taken surest first (known record > pattern >
     statistical guess, then score, then length); a later candidate of the *same* type
     that overlaps a taken span widens it, one of another type is dropped, unless it holds
-    the taken spans whole and a word more: then it replaces them, with its type (the longer
-    span read more of the context), so that no character of it stays visible ("son in glen
-    burnie": the given name "glen" is surer, the town holds it; "Virginia Phillips": a
-    state's name inside a person's)."""
+    the taken spans whole and a word more that is no ordinary word: then it replaces them,
+    with its type (the longer span read more of the context), so that no character of it
+    stays visible ("son in glen burnie": the given name "glen" is surer, the town holds it;
+    "Virginia Phillips": a state's name inside a person's)."""
     order = sorted(cands, key=lambda c: (-c[1], -c[0].score, -(c[0].end - c[0].start), c[0].start))
     taken: list[list[Any]] = []  # [start, end, type, score, priority]
     for ent, prio in order:
@@ -682,7 +688,7 @@ def _resolve(text: str, cands: list[tuple[Entity, int]]) -> list[Entity]:
         if not hits:
             taken.append([ent.start, ent.end, ent.type, ent.score, prio])
         elif ent.start <= min(t[0] for t in hits) and max(t[1] for t in hits) <= ent.end \
-                and any(t[2] != ent.type for t in hits) and _holds_more(text, ent, hits):
+                and any(t[2] != ent.type for t in hits) and _holds_more(text, ent, hits, vocab):
             for t in hits:
                 taken.remove(t)
             taken.append([ent.start, ent.end, ent.type, max([ent.score] + [t[3] for t in hits]),
@@ -1034,13 +1040,13 @@ class Deidentifier:
         known = self._known_matcher(patient)
         if known is not None:
             cands += [(e, 3) for e in known.find(text)]
-        ents = _resolve(text, cands)
+        ents = _resolve(text, cands, vocab)
         ents = _extend_addresses(text, ents)
         ents = _take_initials(text, ents)
         extra = _propagate_names(text, ents, vocab, eponym_span) + _coordinated_names(text, ents, vocab)
         extra += _propagate_places(text, ents, vocab)
         if extra:
-            ents = _resolve(text, [(e, 2) for e in ents] + [(e, 1) for e in extra])
+            ents = _resolve(text, [(e, 2) for e in ents] + [(e, 1) for e in extra], vocab)
         out = []
         for e in ents:
             if e.type == "PHONE" and _FAX.search(text[max(0, e.start - 30) : e.start]):

@@ -866,7 +866,7 @@ _NAME_BEFORE_RELATION = re.compile(
 # A name before "aware", the commonest staff cue of nursing notes: "D. TINER AWARE",
 # "AUTUMN AWARE-WILL START PROTONIX", "NP RIDDLES MADE AWARE" (filler words are dropped).
 _NAME_AWARE = re.compile(
-    rf"(?i)(?<![\w'’/.])((?:[A-Za-z]\.?[ \t]+)?{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})[ \t]+aware\b"
+    rf"(?i)(?<![\w'’/.])((?:[A-Za-z]\.?[ \t]+)?{_NAME_WORD}(?:[ \t]+{_NAME_WORD})?(?:[ \t]+(?:made|is|was))?)[ \t]+aware\b"
 )
 _AWARE = re.compile(r"(?i)\baware\b")
 
