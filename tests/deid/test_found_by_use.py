@@ -1274,3 +1274,22 @@ def test_a_clinical_word_before_a_name_before_aware_stays(deid: Any) -> None:
     text = "RUN OF VENT BIGEMINY BEA TURA AWARE MGSO4 GIVEN."
     assert not covering(deid, text, "BIGEMINY")
     assert "NAME" in types_around(deid, text, "BEA TURA")
+
+
+# A common given name that dictionaries list only as a person ("DAVID"), after "per", was
+# kept at the default point (an ordinary word to the rules).
+@pytest.mark.xfail(strict=True, reason="a dictionary noun after the cue")
+@pytest.mark.parametrize("text,needle", [
+    ("NG RESP STATUS. PER DAVID, HE HAS BEEN TIRED.", "DAVID"),
+    ("plan d/w paul, will hold heparin.", "paul"),
+])
+def test_a_common_given_name_listed_as_a_person_after_a_cue(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("f/u appt by april, per pcp.", "april"),
+    ("pt tolerating with grace and humor.", "grace"),
+])
+def test_months_and_words_after_those_cues_are_no_names(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" not in [e.type for e in covering(deid, text, needle)]  # "april" is a date
