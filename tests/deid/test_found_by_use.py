@@ -1278,7 +1278,6 @@ def test_a_clinical_word_before_a_name_before_aware_stays(deid: Any) -> None:
 
 # A common given name that dictionaries list only as a person ("DAVID"), after "per", was
 # kept at the default point (an ordinary word to the rules).
-@pytest.mark.xfail(strict=True, reason="a dictionary noun after the cue")
 @pytest.mark.parametrize("text,needle", [
     ("NG RESP STATUS. PER DAVID, HE HAS BEEN TIRED.", "DAVID"),
     ("plan d/w paul, will hold heparin.", "paul"),
@@ -1293,3 +1292,23 @@ def test_a_common_given_name_listed_as_a_person_after_a_cue(deid: Any, text: str
 ])
 def test_months_and_words_after_those_cues_are_no_names(deid: Any, text: str, needle: str) -> None:
     assert "NAME" not in [e.type for e in covering(deid, text, needle)]  # "april" is a date
+
+
+# "max" (maximum: "max assist", "T max") is nursing shorthand, though a given name: after a
+# relation word or a title it is still a name.
+@pytest.mark.parametrize("text,needle", [
+    ("TURNED SIDE TO SIDE WITH MAX ASSIST 2.", "MAX"),
+    ("pt pivot to chair with max assistance.", "max"),
+    ("ID: T max 101.2. Pan Cx.", "max"),
+])
+@pytest.mark.parametrize("point", ["default", "recall"])
+def test_max_is_shorthand(deid: Any, text: str, needle: str, point: str) -> None:
+    assert covering(deid, text, needle, point=point) == []
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("son max visited, updated on plan.", "max"),
+    ("Seen by Dr. Max Fischer today.", "Max"),
+])
+def test_max_after_a_cue_is_a_name(deid: Any, text: str, needle: str) -> None:
+    assert "NAME" in types_around(deid, text, needle)

@@ -1393,7 +1393,9 @@ class NursingContextRecognizer(EntityRecognizer):
                 v.census.is_last(ll) or (len(ll) >= 3 and not v.known_word(ll))
             ):
                 out.append(_result("NAME", m.start("first"), m.end("last"), 0.9, "cue_name", True))
-            elif m.group("role") or not v.known_word(lf):
+            elif m.group("role") or not v.known_word(lf) or (
+                    # a common given name that WordNet lists only as a person ("PER DAVID")
+                    v.census.is_first(lf, 1) and lf in v.nouns_only and lf not in _CALENDAR):
                 out.append(_result("NAME", m.start("first"), m.end("first"), 0.9, "cue_name", True))
         for m in _NAME_VISITED.finditer(text):
             lw = m.group(1).lower()
