@@ -1316,7 +1316,6 @@ def test_max_after_a_cue_is_a_name(deid: Any, text: str, needle: str) -> None:
 
 # Read in a whole invented note at the end of the round: a clinical word in capitals before
 # a comma and a found name ("VENT BIGEMINY, H DOCKERY AWARE") was listed with the name.
-@pytest.mark.xfail(strict=True, reason="an unknown capitalised word listed with a name")
 @pytest.mark.parametrize("point", ["default", "recall"])
 def test_a_clinical_word_in_capitals_before_a_listed_name_stays(deid: Any, point: str) -> None:
     text = "CV: RUN OF VENT BIGEMINY, H DOCKERY AWARE, MG GIVEN."

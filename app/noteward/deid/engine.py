@@ -786,6 +786,9 @@ def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity
         lw = w.lower()
         if lw in vocab.names:
             return True
+        if w.isupper():
+            # in capitals case says nothing: a listed name only ("VENT BIGEMINY, H DOCKERY")
+            return vocab.census.is_name(lw) and not (vocab.clinical(lw) or vocab.shorthand(lw))
         if w[:1].isupper() and w[1:].islower() and vocab.census.is_name(lw, 2) and not (
                 vocab.clinical(lw) or lw in vocab.lex.titles or lw in vocab.lex.eponyms):
             return True  # "Faith and Hope (daughters)": a common name, though a word
