@@ -668,12 +668,12 @@ def _holds_more(text: str, ent: Entity, hits: list[list[Any]], vocab: Any) -> bo
     for t in hits:
         rest[t[0] - ent.start : t[1] - ent.start] = " " * (t[1] - t[0])
     words = re.findall(r"[^\W\d_][\w'’-]*", re.sub(r"['’]s\b", "", "".join(rest)))
-    if words and vocab is not None and ent.type == "LOCATION" and ent.text.lower() in vocab.us_places:
+    if words and ent.type == "LOCATION" and ent.text.lower() in vocab.us_places:
         return True  # "son in mount vernon": a town, though "mount" is a word
-    return any(vocab is None or not vocab.common(w) for w in words)
+    return any(not vocab.common(w) for w in words)
 
 
-def _resolve(text: str, cands: list[tuple[Entity, int]], vocab: Any = None) -> list[Entity]:
+def _resolve(text: str, cands: list[tuple[Entity, int]], vocab: Any) -> list[Entity]:
     """Non-overlapping spans: candidates are taken surest first (known record > pattern >
     statistical guess, then score, then length); a later candidate of the *same* type
     that overlaps a taken span widens it, one of another type is dropped, unless it holds

