@@ -1325,7 +1325,6 @@ def test_a_clinical_word_in_capitals_before_a_listed_name_stays(deid: Any, point
 
 # Seen in an ACI-Bench note in the review: a credential after a name and a comma was listed
 # with the name once capitals needed a Census name ("PA" is one).
-@pytest.mark.xfail(strict=True, reason="the credential is listed with the name")
 def test_a_credential_after_a_name_and_a_comma_stays(deid: Any) -> None:
     text = "The patient was last seen in clinic by Ruth Sanchez, PA in 03/2021."
     assert covering(deid, text, "PA") == []

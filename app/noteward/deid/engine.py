@@ -787,8 +787,10 @@ def _coordinated_names(text: str, ents: list[Entity], vocab: Any) -> list[Entity
         if lw in vocab.names:
             return True
         if w.isupper():
-            # in capitals case says nothing: a listed name only ("VENT BIGEMINY, H DOCKERY")
-            return vocab.census.is_name(lw) and not (vocab.clinical(lw) or vocab.shorthand(lw))
+            # in capitals case says nothing: a listed name only ("VENT BIGEMINY, H DOCKERY"),
+            # and no credential or short abbreviation ("Ruth Sanchez, PA")
+            return len(w) > 4 and vocab.census.is_name(lw) and not (
+                vocab.clinical(lw) or vocab.shorthand(lw) or lw in vocab.lex.post_titles)
         if w[:1].isupper() and w[1:].islower() and vocab.census.is_name(lw, 2) and not (
                 vocab.clinical(lw) or lw in vocab.lex.titles or lw in vocab.lex.eponyms):
             return True  # "Faith and Hope (daughters)": a common name, though a word
